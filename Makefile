@@ -1,0 +1,51 @@
+# crash-ext.  `make demo` and `make test` do all set-up on a fresh Debian 12 machine (root).
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+CACHE   ?= $(HOME)/.cache/crash-ext
+N       ?= 2000
+
+.PHONY: all deps venv crash lab demo test unit bench compare docs clean lab-clean
+
+all: test
+
+deps:
+	@tests/lab/deps.sh
+
+$(VPY): requirements.txt requirements-dev.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(VPY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $(VPY)
+
+venv: deps $(VPY)
+
+crash: deps
+	@tests/lab/build-crash.sh >/dev/null
+
+lab: crash venv
+	$(VPY) tests/lab/mklab.py --n $(N)
+
+demo: lab
+	$(VPY) -m crash_ext.demo
+
+test: lab
+	$(VPY) -m pytest -q tests
+
+unit: venv
+	$(VPY) -m pytest -q tests/unit
+
+bench: lab
+	$(VPY) tests/bench.py
+
+compare: lab
+	$(VPY) tests/compare_drgn.py
+
+docs: lab
+	$(VPY) docs/make_walkthrough.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+lab-clean:
+	rm -rf $(CACHE)/lab $(CACHE)/run

@@ -1,0 +1,143 @@
+"""The port: the one interface through which every analysis reads the kernel.
+
+Nothing above this module knows whether it runs inside crash (pykdump) or drives a
+crash process from outside.  Adapters implement :class:`Port`; analyses take a port.
+"""
+
+import re
+from typing import List, Optional
+
+
+class CrashExtError(Exception):
+    """Base of every error crash-ext reports to the user as one line."""
+
+
+class CrashCommandError(CrashExtError):
+    """crash answered a command with an error; ``str()`` is crash's own message."""
+
+
+class CrashTimeout(CrashExtError):
+    """crash did not answer a command within the adapter's timeout."""
+
+
+class CrashDied(CrashExtError):
+    """The crash process exited or could not be started."""
+
+
+class MemoryReadError(CrashExtError):
+    """An address could not be read (unmapped, not in the dump, user space)."""
+
+
+class BadArgument(CrashExtError):
+    """A user-supplied word (address, symbol, pid) is not acceptable."""
+
+
+_HEX = re.compile(r"^(0x)?[0-9a-fA-F]+$")
+_SYMBOL = re.compile(r"^[A-Za-z_.$][A-Za-z0-9_.$]*(\+(0x[0-9a-fA-F]+|[0-9]+))?$")
+_TYPE = re.compile(r"^(struct |union |enum )?[A-Za-z_][A-Za-z0-9_]*$")
+_MEMBER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])*$")
+
+
+def check_address_word(word: str) -> str:
+    """Return ``word`` if it is a hex address, a symbol or ``symbol+offset``.
+
+    Raises BadArgument for anything else (shell escapes, pipes, redirections, spaces).
+    """
+    w = str(word).strip()
+    if w and (_HEX.match(w) or _SYMBOL.match(w)):
+        return w
+    raise BadArgument("not an address or symbol: %r" % (word,))
+
+
+def check_pid_word(word) -> int:
+    """Return ``word`` as a non-negative int pid; raises BadArgument otherwise."""
+    w = str(word).strip()
+    if w.isdigit():
+        return int(w)
+    raise BadArgument("not a pid: %r" % (word,))
+
+
+def check_type_word(word: str) -> str:
+    """Return ``word`` if it is a C type name (optionally ``struct X``); raises BadArgument."""
+    w = str(word).strip()
+    if _TYPE.match(w):
+        return w
+    raise BadArgument("not a type name: %r" % (word,))
+
+
+def check_member_word(word: str) -> str:
+    """Return ``word`` if it is a member path like ``a.b[2].c``; raises BadArgument."""
+    w = str(word).strip()
+    if _MEMBER.match(w):
+        return w
+    raise BadArgument("not a member name: %r" % (word,))
+
+
+class Port:
+    """Kernel access.  Every method raises a :class:`CrashExtError` subclass on failure.
+
+    Adapters must implement ``command``, ``read``, ``symbol_address``, ``address_symbol``,
+    ``member_offset``, ``member_type``, ``type_size``; the rest have defaults built on them.
+    """
+
+    def command(self, cmd: str) -> str:
+        """Run a crash command; return its output text.
+
+        Raises CrashCommandError (crash said error), CrashTimeout, CrashDied.
+        """
+        raise NotImplementedError
+
+    def read(self, addr: int, size: int) -> bytes:
+        """Return ``size`` bytes of kernel memory at ``addr``; raises MemoryReadError."""
+        raise NotImplementedError
+
+    def symbol_address(self, name: str) -> Optional[int]:
+        """Return the address of symbol ``name``, or None when there is no such symbol."""
+        raise NotImplementedError
+
+    def address_symbol(self, addr: int) -> Optional[str]:
+        """Return ``sym+off`` (or ``sym``) for ``addr``, or None when none covers it."""
+        raise NotImplementedError
+
+    def member_offset(self, type_name: str, member: str) -> Optional[int]:
+        """Return the byte offset of ``member`` (``a.b`` allowed) in ``type_name``, or None."""
+        raise NotImplementedError
+
+    def member_type(self, type_name: str, member: str) -> Optional[str]:
+        """Return the C type name of ``member`` in ``type_name`` (e.g. ``atomic_long_t``,
+        ``struct task_struct *``), or None when there is no such member."""
+        raise NotImplementedError
+
+    def type_size(self, type_name: str) -> Optional[int]:
+        """Return ``sizeof(type_name)``, or None when the type is unknown."""
+        raise NotImplementedError
+
+    # Helpers with defaults -------------------------------------------------
+
+    def read_u64(self, addr: int) -> int:
+        """Return the little-endian u64 at ``addr``; raises MemoryReadError."""
+        return int.from_bytes(self.read(addr, 8), "little")
+
+    def read_u32(self, addr: int) -> int:
+        """Return the little-endian u32 at ``addr``; raises MemoryReadError."""
+        return int.from_bytes(self.read(addr, 4), "little")
+
+    def read_s64(self, addr: int) -> int:
+        """Return the little-endian signed 64-bit value at ``addr``."""
+        return int.from_bytes(self.read(addr, 8), "little", signed=True)
+
+    def has_member(self, type_name: str, member: str) -> bool:
+        """Return True when ``type_name`` has ``member``."""
+        return self.member_offset(type_name, member) is not None
+
+    def task_by_pid(self, pid: int) -> Optional[int]:
+        """Return the task_struct address of ``pid``, or None when no such task exists."""
+        from .models.ps import parse_ps
+        try:
+            out = self.command("ps %d" % check_pid_word(pid))
+        except CrashCommandError:
+            return None
+        for t in parse_ps(out):
+            if t.pid == pid:
+                return t.task
+        return None

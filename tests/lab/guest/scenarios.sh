@@ -1,0 +1,94 @@
+# Lab scenarios, sourced by the guest's init.  Each function stages real tasks through
+# /proc/crashext_lab and returns once every waiter is confirmed on its wait list.
+# Function names are scenario_<name> with '-' written as '_'.
+
+# The seed's ABBA on one inode: ruby 1 holds fire.js's i_rwsem and wants the per-inode
+# "i_iolock" (a module rw_semaphore); ruby 2 holds i_iolock and wants i_rwsem; rm queues
+# behind ruby 2 in vfs_unlink.
+scenario_seed() {
+    F=/tmp/js/fire.js
+    mkdir -p /tmp/js && echo "console.log(1)" > $F || fail "create $F"
+    spawn ruby "take i:$F w; signal a_locked; wait b_locked; take r:i_iolock w"
+    spawn ruby "wait a_locked; take r:i_iolock w; signal b_locked; take i:$F w"
+    cmd gate r:i_iolock 1
+    cmd gate i:$F 1
+    labctl exec /bin/rm $F &
+    cmd expect i:$F $! w
+    cmd gate i:$F 2
+}
+
+scenario_abba_mutex() {
+    spawn abba_a "take m:abba_lock_a; signal a_held; wait b_held; take m:abba_lock_b"
+    spawn abba_b "wait a_held; take m:abba_lock_b; signal b_held; take m:abba_lock_a"
+    cmd gate m:abba_lock_b 1
+    cmd gate m:abba_lock_a 1
+}
+
+# mutex -> rw_semaphore (write) -> semaphore -> mutex
+scenario_cycle3() {
+    spawn cyc_mutex "take m:cyc_mutex; signal h1; wait all_held; take r:cyc_rwsem w"
+    spawn cyc_rwsem "take r:cyc_rwsem w; signal h2; wait all_held; take s:cyc_sem"
+    spawn cyc_sem "take s:cyc_sem; signal h3; wait all_held; take m:cyc_mutex"
+    cmd await h1; cmd await h2; cmd await h3
+    cmd run signal all_held
+    cmd gate r:cyc_rwsem 1
+    cmd gate s:cyc_sem 1
+    cmd gate m:cyc_mutex 1
+}
+
+scenario_convoy() {
+    spawn convoy_owner "take m:convoy_lock; signal held; wait io_never_done"
+    cmd await held
+    i=1
+    while [ $i -le 16 ]; do
+        spawn "convoy_w$i" "take m:convoy_lock"
+        cmd gate m:convoy_lock $i
+        i=$((i + 1))
+    done
+}
+
+scenario_readers() {
+    for i in 1 2 3; do
+        spawn "reader_$i" "take r:rd_sem r; signal r$i; wait reader_stuck_$i"
+        cmd await r$i
+    done
+    spawn writer "take r:rd_sem w"
+    cmd gate r:rd_sem 1
+    spawn reader_4 "take r:rd_sem r"
+    cmd gate r:rd_sem 2
+}
+
+scenario_semaphore() {
+    spawn sem_holder "take s:sem_one; signal held; wait holder_stuck"
+    cmd await held
+    for i in 1 2 3 4; do
+        spawn "sem_wait_$i" "take s:sem_one"
+        cmd gate s:sem_one $i
+    done
+}
+
+# N blocked kernel threads over 20 locks (10 mutexes, 5 rw_semaphores, 5 semaphores), each
+# lock's owner stuck on a completion, plus one 2-task mutex cycle.
+scenario_scale() {
+    N=${N:-2000}
+    i=0
+    while [ $i -lt 20 ]; do
+        if [ $i -lt 10 ]; then lk=m:scale_$i; elif [ $i -lt 15 ]; then lk=r:scale_$i; else lk=s:scale_$i; fi
+        cmd kspawn "scale_own_$i" "take $lk; signal own_$i; wait scale_stuck"
+        cmd await own_$i
+        i=$((i + 1))
+    done
+    cmd kspawn scale_cyc_a "take m:scale_cyc_x; signal cx; wait cy; take m:scale_cyc_y"
+    cmd kspawn scale_cyc_b "wait cx; take m:scale_cyc_y; signal cy; take m:scale_cyc_x"
+    cmd gate m:scale_cyc_y 1
+    cmd gate m:scale_cyc_x 1
+    w=0
+    left=$((N - 22))
+    while [ $w -lt $left ]; do
+        i=$((w % 20))
+        if [ $i -lt 10 ]; then lk=m:scale_$i; elif [ $i -lt 15 ]; then lk=r:scale_$i; else lk=s:scale_$i; fi
+        cmd kspawn "scale_w$w" "take $lk"
+        cmd gate $lk $((w / 20 + 1))
+        w=$((w + 1))
+    done
+}

@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""Build the lab: real vmcores of a Debian kernel staging lock scenarios, with ground truth.
+
+    python3 tests/lab/mklab.py [--scenario NAME ...] [--n N] [--abi ABI]
+
+For each scenario: boot the kernel in QEMU (TCG) with a busybox initramfs holding the
+crashext_lab module, let the guest stage the scenario and print the module's truth on the
+serial console, then dump guest memory through QMP as ELF and compress it with zstd.
+
+Everything lands in ``$CRASH_EXT_CACHE`` (default ``~/.cache/crash-ext``) under
+``lab/<abi>/<key>/`` where the key hashes every input (kernel ABI, module source, guest
+files, this script, the scenario and N).  A second run finds the dumps and returns at once.
+Prints one line per dump: ``SCENARIO DIRECTORY``.  Exits non-zero, loudly, when a scenario
+fails to stage.
+"""
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CACHE = os.environ.get("CRASH_EXT_CACHE", os.path.expanduser("~/.cache/crash-ext"))
+SCENARIOS = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore", "scale"]
+DEFAULT_N = 2000
+BUSYBOX_APPLETS = ["sh", "mount", "cat", "echo", "mkdir", "dmesg", "sleep", "insmod", "tr",
+                   "tail", "rm", "type", "test", "["]
+TOOLS = {  # command -> Debian package that provides it
+    "qemu-system-x86_64": "qemu-system-x86",
+    "gcc": "gcc",
+    "make": "make",
+    "zstd": "zstd",
+}
+
+
+class LabError(Exception):
+    """A lab build step failed; the message says which and why."""
+
+
+def log(msg):
+    print("mklab: %s" % msg, file=sys.stderr, flush=True)
+
+
+def _is_dynamic(path):
+    """Return True when the ELF file at ``path`` names a dynamic loader."""
+    with open(path, "rb") as f:
+        return b"/lib64/ld-linux" in f.read(1 << 20)
+
+
+def check_tools():
+    """Raise LabError naming the packages to install when a needed tool is missing."""
+    missing = sorted({pkg for cmd, pkg in TOOLS.items() if not shutil.which(cmd)})
+    if not os.path.exists("/bin/busybox") or _is_dynamic("/bin/busybox"):
+        missing.append("busybox-static")
+    if not os.path.exists("/usr/lib/x86_64-linux-gnu/libc.a"):
+        missing.append("libc6-dev")
+    if missing:
+        raise LabError("missing tools; install them with: apt-get install %s"
+                       % " ".join(sorted(set(missing))))
+
+
+def fetch_kernel(abi):
+    """Return the kernel cache directory (vmlinuz, vmlinux, modules/) for ``abi`` (or newest)."""
+    cmd = [os.path.join(HERE, "fetch-kernel.sh")] + ([abi] if abi else [])
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        raise LabError("fetching the kernel failed (see fetch-kernel output above)")
+    return out.stdout.strip().splitlines()[-1]
+
+
+def input_key(abi, scenario, n):
+    """Return a short hash of every input that shapes this scenario's dump."""
+    h = hashlib.sha256()
+    h.update(("%s|%s|%s" % (abi, scenario, n if scenario == "scale" else "")).encode())
+    for rel in ["mklab.py", "module/crashext_lab.c", "module/Kbuild", "guest/init",
+                "guest/scenarios.sh", "guest/labctl.c"]:
+        with open(os.path.join(HERE, rel), "rb") as f:
+            h.update(rel.encode() + b"\0" + f.read())
+    return h.hexdigest()[:16]
+
+
+def build_module(abi, outdir):
+    """Build crashext_lab.ko against ``abi``'s headers into ``outdir``; return its path."""
+    kdir = "/lib/modules/%s/build" % abi
+    if not os.path.isdir(kdir):
+        raise LabError("no kernel headers at %s; install linux-headers-%s" % (kdir, abi))
+    src = os.path.join(outdir, "module-build")
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.copytree(os.path.join(HERE, "module"), src)
+    r = subprocess.run(["make", "-C", kdir, "M=" + src, "modules"], capture_output=True,
+                       text=True)
+    ko = os.path.join(src, "crashext_lab.ko")
+    if r.returncode != 0 or not os.path.exists(ko) or "warning:" in r.stderr:
+        raise LabError("module build failed:\n" + r.stdout[-2000:] + r.stderr[-4000:])
+    dest = os.path.join(outdir, "crashext_lab.ko")
+    shutil.copy(ko, dest)
+    shutil.rmtree(src)
+    return dest
+
+
+def build_labctl(outdir):
+    """Compile the static guest helper; return its path."""
+    dest = os.path.join(outdir, "labctl")
+    r = subprocess.run(["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", dest,
+                        os.path.join(HERE, "guest", "labctl.c")], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise LabError("labctl build failed:\n" + r.stderr)
+    return dest
+
+
+def _cpio_entry(name, mode, data=b"", rdev=(0, 0), ino=[1]):
+    ino[0] += 1
+    namez = name.encode() + b"\0"
+    hdr = "070701" + "".join("%08X" % v for v in [
+        ino[0], mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(namez), 0])
+    out = hdr.encode() + namez
+    out += b"\0" * (-len(out) % 4) + data
+    return out + b"\0" * (-len(out) % 4)
+
+
+def build_initramfs(kdir, ko, labctl, dest):
+    """Write a gzip'd newc cpio with busybox, labctl, the modules, init and scenarios."""
+    files = []
+
+    def add_file(path, src, mode=0o755):
+        with open(src, "rb") as f:
+            files.append(_cpio_entry(path, stat.S_IFREG | mode, f.read()))
+
+    for d in ["bin", "dev", "lib", "proc", "sys", "tmp"]:
+        files.append(_cpio_entry(d, stat.S_IFDIR | 0o755))
+    files.append(_cpio_entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1)))
+    add_file("bin/busybox", "/bin/busybox")
+    for a in BUSYBOX_APPLETS:
+        files.append(_cpio_entry("bin/" + a, stat.S_IFLNK | 0o777, b"busybox"))
+    add_file("bin/labctl", labctl)
+    add_file("init", os.path.join(HERE, "guest", "init"))
+    add_file("lib/scenarios.sh", os.path.join(HERE, "guest", "scenarios.sh"), 0o644)
+    add_file("lib/crashext_lab.ko", ko, 0o644)
+    add_file("lib/qemu_fw_cfg.ko", os.path.join(kdir, "modules", "qemu_fw_cfg.ko"), 0o644)
+    files.append(_cpio_entry("TRAILER!!!", 0))
+    with gzip.open(dest, "wb", compresslevel=1) as f:
+        f.write(b"".join(files))
+
+
+class QMP:
+    """A minimal QMP client over a unix socket (one command at a time)."""
+
+    def __init__(self, path, timeout=60):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(path)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise LabError("QMP socket %s never came up" % path)
+                time.sleep(0.1)
+        self.buf = b""
+        self._recv()
+        self.execute("qmp_capabilities")
+
+    def _recv(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise LabError("QMP connection closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def execute(self, cmd, timeout=600, **args):
+        """Run a QMP command; return its "return" value; raise LabError on "error"."""
+        self.sock.settimeout(timeout)
+        self.sock.sendall(json.dumps({"execute": cmd, "arguments": args}).encode() + b"\n")
+        while True:
+            msg = self._recv()
+            if "return" in msg:
+                return msg["return"]
+            if "error" in msg:
+                raise LabError("QMP %s: %s" % (cmd, msg["error"].get("desc")))
+
+
+def run_guest(kdir, initrd, scenario, n, outdir, timeout):
+    """Boot the guest for ``scenario``; dump it; return (console text, vmcore path)."""
+    console = os.path.join(outdir, "console.log")
+    qmp_path = os.path.join(tempfile.mkdtemp(prefix="crash-ext-qmp-"), "qmp.sock")
+    mem = "512M" if scenario == "scale" else "256M"
+    append = "console=ttyS0 quiet loglevel=1 panic=-1 lab.scenario=%s lab.n=%d" % (scenario, n)
+    accel = os.environ.get("CRASH_EXT_LAB_ACCEL", "tcg")
+    cmd = ["qemu-system-x86_64", "-accel", accel, "-smp", "2", "-m", mem, "-display", "none",
+           "-no-reboot", "-kernel", os.path.join(kdir, "vmlinuz"), "-initrd", initrd,
+           "-append", append, "-device", "vmcoreinfo", "-serial", "file:" + console,
+           "-qmp", "unix:%s,server=on,wait=off" % qmp_path, "-monitor", "none"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    vmcore = os.path.join(outdir, scenario + ".vmcore")
+    try:
+        qmp = QMP(qmp_path)
+        deadline = time.time() + timeout
+        text = ""
+        while "LAB-DONE" not in text:
+            if proc.poll() is not None:
+                raise LabError("QEMU exited (%s): %s" % (proc.returncode,
+                               proc.stderr.read().decode(errors="replace")[-2000:]))
+            if time.time() > deadline:
+                raise LabError("%s: guest did not finish staging within %ds; console tail:\n%s"
+                               % (scenario, timeout, text[-3000:]))
+            time.sleep(0.5)
+            with open(console, errors="replace") as f:
+                text = f.read()
+        if "LAB-FAILED" in text:
+            raise LabError("%s: staging failed:\n%s" % (scenario, text[text.find("LAB-FAILED"):]))
+        qmp.execute("dump-guest-memory", paging=False, protocol="file:" + vmcore)
+        qmp.execute("quit")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        shutil.rmtree(os.path.dirname(qmp_path), ignore_errors=True)
+    return text, vmcore
+
+
+def extract_truth(console_text):
+    """Return the module's truth JSON (dict) printed between the LAB-TRUTH markers."""
+    try:
+        body = console_text.split("LAB-TRUTH-BEGIN", 1)[1].split("LAB-TRUTH-END", 1)[0]
+        truth = json.loads(body)
+    except (IndexError, ValueError) as e:
+        raise LabError("no readable truth on the console: %s" % e)
+    if not truth.get("verified"):
+        raise LabError("the module could not verify its own truth: %s"
+                       % truth.get("verify_message"))
+    return truth
+
+
+def scenario_dir(abi, scenario, n):
+    """Return the cache directory of one scenario's dump (it may not exist yet)."""
+    return os.path.join(CACHE, "lab", abi, "%s-%s" % (scenario, input_key(abi, scenario, n)))
+
+
+def build_scenario(abi, kdir, scenario, n, shared):
+    """Build (or reuse) one scenario's dump; return its directory."""
+    dest = scenario_dir(abi, scenario, n)
+    if os.path.exists(os.path.join(dest, "meta.json")):
+        return dest
+    if "initrd" not in shared:
+        shared["tmp"] = tempfile.mkdtemp(prefix="crash-ext-lab-")
+        shared["ko"] = build_module(abi, shared["tmp"])
+        labctl = build_labctl(shared["tmp"])
+        shared["initrd"] = os.path.join(shared["tmp"], "initrd.gz")
+        build_initramfs(kdir, shared["ko"], labctl, shared["initrd"])
+    work = dest + ".tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    t0 = time.time()
+    log("staging %s%s" % (scenario, " (N=%d)" % n if scenario == "scale" else ""))
+    text, vmcore = run_guest(kdir, shared["initrd"], scenario, n, work,
+                             timeout=1200 if scenario == "scale" else 240)
+    truth = extract_truth(text)
+    with open(os.path.join(work, "truth.json"), "w") as f:
+        json.dump(truth, f, indent=1)
+    shutil.copy(shared["ko"], os.path.join(work, "crashext_lab.ko"))
+    subprocess.run(["zstd", "-q", "-T0", "-3", "--rm", vmcore], check=True)
+    qemu_version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
+                                  text=True).stdout.splitlines()[0]
+    meta = {"scenario": scenario, "kernel_abi": abi, "n": n if scenario == "scale" else None,
+            "key": input_key(abi, scenario, n), "qemu": qemu_version,
+            "accel": os.environ.get("CRASH_EXT_LAB_ACCEL", "tcg"),
+            "vmlinux": os.path.join(kdir, "vmlinux"), "vmcore_zst": scenario + ".vmcore.zst",
+            "seconds": round(time.time() - t0, 1), "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    with open(os.path.join(work, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.rename(work, dest)
+    log("%s done in %.0fs" % (scenario, time.time() - t0))
+    return dest
+
+
+def build(scenarios, n=DEFAULT_N, abi=None):
+    """Build (or reuse) the dumps of ``scenarios``; return {scenario: directory}."""
+    check_tools()
+    kdir = fetch_kernel(abi)
+    with open(os.path.join(kdir, "abi")) as f:
+        abi = f.read().strip()
+    shared = {}
+    try:
+        return {s: build_scenario(abi, kdir, s, n, shared) for s in scenarios}
+    finally:
+        if "tmp" in shared:
+            shutil.rmtree(shared["tmp"], ignore_errors=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    p.add_argument("--scenario", action="append", choices=SCENARIOS,
+                   help="scenario to build (repeatable; default: all)")
+    p.add_argument("--n", type=int, default=DEFAULT_N, help="blocked tasks in 'scale'")
+    p.add_argument("--abi", help="kernel ABI, e.g. 6.1.0-56-amd64 (default: newest in index)")
+    a = p.parse_args(argv)
+    if a.n < 30:
+        p.error("--n must be at least 30")
+    try:
+        for s, d in build(a.scenario or SCENARIOS, a.n, a.abi).items():
+            print(s, d)
+    except LabError as e:
+        print("mklab: error: %s" % e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,742 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * crashext_lab: stages lock scenarios for crash-ext's lab and publishes the ground truth.
+ *
+ * Tasks write a script to /proc/crashext_lab and spend the rest of their life in the
+ * kernel running it.  A script is a ';'-separated list of steps:
+ *
+ *   run take LOCK MODE     acquire LOCK (MODE: w or r; r only for rw_semaphores)
+ *   run signal EVENT       complete_all() the completion EVENT
+ *   run wait EVENT         wait_for_completion() on EVENT (uninterruptible, maybe forever)
+ *
+ * LOCK names pick the type by prefix: "m:NAME" mutex, "r:NAME" rw_semaphore,
+ * "s:NAME" semaphore (count 1), "i:/PATH" the real i_rwsem of the inode at PATH.
+ *
+ * The orchestrator (the guest's init) writes commands that return:
+ *
+ *   gate LOCK N            wait until LOCK's wait list holds exactly N tasks, and confirm
+ *                          the task that declared it would block there as the N-th waiter
+ *   expect LOCK PID MODE   declare that task PID (not ours, e.g. rm) is about to wait on LOCK
+ *   await EVENT            wait (bounded) until EVENT has been signalled
+ *   run signal EVENT       signal EVENT from the orchestrator
+ *   kspawn COMM SCRIPT     start a kernel thread named COMM running SCRIPT
+ *   verify                 cross-check the recorded truth against the locks' own fields
+ *
+ * Reading /proc/crashext_lab returns the truth as JSON: locks (address, type, owners,
+ * waiters in queue order), tasks, and every pointer argument passed to the module's own
+ * noinline lock functions.  Queue order comes from the orchestration (one new waiter per
+ * gate); verify checks it against a walk of each wait list.
+ */
+#include <linux/module.h>
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/mutex.h>
+#include <linux/rwsem.h>
+#include <linux/semaphore.h>
+#include <linux/completion.h>
+#include <linux/kthread.h>
+#include <linux/namei.h>
+#include <linux/fs.h>
+#include <linux/delay.h>
+#include <linux/uaccess.h>
+#include <linux/sched.h>
+#include <linux/pid.h>
+#include <linux/utsname.h>
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("crash-ext lab: lock scenarios with published ground truth");
+
+static char *scenario = "unnamed";
+module_param(scenario, charp, 0444);
+
+#define LAB_NAME_LEN 64
+#define GATE_TIMEOUT_MS 60000
+
+enum lab_kind { LAB_MUTEX, LAB_RWSEM, LAB_SEM, LAB_INODE };
+
+struct lab_ref {		/* a task in an owner or waiter list */
+	struct list_head node;
+	pid_t pid;
+	char comm[TASK_COMM_LEN];
+	char mode;		/* 'w', 'r' or '-' */
+	struct task_struct *task;
+};
+
+struct lab_lock {
+	struct list_head node;
+	char name[LAB_NAME_LEN];
+	enum lab_kind kind;
+	union {
+		struct mutex mutex;
+		struct rw_semaphore rwsem;
+		struct semaphore sem;
+	};
+	struct path path;		/* LAB_INODE only */
+	struct list_head owners;
+	struct list_head waiters;	/* confirmed, queue order */
+	struct list_head pending;	/* declared, not yet confirmed by a gate */
+	int nowners;
+};
+
+struct lab_event {
+	struct list_head node;
+	char name[LAB_NAME_LEN];
+	struct completion done;
+};
+
+struct lab_call {
+	struct list_head node;
+	pid_t pid;
+	const char *func;
+	const char *arg;
+	unsigned long value;
+};
+
+struct lab_taskinfo {
+	struct list_head node;
+	pid_t pid;
+	char comm[TASK_COMM_LEN];
+	char blocked_kind[16];		/* "lock", "completion" or "" */
+	char blocked_on[LAB_NAME_LEN];
+	unsigned long blocked_addr;
+};
+
+static LIST_HEAD(lab_locks);
+static LIST_HEAD(lab_events);
+static LIST_HEAD(lab_calls);
+static LIST_HEAD(lab_tasks);
+static DEFINE_SPINLOCK(lab_truth_lock);	/* guards the four lists and every lab_ref list */
+static DEFINE_MUTEX(lab_create_mutex);	/* serialises lookup-or-create of locks and events */
+static int lab_verified = -1;		/* -1 not run, 0 failed, 1 passed */
+static char lab_verify_msg[256];
+
+/* ---- truth recording ------------------------------------------------------------ */
+
+static void lab_note_call(const char *func, const char *arg, const void *value)
+{
+	struct lab_call *c = kzalloc(sizeof(*c), GFP_KERNEL);
+
+	if (!c)
+		return;
+	c->pid = current->pid;
+	c->func = func;
+	c->arg = arg;
+	c->value = (unsigned long)value;
+	spin_lock(&lab_truth_lock);
+	list_add_tail(&c->node, &lab_calls);
+	spin_unlock(&lab_truth_lock);
+}
+
+static struct lab_taskinfo *lab_task_find_locked(pid_t pid)
+{
+	struct lab_taskinfo *t;
+
+	list_for_each_entry(t, &lab_tasks, node)
+		if (t->pid == pid)
+			return t;
+	return NULL;
+}
+
+static void lab_note_task(struct task_struct *task, const char *kind, const char *on,
+			  unsigned long addr)
+{
+	struct lab_taskinfo *t, *fresh = kzalloc(sizeof(*fresh), GFP_KERNEL);
+
+	spin_lock(&lab_truth_lock);
+	t = lab_task_find_locked(task->pid);
+	if (!t && fresh) {
+		t = fresh;
+		fresh = NULL;
+		t->pid = task->pid;
+		get_task_comm(t->comm, task);
+		list_add_tail(&t->node, &lab_tasks);
+	}
+	if (t) {
+		strscpy(t->blocked_kind, kind, sizeof(t->blocked_kind));
+		strscpy(t->blocked_on, on, sizeof(t->blocked_on));
+		t->blocked_addr = addr;
+	}
+	spin_unlock(&lab_truth_lock);
+	kfree(fresh);
+}
+
+static struct lab_ref *lab_ref_new(struct task_struct *task, char mode)
+{
+	struct lab_ref *r = kzalloc(sizeof(*r), GFP_KERNEL);
+
+	if (!r)
+		return NULL;
+	r->pid = task->pid;
+	get_task_comm(r->comm, task);
+	r->mode = mode;
+	r->task = task;
+	get_task_struct(task);
+	return r;
+}
+
+static void lab_add_ref(struct list_head *list, struct lab_ref *r)
+{
+	if (!r)
+		return;
+	spin_lock(&lab_truth_lock);
+	list_add_tail(&r->node, list);
+	spin_unlock(&lab_truth_lock);
+}
+
+/* ---- locks and events -------------------------------------------------------- */
+
+static const char *lab_kind_type(enum lab_kind k)
+{
+	switch (k) {
+	case LAB_MUTEX: return "mutex";
+	case LAB_SEM: return "semaphore";
+	default: return "rw_semaphore";
+	}
+}
+
+static void *lab_lock_addr(struct lab_lock *l)
+{
+	switch (l->kind) {
+	case LAB_MUTEX: return &l->mutex;
+	case LAB_RWSEM: return &l->rwsem;
+	case LAB_SEM: return &l->sem;
+	default: return &d_inode(l->path.dentry)->i_rwsem;
+	}
+}
+
+static struct lab_lock *lab_lock_get(const char *name, int *err)
+{
+	struct lab_lock *l;
+
+	*err = 0;
+	mutex_lock(&lab_create_mutex);
+	list_for_each_entry(l, &lab_locks, node)
+		if (!strcmp(l->name, name))
+			goto out;
+	l = kzalloc(sizeof(*l), GFP_KERNEL);
+	if (!l) {
+		*err = -ENOMEM;
+		goto out;
+	}
+	strscpy(l->name, name, sizeof(l->name));
+	INIT_LIST_HEAD(&l->owners);
+	INIT_LIST_HEAD(&l->waiters);
+	INIT_LIST_HEAD(&l->pending);
+	if (!strncmp(name, "m:", 2)) {
+		l->kind = LAB_MUTEX;
+		mutex_init(&l->mutex);
+	} else if (!strncmp(name, "r:", 2)) {
+		l->kind = LAB_RWSEM;
+		init_rwsem(&l->rwsem);
+	} else if (!strncmp(name, "s:", 2)) {
+		l->kind = LAB_SEM;
+		sema_init(&l->sem, 1);
+	} else if (!strncmp(name, "i:", 2)) {
+		l->kind = LAB_INODE;
+		*err = kern_path(name + 2, LOOKUP_FOLLOW, &l->path);
+	} else {
+		*err = -EINVAL;
+	}
+	if (*err) {
+		pr_err("crashext_lab: bad lock %s: %d\n", name, *err);
+		kfree(l);
+		l = NULL;
+		goto out;
+	}
+	list_add_tail(&l->node, &lab_locks);
+out:
+	mutex_unlock(&lab_create_mutex);
+	return l;
+}
+
+static struct lab_event *lab_event_get(const char *name)
+{
+	struct lab_event *e;
+
+	mutex_lock(&lab_create_mutex);
+	list_for_each_entry(e, &lab_events, node)
+		if (!strcmp(e->name, name))
+			goto out;
+	e = kzalloc(sizeof(*e), GFP_KERNEL);
+	if (e) {
+		strscpy(e->name, name, sizeof(e->name));
+		init_completion(&e->done);
+		list_add_tail(&e->node, &lab_events);
+	}
+out:
+	mutex_unlock(&lab_create_mutex);
+	return e;
+}
+
+/*
+ * The noinline, noclone lock functions: their pointer arguments are what argrecover must
+ * find.  Each records its arguments first and does work after the lock call so that the
+ * call is never a tail call (the frame stays on the stack).
+ */
+static noinline __noclone void lab_mutex_lock(struct mutex *lock)
+{
+	lab_note_call(__func__, "lock", lock);
+	mutex_lock(lock);
+	barrier();
+}
+
+static noinline __noclone void lab_rwsem_down_write(struct rw_semaphore *sem)
+{
+	lab_note_call(__func__, "sem", sem);
+	down_write(sem);
+	barrier();
+}
+
+static noinline __noclone void lab_rwsem_down_read(struct rw_semaphore *sem)
+{
+	lab_note_call(__func__, "sem", sem);
+	down_read(sem);
+	barrier();
+}
+
+static noinline __noclone void lab_sem_down(struct semaphore *sem)
+{
+	lab_note_call(__func__, "sem", sem);
+	down(sem);
+	barrier();
+}
+
+static noinline __noclone void lab_inode_lock(struct dentry *dentry, struct inode *inode)
+{
+	lab_note_call(__func__, "dentry", dentry);
+	lab_note_call(__func__, "inode", inode);
+	if (d_inode(dentry) == inode)
+		inode_lock(inode);
+	barrier();
+}
+
+static noinline __noclone void lab_wait_event(struct completion *done)
+{
+	lab_note_call(__func__, "done", done);
+	wait_for_completion(done);
+	barrier();
+}
+
+static noinline __noclone int lab_take(struct lab_lock *l, char mode)
+{
+	struct lab_ref *pend = lab_ref_new(current, mode);
+
+	lab_note_call(__func__, "l", l);
+	if (!pend)
+		return -ENOMEM;
+	lab_add_ref(&l->pending, pend);
+	lab_note_task(current, "lock", l->name, (unsigned long)lab_lock_addr(l));
+	switch (l->kind) {
+	case LAB_MUTEX:
+		lab_mutex_lock(&l->mutex);
+		break;
+	case LAB_RWSEM:
+		if (mode == 'r')
+			lab_rwsem_down_read(&l->rwsem);
+		else
+			lab_rwsem_down_write(&l->rwsem);
+		break;
+	case LAB_SEM:
+		lab_sem_down(&l->sem);
+		break;
+	case LAB_INODE:
+		lab_inode_lock(l->path.dentry, d_inode(l->path.dentry));
+		break;
+	}
+	/* Acquired without waiting (or after): move from pending to owners. */
+	spin_lock(&lab_truth_lock);
+	list_del(&pend->node);
+	list_add_tail(&pend->node, &l->owners);
+	l->nowners++;
+	spin_unlock(&lab_truth_lock);
+	lab_note_task(current, "", "", 0);
+	return 0;
+}
+
+static int lab_step(char *step)
+{
+	char *verb = strsep(&step, " ");
+	char *arg = strsep(&step, " ");
+	char *mode = step;
+	struct lab_lock *l;
+	struct lab_event *e;
+	int err;
+
+	if (!verb || !arg)
+		return -EINVAL;
+	if (!strcmp(verb, "take")) {
+		l = lab_lock_get(arg, &err);
+		if (!l)
+			return err;
+		return lab_take(l, (mode && *mode == 'r') ? 'r' : (l->kind == LAB_RWSEM ||
+				l->kind == LAB_INODE) ? 'w' : '-');
+	}
+	e = lab_event_get(arg);
+	if (!e)
+		return -ENOMEM;
+	if (!strcmp(verb, "signal")) {
+		complete_all(&e->done);
+		return 0;
+	}
+	if (!strcmp(verb, "wait")) {
+		lab_note_task(current, "completion", e->name, (unsigned long)&e->done);
+		lab_wait_event(&e->done);
+		lab_note_task(current, "", "", 0);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int lab_run(char *script)
+{
+	char *step;
+	int err;
+
+	while ((step = strsep(&script, ";")) != NULL) {
+		step = strim(step);
+		if (!*step)
+			continue;
+		err = lab_step(step);
+		if (err) {
+			pr_err("crashext_lab: step '%s' failed: %d\n", step, err);
+			return err;
+		}
+	}
+	return 0;
+}
+
+static int lab_kthread(void *data)
+{
+	char *script = data;
+
+	lab_run(script);
+	kfree(script);
+	/* A staged kthread never returns to a scenario that could be verified. */
+	while (!kthread_should_stop())
+		schedule_timeout_interruptible(MAX_SCHEDULE_TIMEOUT);
+	return 0;
+}
+
+/* ---- gates and verification ------------------------------------------------- */
+
+/* Returns the number of nodes on the lock's wait list (bounded), taken under its wait lock. */
+static int lab_count_waiters(struct lab_lock *l, struct task_struct **tasks, int max)
+{
+	struct list_head *head, *pos;
+	raw_spinlock_t *wl;
+	unsigned long flags;
+	int n = 0;
+
+	switch (l->kind) {
+	case LAB_MUTEX:
+		head = &l->mutex.wait_list;
+		wl = &l->mutex.wait_lock;
+		break;
+	case LAB_SEM:
+		head = &l->sem.wait_list;
+		wl = &l->sem.lock;
+		break;
+	default: {
+		struct rw_semaphore *s = lab_lock_addr(l);
+
+		head = &s->wait_list;
+		wl = &s->wait_lock;
+	}
+	}
+	raw_spin_lock_irqsave(wl, flags);
+	list_for_each(pos, head) {
+		/*
+		 * mutex_waiter, rwsem_waiter and semaphore_waiter all begin with
+		 * { struct list_head list; struct task_struct *task; }.
+		 */
+		if (tasks && n < max)
+			tasks[n] = *(struct task_struct **)(pos + 1);
+		if (++n > 100000)
+			break;
+	}
+	raw_spin_unlock_irqrestore(wl, flags);
+	return n;
+}
+
+static int lab_gate(const char *name, int want)
+{
+	struct lab_lock *l;
+	struct lab_ref *r, *found = NULL;
+	struct lab_taskinfo *t;
+	int err, n = 0, waited, npending = 0;
+
+	l = lab_lock_get(name, &err);
+	if (!l)
+		return err;
+	for (waited = 0; waited < GATE_TIMEOUT_MS; waited += 2) {
+		n = lab_count_waiters(l, NULL, 0);
+		if (n >= want)
+			break;
+		msleep(2);
+	}
+	if (n != want) {
+		pr_err("crashext_lab: gate %s: %d waiters, want %d\n", name, n, want);
+		return -ETIMEDOUT;
+	}
+	spin_lock(&lab_truth_lock);
+	list_for_each_entry(r, &l->pending, node) {
+		npending++;
+		found = r;
+	}
+	if (npending == 1) {
+		list_del(&found->node);
+		list_add_tail(&found->node, &l->waiters);
+		/* A waiter we were told about may have exec'd since: take its comm now. */
+		get_task_comm(found->comm, found->task);
+		t = lab_task_find_locked(found->pid);
+		if (t)
+			memcpy(t->comm, found->comm, sizeof(t->comm));
+	}
+	spin_unlock(&lab_truth_lock);
+	if (npending != 1) {
+		pr_err("crashext_lab: gate %s: %d tasks pending, need exactly 1\n", name, npending);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int lab_expect(const char *name, const char *pidstr, const char *mode)
+{
+	struct lab_lock *l;
+	struct task_struct *task;
+	struct pid *pid;
+	int err, nr;
+
+	if (kstrtoint(pidstr, 10, &nr))
+		return -EINVAL;
+	l = lab_lock_get(name, &err);
+	if (!l)
+		return err;
+	pid = find_get_pid(nr);
+	task = pid ? get_pid_task(pid, PIDTYPE_PID) : NULL;
+	put_pid(pid);
+	if (!task)
+		return -ESRCH;
+	lab_add_ref(&l->pending, lab_ref_new(task, mode ? *mode : 'w'));
+	lab_note_task(task, "lock", l->name, (unsigned long)lab_lock_addr(l));
+	put_task_struct(task);
+	return 0;
+}
+
+/* Owner recorded in the lock itself, or NULL for locks that record none. */
+static struct task_struct *lab_field_owner(struct lab_lock *l)
+{
+	switch (l->kind) {
+	case LAB_MUTEX:
+		return (struct task_struct *)(atomic_long_read(&l->mutex.owner) & ~0x7UL);
+	case LAB_SEM:
+		return NULL;
+	default: {
+		struct rw_semaphore *s = lab_lock_addr(l);
+		unsigned long o = atomic_long_read(&s->owner);
+
+		return (o & 1UL) ? NULL : (struct task_struct *)(o & ~0x7UL);
+	}
+	}
+}
+
+#define LAB_MAX_WALK 8192
+
+static int lab_verify(void)
+{
+	struct task_struct **walked = kmalloc_array(LAB_MAX_WALK, sizeof(*walked), GFP_KERNEL);
+	struct lab_lock *l;
+	struct lab_ref *r;
+	int n, i, bad = 0;
+
+	if (!walked)
+		return -ENOMEM;
+	list_for_each_entry(l, &lab_locks, node) {
+		n = lab_count_waiters(l, walked, LAB_MAX_WALK);
+		i = 0;
+		spin_lock(&lab_truth_lock);
+		if (!list_empty(&l->pending)) {
+			snprintf(lab_verify_msg, sizeof(lab_verify_msg),
+				 "%s: a declared waiter was never confirmed by a gate", l->name);
+			bad = 1;
+		}
+		list_for_each_entry(r, &l->waiters, node) {
+			if (i >= n || i >= LAB_MAX_WALK || walked[i] != r->task) {
+				snprintf(lab_verify_msg, sizeof(lab_verify_msg),
+					 "%s: waiter %d is not pid %d", l->name, i, r->pid);
+				bad = 1;
+			}
+			i++;
+		}
+		if (i != n) {
+			snprintf(lab_verify_msg, sizeof(lab_verify_msg),
+				 "%s: %d waiters on the list, %d recorded", l->name, n, i);
+			bad = 1;
+		}
+		if (lab_field_owner(l) && (l->nowners != 1 ||
+		    list_first_entry(&l->owners, struct lab_ref, node)->task != lab_field_owner(l))) {
+			snprintf(lab_verify_msg, sizeof(lab_verify_msg),
+				 "%s: owner field disagrees with the recorded owner", l->name);
+			bad = 1;
+		}
+		spin_unlock(&lab_truth_lock);
+	}
+	kfree(walked);
+	lab_verified = !bad;
+	if (bad)
+		pr_err("crashext_lab: verify failed: %s\n", lab_verify_msg);
+	return bad ? -EPROTO : 0;
+}
+
+/* ---- /proc/crashext_lab ------------------------------------------------------- */
+
+static ssize_t lab_proc_write(struct file *file, const char __user *ubuf, size_t len,
+			      loff_t *ppos)
+{
+	char *buf, *cmd, *verb, *a1, *a2;
+	int err = -EINVAL;
+
+	if (len > PAGE_SIZE - 1)
+		return -E2BIG;
+	buf = memdup_user_nul(ubuf, len);
+	if (IS_ERR(buf))
+		return PTR_ERR(buf);
+	cmd = strim(buf);
+	verb = strsep(&cmd, " ");
+	if (!strcmp(verb, "run")) {
+		err = lab_run(cmd);
+	} else if (!strcmp(verb, "gate")) {
+		int want;
+
+		a1 = strsep(&cmd, " ");
+		if (a1 && cmd && !kstrtoint(strim(cmd), 10, &want))
+			err = lab_gate(a1, want);
+	} else if (!strcmp(verb, "expect")) {
+		a1 = strsep(&cmd, " ");
+		a2 = strsep(&cmd, " ");
+		if (a1 && a2)
+			err = lab_expect(a1, a2, cmd);
+	} else if (!strcmp(verb, "kspawn")) {
+		char *comm = strsep(&cmd, " ");
+		char *script = cmd ? kstrdup(cmd, GFP_KERNEL) : NULL;
+		struct task_struct *t;
+
+		if (comm && script) {
+			t = kthread_run(lab_kthread, script, "%s", comm);
+			err = IS_ERR(t) ? PTR_ERR(t) : 0;
+			if (err)
+				kfree(script);
+		}
+	} else if (!strcmp(verb, "await")) {
+		struct lab_event *e = cmd ? lab_event_get(strim(cmd)) : NULL;
+
+		if (e)
+			err = wait_for_completion_timeout(&e->done,
+					msecs_to_jiffies(GATE_TIMEOUT_MS)) ? 0 : -ETIMEDOUT;
+	} else if (!strcmp(verb, "verify")) {
+		err = lab_verify();
+	}
+	kfree(buf);
+	return err ? err : len;
+}
+
+static void lab_show_refs(struct seq_file *m, struct list_head *list)
+{
+	struct lab_ref *r;
+	bool first = true;
+
+	seq_puts(m, "[");
+	list_for_each_entry(r, list, node) {
+		seq_printf(m, "%s{\"pid\": %d, \"comm\": \"%s\", \"mode\": \"%c\"}",
+			   first ? "" : ", ", r->pid, r->comm, r->mode);
+		first = false;
+	}
+	seq_puts(m, "]");
+}
+
+static int lab_proc_show(struct seq_file *m, void *v)
+{
+	struct lab_lock *l;
+	struct lab_call *c;
+	struct lab_taskinfo *t;
+	struct lab_event *e;
+	bool first;
+
+	spin_lock(&lab_truth_lock);
+	seq_printf(m, "{\"scenario\": \"%s\", \"kernel_release\": \"%s\", \"verified\": %s,\n",
+		   scenario, utsname()->release,
+		   lab_verified == 1 ? "true" : "false");
+	seq_printf(m, " \"verify_message\": \"%s\",\n \"locks\": [", lab_verify_msg);
+	first = true;
+	list_for_each_entry(l, &lab_locks, node) {
+		seq_printf(m, "%s\n  {\"name\": \"%s\", \"type\": \"%s\", \"address\": \"0x%lx\", ",
+			   first ? "" : ",", l->name, lab_kind_type(l->kind),
+			   (unsigned long)lab_lock_addr(l));
+		if (l->kind == LAB_INODE)
+			seq_printf(m, "\"container\": {\"type\": \"inode\", \"member\": \"i_rwsem\", "
+				   "\"address\": \"0x%lx\", \"dentry\": \"0x%lx\", \"path\": \"%s\"}, ",
+				   (unsigned long)d_inode(l->path.dentry),
+				   (unsigned long)l->path.dentry, l->name + 2);
+		else
+			seq_printf(m, "\"container\": {\"type\": \"crashext_lab lab_lock\", "
+				   "\"address\": \"0x%lx\"}, ", (unsigned long)l);
+		seq_puts(m, "\"owners\": ");
+		lab_show_refs(m, &l->owners);
+		seq_puts(m, ", \"waiters\": ");
+		lab_show_refs(m, &l->waiters);
+		seq_puts(m, "}");
+		first = false;
+	}
+	seq_puts(m, "],\n \"events\": [");
+	first = true;
+	list_for_each_entry(e, &lab_events, node) {
+		seq_printf(m, "%s{\"name\": \"%s\", \"address\": \"0x%lx\", \"done\": %s}",
+			   first ? "" : ", ", e->name, (unsigned long)&e->done,
+			   completion_done(&e->done) ? "true" : "false");
+		first = false;
+	}
+	seq_puts(m, "],\n \"tasks\": [");
+	first = true;
+	list_for_each_entry(t, &lab_tasks, node) {
+		seq_printf(m, "%s\n  {\"pid\": %d, \"comm\": \"%s\", \"blocked_kind\": \"%s\", "
+			   "\"blocked_on\": \"%s\", \"blocked_address\": \"0x%lx\"}",
+			   first ? "" : ",", t->pid, t->comm, t->blocked_kind, t->blocked_on,
+			   t->blocked_addr);
+		first = false;
+	}
+	seq_puts(m, "],\n \"calls\": [");
+	first = true;
+	list_for_each_entry(c, &lab_calls, node) {
+		seq_printf(m, "%s\n  {\"pid\": %d, \"function\": \"%s\", \"arg\": \"%s\", "
+			   "\"value\": \"0x%lx\"}", first ? "" : ",", c->pid, c->func, c->arg,
+			   c->value);
+		first = false;
+	}
+	seq_puts(m, "]}\n");
+	spin_unlock(&lab_truth_lock);
+	return 0;
+}
+
+static int lab_proc_open(struct inode *inode, struct file *file)
+{
+	return single_open_size(file, lab_proc_show, NULL, 8 << 20);
+}
+
+static const struct proc_ops lab_proc_ops = {
+	.proc_open = lab_proc_open,
+	.proc_read = seq_read,
+	.proc_lseek = seq_lseek,
+	.proc_release = single_release,
+	.proc_write = lab_proc_write,
+};
+
+static int __init lab_init(void)
+{
+	if (!proc_create("crashext_lab", 0600, NULL, &lab_proc_ops))
+		return -ENOMEM;
+	pr_info("crashext_lab: scenario %s ready\n", scenario);
+	return 0;
+}
+module_init(lab_init);
+/* No module_exit: staged tasks stay blocked inside the module for the dump's sake. */
