@@ -27,7 +27,7 @@ lab: crash venv
 	$(VPY) tests/lab/mklab.py --n $(N)
 
 demo: lab
-	$(VPY) -m crash_ext.demo
+	$(VPY) tests/lab/demo.py
 
 test: lab
 	$(VPY) -m pytest -q tests

@@ -5,7 +5,7 @@ crash process from outside.  Adapters implement :class:`Port`; analyses take a p
 """
 
 import re
-from typing import List, Optional
+from typing import Optional
 
 
 class CrashExtError(Exception):
@@ -133,8 +133,9 @@ class Port:
     def task_by_pid(self, pid: int) -> Optional[int]:
         """Return the task_struct address of ``pid``, or None when no such task exists."""
         from .models.ps import parse_ps
+        pid = check_pid_word(pid)
         try:
-            out = self.command("ps %d" % check_pid_word(pid))
+            out = self.command("ps %d" % pid)
         except CrashCommandError:
             return None
         for t in parse_ps(out):

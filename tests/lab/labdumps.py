@@ -11,7 +11,6 @@ import json
 import os
 import re
 import subprocess
-from typing import Optional
 
 from tests.lab import mklab
 
@@ -82,7 +81,7 @@ def crash_binary():
     return path
 
 
-_crash = None  # type: Optional[str]
+_crash = None  # the crash binary, found once per process
 
 
 def get_dump(scenario, n=mklab.DEFAULT_N):

@@ -1,0 +1,224 @@
+"""What both adapters build on crash commands alone: reading crash's error lines, and
+symbol/type look-ups answered by ``sym``, ``p`` and ``gdb whatis``.
+
+:class:`CommandTypes` is a mixin for any Port whose ``command()`` runs a crash command;
+answers (including "none") are cached in ``self._cache``.
+"""
+
+import re
+from typing import Dict, Optional, Tuple
+
+from ..port import BadArgument, CrashCommandError, check_address_word, check_member_word, check_type_word
+
+__all__ = ["CommandTypes", "find_error"]
+
+# A line that reports an error: "rd: invalid ...", "crash: ...", "gdb: ...".
+_ERR_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (?!\s)")
+# gdb's own messages (crash passes them through unprefixed).
+_GDB_ERRORS = re.compile(
+    r"^(No symbol .* in current context\.|No struct type named .*\.|"
+    r"No union type named .*\.|No enum type named .*\.|There is no member named .*\.|"
+    r"A syntax error in expression.*|Attempt to .*|Cannot access memory at address .*|"
+    r"Invalid (?:cast|character|number).*|No symbol table is loaded.*|symbol not found: .*|"
+    r"Argument to arithmetic operation not a number or boolean\.|"
+    r"(?:The history is empty|History has not yet reached).*)$")
+
+
+# A memory-read error glued to the end of a partial output line ("addr:  0000 rd: ...").
+_MIDLINE_READ_ERR = re.compile(
+    r"(?:^|\s)(([A-Za-z_][A-Za-z0-9_]*): (?:invalid \w+ (?:virtual )?address|seek error|"
+    r"read error|page excluded|page incomplete)\b.*)$")
+
+
+def _is_error_line(line: str, cmd_word: str) -> bool:
+    m = _ERR_LINE.match(line)
+    if m and m.group(1) in (cmd_word, "crash", "gdb", _canonical(cmd_word)):
+        return True
+    return bool(_GDB_ERRORS.match(line))
+
+
+def _canonical(word: str) -> str:
+    return {"print": "p", "*": "struct", "gdb": "gdb"}.get(word, word)
+
+
+def find_error(cmd: str, text: str) -> Optional[Tuple[str, str]]:
+    """Return ``(message, partial)`` when ``text`` (crash's answer to ``cmd``) ends in an
+    error line, else None.  ``message`` is crash's error line(s) at the end, ``partial``
+    the output before them."""
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        return None
+    word = cmd.split()[0].lstrip("\\") if cmd.split() else ""
+    # "sym NAME" ends with "symbol not found: NAME" + "possible alternatives:" + a list
+    for j in range(len(lines) - 1 if "possible alternatives:" in text else -1, -1, -1):
+        if lines[j] == "possible alternatives:":
+            if j > 0 and lines[j - 1].startswith("symbol not found: ") and all(
+                    l.startswith(" ") or not l.strip() for l in lines[j + 1:]):
+                return lines[j - 1].strip(), "\n".join(lines[:j - 1])
+            break
+    i = len(lines)
+    while i > 0 and _is_error_line(lines[i - 1].strip(), word):
+        i -= 1
+    if i == len(lines):
+        m = _MIDLINE_READ_ERR.search(lines[-1])
+        if m and m.group(2) in (word, "crash", _canonical(word)):
+            return m.group(1).strip(), "\n".join(lines[:-1] + [lines[-1][:m.start(1)]])
+        return None
+    msg = "\n".join(l.strip() for l in lines[i:])
+    partial = "\n".join(lines[:i])
+    return msg, partial
+
+
+def _hexint(s: str) -> int:
+    return int(s, 16)
+
+
+def _int_or_none(v: Optional[str]) -> Optional[int]:
+    """Return gdb's printed integer (decimal or 0x-hex) as int, None if it is not one."""
+    if v is None:
+        return None
+    try:
+        return int(v.split()[0], 0) if v.split() else None
+    except ValueError:
+        return None
+
+
+class CommandTypes:
+    """Symbol and type methods of :class:`Port` built only on ``self.command(cmd)``
+    (which must raise CrashCommandError when crash reports an error).
+
+    For every adapter that can run crash commands (mix in before Port).  Answers,
+    including "no such symbol/type/member", are cached in ``self._cache`` (a dict, made on
+    first use): symbols and types cannot change within a session.
+    """
+
+    _cache = None  # type: Optional[Dict[tuple, object]]
+
+    def _memo(self) -> Dict[tuple, object]:
+        """Return the session's answer cache (made on first use)."""
+        if self._cache is None:
+            self._cache = {}
+        return self._cache
+
+    def symbol_address(self, name: str) -> Optional[int]:
+        """Return the address of symbol ``name`` (``sym NAME``), None if crash knows no
+        such symbol.  Raises BadArgument for a word that is not a symbol."""
+        w = check_address_word(name)
+        key = ("sym", w)
+        if key not in self._memo():
+            try:
+                out = self.command("sym %s" % w)
+            except CrashCommandError:
+                self._memo()[key] = None
+            else:
+                val = None
+                for line in out.splitlines():
+                    t = line.split()
+                    if len(t) >= 3 and t[1].startswith("(") and t[2] == w:
+                        val = _hexint(t[0])
+                        break
+                self._memo()[key] = val
+        return self._memo()[key]  # type: ignore
+
+    def address_symbol(self, addr: int) -> Optional[str]:
+        """Return ``name`` or ``name+0xOFF`` for ``addr`` (``sym ADDR``), None when no
+        symbol covers it."""
+        addr = int(addr)
+        if addr < 0 or addr >= 1 << 64:
+            raise BadArgument("bad address: %r" % (addr,))
+        key = ("addr", addr)
+        if key not in self._memo():
+            val = None
+            try:
+                out = self.command("sym %x" % addr)
+            except CrashCommandError:
+                out = ""
+            for line in out.splitlines():
+                t = line.split()
+                if len(t) >= 3 and t[1].startswith("("):
+                    val = self._norm_symoff(t[2])
+                    break
+            self._memo()[key] = val
+        return self._memo()[key]  # type: ignore
+
+    @staticmethod
+    def _norm_symoff(s: str) -> str:
+        name, plus, off = s.partition("+")
+        if not plus:
+            return name
+        try:
+            n = int(off, 16) if off.lower().startswith("0x") else int(off)
+        except ValueError:
+            return s
+        return name if n == 0 else "%s+%#x" % (name, n)
+
+    # -------------------------------------------------------------------- types
+
+    def _gdb_value(self, expr: str) -> Optional[str]:
+        """Return the text after ``$N = `` of ``p EXPR``, None when gdb rejects it."""
+        try:
+            out = self.command("p %s" % expr)
+        except CrashCommandError:
+            return None
+        m = re.search(r"^\$\d+ = (.*)$", out, re.M)
+        return m.group(1).strip() if m else None
+
+    def _ctype(self, type_name: str) -> Optional[str]:
+        """Return how gdb spells ``type_name`` (``struct X``, ``union X`` or ``X``), or
+        None when there is no such type.  Caches the size as well."""
+        t = check_type_word(type_name)
+        key = ("ctype", t)
+        if key in self._memo():
+            return self._memo()[key]  # type: ignore
+        cands = [t] if " " in t else ["struct " + t, "union " + t, t]
+        found = None
+        for c in cands:
+            n = _int_or_none(self._gdb_value("sizeof(%s)" % c))
+            if n is not None:
+                found = c
+                self._memo()[("size", c)] = n
+                break
+        self._memo()[key] = found
+        return found
+
+    def type_size(self, type_name: str) -> Optional[int]:
+        """Return ``sizeof(type_name)``, None for an unknown type."""
+        c = self._ctype(type_name)
+        if c is None:
+            return None
+        return self._memo().get(("size", c))  # type: ignore
+
+    def member_offset(self, type_name: str, member: str) -> Optional[int]:
+        """Return the offset of ``member`` (``a.b``, ``a[2].b``) in ``type_name``, None
+        when the type or member does not exist."""
+        m = check_member_word(member)
+        c = self._ctype(type_name)
+        if c is None:
+            return None
+        key = ("off", c, m)
+        if key not in self._memo():
+            v = self._gdb_value("(unsigned long)&((%s *)0)->%s" % (c, m))
+            self._memo()[key] = _int_or_none(v)
+        return self._memo()[key]  # type: ignore
+
+    def member_type(self, type_name: str, member: str) -> Optional[str]:
+        """Return the declared C type of ``member`` as gdb prints it (``atomic_long_t``,
+        ``struct task_struct *``, ``char [16]``), None when there is no such member."""
+        m = check_member_word(member)
+        c = self._ctype(type_name)
+        if c is None:
+            return None
+        key = ("mtype", c, m)
+        if key not in self._memo():
+            val = None
+            try:
+                out = self.command("gdb whatis ((%s *)0)->%s" % (c, m))
+            except CrashCommandError:
+                out = ""
+            mm = re.search(r"^type = (.*)$", out, re.M)
+            if mm:
+                val = mm.group(1).strip()
+            self._memo()[key] = val
+        return self._memo()[key]  # type: ignore

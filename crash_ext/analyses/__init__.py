@@ -1,0 +1,1 @@
+"""Analyses: pure functions of a Port (and of a Snapshot of it)."""

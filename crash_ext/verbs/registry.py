@@ -1,0 +1,39 @@
+"""The verbs crash-ext offers, by name: their module and one-line summary.
+
+Each verb module has ``main(argv, port) -> int`` and ``build_parser() -> ArgumentParser``.
+"""
+
+import importlib
+
+VERBS = {
+    "whoholds": ("crash_ext.verbs.whoholds",
+                 "who holds a lock, who waits on it, what a task is blocked on"),
+    "argrecover": ("crash_ext.verbs.argrecover",
+                   "function arguments of each frame of a task, with evidence"),
+    "deadlock": ("crash_ext.verbs.deadlock",
+                 "wait-for graph of blocked tasks: cycles and hang chains"),
+}
+
+
+def load(name):
+    """Return the verb module ``name``; raises KeyError for an unknown verb."""
+    return importlib.import_module(VERBS[name][0])
+
+
+def long_help(name):
+    """Return crash-style help for verb ``name``: NAME, SYNOPSIS, DESCRIPTION, EXAMPLES.
+
+    Built from the verb's ``build_parser()`` and its module-level ``EXAMPLES`` text.
+    """
+    mod = load(name)
+    parser = mod.build_parser()
+    usage = parser.format_usage().replace("usage: ", "").strip()
+    body = parser.format_help().split("\n", 1)[1].strip() if "\n" in parser.format_help() \
+        else ""
+    examples = getattr(mod, "EXAMPLES", "").strip("\n")
+    out = ["NAME", "  %s - %s" % (name, VERBS[name][1]), "", "SYNOPSIS", "  " + usage, "",
+           "DESCRIPTION"]
+    out += ["  " + line if line else "" for line in body.splitlines()]
+    if examples:
+        out += ["", "EXAMPLES"] + ["  " + line if line else "" for line in examples.splitlines()]
+    return "\n".join(out) + "\n"
