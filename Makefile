@@ -23,8 +23,12 @@ venv: deps $(VPY)
 crash: deps
 	@tests/lab/build-crash.sh >/dev/null
 
+SMALL   := --scenario seed --scenario abba-mutex --scenario cycle3 --scenario convoy \
+           --scenario readers --scenario semaphore
+
 lab: crash venv
 	$(VPY) tests/lab/mklab.py --n $(N)
+	$(VPY) tests/lab/mklab.py --kernel 6.12 $(SMALL)
 
 demo: lab
 	$(VPY) tests/lab/demo.py

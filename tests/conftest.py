@@ -1,7 +1,8 @@
 """Shared fixtures: one crash session per lab dump for the whole test run.
 
-    def test_x(lab):                 # lab(scenario) -> (LabDump, CrashProcess)
-        dump, crash = lab("seed")
+    def test_x(lab):        # lab(scenario, n=None, kernel=None) -> (LabDump, CrashProcess)
+        dump, crash = lab("seed")                 # Debian 12's 6.1 kernel
+        dump, crash = lab("seed", kernel="6.12")  # bookworm-backports' 6.12
 
 Sessions start lazily (crash takes a few seconds to open a dump) and close at the end.
 The lab module's symbols and types are loaded (``mod -s``) so module frames resolve.
@@ -17,10 +18,11 @@ from tests.lab.labdumps import get_dump
 def lab():
     sessions = {}
 
-    def open_session(scenario, n=None):
-        key = (scenario, n)
+    def open_session(scenario, n=None, kernel=None):
+        key = (scenario, n, kernel)
         if key not in sessions:
-            dump = get_dump(scenario) if n is None else get_dump(scenario, n=n)
+            kw = {k: v for k, v in (("n", n), ("kernel", kernel)) if v is not None}
+            dump = get_dump(scenario, **kw)
             crash = CrashProcess(dump.vmlinux, dump.vmcore, crash=dump.crash, timeout=600)
             crash.command("mod -s crashext_lab %s" % dump.module_ko)
             sessions[key] = (dump, crash)

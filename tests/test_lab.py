@@ -9,19 +9,21 @@ import pytest
 from crash_ext.models.ps import parse_ps
 
 SMALL = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore"]
-ALL = SMALL + ["scale"]
+# (scenario, kernel series): every scenario on Debian 12's 6.1; the small ones on 6.12 too
+ALL = [(s, "6.1") for s in SMALL + ["scale"]] + [(s, "6.12") for s in SMALL]
 
 
 def _ps_by_pid(crash):
     return {t.pid: t for t in parse_ps(crash.command("ps"))}
 
 
-@pytest.mark.parametrize("scenario", ALL)
-def test_truth_is_verified_and_shaped(lab, scenario):
-    dump, _ = lab(scenario)
+@pytest.mark.parametrize("scenario,kernel", ALL)
+def test_truth_is_verified_and_shaped(lab, scenario, kernel):
+    dump, _ = lab(scenario, kernel=kernel)
     t = dump.truth
     assert t["verified"] is True and t["scenario"] == scenario
     assert t["kernel_release"] == dump.meta["kernel_abi"]
+    assert dump.meta["kernel_abi"].startswith(kernel + ".")
     shape = {  # scenario -> (locks, waiters on each lock) as the issue defines them
         "seed": {"i:/tmp/js/fire.js": 2, "r:i_iolock": 1},
         "abba-mutex": {"m:abba_lock_a": 1, "m:abba_lock_b": 1},
@@ -37,9 +39,9 @@ def test_truth_is_verified_and_shaped(lab, scenario):
         assert {l["name"]: len(l["waiters"]) for l in t["locks"]} == shape[scenario]
 
 
-@pytest.mark.parametrize("scenario", ALL)
-def test_owners_and_waiters_are_blocked_tasks_with_truth_names(lab, scenario):
-    dump, crash = lab(scenario)
+@pytest.mark.parametrize("scenario,kernel", ALL)
+def test_owners_and_waiters_are_blocked_tasks_with_truth_names(lab, scenario, kernel):
+    dump, crash = lab(scenario, kernel=kernel)
     ps = _ps_by_pid(crash)
     for lock in dump.truth["locks"]:
         for who in lock["owners"] + lock["waiters"]:
@@ -49,10 +51,10 @@ def test_owners_and_waiters_are_blocked_tasks_with_truth_names(lab, scenario):
             assert task.state == "UN", "%s pid %d is %s" % (lock["name"], task.pid, task.state)
 
 
-@pytest.mark.parametrize("scenario", ALL)
-def test_lock_addresses_read_as_their_types(lab, scenario):
+@pytest.mark.parametrize("scenario,kernel", ALL)
+def test_lock_addresses_read_as_their_types(lab, scenario, kernel):
     """Each lock's own fields, read by crash, agree with the truth's owner and waiters."""
-    dump, crash = lab(scenario)
+    dump, crash = lab(scenario, kernel=kernel)
     ps = _ps_by_pid(crash)
     for lock in dump.truth["locks"]:
         addr = int(lock["address"], 16)
@@ -79,8 +81,9 @@ def test_lock_addresses_read_as_their_types(lab, scenario):
             assert owner & ~0x7 == ps[lock["owners"][0]["pid"]].task, lock["name"]
 
 
-def test_seed_rm_waits_in_vfs_unlink(lab):
-    dump, crash = lab("seed")
+@pytest.mark.parametrize("kernel", ["6.1", "6.12"])
+def test_seed_rm_waits_in_vfs_unlink(lab, kernel):
+    dump, crash = lab("seed", kernel=kernel)
     fire = next(l for l in dump.truth["locks"] if l["name"] == "i:/tmp/js/fire.js")
     rm = fire["waiters"][-1]
     assert rm["comm"] == "rm"

@@ -86,8 +86,9 @@ class CrashProcess(CommandTypes, Port):
 
     def __init__(self, vmlinux, vmcore, crash: str = "crash", timeout: float = 60.0,
                  startup_timeout: float = 300, extra_args: Sequence[str] = ()):
-        self.vmlinux = os.fspath(vmlinux)
-        self.vmcore = os.fspath(vmcore)
+        # None for either: crash's own defaults (the running kernel, /dev/crash or /proc/kcore)
+        self.vmlinux = os.fspath(vmlinux) if vmlinux is not None else None
+        self.vmcore = os.fspath(vmcore) if vmcore is not None else None
         self.crash = os.fspath(crash)
         self.timeout = float(timeout)
         self.startup_timeout = float(startup_timeout)
@@ -112,8 +113,8 @@ class CrashProcess(CommandTypes, Port):
 
     def argv(self) -> List[str]:
         """Return the command line used to start crash."""
-        return [self.crash, "-s", "--no_crashrc"] + self.extra_args + [self.vmlinux,
-                                                                       self.vmcore]
+        files = [f for f in (self.vmlinux, self.vmcore) if f is not None]
+        return [self.crash, "-s", "--no_crashrc"] + self.extra_args + files
 
     def start(self) -> None:
         """Start crash unless it runs.  Raises CrashDied (crash exited or could not be
@@ -447,5 +448,5 @@ class CrashProcess(CommandTypes, Port):
         return b"".join(v.to_bytes(8, "little") for v in vals)
 
     def __repr__(self) -> str:
-        return "CrashProcess(%s, %s, pid=%s)" % (shlex.quote(self.vmlinux),
-                                                 shlex.quote(self.vmcore), self.pid)
+        return "CrashProcess(%s, pid=%s)" % (" ".join(shlex.quote(a) for a in self.argv()),
+                                             self.pid)

@@ -41,9 +41,9 @@ def _working_copy(directory, zst_name):
     dest = os.path.join(mklab.CACHE, "run", os.path.basename(directory.rstrip("/")) + ".vmcore")
     if not os.path.exists(dest):
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        subprocess.run(["zstd", "-dqf", os.path.join(directory, zst_name), "-o", dest + ".tmp"],
-                       check=True)
-        os.rename(dest + ".tmp", dest)
+        tmp = "%s.%d.tmp" % (dest, os.getpid())
+        subprocess.run(["zstd", "-dqf", os.path.join(directory, zst_name), "-o", tmp], check=True)
+        os.rename(tmp, dest)
     return dest
 
 
@@ -84,13 +84,14 @@ def crash_binary():
 _crash = None  # the crash binary, found once per process
 
 
-def get_dump(scenario, n=mklab.DEFAULT_N):
-    """Return the LabDump of ``scenario`` (building crash and the dump when missing).
+def get_dump(scenario, n=mklab.DEFAULT_N, kernel=mklab.DEFAULT_KERNEL):
+    """Return the LabDump of ``scenario`` on ``kernel`` (a series such as ``6.1``/``6.12``
+    or an ABI), building crash and the dump when missing.
 
     Raises mklab.LabError when a build step fails.
     """
     global _crash
     if _crash is None:
         _crash = crash_binary()
-    directory = mklab.build([scenario], n)[scenario]
+    directory = mklab.build([scenario], n, kernel)[scenario]
     return LabDump(scenario, directory, _crash)

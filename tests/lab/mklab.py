@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the lab: real vmcores of a Debian kernel staging lock scenarios, with ground truth.
 
-    python3 tests/lab/mklab.py [--scenario NAME ...] [--n N] [--abi ABI]
+    python3 tests/lab/mklab.py [--scenario NAME ...] [--n N] [--kernel 6.1|6.12|ABI]
 
 For each scenario: boot the kernel in QEMU (TCG) with a busybox initramfs holding the
 crashext_lab module, let the guest stage the scenario and print the module's truth on the
@@ -15,6 +15,8 @@ fails to stage.
 """
 
 import argparse
+import fcntl
+import glob
 import gzip
 import hashlib
 import json
@@ -31,6 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.environ.get("CRASH_EXT_CACHE", os.path.expanduser("~/.cache/crash-ext"))
 SCENARIOS = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore", "scale"]
 DEFAULT_N = 2000
+DEFAULT_KERNEL = "6.1"     # Debian 12's own series; "6.12" is bookworm-backports'
 BUSYBOX_APPLETS = ["sh", "mount", "cat", "echo", "mkdir", "dmesg", "sleep", "insmod", "tr",
                    "tail", "rm", "type", "test", "["]
 TOOLS = {  # command -> Debian package that provides it
@@ -67,9 +70,10 @@ def check_tools():
                        % " ".join(sorted(set(missing))))
 
 
-def fetch_kernel(abi):
-    """Return the kernel cache directory (vmlinuz, vmlinux, modules/) for ``abi`` (or newest)."""
-    cmd = [os.path.join(HERE, "fetch-kernel.sh")] + ([abi] if abi else [])
+def fetch_kernel(kernel):
+    """Return the kernel cache directory (vmlinuz, vmlinux, modules/, headers) for ``kernel``:
+    an ABI (``6.1.0-56-amd64``) or a series (``6.1``: its newest generic ABI)."""
+    cmd = [os.path.join(HERE, "fetch-kernel.sh"), kernel]
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if out.returncode != 0:
         raise LabError("fetching the kernel failed (see fetch-kernel output above)")
@@ -87,11 +91,13 @@ def input_key(abi, scenario, n):
     return h.hexdigest()[:16]
 
 
-def build_module(abi, outdir):
-    """Build crashext_lab.ko against ``abi``'s headers into ``outdir``; return its path."""
-    kdir = "/lib/modules/%s/build" % abi
+def build_module(kernel_dir, outdir):
+    """Build crashext_lab.ko against the kernel's extracted headers into ``outdir``;
+    return its path."""
+    with open(os.path.join(kernel_dir, "kdir")) as f:
+        kdir = f.read().strip()
     if not os.path.isdir(kdir):
-        raise LabError("no kernel headers at %s; install linux-headers-%s" % (kdir, abi))
+        raise LabError("no kernel headers at %s; remove %s and rebuild" % (kdir, kernel_dir))
     src = os.path.join(outdir, "module-build")
     shutil.rmtree(src, ignore_errors=True)
     shutil.copytree(os.path.join(HERE, "module"), src)
@@ -243,17 +249,39 @@ def extract_truth(console_text):
 
 def scenario_dir(abi, scenario, n):
     """Return the cache directory of one scenario's dump (it may not exist yet)."""
-    return os.path.join(CACHE, "lab", abi, "%s-%s" % (scenario, input_key(abi, scenario, n)))
+    name = scenario if scenario != "scale" else "scale-n%d" % n
+    return os.path.join(CACHE, "lab", abi, "%s-%s" % (name, input_key(abi, scenario, n)))
+
+
+def _prune_stale(dest):
+    """Remove dumps (and their working copies) of the same scenario built from older inputs."""
+    prefix = dest.rsplit("-", 1)[0] + "-"
+    for old in glob.glob(prefix + "*"):
+        if old != dest and not old.endswith(".tmp") and old[len(prefix):].isalnum():
+            shutil.rmtree(old, ignore_errors=True)
+            run_copy = os.path.join(CACHE, "run", os.path.basename(old) + ".vmcore")
+            if os.path.exists(run_copy):
+                os.unlink(run_copy)
 
 
 def build_scenario(abi, kdir, scenario, n, shared):
-    """Build (or reuse) one scenario's dump; return its directory."""
+    """Build (or reuse) one scenario's dump; return its directory.  Concurrent builders
+    (parallel test runs) are serialised by a lock file, so a dump is built once."""
     dest = scenario_dir(abi, scenario, n)
     if os.path.exists(os.path.join(dest, "meta.json")):
         return dest
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    with open(os.path.join(os.path.dirname(dest), ".build.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(os.path.join(dest, "meta.json")):
+            return dest
+        return _build_scenario_locked(abi, kdir, scenario, n, shared, dest)
+
+
+def _build_scenario_locked(abi, kdir, scenario, n, shared, dest):
     if "initrd" not in shared:
         shared["tmp"] = tempfile.mkdtemp(prefix="crash-ext-lab-")
-        shared["ko"] = build_module(abi, shared["tmp"])
+        shared["ko"] = build_module(kdir, shared["tmp"])
         labctl = build_labctl(shared["tmp"])
         shared["initrd"] = os.path.join(shared["tmp"], "initrd.gz")
         build_initramfs(kdir, shared["ko"], labctl, shared["initrd"])
@@ -268,7 +296,8 @@ def build_scenario(abi, kdir, scenario, n, shared):
     with open(os.path.join(work, "truth.json"), "w") as f:
         json.dump(truth, f, indent=1)
     shutil.copy(shared["ko"], os.path.join(work, "crashext_lab.ko"))
-    subprocess.run(["zstd", "-q", "-T0", "-3", "--rm", vmcore], check=True)
+    if subprocess.run(["zstd", "-qf", "-T0", "-3", "--rm", vmcore]).returncode != 0:
+        raise LabError("%s: compressing %s failed" % (scenario, vmcore))
     qemu_version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
                                   text=True).stdout.splitlines()[0]
     meta = {"scenario": scenario, "kernel_abi": abi, "n": n if scenario == "scale" else None,
@@ -280,14 +309,16 @@ def build_scenario(abi, kdir, scenario, n, shared):
         json.dump(meta, f, indent=1)
     shutil.rmtree(dest, ignore_errors=True)
     os.rename(work, dest)
+    _prune_stale(dest)
     log("%s done in %.0fs" % (scenario, time.time() - t0))
     return dest
 
 
-def build(scenarios, n=DEFAULT_N, abi=None):
-    """Build (or reuse) the dumps of ``scenarios``; return {scenario: directory}."""
+def build(scenarios, n=DEFAULT_N, kernel=DEFAULT_KERNEL):
+    """Build (or reuse) the dumps of ``scenarios`` on ``kernel`` (a series like ``6.1`` or
+    an ABI); return {scenario: directory}."""
     check_tools()
-    kdir = fetch_kernel(abi)
+    kdir = fetch_kernel(kernel)
     with open(os.path.join(kdir, "abi")) as f:
         abi = f.read().strip()
     shared = {}
@@ -303,12 +334,14 @@ def main(argv=None):
     p.add_argument("--scenario", action="append", choices=SCENARIOS,
                    help="scenario to build (repeatable; default: all)")
     p.add_argument("--n", type=int, default=DEFAULT_N, help="blocked tasks in 'scale'")
-    p.add_argument("--abi", help="kernel ABI, e.g. 6.1.0-56-amd64 (default: newest in index)")
+    p.add_argument("--kernel", default=DEFAULT_KERNEL,
+                   help="series (6.1, 6.12: the newest generic ABI in the package index) or an "
+                        "ABI like 6.1.0-56-amd64 (default: %(default)s)")
     a = p.parse_args(argv)
     if a.n < 30:
         p.error("--n must be at least 30")
     try:
-        for s, d in build(a.scenario or SCENARIOS, a.n, a.abi).items():
+        for s, d in build(a.scenario or SCENARIOS, a.n, a.kernel).items():
             print(s, d)
     except LabError as e:
         print("mklab: error: %s" % e, file=sys.stderr)

@@ -1,0 +1,81 @@
+"""install.sh in a temporary HOME: idempotent, --uninstall removes exactly what it added."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+USER_CRASHRC = "set radix 16\n"
+USER_PROFILE = "export EDITOR=vi\n"
+
+
+def _run(home, *args):
+    env = dict(os.environ, HOME=str(home), PYTHON=sys.executable)
+    env.pop("CRASH_EXTENSIONS", None)
+    return subprocess.run(["bash", os.path.join(ROOT, "install.sh")] + list(args), env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture
+def home(tmp_path):
+    h = tmp_path / "home"
+    h.mkdir()
+    (h / ".crashrc").write_text(USER_CRASHRC)
+    (h / ".profile").write_text(USER_PROFILE)
+    ext = tmp_path / "ext"
+    ext.mkdir()
+    (ext / "mpykdump.so").write_bytes(b"\x7fELF stand-in")
+    return h
+
+
+def _blocks(text):
+    return text.count("# >>> crash-ext >>>"), text.count("# <<< crash-ext <<<")
+
+
+def test_install_twice_then_uninstall(home):
+    mp = str(home.parent / "ext" / "mpykdump.so")
+    for _ in range(2):
+        r = _run(home, "--mpykdump", mp, "--no-cli")
+        assert r.returncode == 0, r.stderr
+    crashrc = (home / ".crashrc").read_text()
+    assert crashrc.startswith(USER_CRASHRC)
+    assert _blocks(crashrc) == (1, 1)
+    prefix = home / ".local" / "share" / "crash-ext"
+    assert "extend %s\n" % mp in crashrc
+    assert "epython %s\n" % (prefix / "pykdump" / "load.py") in crashrc
+    profile = (home / ".profile").read_text()
+    assert _blocks(profile) == (1, 1) and "PYKDUMPPATH" in profile
+    for verb in ("whoholds", "argrecover", "deadlock", "load"):
+        assert (prefix / "pykdump" / (verb + ".py")).exists()
+    assert (prefix / "lib" / "crash_ext" / "port.py").exists()
+    assert (prefix / "lib" / "tabulate").exists() or (prefix / "lib" / "tabulate.py").exists()
+
+    r = _run(home, "--uninstall")
+    assert r.returncode == 0, r.stderr
+    assert (home / ".crashrc").read_text() == USER_CRASHRC
+    assert (home / ".profile").read_text() == USER_PROFILE
+    assert not prefix.exists()
+
+
+def test_without_pykdump_says_where_to_get_it(home):
+    r = _run(home, "--no-cli")
+    assert r.returncode == 0, r.stderr
+    assert "mpykdump.so not found" in r.stdout and "crash-ext VERB" in r.stdout
+    assert (home / ".crashrc").read_text() == USER_CRASHRC
+
+
+def test_console_script_installed_and_removed(home):
+    r = _run(home)
+    assert r.returncode == 0, r.stderr
+    script = home / ".local" / "bin" / "crash-ext"
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "deadlock" in out.stderr + out.stdout
+    assert _run(home, "--uninstall").returncode == 0
+    assert not script.exists() and not script.is_symlink()
+
+
+def test_bad_option_is_one_line_error(home):
+    r = _run(home, "--frobnicate")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
