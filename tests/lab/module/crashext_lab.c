@@ -5,7 +5,8 @@
  * Tasks write a script to /proc/crashext_lab and spend the rest of their life in the
  * kernel running it.  A script is a ';'-separated list of steps:
  *
- *   run take LOCK MODE     acquire LOCK (MODE: w or r; r only for rw_semaphores)
+ *   run take LOCK MODE     acquire LOCK (MODE: w or r; r only for rw_semaphores) and run
+ *                          the rest of the script holding it (released after the rest)
  *   run signal EVENT       complete_all() the completion EVENT
  *   run wait EVENT         wait_for_completion() on EVENT (uninterruptible, maybe forever)
  *
@@ -354,7 +355,52 @@ static noinline __noclone int lab_take(struct lab_lock *l, char mode)
 	return 0;
 }
 
-static int lab_step(char *step)
+static int lab_run(char *script);
+
+static void lab_release(struct lab_lock *l, void *lock, char mode)
+{
+	switch (l->kind) {
+	case LAB_MUTEX:
+		mutex_unlock(lock);
+		break;
+	case LAB_RWSEM:
+		if (mode == 'r')
+			up_read(lock);
+		else
+			up_write(lock);
+		break;
+	case LAB_SEM:
+		up(lock);
+		break;
+	case LAB_INODE:
+		inode_unlock(d_inode(l->path.dentry));
+		break;
+	}
+}
+
+/*
+ * Take a lock, run the rest of the script while holding it, then release it.  Like kernel
+ * code that holds a lock across calls (the seed's xfs_file_splice_write holding i_iolock
+ * while generic_file_splice_write waits for i_mutex), the holder's frame keeps the lock's
+ * address live for the release.  Staged tasks block inside the rest and never release.
+ */
+static noinline __noclone int lab_hold(struct lab_lock *l, void *lock, char mode, char *rest)
+{
+	int err;
+
+	lab_note_call(__func__, "l", l);
+	lab_note_call(__func__, "lock", lock);
+	lab_note_call(__func__, "rest", rest);
+	err = lab_take(l, mode);
+	if (err)
+		return err;
+	err = lab_run(rest);
+	lab_release(l, lock, mode);
+	return err;
+}
+
+/* Runs one step; a "take" runs the rest of the script (*rest) itself, under the lock. */
+static int lab_step(char *step, char **rest)
 {
 	char *verb = strsep(&step, " ");
 	char *arg = strsep(&step, " ");
@@ -369,8 +415,10 @@ static int lab_step(char *step)
 		l = lab_lock_get(arg, &err);
 		if (!l)
 			return err;
-		return lab_take(l, (mode && *mode == 'r') ? 'r' : (l->kind == LAB_RWSEM ||
-				l->kind == LAB_INODE) ? 'w' : '-');
+		err = lab_hold(l, lab_lock_addr(l), (mode && *mode == 'r') ? 'r' :
+			       (l->kind == LAB_RWSEM || l->kind == LAB_INODE) ? 'w' : '-', *rest);
+		*rest = NULL;
+		return err;
 	}
 	e = lab_event_get(arg);
 	if (!e)
@@ -397,7 +445,7 @@ static int lab_run(char *script)
 		step = strim(step);
 		if (!*step)
 			continue;
-		err = lab_step(step);
+		err = lab_step(step, &script);
 		if (err) {
 			pr_err("crashext_lab: step '%s' failed: %d\n", step, err);
 			return err;

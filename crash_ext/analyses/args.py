@@ -1,0 +1,915 @@
+"""Argument recovery for a sleeping task's frames (the ``argrecover`` analysis).
+
+How (DESIGN.md, "Argument recovery on x86-64"):
+
+1. Every frame's function is run symbolically from its entry to its call site (the
+   instruction before the frame's return address) -- :mod:`.flow`.
+2. Neighbouring frames are tied together: the callee's entry registers equal the
+   caller's registers at the call (callee-saved ones always; argument registers when the
+   call goes straight to the callee -- a direct call to its start, an indirect call whose
+   target register is shown to hold its start, or a call into a function that reaches
+   it only by tail jumps, which is then run to those jumps), and the innermost frame's
+   callee ``__switch_to_asm`` (suspended after its pushes, i.e. the task's
+   inactive_task_frame at thread.sp) is added as frame ``#-1``.  Nothing is tied across
+   exception entries, stack switches, or frames whose code contradicts crash's frame
+   addresses (reported as a "frame geometry" warning).
+3. Concrete anchors: ``%rsp`` at frame N's call is RSP_N + 8; frame N's function was
+   entered with ``%rsp`` = RSP_{N+1}; every stack slot a function wrote (pushes of
+   callee-saved registers, spills) is read from ``bt -f``'s words or memory.
+4. A union-find (:mod:`.solver`) combines all of it; a value is reported only when a
+   chain of equations ties it to a constant, and that chain is the provenance.  Two
+   chains that disagree make a conflict.
+
+Entry point: :func:`recover` (recorded text through callbacks) and
+:func:`recover_with_port` (a live Port).
+"""
+
+import re
+import weakref
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Set, Tuple
+
+from ..models import x86
+from ..models.disasm import Insn, parse_dis
+from ..models.proto import Prototype, parse_whatis
+from ..models.stack import Backtrace, Frame, parse_backtrace
+from . import flow as fl
+from .solver import ZERO, Reason, Solver
+
+MASK = (1 << 64) - 1
+SWITCH_FUNCS = ("__switch_to_asm",)
+TAIL_DEPTH = 3
+_CLONE = re.compile(
+    r"^(?P<base>[^.]+)(?P<suffix>(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|"
+    r"llvm)(?:\.\d+)?)+)$")
+
+DisFn = Callable[[int], str]
+ReadFn = Callable[[int], Optional[int]]
+WhatisFn = Callable[[str], str]
+
+
+@dataclass
+class Arg:
+    """One argument of a frame's function.
+
+    ``name``/``type`` from the prototype (``arg0``.. and None without one; a ``?``
+    suffix on clones); ``register``: the SysV register it arrives in (None if not in
+    one); ``value``: recovered value or None; ``status``: 'recovered', 'unknown' or
+    'conflict'; ``provenance``: how the value was found, step by step; ``reason``: why
+    it is unknown, or what the conflict is; ``alternatives``: for conflicts, the other
+    values found, each with its chain; ``weak``: the chain rests on a stack slot that a
+    callee could have changed.
+    """
+    name: str
+    type: Optional[str]
+    register: Optional[str]
+    value: Optional[int] = None
+    provenance: List[str] = field(default_factory=list)
+    status: str = "unknown"
+    reason: Optional[str] = None
+    alternatives: List[Tuple[int, List[str]]] = field(default_factory=list)
+    weak: bool = False
+
+
+@dataclass
+class FrameArgs:
+    """The recovered arguments of one frame's function.
+
+    ``index``: crash's ``#N``; ``prototype``: the ``whatis`` text used (of the original
+    function for a GCC clone); ``clone``: the clone suffix (``.constprop.0``) or None;
+    ``registers``: callee-saved registers of this function at its call site that were
+    recovered ({'rbx': value}); ``warnings``: what weakens the frame's results.
+    """
+    index: int
+    function: str
+    module: Optional[str] = None
+    prototype: Optional[str] = None
+    clone: Optional[str] = None
+    args: List[Arg] = field(default_factory=list)
+    registers: Dict[str, int] = field(default_factory=dict)
+    warnings: List[str] = field(default_factory=list)
+
+
+@dataclass
+class TaskArgs:
+    """Argument recovery for one task: header fields from ``bt`` and one FrameArgs per
+    frame, innermost first; ``warnings`` for the whole stack."""
+    pid: Optional[int]
+    task: Optional[int]
+    command: Optional[str]
+    frames: List[FrameArgs] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+    def frame(self, index: int) -> Optional[FrameArgs]:
+        """Return the FrameArgs of frame ``#index``, or None."""
+        for f in self.frames:
+            if f.index == index:
+                return f
+        return None
+
+
+class _F:
+    """Per-frame working data."""
+
+    def __init__(self, frame: Frame):
+        self.frame = frame
+        self.fid = "#%d" % frame.index
+        self.flow = None  # type: Optional[fl.Flow]
+        self.call = None  # type: Optional[Insn]
+        self.problem = None  # type: Optional[str]
+        m = _CLONE.match(frame.function)
+        self.base = m.group("base") if m else frame.function
+        self.clone = m.group("suffix") if m else None
+        self.cold = bool(self.clone and ".cold" in self.clone)
+
+    @property
+    def state(self):
+        return self.flow.state if self.flow is not None else None
+
+    def where(self) -> str:
+        return self.call.where if self.call else self.frame.function
+
+
+_PARSED = {}  # type: Dict[str, List[Insn]]
+
+
+def parsed(text: str) -> List[Insn]:
+    """parse_dis with a memo: the same function text is parsed once per process
+    (instructions are never modified by the analyses)."""
+    r = _PARSED.get(text)
+    if r is None:
+        if len(_PARSED) > 2048:
+            _PARSED.clear()
+        r = _PARSED[text] = parse_dis(text)
+    return r
+
+
+def hx(v: int) -> str:
+    """Format an address/value the way crash does (bare 16-digit hex for kernel words)."""
+    return "%x" % (v & MASK)
+
+
+class _Recovery:
+    def __init__(self, bt: Backtrace, dis_fn: DisFn, read_fn: Optional[ReadFn],
+                 whatis_fn: Optional[WhatisFn]):
+        self.bt = bt
+        self.dis_fn = dis_fn
+        self.read_fn = read_fn
+        self.whatis_fn = whatis_fn
+        self.solver = Solver()
+        self.frames = [_F(f) for f in sorted(bt.frames, key=lambda f: f.index)]
+        self.byidx = {f.frame.index: f for f in self.frames}
+        self.virtual = None  # type: Optional[_F]
+        self.linkkind = {}  # type: Dict[int, str]  callee index -> 'direct'|'cs-only'|reason
+        self.link_why = {}  # type: Dict[int, str]
+        self.anchored = set()  # type: Set[Tuple[str, str, int]]
+        self.warnings = []  # type: List[str]
+        self.pending_indirect = []  # type: List[Tuple[_F, _F, str]]
+        self.thunks = {}  # type: Dict[int, Optional[str]]
+
+    # -- step 1: flows ------------------------------------------------------------
+    def _dis(self, addr: int) -> List[Insn]:
+        return parsed(self.dis_fn(addr) or "")
+
+    def build_flows(self) -> None:
+        for f in self.frames:
+            fr = f.frame
+            if fr.ret_addr is None:
+                f.problem = "crash printed no return address for this frame"
+                continue
+            try:
+                insns = self._dis(fr.ret_addr)
+            except Exception as e:  # noqa: BLE001 - report, do not crash the verb
+                f.problem = "could not disassemble %s: %s" % (fr.function, e)
+                continue
+            idx = None
+            for i, ins in enumerate(insns):
+                if ins.addr == fr.ret_addr:
+                    idx = i
+                    break
+            if idx is None or idx == 0:
+                f.problem = ("the return address %s is not an instruction boundary after "
+                             "the start of %s's disassembly" % (hx(fr.ret_addr), fr.function))
+                continue
+            call = insns[idx - 1]
+            if call.mnemonic != "call":
+                f.problem = ("the instruction before the return address (%s: %s) is not a "
+                             "call; the frame was entered otherwise (exception, entry code)"
+                             % (call.where, call.text))
+                continue
+            f.call = call
+            flow = fl.Flow(f.fid, insns[0].func, insns)
+            if f.cold:
+                flow.entry_known = False
+            fl.run(flow, idx - 1, dis_fn=self.dis_fn)
+            f.flow = flow
+            if flow.error:
+                f.problem = "%s: %s" % (fr.function, flow.error)
+        inner = self.frames[0] if self.frames else None
+        if inner is not None and inner.call is not None and inner.frame.index == 0:
+            name = (inner.call.branch_target_sym() or "").split("+")[0]
+            target = inner.call.branch_target()
+            if name in SWITCH_FUNCS and target is not None:
+                try:
+                    insns = self._dis(target)
+                except Exception as e:  # noqa: BLE001
+                    self.warnings.append("could not disassemble %s: %s" % (name, e))
+                    insns = []
+                if insns and insns[0].addr == target:
+                    v = _F(Frame(index=-1, sp=inner.frame.sp - 8, function=name,
+                                 ret_addr=None))
+                    v.flow = fl.run(fl.Flow("#-1", name, insns), len(insns),
+                                    stop_at_control=True)
+                    self.virtual = v
+
+    # -- step 2/3: equations ----------------------------------------------------------
+    def _eq(self, a: str, b: str, d: int, text: str, uses: Tuple[str, ...] = (),
+            weak: bool = False) -> bool:
+        return self.solver.add(a, b, d, Reason(text, uses, weak))
+
+    def boundaries(self) -> None:
+        """Mark frame pairs that no call ties together (exception entries, stack
+        switches): nothing is linked across them."""
+        for f in self.frames:
+            fr = f.frame
+            up = self.byidx.get(fr.index + 1)
+            if up is None:
+                continue
+            if fr.exception_rip or fr.regs:
+                self.link_why[fr.index] = (
+                    "frame #%d is an exception or system-call entry: the code it "
+                    "interrupted ran between it and frame #%d" % (fr.index, up.frame.index))
+            elif up.frame.stack is not None:
+                self.link_why[fr.index] = ("the stack changes (%s) between frames #%d and #%d"
+                                           % (up.frame.stack, fr.index, up.frame.index))
+
+    def geometry(self) -> None:
+        byidx = self.byidx
+        for f in self.frames:
+            if f.state is None:
+                continue
+            fr = f.frame
+            rsp = f.state.regs["rsp"]
+            self._eq(rsp.node, ZERO, fr.sp + 8 - rsp.off,
+                     "%%rsp at %s's call (%s) is %s: the slot [%s] of frame #%d holds its "
+                     "return address" % (fr.function, f.where(), hx(fr.sp + 8), hx(fr.sp),
+                                         fr.index))
+            up = byidx.get(fr.index + 1)
+            if up is None or f.cold or not f.flow.entry_known or fr.index in self.link_why:
+                continue
+            entry = f.flow.entry("rsp")
+            if rsp.node == entry:
+                expect = (fr.sp + 8 - rsp.off) & MASK
+                if expect != up.frame.sp:
+                    msg = ("frame geometry: %s's code puts its entry %%rsp at %s, but frame "
+                           "#%d's slot is [%s]; a frame may be missing or stale between "
+                           "#%d and #%d" % (fr.function, hx(expect), up.frame.index,
+                                            hx(up.frame.sp), fr.index, up.frame.index))
+                    self.warnings.append(msg)
+                    self.link_why[fr.index] = msg
+                    continue
+            self._eq(entry, ZERO, up.frame.sp,
+                     "%s was entered with %%rsp = %s, the slot of frame #%d's return "
+                     "address" % (fr.function, hx(up.frame.sp), up.frame.index))
+        if self.virtual is not None and self.virtual.state is not None:
+            v = self.virtual
+            inner = self.frames[0]
+            self._eq(v.flow.entry("rsp"), ZERO, inner.frame.sp,
+                     "%s (suspended in its prologue) was entered with %%rsp = %s, frame "
+                     "#0's slot" % (v.frame.function, hx(inner.frame.sp)))
+
+    def _target_ok(self, caller: _F, callee: _F) -> Optional[str]:
+        """'direct' when the caller's call enters the callee's function at its start,
+        'indirect:REG' when it goes through a register, None when it goes elsewhere."""
+        call = caller.call
+        t = call.branch_target()
+        sym = (call.branch_target_sym() or "").split("+")
+        if t is not None:
+            if callee.flow is not None and callee.flow.entry_known and \
+                    callee.flow.start == t:
+                return "direct"
+            name = sym[0]
+            if len(sym) == 1 and name in (callee.frame.function, callee.base) and \
+                    (callee.flow is None or not callee.flow.entry_known or callee.cold):
+                return "direct"
+            reg = self._thunk_register(t, name)
+            if reg is not None:
+                return "indirect:" + reg
+            return None
+        op = call.operands[0] if call.operands else None
+        if op is not None and op.kind == "reg" and x86.width(op.reg) == 64:
+            return "indirect:" + x86.canonical(op.reg)
+        return None
+
+    def _thunk_register(self, target: int, name: str) -> Optional[str]:
+        """The register an indirect-call thunk jumps through, or None when ``target``
+        is not such a thunk (``__x86_indirect_thunk_rax``; crash may name the first one
+        ``__indirect_thunk_start``)."""
+        m = re.match(r"^__x86_indirect_thunk_(r\w+)$", name)
+        if m:
+            return m.group(1)
+        if "thunk" not in name:
+            return None
+        if target in self.thunks:
+            return self.thunks[target]
+        reg = None
+        try:
+            insns = self._dis(target)
+        except Exception:  # noqa: BLE001
+            insns = []
+        body = [i for i in insns if i.addr >= target][:12]
+        for ins in body:
+            op = ins.operands[0] if ins.operands else None
+            if ins.mnemonic == "jmp" and op is not None and op.indirect and \
+                    op.kind == "reg":
+                reg = x86.canonical(op.reg)
+                break
+            if ins.mnemonic == "mov" and len(ins.operands) == 2 and \
+                    ins.operands[0].kind == "reg" and ins.operands[1].kind == "mem" and \
+                    ins.operands[1].base == "rsp" and ins.operands[1].disp == 0:
+                reg = x86.canonical(ins.operands[0].reg)
+                break
+        self.thunks[target] = reg
+        return reg
+
+    def _link(self, callee: _F, caller: _F, regs, note: str = "") -> None:
+        st = caller.state
+        for r in regs:
+            v = st.regs[r]
+            steps = "; ".join(v.steps)
+            text = ("%s%%%s at %s's call %s = %%%s on entry to %s%s" % (
+                (steps + "; ") if steps else "", r, caller.frame.function, caller.where(), r,
+                callee.frame.function, note))
+            self._eq("%s|entry||%s" % (callee.fid, r), v.node, v.off, text)
+
+    def links(self) -> None:
+        pairs = []
+        seq = self.frames
+        for callee, caller in zip(seq, seq[1:]):
+            if caller.frame.index != callee.frame.index + 1:
+                continue
+            pairs.append((callee, caller))
+        for callee, caller in pairs:
+            ci = callee.frame.index
+            if caller.state is None:
+                self.link_why.setdefault(ci, "frame #%d (%s) could not be analysed: %s" % (
+                    caller.frame.index, caller.frame.function, caller.problem))
+                continue
+            if ci in self.link_why:
+                continue
+            kind = self._target_ok(caller, callee)
+            if callee.flow is None or callee.flow.entry_known:
+                self._link(callee, caller, sorted(x86.CALLEE_SAVED))
+            if kind == "direct":
+                self.linkkind[ci] = "direct"
+                self._link(callee, caller, x86.ARG_REGS)
+            elif kind is not None and kind.startswith("indirect:"):
+                self.pending_indirect.append((callee, caller, kind.split(":")[1]))
+                self.link_why[ci] = ("%s calls through %%%s at %s; it is not known to "
+                                     "enter %s directly" % (caller.frame.function,
+                                                            kind.split(":")[1], caller.where(),
+                                                            callee.frame.function))
+            else:
+                self.link_why[ci] = (
+                    "%s's call at %s goes to %s, not to %s: %s was reached by a tail call "
+                    "(or jump), so the registers at that call need not be its arguments" % (
+                        caller.frame.function, caller.where(),
+                        caller.call.branch_target_sym() or caller.call.text,
+                        callee.frame.function, callee.frame.function))
+                t = caller.call.branch_target()
+                if t is not None and callee.flow is not None and callee.flow.entry_known:
+                    why = self._follow_tail(callee, caller, t)
+                    if why:
+                        self.link_why[ci] += "; " + why
+        if self.virtual is not None and self.virtual.state is not None and \
+                self.frames and self.frames[0].state is not None:
+            self._link(self.virtual, self.frames[0], sorted(x86.CALLEE_SAVED))
+
+    def _eval(self, f: _F, v: fl.Val, depth: int = 4) -> Tuple[Optional[int], List[str]]:
+        """Value of ``v`` from the solver or, for a value loaded from memory whose address
+        is known, by reading that memory now (with a note saying so)."""
+        x = self.solver.value(v.node)
+        if x is not None:
+            return (x + v.off) & MASK, []
+        a = f.flow.loads.get(v.node) if f.flow is not None else None
+        if a is None or depth <= 0:
+            return None, []
+        addr, notes = self._eval(f, a, depth - 1)
+        if addr is None:
+            return None, []
+        word, _src = self._read(addr)
+        if word is None:
+            return None, []
+        where = v.node.split("|")[2] if "|" in v.node else "?"
+        return (word + v.off) & MASK, notes + [
+            "[%s] = %s, loaded at %s (read from the dump; assumed unchanged since)" % (
+                hx(addr), hx(word), where)]
+
+    def _follow_tail(self, callee: _F, caller: _F, target: int) -> Optional[str]:
+        """When the caller's call enters a function T that reaches the callee only by
+        tail jumps (no frame of its own), run T from the caller's registers to those
+        jumps (up to TAIL_DEPTH functions deep) and tie the callee's argument registers
+        to what they hold there when every jump agrees.  Returns None when linked, else
+        words saying why not."""
+        state = caller.state.copy()
+        rsp = state.regs["rsp"]
+        state.regs["rsp"] = rsp.plus(-8)
+        state.mem = {}
+        state.info = {}
+        chain = []  # type: List[str]
+        for depth in range(TAIL_DEPTH):
+            try:
+                insns = self._dis(target)
+            except Exception:  # noqa: BLE001
+                return None
+            if not insns or insns[0].addr != target:
+                return None
+            name = insns[0].func
+            flow = fl.Flow("%s>%d" % (caller.fid, depth), name, insns)
+            fl.run(flow, len(insns), dis_fn=self.dis_fn, init=state)
+            to_callee, onward = [], {}  # type: List[int], Dict[int, List[int]]
+            for i, ins in enumerate(insns):
+                if i not in flow.states or not x86.is_jump(ins.mnemonic):
+                    continue
+                t = ins.branch_target()
+                tname = (ins.branch_target_sym() or "").split("+")[0]
+                if t is None or "indirect_thunk" in tname:
+                    return ("%s has an indirect tail jump at %s; %s may have been "
+                            "entered through it" % (name, ins.where, callee.frame.function))
+                if t in flow.index or "return_thunk" in tname or \
+                        tname.endswith("_untrain_ret"):
+                    continue
+                if t == callee.flow.start:
+                    to_callee.append(i)
+                else:
+                    onward.setdefault(t, []).append(i)
+            chain.append(name)
+            if to_callee:
+                sts = [flow.states[i] for i in to_callee]
+                wheres = ", ".join(insns[i].where for i in to_callee)
+                for r in x86.ARG_REGS:
+                    v = sts[0].regs[r]
+                    if not all(x.regs[r].same(v) for x in sts[1:]):
+                        continue            # the jumps disagree: leave it unknown
+                    steps = "; ".join(v.steps)
+                    self._eq("%s|entry||%s" % (callee.fid, r), v.node, v.off,
+                             "%s%%%s at %s's call %s, then through %s to its tail jump%s "
+                             "(%s) to %s = %%%s on entry to %s" % (
+                                 (steps + "; ") if steps else "", r, caller.frame.function,
+                                 caller.where(), " -> ".join(chain),
+                                 "s" if len(to_callee) > 1 else "", wheres,
+                                 callee.frame.function, r, callee.frame.function))
+                self.linkkind[callee.frame.index] = "tail"
+                self.link_why.pop(callee.frame.index, None)
+                return None
+            if len(onward) != 1:
+                return ("%s does not reach %s by a tail jump that could be followed"
+                        % (name, callee.frame.function))
+            target, sites = next(iter(onward.items()))
+            sts = [flow.states[i] for i in sites]
+            state = sts[0].copy()
+            for r in x86.GPRS:
+                if not all(x.regs[r].same(state.regs[r]) for x in sts[1:]):
+                    state.regs[r] = fl.Val("%s|phi|%s|%s" % (flow.fid, name, r), 0)
+            state.mem, state.info = {}, {}
+        return None
+
+    def _resolve_indirect(self) -> bool:
+        changed = False
+        for item in list(self.pending_indirect):
+            callee, caller, reg = item
+            v = caller.state.regs[reg]
+            val, notes = self._eval(caller, v)
+            start = callee.flow.start if callee.flow is not None and \
+                callee.flow.entry_known else None
+            if val is not None and start is not None and val == start:
+                self.pending_indirect.remove(item)
+                self.linkkind[callee.frame.index] = "direct"
+                self.link_why.pop(callee.frame.index, None)
+                note = " (the call goes through %%%s = %s, the start of %s: %s)" % (
+                    reg, hx(val), callee.frame.function, "; ".join(notes) or "recovered")
+                self._link(callee, caller, x86.ARG_REGS, note)
+                changed = True
+        return changed
+
+    def _derive_zx32(self) -> bool:
+        """Give ``zx32`` symbols (low halves) a value once their full value is known."""
+        changed = False
+        for n in list(self.solver.adj):
+            parts = fl.zx32_parts(n)
+            if parts is None or self.solver.value(n) is not None:
+                continue
+            x = self.solver.value(parts[0])
+            if x is not None:
+                self._eq(n, ZERO, (x + parts[1]) & 0xFFFFFFFF,
+                         "its low 32 bits: %s" % hx((x + parts[1]) & 0xFFFFFFFF))
+                changed = True
+        return changed
+
+    def _read(self, addr: int) -> Tuple[Optional[int], str]:
+        if addr in self.bt.words:
+            return self.bt.words[addr], "bt -f"
+        if self.read_fn is not None:
+            try:
+                v = self.read_fn(addr)
+            except Exception:  # noqa: BLE001 - unreadable means no anchor
+                v = None
+            if v is not None:
+                return v, "memory"
+        return None, ""
+
+    def _anchor_flow(self, f: _F) -> bool:
+        st = f.state
+        if st is None:
+            return False
+        new = False
+        rsp = st.regs["rsp"]
+        rsp_val = self.solver.value(rsp.node)
+        low = (rsp_val + rsp.off) & MASK if rsp_val is not None else None
+        entry_val = self.solver.value(f.flow.entry("rsp"))
+        high = None  # type: Optional[int]
+        if entry_val is not None and f.flow.entry_known:
+            high = entry_val + 0x40          # up to a few stack arguments
+        up = self.byidx.get(f.frame.index + 1)
+        if up is not None and up.frame.stack is None:
+            high = max(high or 0, up.frame.sp)
+        for key, val in sorted(st.mem.items()):
+            nd, off = key
+            base = self.solver.value(nd)
+            if base is None:
+                continue
+            addr = (base + off) & MASK
+            if low is None or addr < low:
+                continue            # below the stack pointer: free space, not ours
+            if nd not in f.flow.stack_nodes:
+                # a slot addressed through a register not known to point into the
+                # stack (a frame pointer whose setup is not in the disassembly): use it
+                # only when it lands inside this frame
+                if high is None or addr >= high:
+                    continue
+            elif high is not None and addr >= high:
+                continue
+            tag = (f.fid, nd, off)
+            if tag in self.anchored:
+                continue
+            word, src = self._read(addr)
+            if word is None:
+                continue
+            self.anchored.add(tag)
+            info = st.info.get(key)
+            text = self._slot_text(f, key, val, info, addr, word, src)
+            weak = False
+            esc = st.escaped.get(nd)
+            if esc is not None and fl.signed(off) >= fl.signed(esc) and \
+                    not (info is not None and info.pushed):
+                weak = True
+                text += (" (the slot lies at or above a frame address passed to a callee, "
+                         "which could have changed it)")
+            self._eq(val.node, ZERO, word - val.off, text, uses=(nd,), weak=weak)
+            new = True
+        return new
+
+    def _slot_text(self, f: _F, key, val: fl.Val, info, addr: int, word: int,
+                   src: str) -> str:
+        steps = "; ".join(val.steps)
+        where = ""
+        if info is not None and info.base and info.base != "rsp" and not info.pushed:
+            base_val = (addr - info.disp) & MASK
+            where = "%s is [%s] with %%%s = %s" % (info.operand, hx(addr), info.base,
+                                                   hx(base_val))
+        elif info is not None and info.pushed:
+            where = "[%s] is the %s slot of %s" % (hx(addr), info.operand, f.frame.function)
+        elif info is not None and info.operand:
+            where = "%s is [%s]" % (info.operand, hx(addr))
+        else:
+            where = "slot [%s]" % hx(addr)
+        rel = ""
+        if val.off:
+            rel = "; the slot holds the value %s %#x, so the value is %s" % (
+                "+" if fl.signed(val.off) > 0 else "-", abs(fl.signed(val.off)),
+                hx(word - val.off))
+        return "%s%s; read [%s] = %s (%s)%s" % ((steps + "; ") if steps else "", where,
+                                                hx(addr), hx(word), src, rel)
+
+    def anchors(self) -> None:
+        for _ in range(20):
+            new = False
+            for f in self.frames + ([self.virtual] if self.virtual else []):
+                if self._anchor_flow(f):
+                    new = True
+            if self._resolve_indirect():
+                new = True
+            if self._derive_zx32():
+                new = True
+            if not new:
+                break
+
+    # -- step 4: report ---------------------------------------------------------------
+    def explain(self, nd: str, depth: int = 0) -> Tuple[List[str], Set[str], bool]:
+        """Return (steps, symbols used, weak) of the chain tying ``nd`` to a constant."""
+        path = self.solver.path(nd)
+        if path is None:
+            return [], set(), False
+        steps = []  # type: List[str]
+        used = {nd}
+        weak = False
+        for a, b, _d, reason in path:
+            used.add(a)
+            used.add(b)
+            weak = weak or reason.weak
+            text = reason.text
+            if depth < 2:
+                for u in reason.uses:
+                    val = self.solver.value(u)
+                    sub, subused, subweak = self.explain(u, depth + 1)
+                    used |= subused
+                    weak = weak or subweak
+                    if sub and val is not None:
+                        text += " [that address from: %s]" % "; ".join(sub)
+            steps.append(text)
+        return steps, used, weak
+
+    def _conflicts_for(self, used: Set[str]):
+        roots = {self.solver.find(u)[0] for u in used}
+        out = []
+        for c in self.solver.conflicts:
+            if self.solver.find(c.a)[0] in roots:
+                out.append(c)
+        return out
+
+    def _describe_unknown(self, f: _F, reg: str) -> str:
+        idx = f.frame.index
+        parts = []
+        byidx = {x.frame.index: x for x in self.frames}
+        caller = byidx.get(idx + 1)
+        if caller is None:
+            parts.append("no caller frame")
+        elif self.linkkind.get(idx) == "tail":
+            parts.append("%s was reached through tail jumps from %s's call %s; %%%s at the "
+                         "jump is not recovered (or the jumps disagree)" % (
+                             f.frame.function, caller.frame.function, caller.where(), reg))
+        elif self.linkkind.get(idx) == "direct":
+            v = caller.state.regs[reg]
+            d = fl.describe_node(v.node)
+            parts.append("at %s's call %s, %%%s holds %s%s, which is not recovered" % (
+                caller.frame.function, caller.where(), reg, d,
+                (" %+#x" % fl.signed(v.off)) if v.off else ""))
+        else:
+            parts.append(self.link_why.get(idx) or "the caller's call site was not analysed")
+        if f.state is not None and f.flow.entry_known:
+            entry = f.flow.entry(reg)
+            holders = [("%" + r) for r, v in sorted(f.state.regs.items())
+                       if v.node == entry and v.off == 0 and r != reg]
+            holders += [f.state.info[k].operand + " (" + f.state.info[k].where + ")"
+                        for k, v in sorted(f.state.mem.items())
+                        if v.node == entry and v.off == 0 and k in f.state.info]
+            if holders:
+                parts.append("%s still holds it in %s at its call %s, but that was not "
+                             "recovered" % (f.frame.function, ", ".join(holders), f.where()))
+            else:
+                parts.append("%s does not keep %%%s in a callee-saved register or a stack "
+                             "slot up to its call %s" % (f.frame.function, reg, f.where()))
+        elif f.problem:
+            parts.append(f.problem)
+        return "; ".join(parts)
+
+    def prototype(self, f: _F) -> Optional[Prototype]:
+        if self.whatis_fn is None:
+            return None
+        for name in (f.frame.function, f.base) if f.clone else (f.frame.function,):
+            if f.clone and name == f.frame.function:
+                continue
+            try:
+                p = parse_whatis(self.whatis_fn(name) or "")
+            except Exception:  # noqa: BLE001 - no prototype is not an error
+                p = None
+            if p is not None:
+                return p
+        return None
+
+    def report(self) -> TaskArgs:
+        out = TaskArgs(pid=self.bt.pid, task=self.bt.task, command=self.bt.command,
+                       warnings=list(self.warnings))
+        for f in self.frames:
+            fr = f.frame
+            fa = FrameArgs(index=fr.index, function=fr.function, module=fr.module,
+                           clone=f.clone)
+            if f.problem:
+                fa.warnings.append(f.problem)
+            if f.flow is not None:
+                fa.warnings.extend(f.flow.warnings)
+                if f.state is not None:
+                    for r in sorted(x86.CALLEE_SAVED):
+                        v = f.state.regs[r]
+                        val = self.solver.value(v.node)
+                        if val is not None:
+                            fa.registers[r] = (val + v.off) & MASK
+            proto = self.prototype(f)
+            if proto is not None:
+                fa.prototype = proto.text
+            if f.clone and not f.cold:
+                fa.warnings.append(
+                    "%s is a GCC clone (%s) of %s: parameters may have been dropped or "
+                    "moved to other registers; the names below come from %s's prototype "
+                    "and may not match the registers" % (fr.function, f.clone, f.base, f.base))
+            elif f.cold:
+                fa.warnings.append("%s is the cold part of %s, entered by a jump: "
+                                   "arguments are those %s was called with" % (
+                                       fr.function, f.base, f.base))
+            regs = []  # type: List[Tuple[str, Optional[str], Optional[str]]]
+            if fr.regs and fr.index == self.frames[-1].frame.index:
+                fa.warnings.append("entry code of a system call or exception: it takes no "
+                                   "C arguments; the registers it saved are crash's "
+                                   "register block")
+                out.frames.append(fa)
+                continue
+            if proto is not None:
+                for i, (p, r) in enumerate(zip(proto.params, proto.registers())):
+                    nm = p.name or "arg%d" % i
+                    if f.clone and not f.cold:
+                        nm += "?"
+                    regs.append((nm, p.type, r))
+            else:
+                regs = [("arg%d" % i, None, r) for i, r in enumerate(x86.ARG_REGS)]
+                if self.whatis_fn is not None:
+                    fa.warnings.append("no prototype for %s: all six argument registers "
+                                       "are shown" % fr.function)
+            for nm, typ, r in regs:
+                fa.args.append(self._arg(f, nm, typ, r))
+            out.frames.append(fa)
+        return out
+
+    def _arg(self, f: _F, name: str, typ: Optional[str], reg: Optional[str]) -> Arg:
+        a = Arg(name=name, type=typ, register=reg)
+        if reg is None:
+            a.reason = "not passed in an integer register (or its register is uncertain)"
+            return a
+        nd = "%s|entry||%s" % (f.fid, reg)
+        val = self.solver.value(nd)
+        low = False
+        if val is None and typ is not None and is_32bit_type(typ):
+            zx = "zx32:%s:0" % nd
+            if self.solver.value(zx) is not None:
+                nd, val, low = zx, self.solver.value(zx), True
+        if val is None:
+            a.reason = self._describe_unknown(f, reg)
+            return a
+        steps, used, weak = self.explain(nd)
+        if low:
+            steps.append("%s is a 32-bit parameter: its value is the low half of %%%s" % (
+                a.name, reg))
+        a.value = val
+        a.provenance = steps
+        a.weak = weak
+        a.status = "recovered"
+        conf = self._conflicts_for(used)
+        if conf:
+            a.status = "conflict"
+            msgs = []
+            for c in conf:
+                va = self.solver.value(c.a)
+                vb = self.solver.value(c.b)
+                if va is not None and vb is not None and self.solver.same_class(c.a, nd):
+                    alt = (val - va + vb + c.d) & MASK
+                    a.alternatives.append((alt, [c.reason.text]))
+                msgs.append(c.reason.text)
+            a.reason = ("another chain disagrees: " + " | ".join(msgs))
+        return a
+
+
+_SMALL = re.compile(
+    r"^(const\s+)?(unsigned\s+|signed\s+)?(int|short|char|short int|_Bool|bool|"
+    r"u8|u16|u32|s8|s16|s32|__u8|__u16|__u32|__s8|__s16|__s32|uint|gfp_t|pid_t|uid_t|"
+    r"gid_t|umode_t|fmode_t|dev_t|blk_opf_t|enum\s+\w+)$")
+
+
+def is_32bit_type(typ: str) -> bool:
+    """True for scalar C types of at most 32 bits (``int``, ``unsigned int``, ``char``,
+    ``enum x``, common kernel typedefs such as ``gfp_t``)."""
+    t = " ".join(typ.split())
+    return t in ("unsigned", "signed") or bool(_SMALL.match(t))
+
+
+def recover(bt: Backtrace, dis_fn: DisFn, read_fn: Optional[ReadFn] = None,
+            whatis_fn: Optional[WhatisFn] = None) -> TaskArgs:
+    """Recover the arguments of every frame of ``bt`` (a parsed ``bt -f``).
+
+    ``dis_fn(addr)`` returns crash ``dis`` text of the whole function containing ``addr``
+    (raise or return "" when unavailable); ``read_fn(addr)`` the 8-byte word at ``addr``
+    or None (used for stack words ``bt -f`` did not print, e.g. __switch_to_asm's saves
+    below frame #0); ``whatis_fn(name)`` crash ``whatis`` text.  Never raises for
+    missing data: what cannot be found is reported unknown with a reason.
+    """
+    r = _Recovery(bt, dis_fn, read_fn, whatis_fn)
+    r.build_flows()
+    r.boundaries()
+    r.geometry()
+    r.links()
+    r.anchors()
+    return r.report()
+
+
+class PortSources:
+    """``dis``/``whatis``/memory callbacks on a Port, cached (share one across tasks).
+
+    ``dis(addr)`` runs ``dis -r ADDR`` and ``dis -f ADDR`` (the whole function around
+    ``addr``, by address so that clones and duplicate static names are unambiguous).
+    """
+
+    def __init__(self, port):
+        self.port = port
+        self._dis = {}  # type: Dict[int, Tuple[str, Set[int]]]
+        self._whatis = {}  # type: Dict[str, str]
+        self._words = {}  # type: Dict[int, Optional[int]]
+
+    def dis(self, addr: int) -> str:
+        """Return the disassembly of the whole function containing ``addr``."""
+        for text, addrs in self._dis.values():
+            if addr in addrs:
+                return text
+        back = self.port.command("dis -r %#x" % addr)
+        fwd = self.port.command("dis -f %#x" % addr)
+        lines = back.rstrip("\n").splitlines()
+        flines = fwd.splitlines()
+        if flines and lines and flines[0].split(":")[0] == lines[-1].split(":")[0]:
+            flines = flines[1:]
+        text = "\n".join(lines + flines) + "\n"
+        insns = parse_dis(text)
+        self._dis[insns[0].addr if insns else addr] = (text, {i.addr for i in insns})
+        return text
+
+    def whatis(self, name: str) -> str:
+        """Return ``whatis NAME`` text, "" when crash has no prototype for it."""
+        if name not in self._whatis:
+            from ..port import CrashCommandError, check_address_word
+            try:
+                self._whatis[name] = self.port.command("whatis %s" % check_address_word(name))
+            except CrashCommandError:
+                self._whatis[name] = ""
+            except Exception:  # noqa: BLE001 - names crash will not take
+                self._whatis[name] = ""
+        return self._whatis[name]
+
+    def read(self, addr: int) -> Optional[int]:
+        """Return the u64 at ``addr`` or None when unreadable (reads and caches the
+        aligned 64-byte block around it: stack slots come in runs)."""
+        from ..port import CrashExtError
+        if addr in self._words:
+            return self._words[addr]
+        if addr & 7:
+            try:
+                return self.port.read_u64(addr)
+            except CrashExtError:
+                return None
+        block = addr & ~0x3F
+        try:
+            data = self.port.read(block, 64)
+        except CrashExtError:
+            try:
+                v = self.port.read_u64(addr)
+            except CrashExtError:
+                v = None
+            self._words[addr] = v
+            return v
+        for i in range(8):
+            self._words[block + 8 * i] = int.from_bytes(data[8 * i:8 * i + 8], "little")
+        return self._words[addr]
+
+
+_SHARED = weakref.WeakKeyDictionary()  # type: weakref.WeakKeyDictionary
+
+
+def sources_for(port) -> PortSources:
+    """Return the PortSources shared by every recovery on ``port`` (caches of
+    disassembly, prototypes and memory words live as long as the port)."""
+    try:
+        src = _SHARED.get(port)
+        if src is None:
+            src = PortSources(port)
+            _SHARED[port] = src
+        return src
+    except TypeError:          # port not weak-referenceable
+        return PortSources(port)
+
+
+def recover_with_port(port, bt: Backtrace, sources: Optional[PortSources] = None
+                      ) -> TaskArgs:
+    """Recover ``bt``'s arguments reading code, prototypes and memory through ``port``.
+
+    ``bt``: the task's parsed ``bt -f`` (e.g. from Snapshot.backtrace); ``sources``
+    defaults to the port's shared caches.  Raises only what the port raises for crash
+    dying or timing out (CrashDied, CrashTimeout).
+    """
+    src = sources or sources_for(port)
+    return recover(bt, src.dis, src.read, src.whatis)
+
+
+def recover_pid(port, pid: int, sources: Optional[PortSources] = None) -> TaskArgs:
+    """Run ``bt -f PID`` and recover that task's arguments.
+
+    Raises BadArgument for a bad pid, CrashCommandError when crash rejects the pid,
+    ValueError when crash printed no frames.
+    """
+    from ..port import check_pid_word
+    text = port.command("bt -f %d" % check_pid_word(pid))
+    return recover_with_port(port, parse_backtrace(text), sources)

@@ -1,0 +1,359 @@
+"""What a task is blocked on: :func:`blocked_on`.
+
+1. ``task_struct.blocker`` where the kernel has it (address | type).
+2. The blocking frame: the innermost frame that is a lock slow path names the lock type
+   and mode (``rwsem_down_write_slowpath`` -> rw_semaphore writer, ``__mutex_lock`` ->
+   mutex, ``__down_common`` -> semaphore, ``rt_mutex_slowlock`` -> rt_mutex).  Other
+   blocking frames give ``completion``, ``io`` or ``other``.
+3. The lock address, accepted only when the task is confirmed on that lock's wait list:
+   a. the task's own waiter record (``mutex_waiter``/``rwsem_waiter``/
+      ``semaphore_waiter`` live on the sleeper's stack, ``task`` = the task): walk its
+      ring and match a stack word that is the lock whose list head is in that ring;
+   b. argument recovery (:mod:`.args`) of the lock frames, if asked for;
+   c. a stack scan: pointer-looking words, nearest the slow-path frame first, each
+      distinct word read as the lock type once; accepted if its wait list holds the task.
+"""
+
+import re
+from typing import List, Optional, Tuple
+
+from ..models import locks as L
+from ..models.stack import Backtrace
+from ..port import BadArgument, CrashExtError, Port
+from .lockreport import session_cache
+from .results import Blocked, TaskRef
+from .snapshot import Snapshot
+
+__all__ = ["blocked_on", "classify_function", "SCHED_FUNCS"]
+
+SCHED_FUNCS = {"__schedule", "schedule", "schedule_timeout", "schedule_preempt_disabled",
+               "io_schedule", "io_schedule_timeout", "__switch_to", "__switch_to_asm",
+               "schedule_hrtimeout_range_clock", "schedule_hrtimeout_range",
+               "preempt_schedule_common", "rwsem_down_failed_common"}
+
+_CLONE = re.compile(r"(\.(constprop|isra|part|cold|lto_priv|localalias|llvm)(\.\d+)?)+$")
+
+# (regex on the function name without clone suffix, lock kind, mode)
+_LOCK_FUNCS = [
+    (r"^(rwsem_down_write_slowpath|rwsem_down_write_failed(_killable)?|"
+     r"call_rwsem_down_write_failed(_killable)?|__down_write(_common|_slowpath|_killable|"
+     r"_nested)?|down_write(_killable|_nested|_trylock)?)$", "rw_semaphore", "writer"),
+    (r"^(rwsem_down_read_slowpath|rwsem_down_read_failed(_killable)?|"
+     r"call_rwsem_down_read_failed(_killable)?|__down_read(_common|_slowpath|_killable|"
+     r"_interruptible)?|down_read(_killable|_interruptible|_nested|_non_owner)?)$",
+     "rw_semaphore", "reader"),
+    (r"^(__mutex_lock(_common|_slowpath|_killable_slowpath|_interruptible_slowpath)?|"
+     r"mutex_lock(_nested|_killable|_interruptible|_io|_killable_nested|"
+     r"_interruptible_nested|_io_nested)?|__ww_mutex_lock(_slowpath)?|ww_mutex_lock"
+     r"(_interruptible)?|mutex_lock_slowpath)$", "mutex", None),
+    (r"^(__down(_common|_interruptible|_killable|_timeout)?|down(_interruptible|"
+     r"_killable|_timeout)?)$", "semaphore", None),
+    (r"^(rt_mutex_slowlock(_block)?|__rt_mutex_slowlock(_locked)?|rt_mutex_lock"
+     r"(_interruptible|_killable|_nested)?|rtlock_slowlock(_locked)?|"
+     r"__rt_mutex_lock)$", "rt_mutex", None),
+]
+_LOCK_RES = [(re.compile(p), k, m) for p, k, m in _LOCK_FUNCS]
+_OTHER = [
+    (re.compile(r"^(wait_for_completion\w*|__wait_for_common|wait_for_common\w*|"
+                r"do_wait_for_common)$"), "completion"),
+    (re.compile(r"^(io_schedule\w*|folio_wait\w*|wait_on_page_bit\w*|__lock_page\w*|"
+                r"__folio_lock\w*|bit_wait_io|out_of_line_wait_on_bit\w*|"
+                r"__wait_on_buffer|wait_on_buffer|blk_mq_get_tag|__bio_wait\w*|"
+                r"submit_bio_wait)$"), "io"),
+]
+_SLOWPATH_FIRST = ("rwsem_down_", "__mutex_lock", "__down", "rt_mutex_slowlock",
+                   "__rt_mutex_slowlock", "rtlock_slowlock", "call_rwsem_down")
+
+
+def classify_function(name: str) -> Tuple[Optional[str], Optional[str], Optional[str]]:
+    """Return (lock kind, mode, other kind) for a frame function name: lock kind and
+    mode ('reader'/'writer'/None) for a lock acquire path, or other kind
+    ('completion'/'io') for other blocking waits; (None, None, None) otherwise."""
+    base = _CLONE.sub("", name or "")
+    for rx, kind, mode in _LOCK_RES:
+        if rx.match(base):
+            return kind, mode, None
+    for rx, other in _OTHER:
+        if rx.match(base):
+            return None, None, other
+    return None, None, None
+
+
+def _task_ref(snap: Snapshot, task: int) -> TaskRef:
+    return session_cache(snap).ref(task)
+
+
+def _stack_range(bt: Backtrace) -> Tuple[int, int]:
+    addrs = list(bt.words) + [f.sp for f in bt.frames]
+    if not addrs:
+        return 0, 0
+    lo = min(addrs) & ~0x3fff
+    return lo, lo + 0x8000
+
+
+def blocked_on(port: Port, task_addr: int, snapshot: Optional[Snapshot] = None,
+               use_args: bool = False) -> Blocked:
+    """Return what task ``task_addr`` (a task_struct address) is blocked on.
+
+    ``kind`` 'lock' with ``lock_address``/``lock_type``/``mode`` only when the task was
+    confirmed on that lock's wait list (``evidence`` says how it was found); 'running'
+    for a task on a CPU or runnable; 'completion'/'io'/'other' for other waits;
+    'unknown' when the stack shows a lock slow path but no lock could be confirmed
+    (``evidence`` says what was tried).  ``use_args``: also try argument recovery of
+    the lock frames (slower: disassembles each function once).
+
+    Raises BadArgument when no task lives at ``task_addr``; CrashExtError subclasses
+    when crash fails.
+    """
+    snap = snapshot or Snapshot(port)
+    cache = session_cache(snap)
+    if task_addr in cache.blocked and not use_args:
+        return cache.blocked[task_addr]  # type: ignore
+    ps = snap.by_task(task_addr)
+    if ps is None:
+        raise BadArgument("no task at %#x" % task_addr)
+    ref = _task_ref(snap, task_addr)
+    res = _blocked_on(port, snap, ref, ps, use_args)
+    cache.blocked[task_addr] = res
+    return res
+
+
+def _blocked_on(port, snap, ref, ps, use_args) -> Blocked:
+    task = ref.task
+    if ps.state in ("RU",):
+        return Blocked(task=ref, kind="running",
+                       evidence=["ps state RU%s" % (" (active on CPU %s)" % ps.cpu
+                                                    if ps.active else "")])
+    b = _from_blocker_field(port, snap, ref)
+    if b is not None:
+        return b
+    try:
+        bt = snap.backtrace(task)
+    except CrashExtError as e:
+        return Blocked(task=ref, kind="unknown", evidence=["bt -f failed: %s" % e])
+    lock_idx, kind, mode, other, func = None, None, None, None, None
+    for f in bt.frames:
+        k, m, o = classify_function(f.function)
+        if k is not None:
+            if lock_idx is None:
+                lock_idx, kind, func = f.index, k, f.function
+            if m is not None and mode is None and k == kind:
+                mode = m
+            continue
+        if lock_idx is not None:
+            break          # first frame above the lock path: the caller
+        if o is not None:
+            return Blocked(task=ref, kind=o, function=f.function, frame=f.index,
+                           evidence=["blocking frame #%d %s" % (f.index, f.function)])
+        if f.function in SCHED_FUNCS or _CLONE.sub("", f.function) in SCHED_FUNCS:
+            continue
+        if other is None:
+            other = f
+    if lock_idx is None:
+        if not bt.frames:
+            return Blocked(task=ref, kind="unknown", evidence=["no back trace frames"])
+        f = other or bt.frames[0]
+        return Blocked(task=ref, kind="other", function=f.function, frame=f.index,
+                       evidence=["first non-scheduler frame #%d %s is not a lock or "
+                                 "completion wait" % (f.index, f.function)])
+    res = Blocked(task=ref, kind="unknown", lock_type=kind, mode=mode, function=func,
+                  frame=lock_idx,
+                  evidence=["blocking frame #%d %s: a %s%s slow path" % (
+                      lock_idx, func, kind, " (%s)" % mode if mode else "")])
+    try:
+        layout = L.probe_layout(port, kind)
+    except CrashExtError as e:
+        res.evidence.append("cannot decode %s on this kernel: %s" % (kind, e))
+        return res
+    found = _via_own_waiter(port, snap, bt, task, layout, lock_idx)
+    if found is None and use_args:
+        found = _via_args(port, snap, bt, task, layout, lock_idx)
+    if found is None:
+        found = _via_scan(port, snap, bt, task, layout, lock_idx)
+    if found is None:
+        res.evidence.append("no lock confirmed: no stack word is a %s whose wait list "
+                            "holds this task" % kind)
+        return res
+    lock, wmode, how = found
+    res.kind = "lock"
+    res.lock_address = lock
+    if wmode:
+        res.mode = wmode
+    res.evidence.append(how)
+    return res
+
+
+def _from_blocker_field(port, snap, ref) -> Optional[Blocked]:
+    """``task_struct.blocker`` (newest kernels): address | type in the low 2 bits."""
+    try:
+        off = port.member_offset("task_struct", "blocker")
+    except CrashExtError:
+        off = None
+    if off is None:
+        return None
+    try:
+        v = port.read_u64(ref.task + off)
+    except CrashExtError:
+        return None
+    if not v:
+        return None
+    kinds = {0: ("mutex", None), 1: ("semaphore", None), 2: ("rw_semaphore", "reader"),
+             3: ("rw_semaphore", "writer")}
+    kind, mode = kinds[v & 3]
+    lock = v & ~3
+    try:
+        layout = L.probe_layout(port, kind)
+        w = session_cache(snap).walk(port, layout, lock)
+    except CrashExtError:
+        return None
+    if any(e.task == ref.task for e in w.entries):
+        return Blocked(task=ref, kind="lock", lock_address=lock, lock_type=kind, mode=mode,
+                       evidence=["task_struct.blocker = %#x (%s), task confirmed on its "
+                                 "wait list" % (v, kind)])
+    return None
+
+
+def _ring(port: Port, cache, start: int, cap: int = L.MAX_WAITERS + 2
+          ) -> Tuple[List[int], List[str]]:
+    """Return (nodes of the list ring through ``start`` following ``next``, problems);
+    cached per node."""
+    if start in cache.rings:
+        return cache.rings[start]
+    nodes = [start]
+    seen = {start}
+    probs = []  # type: List[str]
+    cur = start
+    for _ in range(cap):
+        try:
+            nxt = port.read_u64(cur)
+        except CrashExtError as e:
+            probs.append("cannot read list node %#x: %s" % (cur, e))
+            break
+        if nxt == start:
+            break
+        if not L.is_kernel_pointer(nxt) or nxt in seen:
+            probs.append("list through %#x is broken at %#x -> %#x" % (start, cur, nxt))
+            break
+        nodes.append(nxt)
+        seen.add(nxt)
+        cur = nxt
+    else:
+        probs.append("list through %#x longer than %d nodes" % (start, cap))
+    out = (nodes, probs)
+    if not probs:
+        for n in nodes:
+            cache.rings[n] = out
+    else:
+        cache.rings[start] = out
+    return out
+
+
+def _lock_frames_words(bt: Backtrace, lock_idx: int, span: int = 3) -> List[int]:
+    """Return stack word values ordered: frames lock_idx-? .. lock_idx+span first
+    (nearest the slow path), then the rest innermost first; distinct."""
+    near, far = [], []
+    for f in bt.frames:
+        dst = near if f.index <= lock_idx + span else far
+        for a in sorted(f.words):
+            dst.append(f.words[a])
+    out, seen = [], set()
+    for v in near + far:
+        if v not in seen:
+            seen.add(v)
+            out.append(v)
+    return out
+
+
+def _via_own_waiter(port, snap, bt, task, layout, lock_idx):
+    w = layout.waiter
+    if w is None or layout.wait_kind not in ("list", "headless"):
+        return None
+    cache = session_cache(snap)
+    words = bt.words
+    recs = [a for a, v in words.items()
+            if v == task and (a - w.task_off + w.node_off) in words]
+    values = _lock_frames_words(bt, lock_idx)
+    for tslot in sorted(recs):
+        rec = tslot - w.task_off
+        node = rec + w.node_off
+        nxt = words.get(node)
+        prv = words.get(node + 8)
+        if not (nxt and prv and L.is_kernel_pointer(nxt) and L.is_kernel_pointer(prv)):
+            continue
+        nodes, probs = _ring(port, cache, node)
+        if probs:
+            continue
+        ring = set(nodes)
+        mode = None
+        if w.mode_off is not None:
+            raw = b"".join((words.get(rec + i, 0)).to_bytes(8, "little")
+                           for i in range(0, max(w.size, 8), 8))
+            mode = L._mode_of(w, raw)
+        for v in values:
+            if not L.is_kernel_pointer(v) or v in ring:
+                continue
+            if layout.wait_kind == "list":
+                ok = (v + layout.wait_off) in ring and (v + layout.wait_off) != node
+            else:
+                try:
+                    ok = port.read_u64(v + layout.wait_off) in ring
+                except CrashExtError:
+                    ok = False
+            if ok:
+                how = ("the task's own %s record at %x (on its stack, task = this task) is "
+                       "on the wait list of the %s at %x, an address found on its stack"
+                       % (w.type_name, rec, layout.kind, v))
+                return v, mode, how
+    return None
+
+
+def _via_args(port, snap, bt, task, layout, lock_idx):
+    try:
+        from . import args as A
+    except Exception:   # noqa: BLE001 - argument recovery is optional
+        return None
+    fn = getattr(A, "recover_with_port", None)
+    if fn is None:
+        return None
+    try:
+        ta = fn(port, bt)
+    except CrashExtError:
+        return None
+    except Exception:   # noqa: BLE001 - a failure there must not stop the report
+        return None
+    cache = session_cache(snap)
+    for fa in ta.frames:
+        k, _, _ = classify_function(fa.function)
+        if k != layout.kind or not fa.args:
+            continue
+        a0 = fa.args[0]
+        if a0.status != "recovered" or a0.value is None:
+            continue
+        wk = cache.walk(port, layout, a0.value)
+        for e in wk.entries:
+            if e.task == task:
+                return a0.value, e.mode, (
+                    "argument recovery: %s(%s=%x) [%s]; task confirmed on its wait list"
+                    % (fa.function, a0.name, a0.value, " <- ".join(a0.provenance[:3])))
+    return None
+
+
+def _via_scan(port, snap, bt, task, layout, lock_idx, limit: int = 64):
+    cache = session_cache(snap)
+    lo, hi = _stack_range(bt)
+    tried = 0
+    for v in _lock_frames_words(bt, lock_idx):
+        if not L.is_kernel_pointer(v) or v % 8 or lo <= v < hi or v == task:
+            continue
+        tried += 1
+        if tried > limit:
+            break
+        try:
+            wk = cache.walk(port, layout, v, cap=4096)
+        except CrashExtError:
+            continue
+        for e in wk.entries:
+            if e.task == task:
+                return v, e.mode, ("stack scan: word %x read as a %s has this task on its "
+                                   "wait list" % (v, layout.kind))
+    return None

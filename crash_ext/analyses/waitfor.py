@@ -1,0 +1,903 @@
+"""The wait-for graph of blocked tasks: cycles (deadlocks) and convoys (hang chains).
+
+Nodes are tasks and locks.  Edges: a task *waits for* the lock it is blocked on (from
+:class:`~crash_ext.analyses.results.Blocked`), a lock is *held by* its owner(s) (from
+:class:`~crash_ext.analyses.results.LockReport`).  A held-by edge is either recorded by
+the lock itself (a mutex's or rwsem's ``owner`` field) or inferred, and an inferred edge
+carries its evidence:
+
+* a candidate holder ranked first, alone, by ``lock_report`` (stack words, owner hints;
+  see :mod:`.candidates`), or
+* the lock's address in a live frame of a blocked task above the frame it blocks in, or
+* elimination: the only blocked task(s) in the analysed set that neither wait on the
+  lock nor hold a lock that records its owner -- as many as the lock says hold it.
+
+Strongly connected components are found with an iterative Tarjan (no recursion limit at
+thousands of nodes); every elementary cycle of each component is listed (bounded).
+Tasks that reach a cycle are "behind" it; the rest form convoys, grouped by the root
+they end at (a task waiting on something other than a lock, a running task, a lock
+whose holder is unknown).
+
+:func:`build_graph` and :func:`analyse` are pure functions of the records;
+:func:`collect` reads a dump through a port, once: ``ps``, one ``foreach STATE bt -f``
+per state, then each lock's report once per address.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from ..port import CrashExtError, Port
+from .results import Blocked, Candidate, LockReport, TaskRef
+
+__all__ = ["HeldBy", "LockNode", "Step", "Cycle", "BehindTask", "Convoy", "WaitForGraph",
+           "WaitFor", "build_graph", "analyse", "collect", "tarjan_scc", "simple_cycles",
+           "short_lock_name", "task_label", "restrict_to_pid", "blocked_all", "MAX_CYCLES", "MIN_CANDIDATE_SCORE",
+           "AUTO_CANDIDATE_POOL"]
+
+MAX_CYCLES = 64            # elementary cycles listed per component
+MAX_CYCLE_STEPS = 200000   # search steps per component before giving up the listing
+MIN_CANDIDATE_SCORE = 5.0  # a lock_report candidate below this never becomes an edge
+AUTO_CANDIDATE_POOL = 200  # rank candidates when at most this many tasks could hold it
+
+Node = Tuple[str, int]     # ('t', task address) or ('l', lock address)
+
+
+@dataclass
+class HeldBy:
+    """A held-by edge: lock -> holder task.  ``inferred`` False when the lock records
+    its owner (``evidence`` then names the field); ``mode`` 'writer'/'reader'/None."""
+    task: TaskRef
+    inferred: bool
+    evidence: List[str] = field(default_factory=list)
+    mode: Optional[str] = None
+
+
+@dataclass
+class LockNode:
+    """A lock of the graph: its report, held-by edges, and, when no holder could be
+    named, the candidates that were considered (``unresolved`` says why)."""
+    address: int
+    report: LockReport
+    holders: List[HeldBy] = field(default_factory=list)
+    candidates: List[Candidate] = field(default_factory=list)
+    unresolved: Optional[str] = None
+
+    @property
+    def type(self) -> str:
+        return self.report.type
+
+
+@dataclass
+class Step:
+    """One link of a cycle: ``task`` is blocked in ``function`` (``caller`` is the first
+    frame outside the lock code) on ``lock``, which is held by the next step's task
+    through ``held_by``."""
+    task: TaskRef
+    blocked: Blocked
+    lock: LockNode
+    held_by: HeldBy
+    caller: Optional[str] = None
+
+
+@dataclass
+class BehindTask:
+    """A task that waits, directly or through others, on a cycle or a convoy root:
+    it is blocked on ``lock`` (None when unknown); ``depth`` 1 = waits on the root /
+    cycle directly."""
+    task: TaskRef
+    lock: Optional[int]
+    function: Optional[str]
+    caller: Optional[str]
+    depth: int
+
+
+@dataclass
+class Cycle:
+    """A deadlock: ``steps`` in order, the last step's lock held by the first task.
+    ``inferred`` True when any held-by edge is inferred.  ``inversion``: one line per
+    task, "holds A, wants B"; ``orders`` the lock-order pairs (A, B) as addresses.
+    ``component`` numbers the strongly connected component it belongs to."""
+    steps: List[Step]
+    inferred: bool
+    component: int
+    orders: List[Tuple[int, int]] = field(default_factory=list)
+    behind: List[BehindTask] = field(default_factory=list)
+
+
+@dataclass
+class Convoy:
+    """A chain without a cycle: the root(s) everyone behind ends at.
+
+    ``roots``: root tasks (several when a lock has several holders, e.g. readers);
+    ``root_lock``: set instead when the root is a lock whose holder is unknown;
+    ``what``: what the root itself waits on, in words; ``via``: the locks on the way;
+    ``behind``: the tasks behind the root(s); ``depth``: the longest chain in tasks."""
+    roots: List[TaskRef]
+    root_lock: Optional[int]
+    what: str
+    via: List[int]
+    behind: List[BehindTask]
+    depth: int
+
+
+@dataclass
+class WaitForGraph:
+    """Tasks, what each waits for, locks and who holds them (see :func:`build_graph`)."""
+    tasks: Dict[int, TaskRef]
+    blocked: Dict[int, Blocked]
+    locks: Dict[int, LockNode]
+    callers: Dict[int, Optional[str]] = field(default_factory=dict)
+    analysed: Set[int] = field(default_factory=set)
+    problems: List[str] = field(default_factory=list)
+
+    def successors(self, node: Node) -> List[Node]:
+        """Return the nodes ``node`` has edges to (task -> lock, lock -> holders)."""
+        kind, addr = node
+        if kind == "t":
+            b = self.blocked.get(addr)
+            if b is not None and b.kind == "lock" and b.lock_address in self.locks:
+                return [("l", b.lock_address)]
+            return []
+        ln = self.locks.get(addr)
+        if ln is None:
+            return []
+        out, seen = [], set()
+        for h in ln.holders:
+            if h.task.task not in seen:
+                seen.add(h.task.task)
+                out.append(("t", h.task.task))
+        return out
+
+    def nodes(self) -> List[Node]:
+        """Return every node: analysed tasks, locks, holders that are not analysed."""
+        out = [("t", t) for t in sorted(self.tasks)]
+        out += [("l", a) for a in sorted(self.locks)]
+        return out
+
+
+@dataclass
+class WaitFor:
+    """The result of :func:`analyse`: the graph, its cycles and convoys, the blocked
+    tasks that neither reach a cycle nor have anyone behind them (``alone``), and the
+    problems met on the way (unreadable stacks, locks that could not be decoded)."""
+    graph: WaitForGraph
+    cycles: List[Cycle]
+    convoys: List[Convoy]
+    alone: List[TaskRef]
+    components: int
+    truncated: List[str] = field(default_factory=list)
+    states: Sequence[str] = ("UN",)
+
+    @property
+    def problems(self) -> List[str]:
+        return self.graph.problems
+
+
+# ------------------------------------------------------------------- naming
+
+def short_lock_name(rep: LockReport) -> str:
+    """Return where a lock lives in a few words: ``inode.i_rwsem of /tmp/js/fire.js``,
+    ``symbol foo_lock``, ``kmalloc-192+0x58``, or its address when nothing is known."""
+    st = rep.state or {}
+    ino = st.get("inode") if isinstance(st, dict) else None
+    cont = st.get("container") if isinstance(st, dict) else None
+    if isinstance(ino, dict) and ino.get("path"):
+        member = cont.get("member") if isinstance(cont, dict) and cont.get("member") \
+            else "lock"
+        return "inode.%s of %s" % (member, ino["path"])
+    w = rep.where or ""
+    for part in w.split("; "):
+        if part.startswith("symbol "):
+            return part[len("symbol "):]
+    for part in w.split("; "):
+        if part.startswith("slab cache "):
+            rest = part[len("slab cache "):]
+            name, _, obj = rest.partition(", object ")
+            off = obj.split("+", 1)[1].split()[0] if "+" in obj else ""
+            return "%s object%s" % (name, " +" + off if off else "")
+    if isinstance(cont, dict) and cont.get("type"):
+        return "%s.%s" % (cont.get("type"), cont.get("member", "?"))
+    return "%x" % rep.address
+
+
+def task_label(t: TaskRef) -> str:
+    """Return ``pid comm`` (or the task address when ps does not know it)."""
+    if t.pid is None:
+        return "task %x" % t.task
+    return "%d %s" % (t.pid, t.comm or "?")
+
+
+# --------------------------------------------------------------- graph build
+
+def _caller(bt, frame: Optional[int]) -> Optional[str]:
+    """The first frame above ``frame`` that is not lock or scheduler code."""
+    if bt is None or frame is None:
+        return None
+    from .blockedon import SCHED_FUNCS, classify_function
+    for f in bt.frames:
+        if f.index <= frame:
+            continue
+        k, _, o = classify_function(f.function)
+        if k is None and o is None and f.function not in SCHED_FUNCS:
+            return f.function
+    return None
+
+
+def _recorded_holders(rep: LockReport) -> List[HeldBy]:
+    if rep.owner is None:
+        return []
+    mode = rep.state.get("held_as") if isinstance(rep.state, dict) else None
+    return [HeldBy(task=rep.owner, inferred=False, mode=mode if isinstance(mode, str) else
+                   None, evidence=["recorded by the lock (%s)" % (rep.owner_source or
+                                                                   "owner field")])]
+
+
+def _expected_holders(rep: LockReport) -> int:
+    if rep.readers and rep.readers > 0:
+        return rep.readers
+    return 1
+
+
+def _from_candidates(rep: LockReport, waiters: Set[int]) -> Tuple[List[HeldBy], str]:
+    """Top candidates from lock_report's ranking, when they stand alone at the top."""
+    want = _expected_holders(rep)
+    cands = [c for c in rep.candidates if c.task.task not in waiters]
+    if not cands:
+        return [], "no candidate holder"
+    cands = sorted(cands, key=lambda c: -c.score)
+    top = cands[:want]
+    if top[-1].score < MIN_CANDIDATE_SCORE:
+        return [], "best candidate's evidence is too weak (score %g)" % top[-1].score
+    if len(cands) > want and cands[want].score >= top[-1].score:
+        return [], "candidates tie at the top (score %g)" % top[-1].score
+    nxt = cands[want].score if len(cands) > want else None
+    out = []
+    for c in top:
+        if want == 1:
+            rank = "ranked first of %d candidate holder(s)" % len(cands)
+        else:
+            rank = "one of the top %d of %d candidate holders, as many as the lock " \
+                   "says hold it" % (want, len(cands))
+        ev = ["inferred: %s (score %g%s)" % (
+            rank, c.score, ", next %g" % nxt if nxt is not None else "")]
+        ev += list(c.evidence)
+        out.append(HeldBy(task=c.task, inferred=True, evidence=ev,
+                          mode="reader" if rep.readers else None))
+    return out, ""
+
+
+def _from_stacks(addr: int, waiters: Set[int], blocked: Dict[int, Blocked],
+                 backtraces: Dict[int, object], want: int) -> List[HeldBy]:
+    """Blocked tasks with ``addr`` in a live frame above their blocking frame."""
+    found = []
+    for t, bt in backtraces.items():
+        if t in waiters or t not in blocked:
+            continue
+        bidx = blocked[t].frame if blocked[t].frame is not None else -1
+        hit = None
+        for f in getattr(bt, "frames", []):
+            if f.index > bidx and addr in f.words.values():
+                hit = f
+                break
+        if hit is not None:
+            found.append((t, hit))
+    if len(found) != want:
+        return []
+    return [HeldBy(task=blocked[t].task, inferred=True, evidence=[
+        "inferred: the lock's address is in frame #%d %s of its stack, above the frame it "
+        "blocks in (it took the lock on the way)" % (f.index, f.function)])
+        for t, f in found]
+
+
+def _by_elimination(rep: LockReport, waiters: Set[int], blocked: Dict[int, Blocked],
+                    owners: Set[int], want: int) -> List[HeldBy]:
+    """The only analysed blocked tasks that neither wait on the lock nor own a lock
+    that records its owner -- when there are exactly as many as hold the lock."""
+    pool = [t for t, b in blocked.items()
+            if t not in waiters and t not in owners and b.kind != "running"]
+    if len(pool) != want:
+        return []
+    n_other = len([t for t in blocked if t not in waiters])
+    return [HeldBy(task=blocked[t].task, inferred=True, mode="reader" if rep.readers else
+                   None, evidence=[
+                       "inferred by elimination: of the %d analysed blocked task(s) not "
+                       "waiting on this lock, it is the %s that owns no lock recording an "
+                       "owner (%d holder(s) expected); a running or sleeping task not "
+                       "analysed could hold it instead" % (
+                           n_other, "only one" if want == 1 else "one of %d" % want, want)])
+            for t in sorted(pool, key=lambda x: (blocked[x].task.pid or 0, x))]
+
+
+def build_graph(blocked: Iterable[Blocked], reports: Dict[int, LockReport],
+                backtraces: Optional[Dict[int, object]] = None,
+                problems: Optional[List[str]] = None) -> WaitForGraph:
+    """Return the wait-for graph of ``blocked`` tasks over the locks in ``reports``.
+
+    ``backtraces``: {task: Backtrace} of the analysed tasks, for callers and the stack
+    evidence of inferred holders (optional).  A lock that records an owner gets that one
+    held-by edge; one that records none (or names a reader count) gets inferred edges
+    only when the evidence singles out its holder(s) -- otherwise none, and its
+    candidates are kept for the report.  Never raises.
+    """
+    bl = {}  # type: Dict[int, Blocked]
+    for b in blocked:
+        bl[b.task.task] = b
+    bts = backtraces or {}
+    g = WaitForGraph(tasks={t: b.task for t, b in bl.items()}, blocked=bl, locks={},
+                     analysed=set(bl), problems=list(problems or []))
+    for t, b in bl.items():
+        g.callers[t] = _caller(bts.get(t), b.frame)
+    for addr, rep in reports.items():
+        g.locks[addr] = LockNode(address=addr, report=rep, candidates=list(rep.candidates))
+    owners = set()  # type: Set[int]
+    for ln in g.locks.values():
+        ln.holders = _recorded_holders(ln.report)
+        owners.update(h.task.task for h in ln.holders)
+    for addr, ln in sorted(g.locks.items()):
+        rep = ln.report
+        if ln.holders:
+            continue
+        waiters = {w.task.task for w in rep.waiters}
+        waiters.update(t for t, b in bl.items() if b.lock_address == addr)
+        if rep.locked is False:
+            ln.unresolved = "not locked (its waiters are being woken, or it is not a %s)" \
+                % rep.type
+            continue
+        want = _expected_holders(rep)
+        held, why = _from_candidates(rep, waiters)
+        if not held:
+            held = _from_stacks(addr, waiters, bl, bts, want)
+        if not held:
+            held = _by_elimination(rep, waiters, bl, owners, want)
+        if held:
+            ln.holders = held
+        else:
+            ln.unresolved = "the lock records no owner and the evidence does not single " \
+                            "out its holder%s" % ("s" if want > 1 else "") + \
+                            (" (%s)" % why if why and rep.candidates else "")
+    # holders that are not analysed tasks still become task nodes (sinks)
+    for ln in g.locks.values():
+        for h in ln.holders:
+            g.tasks.setdefault(h.task.task, h.task)
+    return g
+
+
+# ------------------------------------------------------------ graph algorithms
+
+def tarjan_scc(nodes: Sequence, succ: Callable[[object], Sequence]) -> List[List]:
+    """Return the strongly connected components of the graph (iterative Tarjan), each a
+    list of nodes; components come out in reverse topological order.  Works at any
+    size (no recursion)."""
+    index = {}  # type: Dict[object, int]
+    low = {}  # type: Dict[object, int]
+    on = set()
+    stack = []  # type: List
+    out = []  # type: List[List]
+    counter = 0
+    for root in nodes:
+        if root in index:
+            continue
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on.add(root)
+        work = [(root, iter(succ(root)))]
+        while work:
+            v, it = work[-1]
+            pushed = False
+            for w in it:
+                if w not in index:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(succ(w))))
+                    pushed = True
+                    break
+                if w in on:
+                    low[v] = min(low[v], index[w])
+            if pushed:
+                continue
+            work.pop()
+            if work:
+                u = work[-1][0]
+                low[u] = min(low[u], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                out.append(comp)
+    return out
+
+
+def simple_cycles(comp: Sequence, succ: Callable[[object], Sequence],
+                  limit: int = MAX_CYCLES, max_steps: int = MAX_CYCLE_STEPS
+                  ) -> Tuple[List[List], bool]:
+    """Return (elementary cycles within component ``comp``, complete?).  Each cycle is a
+    node list starting at its smallest node (in ``comp``'s order); iterative search, at
+    most ``limit`` cycles and ``max_steps`` steps (complete False when cut short)."""
+    order = {n: i for i, n in enumerate(comp)}
+    members = set(comp)
+    cycles = []  # type: List[List]
+    steps = 0
+    for s in comp:
+        si = order[s]
+        path = [s]
+        on_path = {s}
+        work = [iter([w for w in succ(s) if w in members and order[w] >= si])]
+        # successors considered: the start itself (closes a cycle) or later nodes
+        while work:
+            steps += 1
+            if steps > max_steps or len(cycles) >= limit:
+                return cycles, False
+            nxt = next(work[-1], None)
+            if nxt is None:
+                work.pop()
+                on_path.discard(path.pop())
+                continue
+            if nxt == s:
+                cycles.append(list(path))
+                continue
+            if nxt in on_path:
+                continue
+            path.append(nxt)
+            on_path.add(nxt)
+            work.append(iter([w for w in succ(nxt) if w in members and order[w] >= si]))
+    return cycles, True
+
+
+def _reverse(g: WaitForGraph) -> Dict[Node, List[Node]]:
+    rev = {}  # type: Dict[Node, List[Node]]
+    for n in g.nodes():
+        for w in g.successors(n):
+            rev.setdefault(w, []).append(n)
+    return rev
+
+
+def _upstream(starts: Iterable[Node], rev: Dict[Node, List[Node]],
+              stop: Set[Node]) -> Dict[Node, int]:
+    """BFS over reverse edges from ``starts``: {node: distance}, not entering ``stop``."""
+    dist = {}  # type: Dict[Node, int]
+    frontier = list(starts)
+    for n in frontier:
+        dist[n] = 0
+    while frontier:
+        nf = []
+        for n in frontier:
+            for p in rev.get(n, []):
+                if p in dist or p in stop:
+                    continue
+                dist[p] = dist[n] + 1
+                nf.append(p)
+        frontier = nf
+    return dist
+
+
+def _behind_list(g: WaitForGraph, dist: Dict[Node, int], exclude: Set[Node]
+                 ) -> List[BehindTask]:
+    out = []
+    for (k, a), d in dist.items():
+        if k != "t" or ("t", a) in exclude:
+            continue
+        b = g.blocked.get(a)
+        out.append(BehindTask(task=g.tasks[a], lock=b.lock_address if b else None,
+                              function=b.function if b else None,
+                              caller=g.callers.get(a), depth=(d + 1) // 2))
+    out.sort(key=lambda x: (x.depth, x.task.pid if x.task.pid is not None else 1 << 30,
+                            x.task.task))
+    return out
+
+
+def _root_what(g: WaitForGraph, task: int) -> str:
+    b = g.blocked.get(task)
+    t = g.tasks.get(task)
+    if b is None:
+        st = t.state if t is not None and t.state else "?"
+        words = {"RU": "running", "IN": "sleeping (interruptible)", "UN": "blocked",
+                 "ID": "idle"}.get(st, st)
+        return "%s%s; not analysed (its state is not among those asked for)" % (
+            words, " on CPU %s" % t.cpu if t is not None and t.cpu is not None and
+            st == "RU" else "")
+    if b.kind == "lock":
+        return "waits on lock %x" % (b.lock_address or 0)
+    if b.kind == "running":
+        return "running (%s)" % "; ".join(b.evidence[:1])
+    if b.kind == "unknown":
+        if b.lock_type:
+            return "waits on a %s it could not be tied to (%s)" % (
+                b.lock_type, b.function or "?")
+        return "unknown (%s)" % "; ".join(b.evidence[:1])
+    what = {"completion": "a completion", "io": "I/O"}.get(b.kind, b.kind)
+    fn = b.function or "?"
+    caller = g.callers.get(task)
+    return "waits on %s in %s%s" % (what, fn, " from %s" % caller if caller else "")
+
+
+def _orders(steps: List[Step]) -> List[Tuple[int, int]]:
+    out = []
+    k = len(steps)
+    for i in range(k):
+        held = steps[i - 1].lock.address   # the previous step's lock is held by this task
+        wanted = steps[i].lock.address
+        out.append((held, wanted))
+    return out
+
+
+def analyse(g: WaitForGraph, states: Sequence[str] = ("UN",)) -> WaitFor:
+    """Return the cycles and convoys of graph ``g``.
+
+    Cycles: every elementary cycle of every strongly connected component (bounded by
+    :data:`MAX_CYCLES`; ``truncated`` says when), each starting at its task with the
+    lowest pid, with the tasks behind it.  Convoys: for tasks outside every cycle and not
+    behind one, grouped by the root(s) they end at, most tasks behind first.  Never
+    raises.
+    """
+    nodes = g.nodes()
+    comps = tarjan_scc(nodes, g.successors)
+    cyc_comps = []
+    for c in comps:
+        if len(c) > 1 or c[0] in g.successors(c[0]):
+            cyc_comps.append(c)
+    cycles = []  # type: List[Cycle]
+    truncated = []  # type: List[str]
+    in_cycle = set()  # type: Set[Node]
+    rev = _reverse(g)
+    for ci, comp in enumerate(sorted(cyc_comps, key=lambda c: min(
+            (g.tasks[a].pid or 0) for k, a in c if k == "t") if any(
+            k == "t" for k, _ in c) else 0)):
+        in_cycle.update(comp)
+        comp_sorted = sorted(comp, key=lambda n: (n[0] != "t", g.tasks[n[1]].pid
+                                                  if n[0] == "t" and g.tasks[n[1]].pid
+                                                  is not None else 1 << 30, n[1]))
+        found, complete = simple_cycles(comp_sorted, g.successors)
+        if not complete:
+            truncated.append("component %d: cycle listing stopped after %d cycles"
+                             % (ci + 1, len(found)))
+        for nodes_c in found:
+            steps = []
+            tasks_in = [n for n in nodes_c if n[0] == "t"]
+            if not tasks_in:
+                continue
+            # rotate to start at the lowest pid
+            start = min(range(len(nodes_c)), key=lambda i: (
+                nodes_c[i][0] != "t", g.tasks[nodes_c[i][1]].pid or 0
+                if nodes_c[i][0] == "t" else 0))
+            seq = nodes_c[start:] + nodes_c[:start]
+            for i in range(0, len(seq), 2):
+                t = seq[i][1]
+                lk = seq[i + 1][1]
+                nxt = seq[(i + 2) % len(seq)][1]
+                ln = g.locks[lk]
+                hb = next(h for h in ln.holders if h.task.task == nxt)
+                steps.append(Step(task=g.tasks[t], blocked=g.blocked[t], lock=ln,
+                                  held_by=hb, caller=g.callers.get(t)))
+            cyc = Cycle(steps=steps, inferred=any(s.held_by.inferred for s in steps),
+                        component=ci + 1)
+            cyc.orders = _orders(steps)
+            cycles.append(cyc)
+    # tasks behind each component (reported with each of its cycles)
+    behind_of = {}  # type: Dict[int, List[BehindTask]]
+    behind_all = set()  # type: Set[Node]
+    for ci, comp in enumerate(sorted(cyc_comps, key=lambda c: min(
+            (g.tasks[a].pid or 0) for k, a in c if k == "t") if any(
+            k == "t" for k, _ in c) else 0)):
+        dist = _upstream(comp, rev, in_cycle)
+        behind_of[ci + 1] = _behind_list(g, dist, in_cycle)
+        behind_all.update(n for n in dist if n not in in_cycle)
+    for c in cycles:
+        c.behind = behind_of.get(c.component, [])
+    # convoys
+    done = in_cycle | behind_all
+    sinks = []  # type: List[Node]
+    for n in nodes:
+        if n in done:
+            continue
+        if not g.successors(n):
+            sinks.append(n)
+    groups = {}  # type: Dict[Tuple, List[Node]]
+    dists = {}  # type: Dict[Node, Dict[Node, int]]
+    for s in sinks:
+        dist = _upstream([s], rev, done)
+        dists[s] = dist
+        up = frozenset(n for n in dist if n[0] == "t" and n != s)
+        if s[0] == "l":
+            key = ("l", s[1])
+        elif not up:
+            key = ("alone", s[1])
+        else:
+            # several holders of one lock (readers) share the same tasks behind them
+            key = ("t", up)
+        groups.setdefault(key, []).append(s)
+    convoys = []  # type: List[Convoy]
+    alone = []  # type: List[TaskRef]
+    for key, ss in groups.items():
+        if key[0] == "alone":
+            if ss[0][1] in g.analysed:
+                alone.append(g.tasks[ss[0][1]])
+            continue
+        dist = {}  # type: Dict[Node, int]
+        for s in ss:
+            for n, d in dists[s].items():
+                dist[n] = min(d, dist.get(n, d))
+        behind = _behind_list(g, dist, set(ss))
+        via = sorted({a for (k, a) in dist if k == "l"})
+        if key[0] == "l":
+            ln = g.locks[ss[0][1]]
+            what = "held, holder unknown: %s" % (ln.unresolved or "no owner recorded")
+            if ln.candidates:
+                what += "; candidates: %s" % ", ".join(
+                    "%s (score %g)" % (task_label(c.task), c.score)
+                    for c in ln.candidates[:3])
+            # depth counts the lock's waiters as 1
+            behind = [BehindTask(b.task, b.lock, b.function, b.caller, b.depth)
+                      for b in _behind_list(g, {n: d + 1 for n, d in dist.items()},
+                                            set())]
+            conv = Convoy(roots=[], root_lock=ss[0][1], what=what, via=via, behind=behind,
+                          depth=max([b.depth for b in behind] or [0]))
+        else:
+            roots = sorted((g.tasks[s[1]] for s in ss),
+                           key=lambda t: (t.pid if t.pid is not None else 1 << 30, t.task))
+            whats = []
+            for r in roots:
+                w = _root_what(g, r.task)
+                if w not in whats:
+                    whats.append(w)
+            conv = Convoy(roots=roots, root_lock=None, what="; ".join(whats), via=via,
+                          behind=behind, depth=max([b.depth for b in behind] or [0]) + 1)
+        convoys.append(conv)
+    convoys.sort(key=lambda c: (-len(c.behind), -c.depth,
+                                min([r.pid or 0 for r in c.roots] or [0]),
+                                c.root_lock or 0))
+    alone.sort(key=lambda t: (t.pid if t.pid is not None else 1 << 30, t.task))
+    return WaitFor(graph=g, cycles=cycles, convoys=convoys, alone=alone,
+                   components=len(cyc_comps), truncated=truncated, states=tuple(states))
+
+
+# -------------------------------------------------------------- -p PID filter
+
+def restrict_to_pid(res: WaitFor, pid: int) -> Optional[WaitFor]:
+    """Return ``res`` cut down to the weakly connected component holding task ``pid``,
+    or None when no analysed task or holder has that pid."""
+    g = res.graph
+    start = None
+    for a, t in g.tasks.items():
+        if t.pid == pid:
+            start = ("t", a)
+            break
+    if start is None:
+        return None
+    rev = _reverse(g)
+    seen = {start}
+    frontier = [start]
+    while frontier:
+        nf = []
+        for n in frontier:
+            for w in list(g.successors(n)) + rev.get(n, []):
+                if w not in seen:
+                    seen.add(w)
+                    nf.append(w)
+        frontier = nf
+    tasks = {a for k, a in seen if k == "t"}
+    locks = {a for k, a in seen if k == "l"}
+    sub = WaitForGraph(tasks={a: t for a, t in g.tasks.items() if a in tasks},
+                       blocked={a: b for a, b in g.blocked.items() if a in tasks},
+                       locks={a: ln for a, ln in g.locks.items() if a in locks},
+                       callers={a: c for a, c in g.callers.items() if a in tasks},
+                       analysed={a for a in g.analysed if a in tasks},
+                       problems=list(g.problems))
+    return analyse(sub, res.states)
+
+
+# ------------------------------------------------------------------ collection
+
+def _classify_stack(bt) -> Tuple[Optional[int], Optional[str], Optional[str],
+                                 Optional[str], Optional[object]]:
+    """Return (lock frame index, lock kind, mode, function, other) for a back trace, by
+    the same frame rules as :func:`~.blockedon.blocked_on`: the innermost lock slow-path
+    frame names the lock kind; otherwise ``other`` is (kind, frame) of the first
+    completion/io wait or of the first non-scheduler frame."""
+    from .blockedon import SCHED_FUNCS, classify_function
+    lock_idx, kind, mode, func, first = None, None, None, None, None
+    for f in bt.frames:
+        k, m, o = classify_function(f.function)
+        if k is not None:
+            if lock_idx is None:
+                lock_idx, kind, func = f.index, k, f.function
+            if m is not None and mode is None and k == kind:
+                mode = m
+            continue
+        if lock_idx is not None:
+            break
+        if o is not None:
+            return None, None, None, None, (o, f)
+        base = f.function.split(".", 1)[0]
+        if f.function in SCHED_FUNCS or base in SCHED_FUNCS:
+            continue
+        if first is None:
+            first = ("other", f)
+    if lock_idx is None:
+        return None, None, None, None, first
+    return lock_idx, kind, mode, func, None
+
+
+def _stack_values(bt, lock_idx: int, span: int = 3) -> List[Tuple[int, object]]:
+    """Return (value, frame) for the stack words, frames nearest the lock path first,
+    each value once."""
+    near, far = [], []
+    for f in bt.frames:
+        dst = near if f.index <= lock_idx + span else far
+        for a in sorted(f.words):
+            dst.append((f.words[a], f))
+    out, seen = [], set()
+    for v, f in near + far:
+        if v not in seen:
+            seen.add(v)
+            out.append((v, f))
+    return out
+
+
+def blocked_all(port: Port, snap, bts: Dict[int, object]) -> Dict[int, Blocked]:
+    """Return {task: Blocked} for every task in ``bts``, with few crash commands.
+
+    Each task's stack is classified from the back traces already read.  A task in a lock
+    slow path is matched to a lock already walked when one of its stack words is that
+    lock and the task is on its wait list (the acceptance rule of ``blocked_on``); only
+    when none matches is :func:`~.blockedon.blocked_on` asked (its full search), and the
+    lock it finds is walked once for all its waiters.  So crash is asked about each lock
+    once, not about each task.  Per-task failures become ``unknown`` records."""
+    from .blockedon import blocked_on
+    from .lockreport import session_cache
+    from ..models import locks as L
+    cache = session_cache(snap)
+    try:
+        has_blocker = port.member_offset("task_struct", "blocker") is not None
+    except CrashExtError:
+        has_blocker = False
+    known = {}  # type: Dict[int, Tuple[str, Dict[int, Optional[str]], int]]
+    out = {}  # type: Dict[int, Blocked]
+    for task in sorted(bts, key=lambda t: (snap.ref(t).pid or 0, t)):
+        bt = bts[task]
+        ref = snap.ref(task)
+        if has_blocker or not getattr(bt, "frames", None):
+            out[task] = _safe_blocked_on(blocked_on, port, snap, task, ref)
+            continue
+        lock_idx, kind, mode, func, other = _classify_stack(bt)
+        if lock_idx is None:
+            if other is None:
+                out[task] = Blocked(task=ref, kind="unknown",
+                                    evidence=["no back trace frames"])
+            else:
+                okind, f = other
+                ev = ("blocking frame #%d %s" % (f.index, f.function) if okind != "other"
+                      else "first non-scheduler frame #%d %s is not a lock or completion "
+                           "wait" % (f.index, f.function))
+                out[task] = Blocked(task=ref, kind=okind, function=f.function,
+                                    frame=f.index, evidence=[ev])
+            continue
+        hit = None
+        for v, f in _stack_values(bt, lock_idx):
+            k = known.get(v)
+            if k is not None and k[0] == kind and task in k[1]:
+                hit = (v, f, k)
+                break
+        if hit is not None:
+            v, f, (lk, waiters, n) = hit
+            out[task] = Blocked(
+                task=ref, kind="lock", lock_address=v, lock_type=kind,
+                mode=waiters.get(task) or mode, function=func, frame=lock_idx,
+                evidence=["blocking frame #%d %s: a %s%s slow path" % (
+                    lock_idx, func, kind, " (%s)" % mode if mode else ""),
+                    "the %s at %x is in its stack frame #%d %s, and the task is on that "
+                    "lock's wait list (walked once for its %d waiters)" % (
+                        kind, v, f.index, f.function, n)])
+            continue
+        b = _safe_blocked_on(blocked_on, port, snap, task, ref)
+        out[task] = b
+        if b.kind == "lock" and b.lock_address is not None and b.lock_type:
+            try:
+                lay = L.probe_layout(port, b.lock_type)
+                w = cache.walk(port, lay, b.lock_address)
+            except CrashExtError:
+                continue
+            if w.complete:
+                known[b.lock_address] = (b.lock_type, {e.task: e.mode for e in w.entries},
+                                         len(w.entries))
+    # share the answers with lock_report's candidate ranking, which asks blocked_on
+    # about every blocked task: the session cache is where blocked_on keeps them
+    for task, b in out.items():
+        cache.blocked.setdefault(task, b)
+    return out
+
+
+def _safe_blocked_on(blocked_on, port, snap, task, ref) -> Blocked:
+    try:
+        return blocked_on(port, task, snapshot=snap)
+    except CrashExtError as ex:
+        msg = str(ex).strip().splitlines()
+        return Blocked(task=ref, kind="unknown", evidence=[
+            "cannot tell what it waits on: %s" % (msg[-1] if msg else type(ex).__name__)])
+    except Exception as ex:  # noqa: BLE001 - one garbage stack must not end the report
+        return Blocked(task=ref, kind="unknown", evidence=[
+            "its stack could not be analysed (%s: %s)" % (type(ex).__name__, ex)])
+
+
+def collect(port: Port, states: Sequence[str] = ("UN",), snapshot=None,
+            use_candidates="auto", last_ran: bool = False) -> WaitFor:
+    """Read the dump through ``port`` and return :func:`analyse` of its wait-for graph.
+
+    ``states``: ps states whose tasks are analysed (``UN``; ``IN`` for --include-in;
+    every state present for --all).  One ``ps``, one ``foreach STATE bt -f`` per state,
+    :func:`blocked_all` (crash is asked about each lock, not each task) and one
+    :func:`~.lockreport.lock_report` per distinct lock address.  ``use_candidates``:
+    True/False to rank candidate holders of ownerless locks always/never; "auto" ranks
+    them when at most :data:`AUTO_CANDIDATE_POOL` analysed tasks could hold the lock
+    (otherwise holders are inferred from live stack frames and elimination only).
+    ``last_ran``: also
+    read ``ps -m`` (how long ago each task ran; slow with thousands of tasks).  A task
+    or lock that cannot be read becomes a problem line, not an exception.  Raises
+    CrashExtError only when crash itself fails (``ps`` cannot be read).
+    """
+    from .lockreport import lock_report, session_cache
+    from .snapshot import Snapshot
+    snap = snapshot or Snapshot(port)
+    snap.tasks()
+    if not last_ran:
+        cache = session_cache(snap)
+        if cache.last_ran is None:
+            cache.last_ran = {}     # skip `ps -m` (seconds at thousands of tasks)
+    problems = []  # type: List[str]
+    bts = {}  # type: Dict[int, object]
+    for st in states:
+        bts.update(snap.backtraces(st))
+    wanted = [e for e in snap.in_state(states)]
+    readable = {}  # type: Dict[int, object]
+    unreadable = []  # type: List[Blocked]
+    for e in wanted:
+        bt = bts.get(e.task)
+        if bt is None or not getattr(bt, "frames", None):
+            msg = "; ".join(getattr(bt, "messages", [])[:2]) if bt is not None else ""
+            problems.append("PID %d (%s): back trace unreadable%s" % (
+                e.pid, e.comm, ": " + msg if msg else ""))
+            unreadable.append(Blocked(task=snap.ref(e.task), kind="unknown",
+                                      evidence=["back trace unreadable"]))
+            continue
+        readable[e.task] = bt
+    found = blocked_all(port, snap, readable)
+    blocked = unreadable + [found[t] for t in readable]
+    for b in blocked:
+        if b.kind == "unknown" and b.evidence and b.evidence[0].startswith(
+                ("cannot tell", "its stack could not")):
+            problems.append("PID %s (%s): %s" % (b.task.pid, b.task.comm, b.evidence[0]))
+    reports = {}  # type: Dict[int, LockReport]
+    n_waiting = {}  # type: Dict[int, int]
+    for b in blocked:
+        if b.kind == "lock" and b.lock_address is not None:
+            n_waiting[b.lock_address] = n_waiting.get(b.lock_address, 0) + 1
+    for b in blocked:
+        a = b.lock_address
+        if b.kind != "lock" or a is None or a in reports:
+            continue
+        if use_candidates == "auto":
+            # ranking reads every blocked stack and searches all stacks for the lock:
+            # worth it while the tasks that could hold it are few
+            cands = len(blocked) - n_waiting.get(a, 0) <= AUTO_CANDIDATE_POOL
+        else:
+            cands = bool(use_candidates)
+        try:
+            reports[a] = lock_report(port, a, b.lock_type, snapshot=snap,
+                                     candidates=cands)
+        except CrashExtError as ex:
+            problems.append("lock %x: cannot be read: %s" % (a, ex))
+            reports[a] = LockReport(address=a, type=b.lock_type or "unknown",
+                                    problems=[str(ex)])
+        except Exception as ex:  # noqa: BLE001 - corrupt lock memory must not end the report
+            problems.append("lock %x: could not be decoded (%s: %s)" % (
+                a, type(ex).__name__, ex))
+            reports[a] = LockReport(address=a, type=b.lock_type or "unknown",
+                                    problems=[str(ex)])
+    g = build_graph(blocked, reports, backtraces=bts, problems=problems)
+    return analyse(g, states)

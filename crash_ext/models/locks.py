@@ -1,0 +1,804 @@
+"""Kernel lock layouts, probed from debuginfo, and their decoding from raw memory.
+
+One job: given a lock kind and a :class:`~crash_ext.port.Port`, find out how *this*
+kernel lays the lock out (by the C types of its members, never by version number), then
+decode a lock's bytes (state, flag bits, recorded owner) and walk its wait list with a
+bounded, loop-checked walk.
+
+Kinds: ``mutex``, ``rw_semaphore``, ``semaphore``, ``rt_mutex``, ``spinlock``.
+
+Layouts recognised (DESIGN.md, "Lock layouts"):
+
+* mutex: ``struct thread_info *owner`` (2.6.32; owner task is ``owner->task``),
+  ``struct task_struct *owner`` (3.x), ``atomic_long_t owner`` with flag bits WAITERS,
+  HANDOFF, PICKUP in the low 3 bits (>= 4.10); ``wait_list`` a ``struct list_head`` or,
+  on RHEL6 >= 2.6.32-642, a ``struct list_head *`` to the first waiter (headless ring).
+* rw_semaphore: ``long count`` with no owner (RHEL6 x86_64 xadd: active mask
+  0xffffffff, waiting bias -0x100000000), ``__s32 activity`` (spinlock-based rwsem),
+  ``struct task_struct *owner`` (4.x, RHEL7; bit0 reader-owned, bit1 anonymous),
+  ``atomic_long_t owner`` (>= 5.3: bit0 READER_OWNED, bit1 NONSPINNABLE; bits 1/2
+  RD_/WR_NONSPINNABLE on 5.3-5.10) with ``count`` bit0 WRITER_LOCKED, bit1 WAITERS,
+  bit2 HANDOFF, bit63 READ_FAILED, readers from bit 8; ``wait_list`` a ``list_head``
+  or RHEL7's ``struct slist_head`` (one ``next`` pointer: headless ring).
+* semaphore: ``{lock, count, wait_list}`` (+ ``last_holder`` where present); waiters
+  ``struct semaphore_waiter {list, task, up}``.
+* rt_mutex: (``rtmutex.``)``owner`` with bit0 HAS_WAITERS; waiters in an rbtree
+  (``rb_root_cached`` or ``rb_root``) of ``rt_mutex_waiter`` by ``tree.entry`` /
+  ``tree_entry``.
+* spinlock: locked word; ``owner``/``owner_cpu`` only with CONFIG_DEBUG_SPINLOCK.
+"""
+
+import re
+import weakref
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from ..port import CrashExtError, Port
+
+__all__ = ["KINDS", "LockLayout", "WaiterLayout", "LockState", "WaitEntry", "WaitWalk",
+           "probe_layout", "decode_state", "walk_waiters", "is_kernel_pointer",
+           "normalize_kind", "MAX_WAITERS"]
+
+KINDS = ("mutex", "rw_semaphore", "semaphore", "rt_mutex", "spinlock")
+MAX_WAITERS = 20000
+MASK64 = (1 << 64) - 1
+#: lowest x86-64 kernel address (canonical upper half)
+KERNEL_START = 0xffff800000000000
+
+_ALIASES = {
+    "mutex": "mutex", "struct mutex": "mutex",
+    "rw_semaphore": "rw_semaphore", "rwsem": "rw_semaphore",
+    "struct rw_semaphore": "rw_semaphore",
+    "semaphore": "semaphore", "sem": "semaphore", "struct semaphore": "semaphore",
+    "rt_mutex": "rt_mutex", "struct rt_mutex": "rt_mutex",
+    "rt_mutex_base": "rt_mutex", "struct rt_mutex_base": "rt_mutex",
+    "spinlock": "spinlock", "spinlock_t": "spinlock", "struct spinlock": "spinlock",
+    "raw_spinlock": "spinlock", "raw_spinlock_t": "spinlock",
+    "struct raw_spinlock": "spinlock",
+}
+
+
+def normalize_kind(type_name: str) -> Optional[str]:
+    """Return the lock kind for a C type name (``struct rw_semaphore``, ``mutex``,
+    ``spinlock_t``...), or None when it is not a lock type we decode."""
+    t = " ".join(str(type_name).replace("volatile", "").split())
+    return _ALIASES.get(t)
+
+
+def is_kernel_pointer(v: int) -> bool:
+    """True when ``v`` looks like an x86-64 kernel pointer (canonical upper half, not -1
+    or a small negative error code, 4-byte aligned)."""
+    return KERNEL_START <= v < (MASK64 - 4095) and v % 4 == 0
+
+
+@dataclass
+class WaiterLayout:
+    """How a waiter record is laid out: ``node_off`` (its list_head / rb_node), task
+    offset, and how its mode (reader/writer) is recorded."""
+    type_name: str
+    size: int
+    node_off: int
+    task_off: int
+    mode_off: Optional[int] = None
+    mode_size: int = 4
+    read_value: Optional[int] = None     # value (enum) or bit (flags) meaning "reader"
+    write_value: Optional[int] = None
+    mode_is_flags: bool = False
+
+
+@dataclass
+class LockLayout:
+    """What :func:`probe_layout` found for one lock kind on this kernel.
+
+    ``name`` is a one-line description shown to the user; offsets are relative to the
+    lock's address; ``wait_kind``: 'list' (list_head head), 'headless' (a pointer to
+    the first waiter of a ring without head), 'rbtree', or None (no waiters recorded).
+    """
+    kind: str
+    type_name: str
+    size: int
+    name: str
+    owner_off: Optional[int] = None
+    owner_kind: Optional[str] = None      # 'atomic', 'task_ptr', 'thread_info_ptr', 'void_ptr'
+    thread_info_task_off: Optional[int] = None
+    count_off: Optional[int] = None
+    count_size: int = 8
+    count_kind: Optional[str] = None      # 'rwsem_atomic', 'rwsem_xadd', 'rwsem_activity',
+                                          # 'sem', 'mutex_count', 'spin'
+    wait_off: Optional[int] = None
+    wait_kind: Optional[str] = None
+    waiter: Optional[WaiterLayout] = None
+    last_holder_off: Optional[int] = None
+    rb_left_off: int = 16
+    rb_right_off: int = 8
+    spin_magic_off: Optional[int] = None
+    spin_owner_cpu_off: Optional[int] = None
+    notes: List[str] = field(default_factory=list)
+
+
+@dataclass
+class LockState:
+    """A decoded lock.  ``owner_task`` is set only when the lock records its owner
+    (``owner_source`` names the field); ``hint_task`` is a recorded but unreliable owner
+    (``hint_why`` says why); ``mode``: 'writer'/'reader'/None for who holds it;
+    ``fields``: raw values as read, for the user; ``problems``: what looked wrong."""
+    locked: Optional[bool] = None
+    flags: List[str] = field(default_factory=list)
+    readers: Optional[int] = None
+    mode: Optional[str] = None
+    owner_task: Optional[int] = None
+    owner_source: Optional[str] = None
+    hint_task: Optional[int] = None
+    hint_why: Optional[str] = None
+    fields: Dict[str, object] = field(default_factory=dict)
+    problems: List[str] = field(default_factory=list)
+
+
+@dataclass
+class WaitEntry:
+    """One waiter found on a wait list: its record address, task, mode."""
+    waiter: int
+    task: int
+    mode: Optional[str] = None
+
+
+@dataclass
+class WaitWalk:
+    """Result of a wait-list walk: ``entries`` in queue order, ``nodes`` every list node
+    address visited (head included), ``complete`` False when the walk stopped early
+    (``problems`` says why)."""
+    entries: List[WaitEntry] = field(default_factory=list)
+    nodes: List[int] = field(default_factory=list)
+    complete: bool = True
+    problems: List[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------- probing
+
+_LAYOUT_CACHE = weakref.WeakKeyDictionary()  # type: weakref.WeakKeyDictionary
+
+
+def _clean(t: Optional[str]) -> Optional[str]:
+    return " ".join(t.split()) if t else t
+
+
+def _off(port: Port, t: str, m: str) -> Optional[int]:
+    try:
+        return port.member_offset(t, m)
+    except CrashExtError:
+        return None
+
+
+def _mtype(port: Port, t: str, m: str) -> Optional[str]:
+    try:
+        return _clean(port.member_type(t, m))
+    except CrashExtError:
+        return None
+
+
+def _size(port: Port, t: str) -> Optional[int]:
+    try:
+        return port.type_size(t)
+    except CrashExtError:
+        return None
+
+
+def _scalar_size(port: Port, ctype: Optional[str], default: int = 8) -> int:
+    if not ctype:
+        return default
+    c = ctype.replace("volatile ", "")
+    if c.endswith("*"):
+        return 8
+    if c in ("atomic_long_t", "long", "signed long", "long int", "unsigned long",
+             "long unsigned int", "atomic64_t", "s64", "u64"):
+        return 8
+    if c in ("atomic_t", "int", "unsigned int", "__s32", "s32", "u32", "__u32", "unsigned"):
+        return 4
+    n = _size(port, c)
+    return n if n in (1, 2, 4, 8) else default
+
+
+def _enum_value(port: Port, name: str) -> Optional[int]:
+    """Return the value of enumerator ``name`` from debuginfo (``p/d NAME``), or None."""
+    try:
+        out = port.command("p/d %s" % name)
+    except CrashExtError:
+        return None
+    m = re.search(r"^\$\d+ = (-?\d+)\s*$", out, re.M)
+    return int(m.group(1)) if m else None
+
+
+def _list_kind(mt: Optional[str]) -> Optional[str]:
+    if not mt:
+        return None
+    if mt == "struct list_head":
+        return "list"
+    if mt in ("struct list_head *", "struct slist_head"):
+        return "headless"
+    if mt in ("struct rb_root_cached", "struct rb_root"):
+        return "rbtree"
+    if mt == "struct plist_head":
+        return "plist"
+    return None
+
+
+def probe_layout(port: Port, kind: str) -> LockLayout:
+    """Return this kernel's layout of lock ``kind`` (see :data:`KINDS`), probed from
+    member types via the port and cached per port.
+
+    Raises CrashExtError when the kernel has no such type or its members are not a
+    layout this module knows (the message says what was found).
+    """
+    k = normalize_kind(kind) or kind
+    if k not in KINDS:
+        raise CrashExtError("not a lock type crash-ext decodes: %r (known: %s)"
+                            % (kind, ", ".join(KINDS)))
+    per_port = _LAYOUT_CACHE.setdefault(port, {}) if _weakable(port) else {}
+    if k in per_port:
+        return per_port[k]
+    lay = {"mutex": _probe_mutex, "rw_semaphore": _probe_rwsem,
+           "semaphore": _probe_semaphore, "rt_mutex": _probe_rt_mutex,
+           "spinlock": _probe_spinlock}[k](port)
+    per_port[k] = lay
+    return lay
+
+
+def _weakable(port) -> bool:
+    try:
+        weakref.ref(port)
+        return True
+    except TypeError:
+        return False
+
+
+def _need_size(port: Port, t: str) -> int:
+    n = _size(port, t)
+    if n is None:
+        raise CrashExtError("this kernel's debuginfo has no type %r" % t)
+    return n
+
+
+def _list_waiter(port: Port, t: str, node: str = "list") -> WaiterLayout:
+    size = _need_size(port, t)
+    node_off = _off(port, t, node)
+    task_off = _off(port, t, "task")
+    if node_off is None or task_off is None:
+        raise CrashExtError("%s has no %s/task members: unknown waiter layout" % (t, node))
+    return WaiterLayout(type_name=t, size=size, node_off=node_off, task_off=task_off)
+
+
+def _probe_mutex(port: Port) -> LockLayout:
+    t = "mutex"
+    size = _need_size(port, t)
+    lay = LockLayout(kind="mutex", type_name=t, size=size, name="")
+    wt = _mtype(port, t, "wait_list")
+    lay.wait_off = _off(port, t, "wait_list")
+    lay.wait_kind = _list_kind(wt)
+    if lay.wait_off is None or lay.wait_kind not in ("list", "headless"):
+        raise CrashExtError("struct mutex.wait_list has type %r: unknown mutex layout" % wt)
+    lay.waiter = _list_waiter(port, "mutex_waiter")
+    ot = _mtype(port, t, "owner")
+    parts = []
+    if ot is not None:
+        lay.owner_off = _off(port, t, "owner")
+        if ot == "atomic_long_t":
+            lay.owner_kind = "atomic"
+            parts.append("atomic_long_t owner + flag bits")
+        elif ot == "struct task_struct *":
+            lay.owner_kind = "task_ptr"
+            parts.append("task_struct *owner")
+        elif ot == "struct thread_info *":
+            lay.owner_kind = "thread_info_ptr"
+            lay.thread_info_task_off = _off(port, "thread_info", "task")
+            parts.append("thread_info *owner")
+        else:
+            lay.notes.append("mutex.owner has unknown type %r: not decoded" % ot)
+    else:
+        parts.append("no owner field")
+    ct = _mtype(port, t, "count")
+    if ct is not None:
+        lay.count_off = _off(port, t, "count")
+        lay.count_size = _scalar_size(port, ct, 4)
+        lay.count_kind = "mutex_count"
+        parts.append("%s count" % ct)
+    parts.append("headless wait_list pointer" if lay.wait_kind == "headless"
+                 else "list_head wait_list")
+    lay.name = "mutex: " + ", ".join(parts)
+    return lay
+
+
+def _probe_rwsem(port: Port) -> LockLayout:
+    t = "rw_semaphore"
+    size = _need_size(port, t)
+    lay = LockLayout(kind="rw_semaphore", type_name=t, size=size, name="")
+    wt = _mtype(port, t, "wait_list")
+    lay.wait_off = _off(port, t, "wait_list")
+    lay.wait_kind = _list_kind(wt)
+    if lay.wait_off is None or lay.wait_kind not in ("list", "headless"):
+        raise CrashExtError("struct rw_semaphore.wait_list has type %r: unknown rwsem "
+                            "layout" % wt)
+    w = _list_waiter(port, "rwsem_waiter")
+    mt = _mtype(port, "rwsem_waiter", "type")
+    if mt is not None:
+        w.mode_off = _off(port, "rwsem_waiter", "type")
+        w.mode_size = 4
+        r = _enum_value(port, "RWSEM_WAITING_FOR_READ")
+        wr = _enum_value(port, "RWSEM_WAITING_FOR_WRITE")
+        # enum rwsem_waiter_type {WRITE, READ} since 3.10 (used only if debuginfo says nothing)
+        w.read_value = 1 if r is None else r
+        w.write_value = 0 if wr is None else wr
+    else:
+        ft = _mtype(port, "rwsem_waiter", "flags")
+        if ft is not None:
+            # 2.6.32 rwsem-xadd: #define RWSEM_WAITING_FOR_READ 1, _WRITE 2 (not in DWARF)
+            w.mode_off = _off(port, "rwsem_waiter", "flags")
+            w.mode_size = _scalar_size(port, ft, 4)
+            w.mode_is_flags = True
+            w.read_value, w.write_value = 0x1, 0x2
+    lay.waiter = w
+    parts = []
+    ct = _mtype(port, t, "count")
+    act = _mtype(port, t, "activity")
+    ot = _mtype(port, t, "owner")
+    if ot is not None:
+        lay.owner_off = _off(port, t, "owner")
+    if act is not None:
+        lay.count_off = _off(port, t, "activity")
+        lay.count_size = _scalar_size(port, act, 4)
+        lay.count_kind = "rwsem_activity"
+        parts.append("%s activity" % act)
+    elif ct is not None:
+        lay.count_off = _off(port, t, "count")
+        lay.count_size = _scalar_size(port, ct, 8)
+        if ot == "atomic_long_t":
+            lay.count_kind = "rwsem_atomic"
+        else:
+            lay.count_kind = "rwsem_xadd"
+        parts.append("%s count" % ct)
+    else:
+        raise CrashExtError("struct rw_semaphore has neither count nor activity: unknown "
+                            "layout")
+    if ot is None:
+        parts.append("no owner field")
+    elif ot == "atomic_long_t":
+        lay.owner_kind = "atomic"
+        parts.append("atomic_long_t owner + flag bits")
+    elif ot == "struct task_struct *":
+        lay.owner_kind = "task_ptr"
+        parts.append("task_struct *owner")
+    else:
+        lay.notes.append("rw_semaphore.owner has unknown type %r: not decoded" % ot)
+    parts.append("slist_head/headless wait_list" if lay.wait_kind == "headless"
+                 else "list_head wait_list")
+    lay.name = "rw_semaphore: " + ", ".join(parts)
+    return lay
+
+
+def _probe_semaphore(port: Port) -> LockLayout:
+    t = "semaphore"
+    size = _need_size(port, t)
+    lay = LockLayout(kind="semaphore", type_name=t, size=size, name="")
+    lay.wait_off = _off(port, t, "wait_list")
+    lay.wait_kind = _list_kind(_mtype(port, t, "wait_list"))
+    ct = _mtype(port, t, "count")
+    if lay.wait_off is None or lay.wait_kind != "list" or ct is None:
+        raise CrashExtError("struct semaphore is not {lock, count, wait_list}: unknown "
+                            "layout")
+    lay.count_off = _off(port, t, "count")
+    lay.count_size = _scalar_size(port, ct, 4)
+    lay.count_kind = "sem"
+    lay.waiter = _list_waiter(port, "semaphore_waiter")
+    parts = ["%s count" % ct, "list_head wait_list"]
+    lh = _mtype(port, t, "last_holder")
+    if lh is not None:
+        lay.last_holder_off = _off(port, t, "last_holder")
+        parts.append("last_holder")
+    lay.name = "semaphore: " + ", ".join(parts)
+    return lay
+
+
+def _probe_rt_mutex(port: Port) -> LockLayout:
+    t = "rt_mutex"
+    size = _need_size(port, t)
+    pre = "rtmutex." if _off(port, t, "rtmutex") is not None else ""
+    lay = LockLayout(kind="rt_mutex", type_name=t, size=size, name="")
+    lay.owner_off = _off(port, t, pre + "owner")
+    lay.owner_kind = "task_ptr"
+    lay.wait_off = _off(port, t, pre + "waiters")
+    lay.wait_kind = _list_kind(_mtype(port, t, pre + "waiters"))
+    if lay.owner_off is None or lay.wait_kind != "rbtree":
+        raise CrashExtError("struct rt_mutex: owner/waiters not an rbtree layout: not "
+                            "decoded")
+    wt = "rt_mutex_waiter"
+    node = "tree.entry" if _off(port, wt, "tree.entry") is not None else "tree_entry"
+    lay.waiter = _list_waiter(port, wt, node)
+    lay.rb_right_off = _off(port, "rb_node", "rb_right") or 8
+    lay.rb_left_off = _off(port, "rb_node", "rb_left") or 16
+    lay.name = "rt_mutex: %sowner (bit0 HAS_WAITERS), rbtree waiters" % pre
+    return lay
+
+
+def _probe_spinlock(port: Port) -> LockLayout:
+    t = "spinlock"
+    if _size(port, t) is None:
+        t = "raw_spinlock"
+    size = _need_size(port, t)
+    pre = "rlock." if _off(port, t, "rlock") is not None else ""
+    lay = LockLayout(kind="spinlock", type_name=t, size=size, name="")
+    lay.count_off = _off(port, t, pre + "raw_lock") or 0
+    lay.count_size = 4
+    lay.count_kind = "spin"
+    own = _off(port, t, pre + "owner")
+    parts = ["locked word"]
+    if own is not None:
+        lay.owner_off = own
+        lay.owner_kind = "void_ptr"
+        lay.spin_magic_off = _off(port, t, pre + "magic")
+        lay.spin_owner_cpu_off = _off(port, t, pre + "owner_cpu")
+        parts.append("owner/owner_cpu (CONFIG_DEBUG_SPINLOCK)")
+    else:
+        parts.append("no owner (kernel built without CONFIG_DEBUG_SPINLOCK)")
+    lay.name = "spinlock: " + ", ".join(parts)
+    return lay
+
+
+# ------------------------------------------------------------------ decoding
+
+def _u(raw: bytes, off: Optional[int], size: int) -> Optional[int]:
+    if off is None or off + size > len(raw):
+        return None
+    return int.from_bytes(raw[off:off + size], "little")
+
+
+def _s(v: int, bits: int) -> int:
+    return v - (1 << bits) if v >= 1 << (bits - 1) else v
+
+
+def decode_state(layout: LockLayout, raw: bytes, read_u64=None) -> LockState:
+    """Return the decoded state of a lock whose first ``layout.size`` bytes are ``raw``.
+
+    ``read_u64(addr)`` is needed only for a ``thread_info *`` owner (to read
+    ``thread_info.task``); when it raises or is absent the owner is left as a problem.
+    Never raises for odd values: they are reported in ``problems``.
+    """
+    st = LockState()
+    k = layout.kind
+    if k == "mutex":
+        _decode_mutex(layout, raw, st, read_u64)
+    elif k == "rw_semaphore":
+        _decode_rwsem(layout, raw, st)
+    elif k == "semaphore":
+        _decode_sem(layout, raw, st)
+    elif k == "rt_mutex":
+        _decode_rt(layout, raw, st)
+    elif k == "spinlock":
+        _decode_spin(layout, raw, st)
+    return st
+
+
+def _decode_mutex(lay, raw, st, read_u64):
+    owner = _u(raw, lay.owner_off, 8)
+    count = None
+    if lay.count_off is not None:
+        count = _s(_u(raw, lay.count_off, lay.count_size), 8 * lay.count_size)
+        st.fields["count"] = count
+        # 1 unlocked, 0 locked, negative locked with (possible) waiters
+        st.locked = count < 1
+        if count < 0:
+            st.flags.append("WAITERS(count<0)")
+    if owner is None:
+        return
+    st.fields["owner"] = "%#x" % owner
+    if lay.owner_kind == "atomic":
+        bits = owner & 0x7
+        for bit, name in ((0x1, "WAITERS"), (0x2, "HANDOFF"), (0x4, "PICKUP")):
+            if bits & bit:
+                st.flags.append(name)
+        task = owner & ~0x7 & MASK64
+        st.locked = task != 0
+        if task:
+            st.owner_task, st.owner_source = task, "mutex.owner"
+    elif lay.owner_kind == "task_ptr":
+        if owner:
+            st.owner_task, st.owner_source = owner, "mutex.owner"
+            if st.locked is None:
+                st.locked = True
+        elif st.locked:
+            st.problems.append("count says locked but owner is NULL (owner is set after "
+                               "the lock is taken; or a debug-less kernel)")
+    elif lay.owner_kind == "thread_info_ptr":
+        if owner:
+            if read_u64 is None or lay.thread_info_task_off is None:
+                st.problems.append("owner thread_info %#x: cannot read its task" % owner)
+            else:
+                try:
+                    task = read_u64(owner + lay.thread_info_task_off)
+                    st.owner_task = task
+                    st.owner_source = "mutex.owner->task (thread_info)"
+                    st.fields["owner_thread_info"] = "%#x" % owner
+                except CrashExtError as e:
+                    st.problems.append("owner thread_info %#x unreadable: %s" % (owner, e))
+    if st.owner_task is not None and not is_kernel_pointer(st.owner_task):
+        st.problems.append("owner field %#x is not a kernel pointer" % st.owner_task)
+        st.owner_task = None
+
+
+def _decode_rwsem(lay, raw, st):
+    cnt = _u(raw, lay.count_off, lay.count_size)
+    owner = _u(raw, lay.owner_off, 8)
+    if owner is not None:
+        st.fields["owner"] = "%#x" % owner
+    if lay.count_kind == "rwsem_activity":
+        a = _s(cnt, 8 * lay.count_size)
+        st.fields["activity"] = a
+        st.locked = a != 0
+        if a < 0:
+            st.mode = "writer"
+        elif a > 0:
+            st.mode, st.readers = "reader", a
+        return
+    if lay.count_kind == "rwsem_atomic":
+        st.fields["count"] = "%#x" % cnt
+        wl = bool(cnt & 1)
+        for bit, name in ((0x1, "WRITER_LOCKED"), (0x2, "WAITERS"), (0x4, "HANDOFF"),
+                          (1 << 63, "READ_FAILED")):
+            if cnt & bit:
+                st.flags.append(name)
+        readers = (cnt & ((1 << 63) - 1)) >> 8
+        st.readers = readers
+        st.locked = wl or readers > 0
+        if wl and readers:
+            st.problems.append("count has WRITER_LOCKED and %d readers (readers still "
+                               "backing out of a failed attempt)" % readers)
+        own = owner or 0
+        task = own & ~0x7 & MASK64
+        reader_owned = bool(own & 1)
+        if reader_owned:
+            st.flags.append("READER_OWNED")
+        if own & 0x4:   # only the 5.3-5.10 layout uses bit 2
+            if own & 0x2:
+                st.flags.append("RD_NONSPINNABLE")
+            st.flags.append("WR_NONSPINNABLE")
+        elif own & 0x2:
+            st.flags.append("NONSPINNABLE")
+        if wl:
+            st.mode = "writer"
+            if task and not reader_owned:
+                st.owner_task, st.owner_source = task, "rw_semaphore.owner"
+            elif not task:
+                st.problems.append("WRITER_LOCKED but owner is NULL (just taken, or "
+                                   "owner cleared)")
+        elif readers:
+            st.mode = "reader"
+            if task:
+                st.hint_task = task
+                st.hint_why = ("rw_semaphore.owner of a reader-owned rwsem names only the "
+                               "last reader to take it, which may have released it since")
+        elif task and reader_owned:
+            st.hint_task = task
+            st.hint_why = ("unlocked; rw_semaphore.owner keeps the last reader as a hint")
+        return
+    # xadd count: x86_64 active mask 0xffffffff, waiting bias -0x100000000
+    c = _s(cnt, 8 * lay.count_size)
+    st.fields["count"] = "%#x" % (cnt & MASK64)
+    active = cnt & 0xffffffff
+    st.fields["active"] = active
+    st.locked = active != 0
+    if c < 0:
+        st.flags.append("NEGATIVE(writer or waiters)")
+    if lay.owner_kind == "task_ptr" and owner:
+        task = owner & ~0x3 & MASK64
+        if owner & 1:
+            st.flags.append("READER_OWNED")
+            st.mode = "reader"
+            if task:
+                st.hint_task = task
+                st.hint_why = "a reader-owned rwsem's owner names only the last reader"
+        else:
+            if owner & 2:
+                st.flags.append("ANONYMOUSLY_OWNED")
+            if st.locked and task:
+                st.owner_task, st.owner_source = task, "rw_semaphore.owner"
+                st.mode = "writer"
+    if st.mode is None and st.locked:
+        if c > 0:
+            st.mode, st.readers = "reader", active
+        elif active == 1 and c == _s(0xffffffff00000001, 64):
+            st.mode = "writer"   # exactly ACTIVE_WRITE_BIAS, nobody queued
+    if st.mode == "reader" and st.readers is None and c > 0:
+        st.readers = active
+
+
+def _decode_sem(lay, raw, st):
+    cnt = _u(raw, lay.count_off, lay.count_size)
+    c = _s(cnt, 8 * lay.count_size)
+    st.fields["count"] = c
+    st.locked = c <= 0
+    if lay.last_holder_off is not None:
+        lh = _u(raw, lay.last_holder_off, 8)
+        st.fields["last_holder"] = "%#x" % (lh or 0)
+        if lh:
+            st.hint_task = lh
+            st.hint_why = ("semaphore.last_holder records the last task that took it; a "
+                           "semaphore may be released by another task")
+
+
+def _decode_rt(lay, raw, st):
+    owner = _u(raw, lay.owner_off, 8) or 0
+    st.fields["owner"] = "%#x" % owner
+    if owner & 1:
+        st.flags.append("HAS_WAITERS")
+    task = owner & ~0x3 & MASK64
+    st.locked = task != 0
+    if task:
+        st.owner_task, st.owner_source = task, "rt_mutex.owner"
+
+
+def _decode_spin(lay, raw, st):
+    v = _u(raw, lay.count_off, 4) or 0
+    st.fields["raw_lock"] = "%#x" % v
+    st.locked = v != 0
+    if v & 0x100:
+        st.flags.append("PENDING")
+    if v >> 16:
+        st.flags.append("QUEUED(tail=%#x)" % (v >> 16))
+    if lay.owner_off is not None:
+        own = _u(raw, lay.owner_off, 8) or 0
+        st.fields["owner"] = "%#x" % own
+        if lay.spin_owner_cpu_off is not None:
+            st.fields["owner_cpu"] = _s(_u(raw, lay.spin_owner_cpu_off, 4) or 0, 32)
+        if lay.spin_magic_off is not None:
+            magic = _u(raw, lay.spin_magic_off, 4)
+            st.fields["magic"] = "%#x" % (magic or 0)
+            if magic != 0xdead4ead:
+                st.problems.append("spinlock magic %#x is not SPINLOCK_MAGIC 0xdead4ead: "
+                                   "not a debug spinlock" % (magic or 0))
+        if own and own != MASK64 and st.locked:
+            st.owner_task, st.owner_source = own, "spinlock.owner (DEBUG_SPINLOCK)"
+
+
+# ------------------------------------------------------------------- walking
+
+def _mode_of(w: WaiterLayout, rec: bytes) -> Optional[str]:
+    if w.mode_off is None:
+        return None
+    v = _u(rec, w.mode_off, w.mode_size)
+    if v is None:
+        return None
+    if w.mode_is_flags:
+        if v & (w.read_value or 0):
+            return "reader"
+        if v & (w.write_value or 0):
+            return "writer"
+        return None
+    if v == w.read_value:
+        return "reader"
+    if v == w.write_value:
+        return "writer"
+    return None
+
+
+def walk_waiters(port: Port, layout: LockLayout, addr: int, raw: Optional[bytes] = None,
+                 cap: int = MAX_WAITERS) -> WaitWalk:
+    """Return the waiters of the lock at ``addr`` in queue order.
+
+    The walk is bounded by ``cap`` entries and stops at a loop that does not return to
+    the head, a pointer that is not a kernel pointer or cannot be read, or a broken
+    ``prev`` link; it then returns what it found with ``complete`` False and the reason
+    in ``problems``.  Never raises for bad list contents.
+    """
+    ww = WaitWalk()
+    w = layout.waiter
+    if layout.wait_off is None or w is None:
+        return ww
+    if raw is None:
+        try:
+            raw = port.read(addr, layout.size)
+        except CrashExtError as e:
+            ww.complete = False
+            ww.problems.append("cannot read the lock: %s" % e)
+            return ww
+    if layout.wait_kind == "rbtree":
+        return _walk_rbtree(port, layout, raw, cap, ww)
+    head_addr = addr + layout.wait_off
+    first = _u(raw, layout.wait_off, 8)
+    if layout.wait_kind == "headless":
+        if not first:
+            return ww
+        head = None
+        nxt = first
+    else:
+        head = head_addr
+        nxt = first
+        ww.nodes.append(head)
+        if nxt == head:
+            prev = _u(raw, layout.wait_off + 8, 8)
+            if prev != head:
+                ww.problems.append("wait_list.next points at itself but prev is %#x"
+                                   % (prev or 0))
+            return ww
+    seen = set(ww.nodes)
+    prev_node = head
+    stop_at = head if head is not None else first
+    while True:
+        if len(ww.entries) >= cap:
+            ww.complete = False
+            ww.problems.append("stopped after %d waiters (cap)" % cap)
+            break
+        if nxt is None or not is_kernel_pointer(nxt) or nxt % 8:
+            ww.complete = False
+            ww.problems.append("bad wait-list pointer %#x after %s" % (
+                nxt or 0, "%#x" % prev_node if prev_node else "the head"))
+            break
+        if nxt in seen:
+            ww.complete = False
+            ww.problems.append("wait list loops back to %#x without returning to the "
+                               "head" % nxt)
+            break
+        rec_addr = nxt - w.node_off
+        try:
+            rec = port.read(rec_addr, max(w.size, w.task_off + 8))
+        except CrashExtError as e:
+            ww.complete = False
+            ww.problems.append("cannot read waiter at %#x: %s" % (rec_addr, e))
+            break
+        seen.add(nxt)
+        ww.nodes.append(nxt)
+        nprev = _u(rec, w.node_off + 8, 8)
+        if prev_node is not None and nprev != prev_node:
+            ww.problems.append("waiter %#x: prev %#x does not point back at %#x"
+                               % (rec_addr, nprev or 0, prev_node))
+        task = _u(rec, w.task_off, 8) or 0
+        ww.entries.append(WaitEntry(waiter=rec_addr, task=task, mode=_mode_of(w, rec)))
+        prev_node = nxt
+        nxt = _u(rec, w.node_off, 8)
+        if nxt == stop_at:
+            break
+    return ww
+
+
+def _walk_rbtree(port, layout, raw, cap, ww):
+    w = layout.waiter
+    root = _u(raw, layout.wait_off, 8) or 0
+    stack = []  # type: List[int]
+    node = root
+    seen = set()
+    steps = 0
+    while stack or node:
+        steps += 1
+        if steps > 4 * cap + 16:
+            ww.complete = False
+            ww.problems.append("rbtree walk stopped after %d steps (cap)" % steps)
+            break
+        if node:
+            if not is_kernel_pointer(node) or node in seen:
+                ww.complete = False
+                ww.problems.append("bad or repeated rbtree node %#x" % node)
+                break
+            seen.add(node)
+            stack.append(node)
+            try:
+                node = port.read_u64(node + layout.rb_left_off)
+            except CrashExtError as e:
+                ww.complete = False
+                ww.problems.append("cannot read rbtree node %#x: %s" % (node, e))
+                break
+            continue
+        node = stack.pop()
+        rec_addr = node - w.node_off
+        try:
+            rec = port.read(rec_addr, w.size)
+            right = port.read_u64(node + layout.rb_right_off)
+        except CrashExtError as e:
+            ww.complete = False
+            ww.problems.append("cannot read waiter at %#x: %s" % (rec_addr, e))
+            break
+        ww.nodes.append(node)
+        ww.entries.append(WaitEntry(waiter=rec_addr, task=_u(rec, w.task_off, 8) or 0,
+                                    mode=None))
+        if len(ww.entries) >= cap:
+            ww.complete = False
+            ww.problems.append("stopped after %d waiters (cap)" % cap)
+            break
+        node = right
+    return ww

@@ -1,0 +1,132 @@
+"""Graphviz pictures of a wait-for graph (:func:`to_dot`) and SVG through ``dot``.
+
+Tasks are ellipses, locks boxes; "waits for" edges run task -> lock, "held by" edges
+lock -> task (dashed and labelled ``inferred`` when the lock does not record it).  Cycle
+nodes and edges are red and thick.  Long queues of waiters that nobody waits behind are
+folded into one "+N more" node per lock so that a 2,000-task picture stays readable.
+"""
+
+import shutil
+import subprocess
+from typing import Dict, List, Optional, Set, Tuple
+
+from ..analyses.waitfor import WaitFor, short_lock_name, task_label
+from ..port import CrashExtError
+
+__all__ = ["to_dot", "write_svg", "dot_available", "FOLD_AFTER"]
+
+FOLD_AFTER = 5     # waiters of one lock shown before folding the rest into one node
+
+
+def _q(s: str) -> str:
+    return '"%s"' % str(s).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def to_dot(res: WaitFor, title: str = "wait-for graph") -> str:
+    """Return the Graphviz ``digraph`` text of ``res``'s graph.  Never raises."""
+    g = res.graph
+    cyc_nodes = set()  # type: Set[Tuple[str, int]]
+    cyc_edges = set()  # type: Set[Tuple[Tuple[str, int], Tuple[str, int]]]
+    for c in res.cycles:
+        for i, s in enumerate(c.steps):
+            t, lk = ("t", s.task.task), ("l", s.lock.address)
+            nxt = ("t", s.held_by.task.task)
+            cyc_nodes.update([t, lk])
+            cyc_edges.update([(t, lk), (lk, nxt)])
+    # who has something behind it
+    has_in = set()  # type: Set[Tuple[str, int]]
+    for n in g.nodes():
+        for w in g.successors(n):
+            has_in.add(w)
+    # fold leaf waiters per lock
+    shown_tasks = set()  # type: Set[int]
+    folded = {}  # type: Dict[int, int]
+    by_lock = {}  # type: Dict[int, List[int]]
+    for a, b in sorted(g.blocked.items(), key=lambda kv: (kv[1].task.pid or 0, kv[0])):
+        if b.kind == "lock" and b.lock_address in g.locks:
+            by_lock.setdefault(b.lock_address, []).append(a)
+    fold_out = set()  # type: Set[int]
+    for lk, ws in by_lock.items():
+        leaves = [a for a in ws if ("t", a) not in has_in and ("t", a) not in cyc_nodes]
+        if len(leaves) > FOLD_AFTER + 1:
+            for a in leaves[FOLD_AFTER:]:
+                fold_out.add(a)
+            folded[lk] = len(leaves) - FOLD_AFTER
+    lines = ["digraph waitfor {",
+             "  label=%s; labelloc=t; rankdir=LR;" % _q(title),
+             '  node [fontname="Helvetica", fontsize=10];',
+             '  edge [fontname="Helvetica", fontsize=9];']
+    for a, t in sorted(g.tasks.items()):
+        if a in fold_out:
+            continue
+        shown_tasks.add(a)
+        b = g.blocked.get(a)
+        where = g.callers.get(a) or (b.function if b else None) or \
+            (b.kind if b else (t.state or "not analysed"))
+        if b is not None and b.kind not in ("lock",):
+            where = "%s: %s" % (b.kind, b.function or "?")
+        attrs = ["shape=ellipse", "label=%s" % _q("%s\n%s" % (task_label(t), where))]
+        if ("t", a) in cyc_nodes:
+            attrs += ["color=red", "penwidth=2", "fontcolor=red"]
+        elif b is None:
+            attrs += ["style=dashed"]
+        lines.append("  t%x [%s];" % (a, ", ".join(attrs)))
+    for a, ln in sorted(g.locks.items()):
+        rep = ln.report
+        label = "%s %x\n%s" % (rep.type, a, short_lock_name(rep))
+        if not ln.holders:
+            label += "\nholder unknown"
+        attrs = ["shape=box", "label=%s" % _q(label)]
+        if ("l", a) in cyc_nodes:
+            attrs += ["color=red", "penwidth=2", "fontcolor=red"]
+        lines.append("  l%x [%s];" % (a, ", ".join(attrs)))
+        if a in folded:
+            lines.append("  more%x [shape=note, label=%s];" % (
+                a, _q("+%d more waiting" % folded[a])))
+            lines.append("  more%x -> l%x [label=%s, style=bold];" % (
+                a, a, _q("waits for")))
+    for a, b in sorted(g.blocked.items()):
+        if a not in shown_tasks or b.kind != "lock" or b.lock_address not in g.locks:
+            continue
+        e = (("t", a), ("l", b.lock_address))
+        attrs = ["label=%s" % _q("waits for")]
+        if e in cyc_edges:
+            attrs += ["color=red", "penwidth=2", "fontcolor=red"]
+        lines.append("  t%x -> l%x [%s];" % (a, b.lock_address, ", ".join(attrs)))
+    for a, ln in sorted(g.locks.items()):
+        for h in ln.holders:
+            e = (("l", a), ("t", h.task.task))
+            attrs = ["label=%s" % _q("held by (inferred)" if h.inferred else "held by")]
+            if h.inferred:
+                attrs.append("style=dashed")
+            if e in cyc_edges:
+                attrs += ["color=red", "penwidth=2", "fontcolor=red"]
+            lines.append("  l%x -> t%x [%s];" % (a, h.task.task, ", ".join(attrs)))
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def dot_available() -> Optional[str]:
+    """Return the path of Graphviz's ``dot``, or None when it is not installed."""
+    return shutil.which("dot")
+
+
+def write_svg(dot_text: str, path: str, timeout: float = 300) -> None:
+    """Render ``dot_text`` to SVG at ``path`` with ``dot -Tsvg``.
+
+    Raises CrashExtError when ``dot`` is missing, fails or takes longer than
+    ``timeout`` seconds (its message is included).
+    """
+    exe = dot_available()
+    if exe is None:
+        raise CrashExtError("--svg needs Graphviz's dot, which is not installed "
+                            "(apt-get install graphviz); --dot FILE works without it")
+    try:
+        r = subprocess.run([exe, "-Tsvg", "-o", path], input=dot_text.encode(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CrashExtError("dot took longer than %ds" % timeout)
+    except OSError as e:
+        raise CrashExtError("cannot run dot: %s" % e)
+    if r.returncode != 0:
+        raise CrashExtError("dot failed: %s" % r.stderr.decode(errors="replace").strip())

@@ -1,0 +1,247 @@
+"""``deadlock`` on the lab's real dumps, checked against the truth the lab module wrote.
+
+Every expected value is computed here from ``truth.json`` (owners and waiters of each
+lock, what each task is blocked on): the cycles, the tasks behind them, the convoys and
+their roots and counts.  Nothing is copied from our own output.
+"""
+
+import io
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from crash_ext.analyses.waitfor import collect
+from crash_ext.verbs import deadlock as D
+
+SCENARIOS = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore", "scale"]
+NO_OWNER_FIELD = {"semaphore"}     # lock types that record no owner on the lab's kernel
+
+
+# ---------------------------------------------------------------- truth model
+
+class Truth:
+    """The truth's wait-for graph, task level: pid -> pids holding what it waits on."""
+
+    def __init__(self, truth):
+        self.truth = truth
+        self.locks = {int(l["address"], 16): l for l in truth["locks"]}
+        self.tasks = {t["pid"]: t for t in truth["tasks"]}
+        self.comm = {t["pid"]: t["comm"] for t in truth["tasks"]}
+        self.waits_on = {}      # pid -> lock address
+        for a, l in self.locks.items():
+            for w in l["waiters"]:
+                self.waits_on[w["pid"]] = a
+        self.succ = {p: sorted({o["pid"] for o in self.locks[a]["owners"]})
+                     for p, a in self.waits_on.items()}
+
+    def cycles(self):
+        """Return {(frozenset(pids), frozenset(lock addresses))} of elementary cycles,
+        by plain enumeration (the truth graphs are tiny, or chains of out-degree 1)."""
+        found = set()
+        for start in sorted(self.succ):
+            stack = [(start, [start])]
+            while stack:
+                p, path = stack.pop()
+                for q in self.succ.get(p, []):
+                    if q == start:
+                        found.add((frozenset(path), frozenset(self.waits_on[x]
+                                                              for x in path)))
+                    elif q not in path and q > start:
+                        stack.append((q, path + [q]))
+        return found
+
+    def reaches(self, pid, targets):
+        seen, todo = set(), [pid]
+        while todo:
+            p = todo.pop()
+            for q in self.succ.get(p, []):
+                if q in targets:
+                    return True
+                if q not in seen:
+                    seen.add(q)
+                    todo.append(q)
+        return False
+
+    def upstream(self, pids):
+        """pids that wait, directly or through others, on any of ``pids``."""
+        return {p for p in self.succ if p not in pids and self.reaches(p, set(pids))}
+
+
+_RESULTS = {}
+
+
+def _analyse(lab, scenario):
+    """(dump, collect() of it), computed once per scenario for the whole run."""
+    if scenario not in _RESULTS:
+        dump, crash = lab(scenario)
+        _RESULTS[scenario] = (dump, collect(crash))
+    return _RESULTS[scenario]
+
+
+def _pids_of_cycle(c):
+    return frozenset(s.task.pid for s in c.steps), frozenset(s.lock.address for s in c.steps)
+
+
+# ---------------------------------------------------------------- every scenario
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_cycles_match_truth(lab, scenario):
+    dump, res = _analyse(lab, scenario)
+    tr = Truth(dump.truth)
+    assert dump.truth["verified"], "the lab did not verify this scenario"
+    want = tr.cycles()
+    got = {_pids_of_cycle(c) for c in res.cycles}
+    assert got == want, "cycles %s, truth %s" % (got, want)
+    assert len(res.cycles) == len(want)          # each reported once
+    for c in res.cycles:
+        pids = [s.task.pid for s in c.steps]
+        for i, s in enumerate(c.steps):
+            t = tr.locks[s.lock.address]
+            # the lock each task waits on, and its holder, are the truth's
+            assert tr.waits_on[s.task.pid] == s.lock.address
+            assert s.held_by.task.pid in {o["pid"] for o in t["owners"]}
+            assert s.held_by.task.pid == pids[(i + 1) % len(pids)]
+            # inferred exactly where the lock records no owner
+            assert s.held_by.inferred == (t["type"] in NO_OWNER_FIELD), (
+                s.lock.address, s.held_by)
+            assert s.held_by.evidence
+            assert s.lock.type == t["type"]
+        assert c.inferred == any(tr.locks[s.lock.address]["type"] in NO_OWNER_FIELD
+                                 for s in c.steps)
+        # the tasks behind this cycle
+        cyc = {s.task.pid for s in c.steps}
+        assert {b.task.pid for b in c.behind} == tr.upstream(cyc)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_truth_task_is_tied_to_its_lock(lab, scenario):
+    dump, res = _analyse(lab, scenario)
+    tr = Truth(dump.truth)
+    by_pid = {b.task.pid: b for b in res.graph.blocked.values()}
+    for pid, t in tr.tasks.items():
+        b = by_pid.get(pid)
+        assert b is not None, "pid %d (%s) not analysed" % (pid, t["comm"])
+        if t["blocked_kind"] == "lock":
+            assert b.kind == "lock" and b.lock_address == int(t["blocked_address"], 16)
+        else:
+            assert b.kind == t["blocked_kind"], (pid, b)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_convoys_match_truth(lab, scenario):
+    dump, res = _analyse(lab, scenario)
+    tr = Truth(dump.truth)
+    cyc_pids = set()
+    for pids, _ in tr.cycles():
+        cyc_pids |= pids
+    stuck = cyc_pids | tr.upstream(cyc_pids)
+    # truth convoys: per group of root owners (tasks not waiting on a lock), the tasks
+    # behind them
+    roots = {}
+    for a, l in tr.locks.items():
+        owners = frozenset(o["pid"] for o in l["owners"])
+        if owners & stuck or any(o in tr.succ for o in owners):
+            continue
+        behind = frozenset(tr.upstream(set(owners)))
+        roots[owners] = behind
+    got = {}
+    for cv in res.convoys:
+        behind = frozenset(b.task.pid for b in cv.behind)
+        # every root is the holder task (inferred from its stack for ownerless locks)
+        assert cv.roots, "convoy without a root task at %x" % (cv.root_lock or 0)
+        got[frozenset(r.pid for r in cv.roots)] = behind
+    assert got == roots
+    # longest first
+    counts = [len(cv.behind) for cv in res.convoys]
+    assert counts == sorted(counts, reverse=True)
+    # inferred holders are never wrong
+    for a, ln in res.graph.locks.items():
+        truth_owners = {o["pid"] for o in tr.locks[a]["owners"]}
+        for h in ln.holders:
+            assert h.task.pid in truth_owners, (a, h)
+
+
+@pytest.mark.parametrize("scenario", ["readers", "semaphore", "convoy"])
+def test_small_convoys_name_their_root_tasks(lab, scenario):
+    """Where the dump allows it, the root is the holder task, not an unknown."""
+    dump, res = _analyse(lab, scenario)
+    tr = Truth(dump.truth)
+    assert res.cycles == []
+    assert len(res.convoys) == 1
+    cv = res.convoys[0]
+    (lk,) = tr.truth["locks"]
+    assert {r.pid for r in cv.roots} == {o["pid"] for o in lk["owners"]}
+    assert {b.task.pid for b in cv.behind} == {w["pid"] for w in lk["waiters"]}
+    kinds = {tr.tasks[o["pid"]]["blocked_kind"] for o in lk["owners"]}
+    assert kinds == {"completion"} and "completion" in cv.what
+
+
+# ---------------------------------------------------------------- the verb
+
+def test_seed_text_story(lab):
+    dump, crash = lab("seed")
+    tr = Truth(dump.truth)
+    out = io.StringIO()
+    rc = D.main([], crash, out=out)
+    text = out.getvalue()
+    assert rc == 1
+    fire = [l for l in dump.truth["locks"] if l["container"].get("type") == "inode"][0]
+    path = fire["container"]["path"]
+    assert "DEADLOCK 1: 2-task cycle" in text and "DEADLOCK 2" not in text
+    assert "inode.i_rwsem of %s" % path in text
+    assert "%x" % int(fire["address"], 16) in text
+    rubies = sorted(p for p, c in tr.comm.items() if c == "ruby")
+    for p in rubies:
+        assert "PID %d (ruby)" % p in text
+    assert "back to the start" in text and "ABBA" in text
+    rm = [p for p, c in tr.comm.items() if c == "rm"][0]
+    behind = text.split("Stuck behind this cycle: 1 task")[1]
+    assert " rm " in behind.splitlines()[3] and str(rm) in behind.splitlines()[3]
+    assert "vfs_unlink" in behind
+    assert text.strip().splitlines()[-1].startswith("deadlock: 3 tasks analysed (UN): 1 "
+                                                    "cycle")
+
+
+def test_seed_json_and_pid_filter(lab):
+    dump, crash = lab("seed")
+    out = io.StringIO()
+    assert D.main(["--json"], crash, out=out) == 1
+    js = json.loads(out.getvalue())
+    (c,) = js["cycles"]
+    addrs = {int(l["address"], 16) for l in dump.truth["locks"]}
+    assert {int(s["lock"]["address"], 16) for s in c["steps"]} == addrs
+    assert all(not s["held_by"]["inferred"] for s in c["steps"])
+    assert [b["comm"] for b in c["behind"]] == ["rm"]
+    rm = [t["pid"] for t in dump.truth["tasks"] if t["comm"] == "rm"][0]
+    out = io.StringIO()
+    assert D.main(["-p", str(rm), "--json"], crash, out=out) == 1
+    assert len(json.loads(out.getvalue())["cycles"]) == 1
+    err = io.StringIO()
+    assert D.main(["-p", "99999"], crash, out=io.StringIO(), err=err) == 2
+    assert err.getvalue().startswith("deadlock: error: PID 99999")
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz not installed")
+@pytest.mark.parametrize("scenario", ["seed", "cycle3"])
+def test_dot_and_svg(lab, scenario, tmp_path):
+    dump, crash = lab(scenario)
+    dot, svg = tmp_path / "g.dot", tmp_path / "g.svg"
+    assert D.main(["--dot", str(dot), "--svg", str(svg)], crash, out=io.StringIO()) == 1
+    r = subprocess.run(["dot", "-Tsvg", str(dot)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    assert r.returncode == 0, r.stderr
+    text = dot.read_text()
+    assert "color=red" in text
+    if scenario == "cycle3":
+        assert "held by (inferred)" in text
+    assert svg.read_text().lstrip().startswith(("<?xml", "<svg"))
+
+
+def test_include_in_keeps_the_cycle(lab):
+    dump, crash = lab("abba-mutex")
+    out = io.StringIO()
+    assert D.main(["--include-in", "--json"], crash, out=out) == 1
+    js = json.loads(out.getvalue())
+    assert len(js["cycles"]) == 1 and js["states"] == ["UN", "IN"]
