@@ -43,7 +43,7 @@ bench: lab
 	$(VPY) tests/bench.py
 
 compare: lab
-	$(VPY) tests/compare_drgn.py
+	$(VPY) -m tests.compare_drgn
 
 docs: lab
 	$(VPY) docs/make_walkthrough.py

@@ -1,0 +1,199 @@
+"""``argrecover``: each frame's function arguments of a task, with the evidence for each.
+
+Thin: parsing arguments, choosing tasks and frames, printing.  The recovery itself is
+:mod:`crash_ext.analyses.args`; cheap one-line decodes of well-known pointer types are
+:mod:`crash_ext.analyses.decode`.
+"""
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from ..analyses.args import Arg, FrameArgs, TaskArgs, recover_with_port
+from ..analyses.decode import decode_pointer
+from ..analyses.snapshot import Snapshot
+from ..models.stack import parse_backtraces
+from ..port import BadArgument, CrashExtError, Port, check_pid_word
+
+EXAMPLES = """
+Arguments of every frame of the stuck rm, then only vfs_unlink's:
+  crash> argrecover 5109
+  crash> argrecover 5109 vfs_unlink
+Frame #4 of a task given by its task_struct address, as JSON:
+  crash> argrecover ffff8802d0e5a080 4 --json
+Every task in TASK_UNINTERRUPTIBLE:
+  crash> argrecover -u
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argparse parser of ``argrecover`` (also used for crash's help)."""
+    p = argparse.ArgumentParser(
+        prog="argrecover",
+        description="Recover the arguments of a sleeping task's stack frames from the stack "
+                    "and the disassembly (x86-64), printing each value with the chain of "
+                    "evidence that produced it, or 'unknown' and why.")
+    p.add_argument("task", nargs="?", help="pid, or task_struct address (hex)")
+    p.add_argument("frame", nargs="?",
+                   help="one frame: its number (#N in bt) or its function's name")
+    p.add_argument("-u", "--uninterruptible", action="store_true",
+                   help="every task in state UN (no TASK argument)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-decode", action="store_true",
+                   help="do not decode well-known pointer types (dentry, inode, locks)")
+    return p
+
+
+def _task_text(port: Port, word: str) -> str:
+    """Return ``bt -f`` text for a pid or a task address; raises BadArgument/CrashExtError."""
+    w = word.strip()
+    if w.isdigit():
+        return port.command("bt -f %d" % check_pid_word(w))
+    try:
+        addr = int(w, 16)
+    except ValueError:
+        raise BadArgument("not a pid or task address: %r" % word)
+    return port.command("bt -f %#x" % addr)
+
+
+def _check_sleeping(port: Port, bt) -> None:
+    """Raise BadArgument for a task that is running (its registers are live, not saved)."""
+    snap = Snapshot(port)
+    entry = snap.by_task(bt.task) if bt.task is not None else None
+    if entry is not None and entry.state == "RU":
+        raise BadArgument("PID %d (%s) is running: its registers are live, not saved on the "
+                          "stack; argrecover works on sleeping tasks" % (entry.pid, entry.comm))
+
+
+def _select(ta: TaskArgs, frame: Optional[str]) -> List[FrameArgs]:
+    """Return the frames ``frame`` names (all when None); raises BadArgument."""
+    if frame is None:
+        return ta.frames
+    if frame.lstrip("#").isdigit():
+        f = ta.frame(int(frame.lstrip("#")))
+        if f is None:
+            last = ta.frames[-1].index if ta.frames else -1
+            raise BadArgument("no frame #%s (this task has frames #0..#%d)" % (frame, last))
+        return [f]
+    hits = [f for f in ta.frames if f.function == frame or f.function.split(".")[0] == frame]
+    if not hits:
+        raise BadArgument("no frame of function %r on this task's stack" % frame)
+    return hits
+
+
+def _show(a: Arg) -> str:
+    """Return the value in hex, plus signed decimal for integer (non-pointer) types."""
+    if a.type and "*" not in a.type and "[" not in a.type:
+        bits = 32 if a.value < 1 << 32 else 64
+        signed = a.value - (1 << bits) if a.value >> (bits - 1) & 1 else a.value
+        return "%x (%d)" % (a.value, signed)
+    return "%x" % a.value
+
+
+def _hx(v: Optional[int]) -> Optional[str]:
+    return None if v is None else "%x" % v
+
+
+def _arg_json(a: Arg, decoded: Optional[str]) -> dict:
+    return {"name": a.name, "type": a.type, "register": a.register, "status": a.status,
+            "value": _hx(a.value), "provenance": a.provenance, "reason": a.reason,
+            "weak": a.weak, "decoded": decoded,
+            "alternatives": [{"value": _hx(v), "provenance": p} for v, p in a.alternatives]}
+
+
+def _decode(port: Port, a: Arg, enabled: bool) -> Optional[str]:
+    if not enabled or a.status != "recovered" or a.value is None or not a.type:
+        return None
+    return decode_pointer(port, a.type, a.value)
+
+
+def _print_frame(f: FrameArgs, port: Port, decode: bool, out) -> None:
+    mod = " [%s]" % f.module if f.module else ""
+    print(" #%d %s%s" % (f.index, f.function, mod), file=out)
+    if f.prototype:
+        print("    %s" % f.prototype.strip(), file=out)
+    for w in f.warnings:
+        print("    note: %s" % w, file=out)
+    for a in f.args:
+        typ = " (%s)" % a.type if a.type else ""
+        reg = " %%%s" % a.register if a.register else ""
+        if a.status == "recovered":
+            d = _decode(port, a, decode)
+            weak = "  [weak: rests on a stack slot a callee could have changed]" if a.weak \
+                else ""
+            print("    %s%s%s = %s%s%s" % (a.name, typ, reg, _show(a), "  -> " + d if d else "",
+                                            weak), file=out)
+            for step in a.provenance:
+                print("        <- %s" % step, file=out)
+        elif a.status == "conflict":
+            print("    %s%s%s = CONFLICT: %s" % (a.name, typ, reg, a.reason or ""), file=out)
+            for v, chain in ([(a.value, a.provenance)] if a.value is not None else []) + \
+                    list(a.alternatives):
+                print("        %x <- %s" % (v, "; ".join(chain)), file=out)
+        else:
+            print("    %s%s%s = unknown (%s)" % (a.name, typ, reg, a.reason or "no evidence"),
+                  file=out)
+
+
+def _render(port: Port, ta: TaskArgs, frames: List[FrameArgs], opts, decode: bool,
+            out) -> Optional[dict]:
+    """Print ``frames`` of ``ta`` (returns None), or with --json return their document."""
+    if opts.json:
+        return {"pid": ta.pid, "task": _hx(ta.task), "command": ta.command,
+                "warnings": ta.warnings,
+                "frames": [{"index": f.index, "function": f.function, "module": f.module,
+                            "prototype": f.prototype, "clone": f.clone,
+                            "warnings": f.warnings,
+                            "args": [_arg_json(a, _decode(port, a, decode)) for a in f.args]}
+                           for f in frames]}
+    print('PID: %s  TASK: %s  COMMAND: "%s"' % (ta.pid, _hx(ta.task), ta.command), file=out)
+    for w in ta.warnings:
+        print("  note: %s" % w, file=out)
+    for f in frames:
+        _print_frame(f, port, decode, out)
+    return None
+
+
+def _one_task(port: Port, text: str, opts, out) -> Optional[dict]:
+    """argrecover TASK [FRAME]: parse, refuse running tasks, recover, render."""
+    bts = parse_backtraces(text)
+    if not bts or not bts[0].frames:
+        raise BadArgument("crash printed no stack frames for this task")
+    _check_sleeping(port, bts[0])
+    ta = recover_with_port(port, bts[0])
+    return _render(port, ta, _select(ta, opts.frame), opts, not opts.no_decode, out)
+
+
+def main(argv, port: Port, out=None) -> int:
+    """Run ``argrecover`` with ``argv``; print to ``out``.  Returns 0, or 2 for usage
+    and input errors (printed as one line)."""
+    out = out or sys.stdout
+    parser = build_parser()
+    try:
+        opts = parser.parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
+    try:
+        if opts.uninterruptible:
+            if opts.task:
+                raise BadArgument("-u takes no task")
+            snap = Snapshot(port)
+            bts = snap.backtraces("UN")
+            # decoding every pointer of every task would cost a crash command each
+            docs = [_render(port, ta, ta.frames, opts, False, out)
+                    for ta in (recover_with_port(port, bt) for bt in bts.values())]
+            if opts.json:
+                print(json.dumps(docs, indent=1), file=out)
+            elif not bts:
+                print("argrecover: no task in state UN", file=out)
+            return 0
+        if not opts.task:
+            raise BadArgument("give a pid or task address (or -u)")
+        doc = _one_task(port, _task_text(port, opts.task), opts, out)
+        if opts.json:
+            print(json.dumps(doc, indent=1), file=out)
+        return 0
+    except CrashExtError as e:
+        print("argrecover: error: %s" % e, file=out)
+        return 2
