@@ -183,6 +183,91 @@ class CommandTypes:
         self._memo()[key] = found
         return found
 
+    def prefetch_structs(self, type_names) -> None:
+        """Learn the size, member offsets and member types of each struct in
+        ``type_names`` from one ``struct -o NAME`` apiece (sent together), instead of a
+        ``p``/``whatis`` per fact -- each of those costs a gdb look-up, tens of ms the
+        first time.  Members ``struct -o`` does not show plainly (arrays, bit fields,
+        function pointers, members of nested named structs) are still asked for one by
+        one; a member that appears nowhere in the answer is known absent.  Types this
+        cannot read (typedefs, unions, unknown names) are left to the usual look-ups.
+        Best for small structs: crash takes seconds over ``task_struct``."""
+        memo = self._memo()
+        todo = []
+        for t in type_names:
+            t = check_type_word(t)
+            if " " not in t and ("ctype", t) not in memo and ("struct_o", t) not in memo:
+                todo.append(t)
+        if not todo:
+            return
+        cmds = ["struct -o %s" % t for t in todo]
+        batch = getattr(self, "batch", None)
+        if batch is not None:
+            outs = batch(cmds)
+        else:
+            outs = []
+            for c in cmds:
+                try:
+                    outs.append(self.command(c))
+                except CrashCommandError as e:
+                    outs.append(e)
+        for t, out in zip(todo, outs):
+            memo[("struct_o", t)] = True
+            if isinstance(out, str):
+                self._learn_struct(t, out)
+
+    def _learn_struct(self, t: str, out: str) -> None:
+        lines = [l for l in out.splitlines() if l.strip()]
+        if not lines or lines[0].strip() != "struct %s {" % t:
+            return
+        size = None
+        blocks = [[]]  # type: list
+        closed = False
+        for line in lines[1:]:
+            st = line.strip()
+            if closed:
+                m = re.match(r"^SIZE:\s*(\d+)$", st)
+                if m:
+                    size = int(m.group(1))
+                continue
+            m = re.match(r"^\[(\d+)\]\s+(.*);$", st)
+            if m:
+                decl = m.group(2)
+                if not any(c in decl for c in "()[]:{}"):
+                    mm = re.match(r"^(.*?)\s*(\**)\s*([A-Za-z_][A-Za-z0-9_]*)$", decl)
+                    if mm and mm.group(1):
+                        typ = mm.group(1) + (" " + mm.group(2) if mm.group(2) else "")
+                        blocks[-1].append((mm.group(3), int(m.group(1)), typ))
+                continue
+            if st.endswith("{"):
+                blocks.append([])           # an anonymous union/struct opens
+            elif st.startswith("}"):
+                if len(blocks) == 1:
+                    closed = st == "}"
+                    if not closed:
+                        return
+                    continue
+                inner = blocks.pop()
+                if st == "};":              # anonymous: its members are ours
+                    blocks[-1].extend(inner)
+            else:
+                return                      # a line this reader does not know
+        if size is None or len(blocks) != 1:
+            return
+        memo = self._memo()
+        c = "struct %s" % t
+        memo[("ctype", t)] = c
+        memo[("size", c)] = size
+        for name, off, typ in blocks[0]:
+            memo.setdefault(("off", c, name), off)
+            memo.setdefault(("mtype", c, name), " ".join(typ.split()))
+        memo[("idents", c)] = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", out))
+
+    def _known_absent(self, c: str, m: str) -> bool:
+        idents = self._memo().get(("idents", c))
+        return idents is not None and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", m) is not None \
+            and m not in idents
+
     def type_size(self, type_name: str) -> Optional[int]:
         """Return ``sizeof(type_name)``, None for an unknown type."""
         c = self._ctype(type_name)
@@ -198,6 +283,8 @@ class CommandTypes:
         if c is None:
             return None
         key = ("off", c, m)
+        if key not in self._memo() and self._known_absent(c, m):
+            self._memo()[key] = None
         if key not in self._memo():
             v = self._gdb_value("(unsigned long)&((%s *)0)->%s" % (c, m))
             self._memo()[key] = _int_or_none(v)
@@ -211,6 +298,8 @@ class CommandTypes:
         if c is None:
             return None
         key = ("mtype", c, m)
+        if key not in self._memo() and self._known_absent(c, m):
+            self._memo()[key] = None
         if key not in self._memo():
             val = None
             try:

@@ -49,6 +49,7 @@ Errors
 Not thread-safe: use one CrashProcess per thread.
 """
 
+import codecs
 import errno
 import os
 import secrets
@@ -57,7 +58,7 @@ import shlex
 import signal
 import subprocess
 import time
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..port import (BadArgument, CrashCommandError, CrashDied, CrashExtError, CrashTimeout,
                     MemoryReadError, Port)
@@ -67,6 +68,23 @@ from .commandport import CommandTypes, find_error
 __all__ = ["CrashProcess"]
 
 _READ_CHUNK = 1 << 16
+
+
+def _grow_pipe(fd: int, size: int = 1 << 20) -> None:
+    """Let crash run up to ``size`` bytes ahead of the reader (Linux F_SETPIPE_SZ; the
+    default 64 KiB stalls crash whenever the reader works on what it got, e.g. while
+    back traces are read as they arrive).  Silently keeps the default elsewhere."""
+    try:
+        import fcntl
+        setsz = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+        try:
+            with open("/proc/sys/fs/pipe-max-size") as f:
+                size = min(size, int(f.read()))
+        except (OSError, ValueError):
+            pass
+        fcntl.fcntl(fd, setsz, size)
+    except (ImportError, OSError, ValueError):
+        pass
 
 
 class CrashProcess(CommandTypes, Port):
@@ -138,6 +156,7 @@ class CrashProcess(CommandTypes, Port):
         self._buf = bytearray()
         self._help_marker = False
         os.set_blocking(self._proc.stdout.fileno(), False)
+        _grow_pipe(self._proc.stdout.fileno())
         os.set_blocking(self._proc.stdin.fileno(), False)
         try:
             out = self._exchange([], self.startup_timeout, starting=True)
@@ -262,12 +281,15 @@ class CrashProcess(CommandTypes, Port):
         self._help_marker = ans == 'No help data for "%s" is available.\n' % tok
 
     def _exchange(self, cmds: Sequence[str], timeout: float,
-                  starting: bool = False) -> List[str]:
+                  starting: bool = False,
+                  on_text: Optional[Dict[int, Callable[[str], None]]] = None) -> List[str]:
         """Send ``cmds`` (each followed by a marker) and return their raw answers.
 
         With ``starting`` a lone marker is sent first and its answer (the start-up
-        output) is returned as element 0.  Raises CrashTimeout (crash is killed),
-        CrashDied.
+        output) is returned as element 0.  ``on_text``: {index in ``cmds``: callback}
+        -- the callback gets that command's answer in pieces as crash prints it (the
+        pieces join to the answer), so the caller can work while crash still runs.
+        Raises CrashTimeout (crash is killed), CrashDied.
         """
         p = self._proc
         if p is None:
@@ -288,6 +310,11 @@ class CrashProcess(CommandTypes, Port):
         fin, fout = p.stdout.fileno(), p.stdin.fileno()
         answers = []  # type: List[str]
         scan = 0
+        sinks = {}  # type: Dict[int, Callable[[str], None]]
+        for i, cb in (on_text or {}).items():
+            sinks[i + (1 if starting else 0)] = cb
+        fed = 0        # bytes of the current answer already given to its callback
+        dec = None
         deadline = time.monotonic() + timeout
         while len(answers) < len(tokens):
             tok, pre = tokens[len(answers)]
@@ -297,10 +324,29 @@ class CrashProcess(CommandTypes, Port):
                 del self._buf[:pos + len(tok)]
                 if pre and head.endswith(pre):
                     head = head[:-len(pre)]
+                cb = sinks.get(len(answers))
                 answers.append(head.decode("utf-8", "replace"))
+                if cb is not None:
+                    if dec is None:
+                        dec = codecs.getincrementaldecoder("utf-8")("replace")
+                    piece = dec.decode(head[fed:], final=True)
+                    if piece:
+                        cb(piece)
+                fed, dec = 0, None
                 scan = 0
                 deadline = time.monotonic() + timeout
                 continue
+            cb = sinks.get(len(answers))
+            if cb is not None:
+                # what cannot be part of the marker yet to come is the answer's
+                safe = len(self._buf) - len(tok) - len(pre)
+                if safe > fed:
+                    if dec is None:
+                        dec = codecs.getincrementaldecoder("utf-8")("replace")
+                    piece = dec.decode(bytes(self._buf[fed:safe]))
+                    fed = safe
+                    if piece:
+                        cb(piece)
             scan = len(self._buf)
             left = deadline - time.monotonic()
             if left <= 0:
@@ -335,14 +381,16 @@ class CrashProcess(CommandTypes, Port):
                 self._buf += data
         return answers
 
-    def _run(self, cmds: Sequence[str], timeout: Optional[float]) -> List[str]:
+    def _run(self, cmds: Sequence[str], timeout: Optional[float],
+             on_text: Optional[Dict[int, Callable[[str], None]]] = None) -> List[str]:
         if self._closed:
             raise CrashDied("crash session is closed")
         if self._proc is not None and self._proc.poll() is not None:
             raise self._died("exited")
         self.start()
         try:
-            return self._exchange(cmds, self.timeout if timeout is None else timeout)
+            return self._exchange(cmds, self.timeout if timeout is None else timeout,
+                                  on_text=on_text)
         except CrashExtError:
             raise
         except BaseException:
@@ -367,18 +415,22 @@ class CrashProcess(CommandTypes, Port):
         return out
 
     def batch(self, cmds: Sequence[str], check: bool = True,
-              timeout: Optional[float] = None) -> List[Union[str, CrashCommandError]]:
+              timeout: Optional[float] = None,
+              on_text: Optional[Dict[int, Callable[[str], None]]] = None
+              ) -> List[Union[str, CrashCommandError]]:
         """Run several commands in one write; return their outputs in order.
 
         Every command is validated first (BadArgument before anything is sent).  A
         command crash rejects yields a CrashCommandError *in its slot* (the others still
         run); with ``check=False`` its raw text is returned instead.  ``timeout``
-        applies to each answer.  Raises CrashTimeout / CrashDied for the whole batch.
+        applies to each answer.  ``on_text``: {index: callback} to get a command's
+        answer in pieces while crash prints it (see :meth:`command_stream`).  Raises
+        CrashTimeout / CrashDied for the whole batch.
         """
         cs = [check_command(c) for c in cmds]
         if not cs:
             return []
-        outs = self._run(cs, timeout)
+        outs = self._run(cs, timeout, on_text=on_text)
         if not check:
             return list(outs)
         res = []  # type: List[Union[str, CrashCommandError]]
@@ -389,6 +441,18 @@ class CrashProcess(CommandTypes, Port):
             except CrashCommandError as e:
                 res.append(e)
         return res
+
+    def command_stream(self, cmd: str, on_text: Callable[[str], None], check: bool = True,
+                       timeout: Optional[float] = None) -> str:
+        """Run one crash command as :meth:`command` does, also giving its answer to
+        ``on_text`` in pieces as crash prints it (the pieces join to the answer), so
+        that the caller works on a long answer while crash is still producing it.  An
+        exception from ``on_text`` ends crash (its answer would be left unread)."""
+        c = check_command(cmd)
+        out = self._run([c], timeout, on_text={0: on_text})[0]
+        if check:
+            self._raise_for(c, out)
+        return out
 
     @staticmethod
     def _raise_for(cmd: str, out: str) -> None:

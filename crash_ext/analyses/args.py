@@ -303,13 +303,14 @@ class _Recovery:
 
     def _thunk_register(self, target: int, name: str) -> Optional[str]:
         """The register an indirect-call thunk jumps through, or None when ``target``
-        is not such a thunk (``__x86_indirect_thunk_rax``; crash may name the first one
-        ``__indirect_thunk_start``)."""
+        is not such a thunk.  Known by name (``__x86_indirect_thunk_rax``) or by its
+        code, since crash may give the thunk another symbol at the same address
+        (``__indirect_thunk_start`` on 6.1, ``__softirqentry_text_end`` on 6.12):
+        ``jmp *%reg``, ``lfence; jmp *%reg``, or the retpoline ``call 1f; ...;
+        1: mov %reg,(%rsp); ret``."""
         m = re.match(r"^__x86_indirect_thunk_(r\w+)$", name)
         if m:
             return m.group(1)
-        if "thunk" not in name:
-            return None
         if target in self.thunks:
             return self.thunks[target]
         reg = None
@@ -317,18 +318,26 @@ class _Recovery:
             insns = self._dis(target)
         except Exception:  # noqa: BLE001
             insns = []
-        body = [i for i in insns if i.addr >= target][:12]
-        for ins in body:
+        body = [i for i in insns if i.addr >= target][:8]
+
+        def ind_jmp(ins):
             op = ins.operands[0] if ins.operands else None
-            if ins.mnemonic == "jmp" and op is not None and op.indirect and \
-                    op.kind == "reg":
-                reg = x86.canonical(op.reg)
-                break
-            if ins.mnemonic == "mov" and len(ins.operands) == 2 and \
-                    ins.operands[0].kind == "reg" and ins.operands[1].kind == "mem" and \
-                    ins.operands[1].base == "rsp" and ins.operands[1].disp == 0:
-                reg = x86.canonical(ins.operands[0].reg)
-                break
+            if ins.mnemonic == "jmp" and op is not None and op.indirect and op.kind == "reg":
+                return x86.canonical(op.reg)
+            return None
+        if body and body[0].addr == target:
+            reg = ind_jmp(body[0])
+            if reg is None and len(body) > 1 and body[0].mnemonic == "lfence":
+                reg = ind_jmp(body[1])
+            first_t = body[0].branch_target() if body[0].mnemonic == "call" else None
+            if reg is None and first_t is not None and target < first_t < target + 32:
+                for a, b in zip(body, body[1:]):
+                    if a.mnemonic == "mov" and len(a.operands) == 2 and \
+                            a.operands[0].kind == "reg" and a.operands[1].kind == "mem" \
+                            and a.operands[1].base == "rsp" and a.operands[1].disp == 0 \
+                            and x86.is_return(b.mnemonic):
+                        reg = x86.canonical(a.operands[0].reg)
+                        break
         self.thunks[target] = reg
         return reg
 
@@ -717,10 +726,16 @@ class _Recovery:
                                    "arguments are those %s was called with" % (
                                        fr.function, f.base, f.base))
             regs = []  # type: List[Tuple[str, Optional[str], Optional[str]]]
-            if fr.regs and fr.index == self.frames[-1].frame.index:
+            outermost = fr.index == self.frames[-1].frame.index
+            if outermost and fr.regs:
                 fa.warnings.append("entry code of a system call or exception: it takes no "
                                    "C arguments; the registers it saved are crash's "
                                    "register block")
+                out.frames.append(fa)
+                continue
+            if outermost and proto is None and self.whatis_fn is not None:
+                fa.warnings.append("outermost frame without a C prototype (entry code such "
+                                   "as ret_from_fork): no arguments to recover")
                 out.frames.append(fa)
                 continue
             if proto is not None:

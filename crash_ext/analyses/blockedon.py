@@ -14,6 +14,7 @@
       distinct word read as the lock type once; accepted if its wait list holds the task.
 """
 
+import functools
 import re
 from typing import List, Optional, Tuple
 
@@ -65,6 +66,7 @@ _SLOWPATH_FIRST = ("rwsem_down_", "__mutex_lock", "__down", "rt_mutex_slowlock",
                    "__rt_mutex_slowlock", "rtlock_slowlock", "call_rwsem_down")
 
 
+@functools.lru_cache(maxsize=8192)
 def classify_function(name: str) -> Tuple[Optional[str], Optional[str], Optional[str]]:
     """Return (lock kind, mode, other kind) for a frame function name: lock kind and
     mode ('reader'/'writer'/None) for a lock acquire path, or other kind
@@ -90,6 +92,35 @@ def _stack_range(bt: Backtrace) -> Tuple[int, int]:
     lo = min(addrs) & ~0x3fff
     return lo, lo + 0x8000
 
+
+
+def classify_stack(frames):
+    """Return (lock frame, lock kind, mode, other) for a task's frames, innermost first.
+
+    The innermost lock slow-path frame names the lock kind (and the first mode any frame
+    of that path tells); when there is none, ``other`` is (kind, frame) of the first
+    completion/io wait, or ('other', frame) of the first non-scheduler frame, or None.
+    """
+    lock, kind, mode, first = None, None, None, None
+    for f in frames:
+        k, m, o = classify_function(f.function)
+        if k is not None:
+            if lock is None:
+                lock, kind = f, k
+            if m is not None and mode is None and k == kind:
+                mode = m
+            continue
+        if lock is not None:
+            break          # first frame above the lock path: the caller
+        if o is not None:
+            return None, None, None, (o, f)
+        if f.function in SCHED_FUNCS or _CLONE.sub("", f.function) in SCHED_FUNCS:
+            continue
+        if first is None:
+            first = ("other", f)
+    if lock is not None:
+        return lock, kind, mode, None
+    return None, None, None, first
 
 def blocked_on(port: Port, task_addr: int, snapshot: Optional[Snapshot] = None,
                use_args: bool = False) -> Blocked:
@@ -131,31 +162,19 @@ def _blocked_on(port, snap, ref, ps, use_args) -> Blocked:
         bt = snap.backtrace(task)
     except CrashExtError as e:
         return Blocked(task=ref, kind="unknown", evidence=["bt -f failed: %s" % e])
-    lock_idx, kind, mode, other, func = None, None, None, None, None
-    for f in bt.frames:
-        k, m, o = classify_function(f.function)
-        if k is not None:
-            if lock_idx is None:
-                lock_idx, kind, func = f.index, k, f.function
-            if m is not None and mode is None and k == kind:
-                mode = m
-            continue
-        if lock_idx is not None:
-            break          # first frame above the lock path: the caller
-        if o is not None:
-            return Blocked(task=ref, kind=o, function=f.function, frame=f.index,
-                           evidence=["blocking frame #%d %s" % (f.index, f.function)])
-        if f.function in SCHED_FUNCS or _CLONE.sub("", f.function) in SCHED_FUNCS:
-            continue
-        if other is None:
-            other = f
-    if lock_idx is None:
+    lock_frame, kind, mode, other = classify_stack(bt.frames)
+    if other is not None and other[0] != "other":
+        f = other[1]
+        return Blocked(task=ref, kind=other[0], function=f.function, frame=f.index,
+                       evidence=["blocking frame #%d %s" % (f.index, f.function)])
+    if lock_frame is None:
         if not bt.frames:
             return Blocked(task=ref, kind="unknown", evidence=["no back trace frames"])
-        f = other or bt.frames[0]
+        f = other[1] if other else bt.frames[0]
         return Blocked(task=ref, kind="other", function=f.function, frame=f.index,
                        evidence=["first non-scheduler frame #%d %s is not a lock or "
                                  "completion wait" % (f.index, f.function)])
+    lock_idx, func = lock_frame.index, lock_frame.function
     res = Blocked(task=ref, kind="unknown", lock_type=kind, mode=mode, function=func,
                   frame=lock_idx,
                   evidence=["blocking frame #%d %s: a %s%s slow path" % (

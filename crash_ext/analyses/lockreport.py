@@ -30,10 +30,14 @@ _PSM = re.compile(r"^\s*\[(?P<t>\d+ \d\d:\d\d:\d\d\.\d+)\]\s+\[(?P<st>[A-Z?]+)\]
 class SessionCache:
     """Facts read once per :class:`Snapshot`: ``ps -m`` times, wait-list walks, rings
     of waiter records, ``search -t`` results and blocked-on answers.  Shared by
-    :func:`lock_report` and :func:`~crash_ext.analyses.blockedon.blocked_on`."""
+    :func:`lock_report` and :func:`~crash_ext.analyses.blockedon.blocked_on`.
 
-    def __init__(self, snapshot: Snapshot):
+    ``read_last_ran``: fill ``TaskRef.last_ran`` from ``ps -m`` (one command, but slow
+    with thousands of tasks: seconds); False leaves it None."""
+
+    def __init__(self, snapshot: Snapshot, read_last_ran: bool = True):
         self.snap = snapshot
+        self.read_last_ran = read_last_ran
         self.last_ran = None  # type: Optional[Dict[int, str]]
         self.walks = {}  # type: Dict[Tuple[str, int], L.WaitWalk]
         self.rings = {}  # type: Dict[int, Tuple[List[int], List[str]]]
@@ -58,8 +62,16 @@ class SessionCache:
     def ref(self, task: int) -> TaskRef:
         """Return a TaskRef for ``task`` with its last-ran time filled in."""
         r = self.snap.ref(task)
-        r.last_ran = self.ps_m().get(task)
+        if self.read_last_ran:
+            r.last_ran = self.ps_m().get(task)
         return r
+
+    def remember_blocked(self, answers: Dict[int, object]) -> None:
+        """Keep blocked-on answers found elsewhere (e.g. from back traces already
+        classified) so that :func:`~crash_ext.analyses.blockedon.blocked_on` returns
+        them instead of searching again; answers already known are kept."""
+        for task, b in answers.items():
+            self.blocked.setdefault(task, b)
 
     def walk(self, port: Port, layout: L.LockLayout, addr: int,
              raw: Optional[bytes] = None, cap: int = MAX_WAITERS) -> L.WaitWalk:
@@ -98,12 +110,17 @@ class SessionCache:
 _CACHES = weakref.WeakKeyDictionary()  # type: weakref.WeakKeyDictionary
 
 
-def session_cache(snapshot: Snapshot) -> SessionCache:
-    """Return the :class:`SessionCache` of ``snapshot`` (made on first use)."""
+def session_cache(snapshot: Snapshot, last_ran: Optional[bool] = None) -> SessionCache:
+    """Return the :class:`SessionCache` of ``snapshot`` (made on first use).
+
+    ``last_ran``: True/False to read (or not) ``ps -m`` for the tasks' last-ran times
+    from now on (see :class:`SessionCache`); None leaves the setting (default True)."""
     c = _CACHES.get(snapshot)
     if c is None:
         c = SessionCache(snapshot)
         _CACHES[snapshot] = c
+    if last_ran is not None:
+        c.read_last_ran = bool(last_ran)
     return c
 
 
@@ -236,7 +253,7 @@ _MOUNTS = weakref.WeakKeyDictionary()  # type: weakref.WeakKeyDictionary
 def _mount_dirs(port: Port) -> Dict[int, str]:
     """Return {super_block address: first mount point} from crash's ``mount``."""
     try:
-        got = _MOUNTS.get(port)
+        got = _MOUNTS.get(getattr(port, "base_port", port))
     except TypeError:
         got = None
     if got is not None:
@@ -252,7 +269,7 @@ def _mount_dirs(port: Port) -> Dict[int, str]:
                 re.match(r"^[0-9a-f]{8,16}$", t[1]):
             res.setdefault(int(t[1], 16), t[-1])
     try:
-        _MOUNTS[port] = res
+        _MOUNTS[getattr(port, "base_port", port)] = res
     except TypeError:
         pass
     return res

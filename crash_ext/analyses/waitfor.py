@@ -273,6 +273,9 @@ def _from_stacks(addr: int, waiters: Set[int], blocked: Dict[int, Blocked],
     for t, bt in backtraces.items():
         if t in waiters or t not in blocked:
             continue
+        may = getattr(bt, "may_contain", None)
+        if may is not None and not may(addr):
+            continue        # the address is nowhere in its stack text
         bidx = blocked[t].frame if blocked[t].frame is not None else -1
         hit = None
         for f in getattr(bt, "frames", []):
@@ -697,31 +700,12 @@ def restrict_to_pid(res: WaitFor, pid: int) -> Optional[WaitFor]:
 def _classify_stack(bt) -> Tuple[Optional[int], Optional[str], Optional[str],
                                  Optional[str], Optional[object]]:
     """Return (lock frame index, lock kind, mode, function, other) for a back trace, by
-    the same frame rules as :func:`~.blockedon.blocked_on`: the innermost lock slow-path
-    frame names the lock kind; otherwise ``other`` is (kind, frame) of the first
-    completion/io wait or of the first non-scheduler frame."""
-    from .blockedon import SCHED_FUNCS, classify_function
-    lock_idx, kind, mode, func, first = None, None, None, None, None
-    for f in bt.frames:
-        k, m, o = classify_function(f.function)
-        if k is not None:
-            if lock_idx is None:
-                lock_idx, kind, func = f.index, k, f.function
-            if m is not None and mode is None and k == kind:
-                mode = m
-            continue
-        if lock_idx is not None:
-            break
-        if o is not None:
-            return None, None, None, None, (o, f)
-        base = f.function.split(".", 1)[0]
-        if f.function in SCHED_FUNCS or base in SCHED_FUNCS:
-            continue
-        if first is None:
-            first = ("other", f)
-    if lock_idx is None:
-        return None, None, None, None, first
-    return lock_idx, kind, mode, func, None
+    :func:`~.blockedon.classify_stack`, the frame rules of ``blocked_on``."""
+    from .blockedon import classify_stack
+    lock, kind, mode, other = classify_stack(bt.frames)
+    if lock is None:
+        return None, None, None, None, other
+    return lock.index, kind, mode, lock.function, None
 
 
 def _stack_values(bt, lock_idx: int, span: int = 3) -> List[Tuple[int, object]]:
@@ -738,6 +722,31 @@ def _stack_values(bt, lock_idx: int, span: int = 3) -> List[Tuple[int, object]]:
             seen.add(v)
             out.append((v, f))
     return out
+
+
+def _known_hit(bt, lock_idx: int, values: Set[int], span: int = 3):
+    """Return (value, frame) for the first of ``values`` among the stack words in
+    :func:`_stack_values` order, or None.  Frames whose text cannot hold any of them
+    (``may_contain``) are not read."""
+    may = getattr(bt, "may_contain", None)
+    if may is not None:
+        values = {v for v in values if may(v)}
+    if not values:
+        return None
+    near = [f for f in bt.frames if f.index <= lock_idx + span]
+    far = [f for f in bt.frames if f.index > lock_idx + span]
+    for f in near + far:
+        first = getattr(f, "first_word_of", None)
+        if first is not None:       # a lazily read frame: search its text
+            got = first(values)
+            if got is not None:
+                return got[1], f
+            continue
+        words = f.words
+        for a in sorted(words):
+            if words[a] in values:
+                return words[a], f
+    return None
 
 
 def blocked_all(port: Port, snap, bts: Dict[int, object]) -> Dict[int, Blocked]:
@@ -758,8 +767,13 @@ def blocked_all(port: Port, snap, bts: Dict[int, object]) -> Dict[int, Blocked]:
     except CrashExtError:
         has_blocker = False
     known = {}  # type: Dict[int, Tuple[str, Dict[int, Optional[str]], int]]
+    on_lists = {}  # type: Dict[int, Set[int]]   # task -> known locks listing it
     out = {}  # type: Dict[int, Blocked]
-    for task in sorted(bts, key=lambda t: (snap.ref(t).pid or 0, t)):
+    def _pid(t):
+        e = snap.by_task(t)
+        return (e.pid if e is not None else None) or 0
+
+    for task in sorted(bts, key=lambda t: (_pid(t), t)):
         bt = bts[task]
         ref = snap.ref(task)
         if has_blocker or not getattr(bt, "frames", None):
@@ -778,14 +792,15 @@ def blocked_all(port: Port, snap, bts: Dict[int, object]) -> Dict[int, Blocked]:
                 out[task] = Blocked(task=ref, kind=okind, function=f.function,
                                     frame=f.index, evidence=[ev])
             continue
+        # the first stack word (in _stack_values order) that is a known lock of this
+        # kind listing the task as a waiter
         hit = None
-        for v, f in _stack_values(bt, lock_idx):
-            k = known.get(v)
-            if k is not None and k[0] == kind and task in k[1]:
-                hit = (v, f, k)
-                break
+        mine = {v for v in on_lists.get(task, ()) if known[v][0] == kind}
+        if mine:
+            hit = _known_hit(bt, lock_idx, mine)
         if hit is not None:
-            v, f, (lk, waiters, n) = hit
+            v, f = hit
+            lk, waiters, n = known[v]
             out[task] = Blocked(
                 task=ref, kind="lock", lock_address=v, lock_type=kind,
                 mode=waiters.get(task) or mode, function=func, frame=lock_idx,
@@ -803,13 +818,14 @@ def blocked_all(port: Port, snap, bts: Dict[int, object]) -> Dict[int, Blocked]:
                 w = cache.walk(port, lay, b.lock_address)
             except CrashExtError:
                 continue
-            if w.complete:
+            if w.complete and b.lock_address not in known:
                 known[b.lock_address] = (b.lock_type, {e.task: e.mode for e in w.entries},
                                          len(w.entries))
+                for e in w.entries:
+                    on_lists.setdefault(e.task, set()).add(b.lock_address)
     # share the answers with lock_report's candidate ranking, which asks blocked_on
-    # about every blocked task: the session cache is where blocked_on keeps them
-    for task, b in out.items():
-        cache.blocked.setdefault(task, b)
+    # about every blocked task
+    cache.remember_blocked(out)
     return out
 
 
@@ -841,18 +857,26 @@ def collect(port: Port, states: Sequence[str] = ("UN",), snapshot=None,
     or lock that cannot be read becomes a problem line, not an exception.  Raises
     CrashExtError only when crash itself fails (``ps`` cannot be read).
     """
+    from .snapshot import no_gc
+    with no_gc():
+        return _collect(port, states, snapshot, use_candidates, last_ran)
+
+
+def _collect(port: Port, states: Sequence[str], snapshot, use_candidates,
+             last_ran: bool) -> WaitFor:
     from .lockreport import lock_report, session_cache
     from .snapshot import Snapshot
     snap = snapshot or Snapshot(port)
     snap.tasks()
-    if not last_ran:
-        cache = session_cache(snap)
-        if cache.last_ran is None:
-            cache.last_ran = {}     # skip `ps -m` (seconds at thousands of tasks)
+    cache = session_cache(snap)
+    # skip `ps -m` (seconds at thousands of tasks) unless asked or already read
+    session_cache(snap, last_ran=bool(last_ran) or cache.last_ran is not None)
     problems = []  # type: List[str]
     bts = {}  # type: Dict[int, object]
     for st in states:
         bts.update(snap.backtraces(st))
+    # reads of stack words the back traces print are answered from their text
+    port = snap.reading_port() if hasattr(snap, "reading_port") else port
     wanted = [e for e in snap.in_state(states)]
     readable = {}  # type: Dict[int, object]
     unreadable = []  # type: List[Blocked]

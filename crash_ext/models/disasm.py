@@ -127,12 +127,13 @@ def split_symoff(sym: str) -> Tuple[str, int]:
     return name, int(off, 0)
 
 
-def _split_operands(s: str) -> List[str]:
+def split_top_level(s: str) -> List[str]:
+    """Return ``s`` split at the commas not inside (), [] (operands, parameter lists)."""
     out, depth, cur = [], 0, []
     for ch in s:
-        if ch == "(":
+        if ch in "([":
             depth += 1
-        elif ch == ")":
+        elif ch in ")]":
             depth -= 1
         if ch == "," and depth == 0:
             out.append("".join(cur).strip())
@@ -142,7 +143,6 @@ def _split_operands(s: str) -> List[str]:
     if cur and "".join(cur).strip():
         out.append("".join(cur).strip())
     return out
-
 
 def _to_int(s: str) -> int:
     neg = s.startswith("-")
@@ -211,7 +211,7 @@ def parse_insn_text(addr: int, sym: str, rest: str) -> Insn:
         if branch and not optext.startswith("*") and "(" not in optext:
             parts = [optext]
         else:
-            parts = _split_operands(optext)
+            parts = split_top_level(optext)
         for p in parts:
             try:
                 ops.append(parse_operand(p, branch=branch))

@@ -222,6 +222,12 @@ def _list_kind(mt: Optional[str]) -> Optional[str]:
     return None
 
 
+# the structs each kind's probe reads several members of
+_STRUCTS = {"mutex": ("mutex", "mutex_waiter"),
+            "rw_semaphore": ("rw_semaphore", "rwsem_waiter"),
+            "semaphore": ("semaphore", "semaphore_waiter")}
+
+
 def probe_layout(port: Port, kind: str) -> LockLayout:
     """Return this kernel's layout of lock ``kind`` (see :data:`KINDS`), probed from
     member types via the port and cached per port.
@@ -233,9 +239,16 @@ def probe_layout(port: Port, kind: str) -> LockLayout:
     if k not in KINDS:
         raise CrashExtError("not a lock type crash-ext decodes: %r (known: %s)"
                             % (kind, ", ".join(KINDS)))
-    per_port = _LAYOUT_CACHE.setdefault(port, {}) if _weakable(port) else {}
+    key = getattr(port, "base_port", port)   # a wrapper shares its port's layouts
+    per_port = _LAYOUT_CACHE.setdefault(key, {}) if _weakable(key) else {}
     if k in per_port:
         return per_port[k]
+    pre = getattr(port, "prefetch_structs", None)
+    if pre is not None and k in _STRUCTS:
+        try:
+            pre(_STRUCTS[k])    # one `struct -o` per type instead of a query per member
+        except CrashExtError:
+            pass
     lay = {"mutex": _probe_mutex, "rw_semaphore": _probe_rwsem,
            "semaphore": _probe_semaphore, "rt_mutex": _probe_rt_mutex,
            "spinlock": _probe_spinlock}[k](port)

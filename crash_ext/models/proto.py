@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .x86 import ARG_REGS
+from .disasm import split_top_level
 
 _KEYWORDS = frozenset((
     "int", "long", "short", "char", "unsigned", "signed", "void", "_Bool", "bool", "float",
@@ -64,24 +65,6 @@ class Prototype:
             out.append(ARG_REGS[i])
             i += 1
         return out
-
-
-def _split_top(s: str) -> List[str]:
-    out, depth, cur = [], 0, []
-    for ch in s:
-        if ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    tail = "".join(cur).strip()
-    if tail:
-        out.append(tail)
-    return out
 
 
 def _param(text: str) -> Param:
@@ -143,7 +126,7 @@ def parse_whatis(text: str) -> Optional[Prototype]:
     proto = Prototype(name=name, ret=ret, text=line)
     if inner in ("", "void"):
         return proto
-    for p in _split_top(inner):
+    for p in split_top_level(inner):
         if p == "...":
             proto.variadic = True
             continue

@@ -10,7 +10,7 @@ before line #N+1; they are kept in ``Frame.words`` of frame N (and, all together
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 _TASK = re.compile(
     r"^PID:\s*(?P<pid>\d+)\s+TASK:\s*(?P<task>[0-9a-fA-F]+)\s+CPU:\s*(?P<cpu>-?\d+|-)"
@@ -95,6 +95,18 @@ def _is_reg_line(line: str) -> bool:
     return bool(m and m.group(1) in _REGNAMES)
 
 
+
+def split_func_offset(func: str) -> Tuple[str, Optional[int]]:
+    """Return (name, offset) of a frame's ``func`` or ``func+0x1f`` (``bt -s``); offset
+    None when absent or unreadable."""
+    if "+" not in func:
+        return func, None
+    name, off = func.split("+", 1)
+    try:
+        return name, int(off, 0)
+    except ValueError:
+        return name, None
+
 def parse_backtraces(text: str) -> List[Backtrace]:
     """Return every task's back trace in ``text`` (one per ``PID:`` header; frames before
     any header go to a header-less Backtrace).  Never raises; unknown lines are kept in
@@ -127,14 +139,7 @@ def parse_backtraces(text: str) -> List[Backtrace]:
             bt = Backtrace(messages=pre)
             out.append(bt)
         if m:
-            func = m.group("func")
-            foff = None
-            if "+" in func:
-                func, o = func.split("+", 1)
-                try:
-                    foff = int(o, 0)
-                except ValueError:
-                    foff = None
+            func, foff = split_func_offset(m.group("func"))
             tail = m.group("tail") or ""
             mod = re.search(r"\[(?P<mod>[A-Za-z0-9_\-]+)\]", tail)
             frame = Frame(index=int(m.group("idx")), sp=int(m.group("sp"), 16),

@@ -32,6 +32,11 @@ esac
 case "$ABI" in *cloud*|*-rt-*) log "use the generic amd64 kernel, not $ABI (crash fails on cloud kernels)"; exit 2;; esac
 DIR=$CACHE/kernel/$ABI
 if [ -f "$DIR/.complete" ]; then echo "$DIR"; exit 0; fi
+# One fetch at a time (parallel test runs): wait, then see whether it is done.
+mkdir -p "$CACHE/kernel"
+exec 9>"$CACHE/kernel/.fetch.lock"
+flock 9
+if [ -f "$DIR/.complete" ]; then echo "$DIR"; exit 0; fi
 rm -rf "$DIR"; mkdir -p "$DIR/debs"; cd "$DIR/debs"
 # The image package is 'linux-image-ABI' (signed) or 'linux-image-ABI-unsigned'.
 img=linux-image-$ABI

@@ -37,12 +37,14 @@ class LabDump:
 
 
 def _working_copy(directory, zst_name):
-    """Return the path of an uncompressed copy of ``directory/zst_name``, making it once."""
+    """Return the path of an uncompressed copy of ``directory/zst_name``, made again when
+    the compressed dump is newer than the copy."""
     dest = os.path.join(mklab.CACHE, "run", os.path.basename(directory.rstrip("/")) + ".vmcore")
-    if not os.path.exists(dest):
+    src = os.path.join(directory, zst_name)
+    if not os.path.exists(dest) or os.path.getmtime(dest) < os.path.getmtime(src):
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         tmp = "%s.%d.tmp" % (dest, os.getpid())
-        subprocess.run(["zstd", "-dqf", os.path.join(directory, zst_name), "-o", tmp], check=True)
+        subprocess.run(["zstd", "-dqf", src, "-o", tmp], check=True)
         os.rename(tmp, dest)
     return dest
 

@@ -1,0 +1,473 @@
+"""Many back traces at once (``foreach STATE bt -f``), read lazily.
+
+:func:`parse_backtraces_lazy` returns what :func:`~.stack.parse_backtraces` returns --
+same back traces, frames, words, registers, messages -- but does only the cheap part up
+front: it cuts the text at the ``PID:`` headers and reads each task's frame lines.  The
+rest of a task (the words printed under a frame, register blocks, markers, messages) is
+read when first asked for: a frame whose words are plain ``ADDR: WORD WORD`` lines is
+read on its own with a split; anything else reads the whole task with
+:func:`~.stack.parse_backtraces` (so the answer is always that parser's answer).
+
+Two helpers make the text useful without reading it all:
+
+* :meth:`LazyBacktrace.may_contain` / :meth:`LazyFrame.may_contain` -- False only when
+  the value cannot be among the task's (frame's) words: its hex digits do not occur in
+  the task's (frame's) text.  Searching the text is much cheaper than reading words.
+* :class:`StackText` -- the stack words printed by ``bt -f`` as memory: a read that
+  falls on printed stack words is answered from the text (a dump does not change, so
+  they are what ``rd`` would print); everything else is left to crash.
+"""
+
+import bisect
+import re
+from typing import Dict, List, Optional, Sequence
+
+from .stack import _FRAME, _TASK, Backtrace, Frame, parse_backtraces, split_func_offset
+
+__all__ = ["parse_backtraces_lazy", "LazyBacktrace", "LazyFrame", "StackText"]
+
+# anything but printable ASCII, tab and newline: such text is read by the full parser
+# (other line breaks and white space would change how lines are cut)
+_EXOTIC = re.compile(r"[^\x20-\x7e\t\n]")
+_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_HDR = re.compile(r"\n[ \t]*PID:")
+# a frame line as stack._FRAME reads it, on ASCII text where a line's white space is
+# only spaces and tabs ("^\s*" becomes "\n[ \t]*", "." becomes "[^\n]")
+_FLINE = re.compile(r"\n[ \t]*#(\d+)[ \t]+\[[ \t]*([0-9a-fA-F]+)\][ \t]+(\S+)"
+                    r"(?:[ \t]+at[ \t]+([0-9a-fA-F]+))?([^\n]*)")
+_STRICT_WORD = re.compile(r"^    ([0-9a-f]{16}):((?: [0-9a-f]{16})+) ?$")
+_MOD = re.compile(r"\[(?P<mod>[A-Za-z0-9_\-]+)\]")
+
+
+class _Text:
+    """The whole text, shared by its back traces, a lower-cased copy for searches and
+    where each task starts."""
+
+    def __init__(self, text: str, starts: List[int]):
+        self.text = text
+        self.lower = text.lower()
+        self.starts = starts
+        self._asked = {}  # type: Dict[int, int]
+        self._hits = {}  # type: Dict[int, frozenset]
+
+    def chunk_may_contain(self, chunk: int, start: int, end: int, value: int) -> bool:
+        """False when ``value``'s hex digits are not in text[start:end] (chunk
+        ``chunk``).  A value asked about for many chunks is looked up in the whole text
+        once instead."""
+        hits = self._hits.get(value)
+        if hits is None:
+            n = self._asked[value] = self._asked.get(value, 0) + 1
+            if n < 32:
+                return self.lower.find("%x" % value, start, end) >= 0
+            hits = self._hits[value] = self._chunks_with(value)
+        return chunk in hits
+
+    def _chunks_with(self, value: int) -> frozenset:
+        h = "%x" % value
+        low, starts = self.lower, self.starts
+        found = set()
+        pos = low.find(h)
+        while pos >= 0:
+            i = bisect.bisect_right(starts, pos) - 1
+            found.add(i)
+            nxt = starts[i + 1] if i + 1 < len(starts) else len(low)
+            pos = low.find(h, max(pos + 1, nxt))    # one hit is enough for a chunk
+        return frozenset(found)
+
+
+class LazyFrame(Frame):
+    """A :class:`~.stack.Frame` whose words (and exception RIP, registers, marker,
+    source line) are read on first use."""
+
+    # built by LazyBacktrace._read_frames, which fills __dict__ in one go (no dataclass
+    # __init__: the lazy fields are the properties below).  Own attributes: _bt (the
+    # back trace), _pos (position in bt.frames), _line (start of the frame line), _seg
+    # and _seg_end (the lines under it), _prev_seg (start of the lines before it),
+    # _lazy (lazy fields read so far).
+
+    def _full(self) -> Frame:
+        return self._bt._materialize().frames[self._pos]
+
+    def _plain(self, start: int, end: int) -> Optional[Dict[int, int]]:
+        """Return the words of text[start:end] if every line there is blank or a plain
+        word line, else None."""
+        words = {}  # type: Dict[int, int]
+        text = self._bt._shared.text
+        for line in text[start:end].split("\n"):
+            if not line.strip():
+                continue
+            m = _STRICT_WORD.match(line)
+            if m is None:
+                return None
+            a = int(m.group(1), 16)
+            for v in m.group(2).split():
+                words[a] = int(v, 16)
+                a += 8
+        return words
+
+    def _get(self, name: str):
+        d = self._lazy
+        if name in d:
+            return d[name]
+        if name in ("stack",):
+            plain = self._plain(self._prev_seg, self._line)
+            val = None if plain is not None else self._full().stack
+        else:
+            w = self._plain(self._seg, self._seg_end)
+            if w is None:
+                f = self._full()
+                w = f.words
+                d.update(exception_rip=f.exception_rip, regs=f.regs, source=f.source)
+            else:
+                d.update(exception_rip=None, regs={}, source=None)
+            d["words"] = w
+            val = d[name]
+        d[name] = val
+        return val
+
+    def first_word_of(self, values) -> Optional[tuple]:
+        """Return (address, value) of the lowest-addressed word of this frame whose value
+        is in ``values``, or None -- what a look through ``words`` gives, found by
+        searching the frame's text for the values' digits."""
+        if "words" not in self._lazy:
+            sh = self._bt._shared
+            text, low = sh.text, sh.lower
+            seg, end = self._seg, self._seg_end
+            best = None
+            for v in values:
+                h = "%x" % v
+                pos = low.find(h, seg, end)
+                while pos >= 0:
+                    ls = text.rfind("\n", seg - 1, pos) + 1
+                    le = text.find("\n", pos, end)
+                    if le < 0:
+                        le = end
+                    m = _STRICT_WORD.match(text[max(ls, seg):le])
+                    if m is None:
+                        best = self._first_in_words(values)   # not a plain word line
+                        return best
+                    a = int(m.group(1), 16)
+                    for tok in m.group(2).split():
+                        if int(tok, 16) == v and (best is None or a < best[0]):
+                            best = (a, v)
+                        a += 8
+                    pos = low.find(h, le, end)
+            return best
+        return self._first_in_words(values)
+
+    def _first_in_words(self, values) -> Optional[tuple]:
+        words = self.words
+        for a in sorted(words):
+            if words[a] in values:
+                return a, words[a]
+        return None
+
+    def may_contain(self, value: int) -> bool:
+        """False when ``value`` cannot be one of this frame's words."""
+        return self._bt._shared.lower.find("%x" % value, self._seg, self._seg_end) >= 0
+
+    words = property(lambda self: self._get("words"),
+                     lambda self, v: self._lazy.__setitem__("words", v))
+    exception_rip = property(lambda self: self._get("exception_rip"),
+                             lambda self, v: self._lazy.__setitem__("exception_rip", v))
+    regs = property(lambda self: self._get("regs"),
+                    lambda self, v: self._lazy.__setitem__("regs", v))
+    stack = property(lambda self: self._get("stack"),
+                     lambda self, v: self._lazy.__setitem__("stack", v))
+    source = property(lambda self: self._get("source"),
+                      lambda self, v: self._lazy.__setitem__("source", v))
+
+
+class LazyBacktrace(Backtrace):
+    """A :class:`~.stack.Backtrace` read from a slice of a larger text: header and
+    frame lines at once, everything else on first use."""
+
+    def __init__(self, shared: _Text, start: int, end: int, chunk: int, pid: int,
+                 task: int, cpu: Optional[int], command: str, local: Optional[str] = None,
+                 off: int = 0):
+        # ``local``: the text from absolute position ``off`` on, when the shared text
+        # is not complete yet (read while crash prints it)
+        self._shared = shared
+        self._start = start
+        self._end = end
+        self._chunk = chunk
+        self._full_bt = None  # type: Optional[Backtrace]
+        self._lazy = {}  # type: Dict[str, object]
+        self.pid = pid
+        self.task = task
+        self.cpu = cpu
+        self.command = command
+        self._lazy["frames"] = self._read_frames(
+            shared.text if local is None else local, 0 if local is None else off)
+
+    def _read_frames(self, text: str, off: int) -> List[Frame]:
+        hdr_end = text.find("\n", self._start - off, self._end - off)
+        if hdr_end < 0:
+            return []
+        frames = []  # type: List[Frame]
+        prev = hdr_end + 1
+        pending = None
+        new = object.__new__
+        end = self._end
+        prev += off
+        for m in _FLINE.finditer(text, hdr_end, end - off):
+            ls, le = m.span()
+            ls += off
+            le += off
+            idx, sp, func, ret, tail = m.groups()
+            if pending is not None:
+                pending._seg_end = ls + 1
+            func, foff = split_func_offset(func)
+            mod = _MOD.search(tail) if "[" in tail else None
+            pending = new(LazyFrame)
+            pending.__dict__ = {
+                "_bt": self, "_pos": len(frames), "_line": ls + 1, "_seg": le + 1,
+                "_seg_end": end, "_prev_seg": prev, "_lazy": {},
+                "index": int(idx), "sp": int(sp, 16), "function": func,
+                "ret_addr": int(ret, 16) if ret else None,
+                "module": mod.group("mod") if mod else None, "func_offset": foff,
+                "notes": tail.strip()}
+            frames.append(pending)
+            prev = le + 1
+        return frames
+
+    def _materialize(self) -> Backtrace:
+        if self._full_bt is None:
+            bts = parse_backtraces(self._shared.text[self._start:self._end])
+            self._full_bt = bts[0]
+        return self._full_bt
+
+    def may_contain(self, value: int) -> bool:
+        """False when ``value`` cannot be one of this task's stack words."""
+        return self._shared.chunk_may_contain(self._chunk, self._start, self._end, value)
+
+    def _get(self, name: str):
+        if name not in self._lazy:
+            self._lazy[name] = getattr(self._materialize(), name)
+        return self._lazy[name]
+
+    frames = property(lambda self: self._lazy["frames"],
+                      lambda self, v: self._lazy.__setitem__("frames", v))
+    regs = property(lambda self: self._get("regs"),
+                    lambda self, v: self._lazy.__setitem__("regs", v))
+    words = property(lambda self: self._get("words"),
+                     lambda self, v: self._lazy.__setitem__("words", v))
+    messages = property(lambda self: self._get("messages"),
+                        lambda self, v: self._lazy.__setitem__("messages", v))
+
+
+def parse_backtraces_lazy(text: str) -> List[Backtrace]:
+    """Return :func:`~.stack.parse_backtraces` of ``text``, reading lazily (see the
+    module notes).  Text this reader does not take apart with confidence (lines before
+    the first header, characters other than printable ASCII) is given to the full parser
+    -- the whole text, or the tasks concerned."""
+    if not text or _BREAKS.search(text):
+        return parse_backtraces(text)      # lines are cut at more than newlines
+    starts = []  # type: List[int]
+    first_end = text.find("\n")
+    first = text[:first_end if first_end >= 0 else len(text)]
+    if first.strip():
+        if not _TASK.match(first.strip()):
+            return parse_backtraces(text)    # lines before the first header
+        starts.append(0)
+    for m in _HDR.finditer(text):
+        s = m.start() + 1
+        if not starts:
+            if text[:s].strip():
+                return parse_backtraces(text)
+        starts.append(s)
+    if not starts:
+        return parse_backtraces(text)
+    exotic = set()  # type: set
+    shared = _Text(text, starts)
+    for m in _EXOTIC.finditer(text):
+        exotic.add(bisect.bisect_right(starts, m.start()) - 1)
+    out = []  # type: List[Backtrace]
+    for i, s in enumerate(starts):
+        e = starts[i + 1] if i + 1 < len(starts) else len(text)
+        eol = text.find("\n", s, e)
+        hm = _TASK.match(text[s:eol if eol >= 0 else e].strip())
+        if hm is None:
+            return parse_backtraces(text)   # a "PID:" line that is not a header
+        if i in exotic:
+            out.extend(parse_backtraces(text[s:e]))
+            continue
+        cpu = hm.group("cpu")
+        out.append(LazyBacktrace(shared, s, e, i, int(hm.group("pid")),
+                                 int(hm.group("task"), 16),
+                                 int(cpu) if cpu.lstrip("-").isdigit() else None,
+                                 hm.group("comm")))
+    return out
+
+
+class BacktraceStream:
+    """:func:`parse_backtraces_lazy` for text that arrives in pieces: :meth:`feed` each
+    piece as crash prints it (each task is read as soon as the next header shows it is
+    complete), then :meth:`finish` with the whole text returns what
+    ``parse_backtraces_lazy(text)`` returns.  Never raises from :meth:`feed`; whatever
+    it could not follow is read again from the whole text at the end."""
+
+    def __init__(self):
+        self._shared = _Text("", [])
+        self._buf = ""          # text from absolute position _base on, not yet cut
+        self._base = 0
+        self._seen = 0          # characters fed so far
+        self._starts = []  # type: List[int]
+        self._bts = []  # type: List[Backtrace]
+        self._ok = True
+        self._lower = []  # type: List[str]
+        self._exotic = []  # type: List[int]
+
+    def feed(self, piece: str) -> None:
+        if not self._ok or not piece:
+            self._seen += len(piece or "")
+            return
+        try:
+            self._feed(piece)
+        except Exception:   # noqa: BLE001 - finish() reads the whole text instead
+            self._ok = False
+        self._seen += len(piece)
+
+    def _cut(self, upto: int) -> None:
+        """Read the chunk from the last start to absolute ``upto`` (the next start)."""
+        s = self._starts[-1]
+        local = self._buf
+        eol = local.find("\n", s - self._base, upto - self._base)
+        hm = _TASK.match(local[s - self._base:eol if eol >= 0 else upto - self._base]
+                         .strip())
+        if hm is None:
+            raise ValueError("not a header")
+        cpu = hm.group("cpu")
+        self._bts.append(LazyBacktrace(
+            self._shared, s, upto, len(self._starts) - 1, int(hm.group("pid")),
+            int(hm.group("task"), 16), int(cpu) if cpu.lstrip("-").isdigit() else None,
+            hm.group("comm"), local=local, off=self._base))
+
+    def _feed(self, piece: str) -> None:
+        # the whole-text checks of parse_backtraces_lazy, piece by piece
+        if _BREAKS.search(piece):
+            raise ValueError("other line breaks")
+        self._exotic.extend(self._seen + m.start() for m in _EXOTIC.finditer(piece))
+        self._lower.append(piece.lower())
+        old = self._buf
+        buf = old + piece
+        self._buf = buf
+        base = self._base
+        if self._seen == 0 and buf.lstrip(" \t").startswith("PID:"):
+            self._starts.append(0)      # a header first (finish() checks the rest)
+        scan = max(0, old.rfind("\n"))
+        for m in _HDR.finditer(buf, scan):
+            s = base + m.start() + 1
+            if self._starts and s <= self._starts[-1]:
+                continue
+            if not self._starts:
+                if buf[:s - base].strip():
+                    raise ValueError("text before the first header")
+                self._starts.append(s)
+                continue
+            self._cut(s)
+            self._starts.append(s)
+        # keep only the incomplete chunk
+        if self._starts and self._starts[-1] > base:
+            cut = self._starts[-1] - base
+            self._buf = buf[cut:]
+            self._base = base + cut
+
+    def finish(self, text: str) -> List[Backtrace]:
+        """Return the back traces of ``text``, the whole text fed."""
+        if (not self._ok or self._seen != len(text) or not self._starts or
+                not text.endswith(self._buf)):
+            return parse_backtraces_lazy(text)
+        first_end = text.find("\n")
+        if text[:first_end if first_end >= 0 else len(text)].strip() and \
+                self._starts[0] != 0:
+            return parse_backtraces_lazy(text)
+        try:
+            self._cut(len(text))
+        except ValueError:
+            return parse_backtraces_lazy(text)
+        sh = self._shared
+        sh.text = text
+        sh.lower = "".join(self._lower)
+        sh.starts = self._starts
+        out = list(self._bts)
+        exotic = sorted({bisect.bisect_right(self._starts, p) - 1 for p in self._exotic})
+        for i in reversed(exotic):
+            e = self._starts[i + 1] if i + 1 < len(self._starts) else len(text)
+            out[i:i + 1] = parse_backtraces(text[self._starts[i]:e])
+        return out
+
+
+class StackText:
+    """Stack words printed by ``bt -f``, readable as memory.
+
+    ``read_words(addr, n)`` returns the ``n`` 8-byte words from ``addr`` (8-aligned)
+    when all of them are printed in one task's back trace, else None (ask crash)."""
+
+    def __init__(self, backtraces: Sequence[Backtrace]):
+        spans = []
+        for bt in backtraces:
+            if not isinstance(bt, LazyBacktrace):
+                continue
+            fr = bt.frames
+            if not fr:
+                continue
+            sps = [f.sp for f in fr]
+            spans.append((min(sps), max(sps) + 8, bt))
+        spans.sort(key=lambda x: x[0])
+        self._lo = [s[0] for s in spans]
+        self._spans = spans
+        self._cache = {}  # type: Dict[int, int]
+
+    def _line_at(self, bt: LazyBacktrace, addr: int) -> int:
+        """Return the text position of the word line holding ``addr``, or -1."""
+        text = bt._shared.text
+        for line_addr in (addr, addr - 8):
+            pos = text.find("\n    %016x:" % line_addr, bt._start, bt._end)
+            if pos >= 0:
+                return pos + 1
+        return -1
+
+    def read_words(self, addr: int, n: int) -> Optional[List[int]]:
+        if addr % 8 or n <= 0:
+            return None
+        cache = self._cache
+        if addr in cache:
+            got = [cache.get(addr + 8 * k) for k in range(n)]
+            if None not in got:
+                return got
+        i = bisect.bisect_right(self._lo, addr) - 1
+        if i < 0:
+            return None
+        lo, hi, bt = self._spans[i]
+        if not (lo <= addr and addr + 8 * n <= hi):
+            return None
+        pos = self._line_at(bt, addr)
+        if pos < 0:
+            return None
+        text = bt._shared.text
+        out = []  # type: List[int]
+        want = addr
+        stop = addr + 8 * n
+        while want < stop:
+            eol = text.find("\n", pos, bt._end)
+            line = text[pos:eol if eol >= 0 else bt._end]
+            pos = eol + 1 if eol >= 0 else bt._end
+            m = _STRICT_WORD.match(line)
+            if m is None:
+                if line.lstrip().startswith("#") and _FRAME.match(line):
+                    continue        # the next frame's words follow on
+                return None
+            a = int(m.group(1), 16)
+            if a > want:
+                return None         # a gap: not printed
+            for v in m.group(2).split():
+                val = int(v, 16)
+                cache[a] = val
+                if want <= a < stop:
+                    out.append(val)
+                    want = a + 8
+                a += 8
+            if eol < 0 and want < stop:
+                return None
+        return out
