@@ -70,6 +70,8 @@ def test_errors_map_to_port_exceptions(standin):
     ("readers", ["whoholds", "-p", "{waiter}"]),
     ("semaphore", ["whoholds", "{lock}"]),
     ("seed", ["whoholds", "-p", "{waiter}"]),
+    ("seed", ["argrecover", "{waiter}", "vfs_unlink"]),
+    ("abba-mutex", ["argrecover", "{waiter}"]),
 ])
 def test_verbs_same_results_through_both_adapters(standin, scenario, argv):
     dump, crash, mod = standin(scenario)
