@@ -40,6 +40,8 @@ def main(argv=None):
                    help="load a module's debuginfo (crash `mod -s NAME KO`); repeatable")
     opts = p.parse_args(ours)
     if not rest or rest[0] in ("-h", "--help") or rest[0] not in registry.VERBS:
+        if rest and rest[0] not in ("-h", "--help"):
+            print("crash-ext: error: unknown verb %r" % rest[0], file=sys.stderr)
         p.print_usage(sys.stderr)
         print("verbs:", file=sys.stderr)
         for name, (_, summary) in registry.VERBS.items():
