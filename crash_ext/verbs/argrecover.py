@@ -15,6 +15,7 @@ from ..analyses.decode import decode_pointer
 from ..analyses.snapshot import Snapshot
 from ..models.stack import parse_backtraces
 from ..port import BadArgument, CrashExtError, Port, check_pid_word
+from .registry import VerbParser
 
 EXAMPLES = """
 Arguments of every frame of the stuck rm, then only vfs_unlink's:
@@ -29,7 +30,7 @@ Every task in TASK_UNINTERRUPTIBLE:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argparse parser of ``argrecover`` (also used for crash's help)."""
-    p = argparse.ArgumentParser(
+    p = VerbParser(
         prog="argrecover",
         description="Recover the arguments of a sleeping task's stack frames from the stack "
                     "and the disassembly (x86-64), printing each value with the chain of "
@@ -169,12 +170,8 @@ def main(argv, port: Port, out=None) -> int:
     """Run ``argrecover`` with ``argv``; print to ``out``.  Returns 0, or 2 for usage
     and input errors (printed as one line)."""
     out = out or sys.stdout
-    parser = build_parser()
     try:
-        opts = parser.parse_args(argv)
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 2
-    try:
+        opts = build_parser().parse_args(argv)
         if opts.uninterruptible:
             if opts.task:
                 raise BadArgument("-u takes no task")
@@ -194,6 +191,8 @@ def main(argv, port: Port, out=None) -> int:
         if opts.json:
             print(json.dumps(doc, indent=1), file=out)
         return 0
+    except SystemExit as e:       # -h
+        return e.code if isinstance(e.code, int) else 0
     except CrashExtError as e:
         print("argrecover: error: %s" % e, file=out)
         return 2

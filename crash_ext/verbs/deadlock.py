@@ -15,6 +15,7 @@ from ..analyses.results import TaskRef
 from ..analyses.waitfor import (Cycle, HeldBy, LockNode, WaitFor, collect,
                                 restrict_to_pid, short_lock_name)
 from ..port import BadArgument, CrashExtError, Port, check_pid_word
+from .registry import VerbParser
 
 try:
     from tabulate import tabulate
@@ -30,14 +31,9 @@ deadlock --dot /tmp/wf.dot --svg /tmp/wf.svg   a Graphviz picture, the cycle in 
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise BadArgument(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``deadlock``."""
-    p = _Parser(prog="deadlock", add_help=True,
+    p = VerbParser(prog="deadlock", add_help=True,
                 description="Wait-for graph of blocked tasks: deadlock cycles told step by "
                             "step (each 'held by' marked recorded or inferred, with its "
                             "evidence), the tasks stuck behind them, then chains without a "

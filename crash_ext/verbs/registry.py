@@ -3,7 +3,10 @@
 Each verb module has ``main(argv, port) -> int`` and ``build_parser() -> ArgumentParser``.
 """
 
+import argparse
 import importlib
+
+from ..port import BadArgument
 
 VERBS = {
     "whoholds": ("crash_ext.verbs.whoholds",
@@ -13,6 +16,14 @@ VERBS = {
     "deadlock": ("crash_ext.verbs.deadlock",
                  "wait-for graph of blocked tasks: cycles and hang chains"),
 }
+
+
+class VerbParser(argparse.ArgumentParser):
+    """argparse for verbs: a usage error raises BadArgument (one line at the prompt)
+    instead of printing usage and exiting; ``-h`` still prints help and exits 0."""
+
+    def error(self, message):
+        raise BadArgument(message)
 
 
 def load(name):

@@ -20,6 +20,7 @@ from ..analyses.snapshot import Snapshot
 from ..models import locks as L
 from ..port import (BadArgument, CrashExtError, Port, check_member_word, check_pid_word,
                     check_type_word)
+from .registry import VerbParser
 
 try:
     from tabulate import tabulate
@@ -38,14 +39,9 @@ whoholds -p 5109 --json                from there, until a running task or a cyc
 MAX_HOPS = 64
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise BadArgument(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``whoholds``."""
-    p = _Parser(prog="whoholds", add_help=True,
+    p = VerbParser(prog="whoholds", add_help=True,
                 description="Who holds a kernel lock, who waits on it, and what a task is "
                             "blocked on.  Owners the lock does not record are shown as "
                             "ranked candidates with evidence, never as fact.")
