@@ -122,10 +122,6 @@ class Port:
         """Return the little-endian u32 at ``addr``; raises MemoryReadError."""
         return int.from_bytes(self.read(addr, 4), "little")
 
-    def read_s64(self, addr: int) -> int:
-        """Return the little-endian signed 64-bit value at ``addr``."""
-        return int.from_bytes(self.read(addr, 8), "little", signed=True)
-
     def has_member(self, type_name: str, member: str) -> bool:
         """Return True when ``type_name`` has ``member``."""
         return self.member_offset(type_name, member) is not None

@@ -32,7 +32,7 @@ from typing import Callable, Dict, List, Optional, Set, Tuple
 from ..models import x86
 from ..models.disasm import Insn, parse_dis
 from ..models.proto import Prototype, parse_whatis
-from ..models.stack import Backtrace, Frame, parse_backtrace
+from ..models.stack import Backtrace, Frame
 from . import flow as fl
 from .solver import ZERO, Reason, Solver
 
@@ -917,14 +917,3 @@ def recover_with_port(port, bt: Backtrace, sources: Optional[PortSources] = None
     """
     src = sources or sources_for(port)
     return recover(bt, src.dis, src.read, src.whatis)
-
-
-def recover_pid(port, pid: int, sources: Optional[PortSources] = None) -> TaskArgs:
-    """Run ``bt -f PID`` and recover that task's arguments.
-
-    Raises BadArgument for a bad pid, CrashCommandError when crash rejects the pid,
-    ValueError when crash printed no frames.
-    """
-    from ..port import check_pid_word
-    text = port.command("bt -f %d" % check_pid_word(pid))
-    return recover_with_port(port, parse_backtrace(text), sources)

@@ -15,7 +15,7 @@ from ..analyses.decode import decode_pointer
 from ..analyses.snapshot import Snapshot
 from ..models.stack import parse_backtraces
 from ..port import BadArgument, CrashExtError, Port, check_pid_word
-from .registry import VerbParser
+from .registry import VerbParser, parse_verb_args
 
 EXAMPLES = """
 Arguments of every frame of the stuck rm, then only vfs_unlink's:
@@ -170,8 +170,10 @@ def main(argv, port: Port, out=None) -> int:
     """Run ``argrecover`` with ``argv``; print to ``out``.  Returns 0, or 2 for usage
     and input errors (printed as one line)."""
     out = out or sys.stdout
+    opts, rc = parse_verb_args(build_parser(), argv, out)
+    if opts is None:
+        return rc
     try:
-        opts = build_parser().parse_args(argv)
         if opts.uninterruptible:
             if opts.task:
                 raise BadArgument("-u takes no task")
@@ -191,8 +193,6 @@ def main(argv, port: Port, out=None) -> int:
         if opts.json:
             print(json.dumps(doc, indent=1), file=out)
         return 0
-    except SystemExit as e:       # -h
-        return e.code if isinstance(e.code, int) else 0
     except CrashExtError as e:
         print("argrecover: error: %s" % e, file=out)
         return 2

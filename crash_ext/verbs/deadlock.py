@@ -15,7 +15,7 @@ from ..analyses.results import TaskRef
 from ..analyses.waitfor import (Cycle, HeldBy, LockNode, WaitFor, collect,
                                 restrict_to_pid, short_lock_name)
 from ..port import BadArgument, CrashExtError, Port, check_pid_word
-from .registry import VerbParser
+from .registry import VerbParser, parse_verb_args
 
 try:
     from tabulate import tabulate
@@ -365,13 +365,9 @@ def main(argv, port: Port, out=None, err=None) -> int:
     """
     out = out or sys.stdout
     err = err or sys.stderr
-    try:
-        opts = build_parser().parse_args(list(argv))
-    except SystemExit as e:       # -h
-        return 0 if not e.code else 2
-    except BadArgument as e:
-        print("deadlock: error: %s" % e, file=err)
-        return 2
+    opts, rc = parse_verb_args(build_parser(), argv, err)
+    if opts is None:
+        return rc
     try:
         pid = check_pid_word(opts.pid) if opts.pid is not None else None
         if opts.limit < 0:

@@ -26,6 +26,19 @@ class VerbParser(argparse.ArgumentParser):
         raise BadArgument(message)
 
 
+def parse_verb_args(parser, argv, err):
+    """Return (options, None), or (None, exit code) when ``argv`` asked for help (0,
+    printed by argparse) or is a usage error (2, one line ``PROG: error: ...`` on
+    ``err``)."""
+    try:
+        return parser.parse_args(list(argv)), None
+    except SystemExit as e:       # -h / --help
+        return None, (0 if not e.code else 2)
+    except BadArgument as e:
+        print("%s: error: %s" % (parser.prog, e), file=err)
+        return None, 2
+
+
 def load(name):
     """Return the verb module ``name``; raises KeyError for an unknown verb."""
     return importlib.import_module(VERBS[name][0])

@@ -20,7 +20,7 @@ from ..analyses.snapshot import Snapshot
 from ..models import locks as L
 from ..port import (BadArgument, CrashExtError, Port, check_member_word, check_pid_word,
                     check_type_word)
-from .registry import VerbParser
+from .registry import VerbParser, parse_verb_args
 
 try:
     from tabulate import tabulate
@@ -281,13 +281,9 @@ def main(argv, port: Port, out=None) -> int:
     one line ``whoholds: error: ...``).
     """
     out = out or sys.stdout
-    try:
-        opts = build_parser().parse_args(list(argv))
-    except SystemExit as e:       # -h
-        return 0 if not e.code else 2
-    except BadArgument as e:
-        print("whoholds: error: %s" % e, file=out)
-        return 2
+    opts, rc = parse_verb_args(build_parser(), argv, out)
+    if opts is None:
+        return rc
     try:
         snap = Snapshot(port)
         if opts.pid is not None:
