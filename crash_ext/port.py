@@ -5,7 +5,7 @@ crash process from outside.  Adapters implement :class:`Port`; analyses take a p
 """
 
 import re
-from typing import Optional
+from typing import List, Optional, Sequence, Tuple
 
 
 class CrashExtError(Exception):
@@ -121,6 +121,17 @@ class Port:
     def read_u32(self, addr: int) -> int:
         """Return the little-endian u32 at ``addr``; raises MemoryReadError."""
         return int.from_bytes(self.read(addr, 4), "little")
+
+    def read_many(self, ranges: Sequence[Tuple[int, int]]) -> List[Optional[bytes]]:
+        """Return the bytes of each ``(address, size)`` of ``ranges`` in order, None for a
+        range that cannot be read.  Adapters may read them all in one exchange."""
+        out = []  # type: List[Optional[bytes]]
+        for addr, size in ranges:
+            try:
+                out.append(self.read(addr, size))
+            except CrashExtError:
+                out.append(None)
+        return out
 
     def has_member(self, type_name: str, member: str) -> bool:
         """Return True when ``type_name`` has ``member``."""

@@ -6,12 +6,34 @@
 
 Sessions start lazily (crash takes a few seconds to open a dump) and close at the end.
 The lab module's symbols and types are loaded (``mod -s``) so module frames resolve.
+
+Type facts kept on disk (``crash_ext/adapters/typestore.py``) go to a store made empty
+for each test run: the first session of each kernel asks gdb, later ones read the store,
+so both paths run every time.
 """
+
+import os
+import shutil
+import tempfile
 
 import pytest
 
 from crash_ext.adapters.crashproc import CrashProcess
 from tests.lab.labdumps import get_dump
+
+
+@pytest.fixture(scope="session", autouse=True)
+def type_store():
+    """An empty type store for the run (``CRASH_EXT_TYPES``); returns its directory."""
+    d = tempfile.mkdtemp(prefix="crash-ext-types-")
+    old = os.environ.get("CRASH_EXT_TYPES")
+    os.environ["CRASH_EXT_TYPES"] = d
+    yield d
+    if old is None:
+        os.environ.pop("CRASH_EXT_TYPES", None)
+    else:
+        os.environ["CRASH_EXT_TYPES"] = old
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

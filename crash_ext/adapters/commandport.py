@@ -2,10 +2,12 @@
 symbol/type look-ups answered by ``sym``, ``p`` and ``gdb whatis``.
 
 :class:`CommandTypes` is a mixin for any Port whose ``command()`` runs a crash command;
-answers (including "none") are cached in ``self._cache``.
+answers (including "none") are cached in ``self._cache``, and type facts also on disk
+per vmlinux (:mod:`.typestore`).
 """
 
 import re
+import time
 from typing import Dict, Optional, Tuple
 
 from ..port import BadArgument, CrashCommandError, check_address_word, check_member_word, check_type_word
@@ -91,16 +93,48 @@ class CommandTypes:
 
     For every adapter that can run crash commands (mix in before Port).  Answers,
     including "no such symbol/type/member", are cached in ``self._cache`` (a dict, made on
-    first use): symbols and types cannot change within a session.
+    first use): symbols and types cannot change within a session.  Type facts are also
+    kept in the :class:`~.typestore.TypeStore` that :meth:`_open_type_store` returns
+    (loaded when the cache is made, written after each answer gdb had to give).
     """
 
     _cache = None  # type: Optional[Dict[tuple, object]]
+    _type_store = None
 
     def _memo(self) -> Dict[tuple, object]:
-        """Return the session's answer cache (made on first use)."""
+        """Return the session's answer cache (made on first use, with the type facts
+        stored for this vmlinux)."""
         if self._cache is None:
             self._cache = {}
+            store = self._open_type_store()
+            if store is not None:
+                self._cache.update(store.load())
+                self._type_store = store
         return self._cache
+
+    def _open_type_store(self):
+        """Return the :class:`~.typestore.TypeStore` for this session's vmlinux, or None
+        (the default: no store)."""
+        return None
+
+    #: seconds between two writes of the type store while facts are being learned
+    TYPE_SAVE_INTERVAL = 2.0
+    _type_saved_at = 0.0
+
+    def _learned(self) -> None:
+        """Note new type facts (after gdb answered): written to the store at once when
+        the last write is old enough, else by :meth:`flush_types`."""
+        if self._type_store is not None:
+            self._types_dirty = True
+            if time.monotonic() - self._type_saved_at >= self.TYPE_SAVE_INTERVAL:
+                self.flush_types()
+
+    def flush_types(self) -> None:
+        """Write the type facts learned since the last write to the store (if any)."""
+        if self._type_store is not None and getattr(self, "_types_dirty", False):
+            self._type_store.save(self._cache)
+            self._types_dirty = False
+            self._type_saved_at = time.monotonic()
 
     def symbol_address(self, name: str) -> Optional[int]:
         """Return the address of symbol ``name`` (``sym NAME``), None if crash knows no
@@ -130,18 +164,31 @@ class CommandTypes:
             raise BadArgument("bad address: %r" % (addr,))
         key = ("addr", addr)
         if key not in self._memo():
-            val = None
             try:
                 out = self.command("sym %x" % addr)
             except CrashCommandError:
                 out = ""
-            for line in out.splitlines():
-                t = line.split()
-                if len(t) >= 3 and t[1].startswith("("):
-                    val = self._norm_symoff(t[2])
-                    break
-            self._memo()[key] = val
+            self._memo()[key] = self._sym_answer(out)
         return self._memo()[key]  # type: ignore
+
+    def prefetch_symbols(self, addrs) -> None:
+        """Learn :meth:`address_symbol` of each address in ``addrs`` with one ``sym``
+        per address, sent together."""
+        memo = self._memo()
+        todo = sorted({int(a) for a in addrs if 0 <= int(a) < 1 << 64 and
+                       ("addr", int(a)) not in memo})
+        batch = getattr(self, "batch", None)
+        if not todo or batch is None:
+            return
+        for a, out in zip(todo, batch(["sym %x" % a for a in todo])):
+            memo[("addr", a)] = self._sym_answer(out if isinstance(out, str) else "")
+
+    def _sym_answer(self, out: str) -> Optional[str]:
+        for line in out.splitlines():
+            t = line.split()
+            if len(t) >= 3 and t[1].startswith("("):
+                return self._norm_symoff(t[2])
+        return None
 
     @staticmethod
     def _norm_symoff(s: str) -> str:
@@ -181,6 +228,7 @@ class CommandTypes:
                 self._memo()[("size", c)] = n
                 break
         self._memo()[key] = found
+        self._learned()
         return found
 
     def prefetch_structs(self, type_names) -> None:
@@ -215,6 +263,7 @@ class CommandTypes:
             memo[("struct_o", t)] = True
             if isinstance(out, str):
                 self._learn_struct(t, out)
+        self._learned()
 
     def _learn_struct(self, t: str, out: str) -> None:
         lines = [l for l in out.splitlines() if l.strip()]
@@ -288,6 +337,7 @@ class CommandTypes:
         if key not in self._memo():
             v = self._gdb_value("(unsigned long)&((%s *)0)->%s" % (c, m))
             self._memo()[key] = _int_or_none(v)
+            self._learned()
         return self._memo()[key]  # type: ignore
 
     def member_type(self, type_name: str, member: str) -> Optional[str]:
@@ -310,4 +360,23 @@ class CommandTypes:
             if mm:
                 val = mm.group(1).strip()
             self._memo()[key] = val
+            self._learned()
+        return self._memo()[key]  # type: ignore
+
+    def enum_value(self, name: str) -> Optional[int]:
+        """Return the value of enumerator ``name`` (``p/d NAME``), None when gdb knows
+        no such enumerator."""
+        w = check_address_word(name)
+        key = ("enum", w)
+        if key not in self._memo():
+            val = None
+            try:
+                out = self.command("p/d %s" % w)
+            except CrashCommandError:
+                out = ""
+            m = re.search(r"^\$\d+ = (-?\d+)\s*$", out, re.M)
+            if m:
+                val = int(m.group(1))
+            self._memo()[key] = val
+            self._learned()
         return self._memo()[key]  # type: ignore

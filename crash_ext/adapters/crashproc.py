@@ -64,6 +64,7 @@ from ..port import (BadArgument, CrashCommandError, CrashDied, CrashExtError, Cr
                     MemoryReadError, Port)
 from . import check_command
 from .commandport import CommandTypes, find_error
+from .typestore import TypeStore
 
 __all__ = ["CrashProcess"]
 
@@ -120,7 +121,11 @@ class CrashProcess(CommandTypes, Port):
         self._nonce = secrets.token_hex(6)
         self._closed = False
         self._help_marker = False
-        self._cache = {}  # type: Dict[tuple, object]
+        self._cache = None  # type: Optional[Dict[tuple, object]]
+
+    def _open_type_store(self):
+        """The vmlinux's type store (none on a live system)."""
+        return TypeStore.for_vmlinux(self.vmlinux, live=self.vmcore is None)
 
     # ------------------------------------------------------------------ process
 
@@ -173,7 +178,10 @@ class CrashProcess(CommandTypes, Port):
         self.startup_seconds = time.monotonic() - t0
 
     def close(self) -> None:
-        """End crash (politely, then by signal).  Later calls raise CrashDied."""
+        """End crash (politely, then by signal) after writing new type facts to the
+        store.  Later calls raise CrashDied."""
+        if not self._closed:
+            self.flush_types()
         self._closed = True
         p = self._proc
         if p is None:
@@ -487,6 +495,32 @@ class CrashProcess(CommandTypes, Port):
                                   % (size, addr, out[:200]))
         off = addr - start
         return data[off:off + size]
+
+    def read_many(self, ranges: Sequence[Tuple[int, int]]) -> List[Optional[bytes]]:
+        """Return :meth:`read` of each ``(address, size)`` (None where it fails), all
+        asked in one :meth:`batch`."""
+        plan = []  # type: List[Optional[Tuple[int, int, int, int]]]
+        cmds = []  # type: List[str]
+        for addr, size in ranges:
+            addr, size = int(addr), int(size)
+            if addr < 0 or size <= 0 or addr + size > 1 << 64:
+                plan.append(None)
+                continue
+            start = addr & ~7
+            words = (addr + size - start + 7) // 8
+            plan.append((addr, size, start, words))
+            cmds.append("rd -64 -x %x %d" % (start, words))
+        outs = iter(self.batch(cmds) if cmds else [])
+        res = []  # type: List[Optional[bytes]]
+        for p in plan:
+            if p is None:
+                res.append(None)
+                continue
+            addr, size, start, words = p
+            out = next(outs)
+            data = self._parse_rd64(out, start, words) if isinstance(out, str) else None
+            res.append(data[addr - start:addr - start + size] if data is not None else None)
+        return res
 
     @staticmethod
     def _parse_rd64(out: str, start: int, words: int) -> Optional[bytes]:

@@ -20,6 +20,7 @@ from typing import Optional
 from ..port import CrashCommandError, CrashExtError, MemoryReadError, Port
 from . import check_command
 from .commandport import CommandTypes, find_error
+from .typestore import TypeStore, session_files
 
 
 class PykdumpPort(CommandTypes, Port):
@@ -29,7 +30,14 @@ class PykdumpPort(CommandTypes, Port):
         if crash_module is None:
             import crash as crash_module  # pykdump's C module: only inside crash
         self._crash = crash_module
-        self._cache = {}
+
+    def _open_type_store(self):
+        """The type store of the vmlinux crash reads (from ``sys``); none when live."""
+        try:
+            path, live = session_files(self.command("sys"))
+        except CrashExtError:
+            return None
+        return TypeStore.for_vmlinux(path, live=live)
 
     def command(self, cmd: str) -> str:
         """Return crash's output of ``cmd``; raises CrashCommandError with crash's message."""
@@ -67,10 +75,18 @@ class PykdumpPort(CommandTypes, Port):
 
     def _c_name(self, type_name: str) -> Optional[str]:
         """Return ``struct X``/``union X`` for ``type_name``, None when neither exists."""
-        if " " in type_name:
-            return type_name if self._crash.struct_size(type_name) >= 0 else None
-        for c in ("struct " + type_name, "union " + type_name):
-            if self._crash.struct_size(c) >= 0:
+        memo = self._memo()
+        known = memo.get(("ctype", type_name))
+        if isinstance(known, str) and known.startswith(("struct ", "union ")):
+            return known
+        cands = [type_name] if " " in type_name else ["struct " + type_name,
+                                                      "union " + type_name]
+        for c in cands:
+            n = self._crash.struct_size(c)
+            if n >= 0:
+                memo[("ctype", type_name)] = c
+                memo[("size", c)] = n
+                self._learned()
                 return c
         return None
 
@@ -79,17 +95,23 @@ class PykdumpPort(CommandTypes, Port):
         c = self._c_name(type_name)
         if c is None:
             return CommandTypes.type_size(self, type_name)
-        return self._crash.struct_size(c)
+        return self._memo()[("size", c)]  # type: ignore
 
     def member_offset(self, type_name: str, member: str) -> Optional[int]:
         """Return the offset of ``member`` (``a.b`` allowed) in ``type_name``, or None."""
         c = self._c_name(type_name)
         if c is None:
             return None
+        memo = self._memo()
+        key = ("off", c, member)
+        if key in memo:
+            return memo[key]  # type: ignore
         off = self._crash.member_offset(c, member)
         if off is None or off < 0:
             return CommandTypes.member_offset(self, type_name, member) if "." in member \
                 else None
+        memo[key] = off
+        self._learned()
         return off
 
 
@@ -115,6 +137,7 @@ def run_verb(name, argv=None, crash_module=None):
     """
     from ..verbs import registry
     argv = sys.argv[1:] if argv is None else list(argv)
+    port = None
     try:
         port = PykdumpPort(crash_module)
         return registry.load(name).main(argv, port)
@@ -131,3 +154,9 @@ def run_verb(name, argv=None, crash_module=None):
         print("%s: internal error: %s: %s (please report it with the command line)"
               % (name, type(e).__name__, e))
         return 3
+    finally:
+        if port is not None:
+            try:
+                port.flush_types()
+            except Exception:   # noqa: BLE001 - the store is only a speed-up
+                pass

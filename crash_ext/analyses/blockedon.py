@@ -283,15 +283,39 @@ def _lock_frames_words(bt: Backtrace, lock_idx: int, span: int = 3) -> List[int]
     return out
 
 
+def _lock_frame_values(bt: Backtrace, lock_idx: int, span: int = 3):
+    """Yield :func:`_lock_frames_words`'s values, reading the far frames only when the
+    near ones are used up."""
+    seen = set()
+    for near in (True, False):
+        for f in bt.frames:
+            if (f.index <= lock_idx + span) != near:
+                continue
+            words = f.words
+            for a in sorted(words):
+                v = words[a]
+                if v not in seen:
+                    seen.add(v)
+                    yield v
+
+
 def _via_own_waiter(port, snap, bt, task, layout, lock_idx):
     w = layout.waiter
     if w is None or layout.wait_kind not in ("list", "headless"):
         return None
     cache = session_cache(snap)
-    words = bt.words
+    # the waiter record is a local of the slow path: in the words printed up to (and
+    # under) the lock frame
+    words = {}
+    for f in bt.frames:
+        if f.index <= lock_idx + 1:
+            words.update(f.words)
     recs = [a for a, v in words.items()
             if v == task and (a - w.task_off + w.node_off) in words]
-    values = _lock_frames_words(bt, lock_idx)
+    if not recs:
+        words = bt.words
+        recs = [a for a, v in words.items()
+                if v == task and (a - w.task_off + w.node_off) in words]
     for tslot in sorted(recs):
         rec = tslot - w.task_off
         node = rec + w.node_off
@@ -299,16 +323,33 @@ def _via_own_waiter(port, snap, bt, task, layout, lock_idx):
         prv = words.get(node + 8)
         if not (nxt and prv and L.is_kernel_pointer(nxt) and L.is_kernel_pointer(prv)):
             continue
-        nodes, probs = _ring(port, cache, node)
-        if probs:
-            continue
-        ring = set(nodes)
         mode = None
         if w.mode_off is not None:
             raw = b"".join((words.get(rec + i, 0)).to_bytes(8, "little")
                            for i in range(0, max(w.size, 8), 8))
             mode = L._mode_of(w, raw)
-        for v in values:
+        if layout.wait_kind == "list":
+            # first or last in the queue: a neighbour of the record is the list head of
+            # a lock the frames name; its wait list, walked, must hold the task
+            near = set(words.values())
+            for head in (prv, nxt):
+                v = head - layout.wait_off
+                if head == node or v not in near or not L.is_kernel_pointer(v):
+                    continue
+                try:
+                    wk = cache.walk(port, layout, v)
+                except CrashExtError:
+                    continue
+                if any(e.task == task and e.waiter == rec for e in wk.entries):
+                    return v, mode, (
+                        "the task's own %s record at %x (on its stack, task = this task) "
+                        "is on the wait list of the %s at %x, an address in its lock "
+                        "frames (walked from the lock)" % (w.type_name, rec, layout.kind, v))
+        nodes, probs = _ring(port, cache, node)
+        if probs:
+            continue
+        ring = set(nodes)
+        for v in _lock_frame_values(bt, lock_idx):
             if not L.is_kernel_pointer(v) or v in ring:
                 continue
             if layout.wait_kind == "list":

@@ -18,7 +18,7 @@ from .results import LockReport, TaskRef, Waiter
 from .snapshot import Snapshot
 
 __all__ = ["lock_report", "resolve_address", "check_lock_address", "slab_info",
-           "session_cache", "SessionCache", "MAX_WAITERS"]
+           "slab_infos", "prefetch_locks", "session_cache", "SessionCache", "MAX_WAITERS"]
 
 MAX_WAITERS = L.MAX_WAITERS
 _PSM = re.compile(r"^\s*\[(?P<t>\d+ \d\d:\d\d:\d\d\.\d+)\]\s+\[(?P<st>[A-Z?]+)\]\s+PID:\s*"
@@ -44,6 +44,7 @@ class SessionCache:
         self.searches = {}  # type: Dict[int, Dict[int, List[int]]]
         self.blocked = {}  # type: Dict[int, object]
         self.states = {}  # type: Dict[Tuple[str, int], L.LockState]
+        self.slabs = {}  # type: Dict[int, Optional[Dict[str, object]]]
 
     def ps_m(self) -> Dict[int, str]:
         """Return {task address: time since it last ran, as ``ps -m`` prints it}."""
@@ -204,6 +205,130 @@ def slab_info(port: Port, addr: int) -> Optional[Dict[str, object]]:
     return info if "cache" in info else None
 
 
+_KMEM_P_ROW = re.compile(r"^\s*(?P<page>[0-9a-f]{8,16})\s+(?P<phys>[0-9a-f]+)\s+"
+                         r"(?:(?P<mapping>[0-9a-f]{8,16})\s+)?(?P<index>[0-9a-f]+)\s+"
+                         r"(?P<cnt>-?\d+)\s+(?P<flags>[0-9a-f]+)(?P<names>.*)$")
+PAGE_SIZE = 4096
+
+
+def _kmem_p_rows(port: Port, addrs: List[int]) -> Optional[List[Dict[str, object]]]:
+    """Return one ``kmem -p`` row per address (in order), or None when crash's answer
+    cannot be matched to the addresses one by one."""
+    try:
+        out = port.command("kmem -p " + " ".join("%x" % a for a in addrs))
+    except CrashExtError:
+        return None
+    rows = []
+    for line in out.splitlines():
+        if not line.strip() or line.split()[0] == "PAGE":
+            continue
+        m = _KMEM_P_ROW.match(line)
+        if m is None:
+            return None
+        rows.append({"page": int(m.group("page"), 16),
+                     "flags": set(re.split(r"[\s,|]+", m.group("names").strip()))})
+    return rows if len(rows) == len(addrs) else None
+
+
+def _slub_fields(port: Port) -> Optional[Dict[str, int]]:
+    """Return the offsets a SLUB slab look-up reads, None when this kernel's types do
+    not show SLUB (``kmem_cache.cpu_slab``) or lack one of them."""
+    so = port.member_offset("slab", "slab_cache")
+    if so is None:
+        so = port.member_offset("page", "slab_cache")
+    f = {"slab_cache": so}
+    for m in ("name", "size", "object_size", "cpu_slab"):
+        f[m] = port.member_offset("kmem_cache", m)
+    if None in f.values():
+        return None
+    f["red_left_pad"] = port.member_offset("kmem_cache", "red_left_pad")
+    return f  # type: ignore
+
+
+def slab_infos(port: Port, addrs) -> Dict[int, Optional[Dict[str, object]]]:
+    """Return {address: :func:`slab_info`} for many addresses with a few commands: one
+    ``kmem -p`` for all (which pages are slab pages), then batched reads of each slab's
+    ``slab_cache`` and each cache's ``name``/``size``/``object_size`` (SLUB: object i
+    starts at the page's start + red_left_pad + i * size).  ``allocated`` is not
+    told (``kmem -s`` walks the slab's free list for that).  Addresses this does not
+    settle -- not in a slab's first page, other allocators, odd answers -- are asked
+    with :func:`slab_info` (``kmem -s``) one by one."""
+    addrs = sorted({int(a) for a in addrs})
+    res = {}  # type: Dict[int, Optional[Dict[str, object]]]
+    rows = _kmem_p_rows(port, addrs) if addrs else None
+    f = _slub_fields(port) if rows is not None else None
+    if rows is not None and f is not None:
+        slab_rows = [(a, r) for a, r in zip(addrs, rows) if "slab" in r["flags"]]
+        got = port.read_many([(r["page"] + f["slab_cache"], 8) for _, r in slab_rows])
+        caches = {}  # type: Dict[int, Optional[Dict[str, object]]]
+        owner = {}
+        for (a, _), raw in zip(slab_rows, got):
+            if raw is not None and L.is_kernel_pointer(int.from_bytes(raw, "little")):
+                owner[a] = int.from_bytes(raw, "little")
+                caches.setdefault(owner[a], None)
+        offs = [f["name"], f["size"], f["object_size"]] + (
+            [f["red_left_pad"]] if f["red_left_pad"] is not None else [])
+        lo, hi = min(offs), max(offs) + 8
+        cl = sorted(caches)
+        for c, raw in zip(cl, port.read_many([(c + lo, hi - lo) for c in cl])):
+            if raw is None:
+                continue
+            u = lambda o, n: int.from_bytes(raw[o - lo:o - lo + n], "little")  # noqa: E731
+            caches[c] = {"name_ptr": u(f["name"], 8), "size": u(f["size"], 4),
+                         "objsize": u(f["object_size"], 4),
+                         "red": u(f["red_left_pad"], 4) if f["red_left_pad"] is not None
+                         else 0}
+        named = [c for c in cl if caches[c] and
+                 L.KERNEL_START <= caches[c]["name_ptr"] < 1 << 64]
+        for c, raw in zip(named, port.read_many([(caches[c]["name_ptr"], 32)
+                                                 for c in named])):
+            name = raw.split(b"\0", 1)[0] if raw is not None else b""
+            if raw is not None and b"\0" in raw and re.match(rb"^[\x21-\x7e]+$", name):
+                caches[c]["name"] = name.decode()
+        for a, r in zip(addrs, rows):
+            if "slab" not in r["flags"]:
+                continue
+            c = caches.get(owner.get(a, -1))
+            if not c or "name" not in c or not 0 < c["size"] <= 1 << 24:
+                continue
+            base = (a & ~(PAGE_SIZE - 1)) + c["red"]
+            if a < base:
+                continue
+            obj = base + (a - base) // c["size"] * c["size"]
+            info = {"cache": c["name"], "objsize": c["objsize"]}  # type: Dict[str, object]
+            if a < obj + c["objsize"]:
+                info["object"] = obj
+            res[a] = info
+    for a in addrs:
+        if a not in res:
+            res[a] = slab_info(port, a)
+    return res
+
+
+def prefetch_locks(port: Port, snap: Snapshot, locks: Dict[int, str]) -> None:
+    """Read what :func:`lock_report` will ask of many locks ({address: kind}) in a few
+    exchanges: each lock's memory, the symbols at their addresses and where they live
+    in the slab caches (:func:`slab_infos`).  Best effort: what fails here is asked
+    again, one by one, by the report."""
+    cache = session_cache(snap)
+    ranges = []
+    for a, kind in sorted(locks.items()):
+        try:
+            ranges.append((a, L.probe_layout(port, kind).size))
+        except CrashExtError:
+            continue
+    try:
+        port.read_many(ranges)
+        pre = getattr(port, "prefetch_symbols", None)
+        if pre is not None:
+            pre(sorted(locks))
+        todo = [a for a in locks if a not in cache.slabs]
+        if todo:
+            cache.slabs.update(slab_infos(port, todo))
+    except CrashExtError:
+        pass
+
+
 # ---------------------------------------------------------------- containers
 
 def _read_str(port: Port, addr: int, limit: int = 256) -> Optional[str]:
@@ -327,8 +452,10 @@ def _inode_container(port: Port, addr: int, kind: str) -> Optional[Tuple[str, in
     return None
 
 
-def _where(port: Port, addr: int, kind: str, container, rep: LockReport) -> Optional[int]:
-    """Fill ``rep.where``; return the containing object's address when known."""
+def _where(port: Port, addr: int, kind: str, container, rep: LockReport,
+           rep_snap: Optional[Snapshot] = None) -> Optional[int]:
+    """Fill ``rep.where``; return the containing object's address when known (slab
+    answers prefetched for ``rep_snap`` are used)."""
     parts = []  # type: List[str]
     cont_addr = None
     sym = None
@@ -338,7 +465,8 @@ def _where(port: Port, addr: int, kind: str, container, rep: LockReport) -> Opti
         sym = None
     if sym and not sym.startswith("+"):
         parts.append("symbol %s" % sym)
-    slab = slab_info(port, addr)
+    slabs = session_cache(rep_snap).slabs if rep_snap is not None else {}
+    slab = slabs[addr] if addr in slabs else slab_info(port, addr)
     if slab is not None:
         obj = slab.get("object")
         s = "slab cache %s" % slab["cache"]
@@ -491,7 +619,7 @@ def lock_report(port: Port, addr: int, lock_type: Optional[str] = None,
         if found is None:
             rep.problems.append("lock type not detected; tried: " + "; ".join(tried) +
                                 ". Give it with -t TYPE or as STRUCT.MEMBER")
-            _where(port, addr, "unknown", container, rep)
+            _where(port, addr, "unknown", container, rep, snap)
             return rep
         kind, how = found
         rep.state["type_from"] = how
@@ -501,7 +629,7 @@ def lock_report(port: Port, addr: int, lock_type: Optional[str] = None,
     for n in layout.notes:
         rep.problems.append(n)
     raw = check_lock_address(port, addr, layout.size)
-    cont_addr = _where(port, addr, kind, container, rep)
+    cont_addr = _where(port, addr, kind, container, rep, snap)
     st = L.decode_state(layout, raw, read_u64=port.read_u64)
     rep.locked = st.locked
     rep.flags = list(st.flags)

@@ -31,13 +31,24 @@ def no_gc():
 
 
 class Snapshot:
-    """Tasks and their stacks, read lazily from ``port`` and cached."""
+    """Tasks and their stacks, read lazily from ``port`` and cached.
+
+    The whole task list (``ps``) is read only when something needs all tasks; the tasks
+    of a state come from the headers of ``foreach STATE bt -f`` when ``ps -S`` counts
+    exactly that many in the state, and single tasks are looked up with ``ps ADDR ...``.
+    """
+
+    #: task addresses per ``ps ADDR ...`` command
+    LOOKUP_CHUNK = 64
 
     def __init__(self, port: Port):
         self.port = port
         self._tasks = None  # type: Optional[List[PsEntry]]
         self._by_pid = {}  # type: Dict[int, PsEntry]
         self._by_task = {}  # type: Dict[int, PsEntry]
+        self._not_tasks = set()  # type: set
+        self._in_state = {}  # type: Dict[str, List[PsEntry]]
+        self._counts = None  # type: Optional[Dict[str, int]]
         self._bt = {}  # type: Dict[int, Backtrace]
         self._states_read = set()
         self._stack_texts = []  # type: List[StackText]
@@ -58,8 +69,35 @@ class Snapshot:
 
     def by_task(self, addr: int) -> Optional[PsEntry]:
         """Return the task whose task_struct is at ``addr``, or None."""
-        self.tasks()
-        return self._by_task.get(addr)
+        e = self._by_task.get(addr)
+        if e is None and self._tasks is None and addr not in self._not_tasks:
+            self.look_up([addr])
+            e = self._by_task.get(addr)
+        return e
+
+    def look_up(self, addrs: Iterable[int]) -> None:
+        """Learn the ``ps`` rows of the task addresses in ``addrs`` not known yet, with
+        ``ps ADDR ...`` (several addresses per command); an address crash rejects is
+        remembered as not a task."""
+        todo = sorted({int(a) for a in addrs if a not in self._by_task and
+                       a not in self._not_tasks and 0 < a < 1 << 64})
+        if not todo or self._tasks is not None:
+            return
+        cmds = ["ps " + " ".join("%x" % a for a in todo[i:i + self.LOOKUP_CHUNK])
+                for i in range(0, len(todo), self.LOOKUP_CHUNK)]
+        batch = getattr(self.port, "batch", None)
+        outs = batch(cmds, check=False) if batch is not None and len(cmds) > 1 else None
+        if outs is None:
+            outs = []
+            for c in cmds:
+                try:
+                    outs.append(self.port.command(c))
+                except CrashCommandError as e:     # some address was not a task
+                    outs.append(getattr(e, "output", "") or "")
+        for out in outs:
+            for e in parse_ps(out if isinstance(out, str) else ""):
+                self._by_task.setdefault(e.task, e)
+        self._not_tasks.update(a for a in todo if a not in self._by_task)
 
     def ref(self, addr: int) -> TaskRef:
         """Return a TaskRef for task_struct ``addr`` (pid/comm None when ps lacks it)."""
@@ -70,8 +108,43 @@ class Snapshot:
 
     def in_state(self, states: Iterable[str]) -> List[PsEntry]:
         """Return the tasks whose ps state is one of ``states`` (e.g. 'UN')."""
-        want = set(states)
-        return [t for t in self.tasks() if t.state in want]
+        want = list(states)
+        if self._tasks is None and all(s in self._in_state for s in want):
+            return [e for s in want for e in self._in_state[s]]
+        return [t for t in self.tasks() if t.state in set(want)]
+
+    def _count(self, state: str) -> Optional[int]:
+        """Return how many tasks ``ps -S`` counts in ``state`` (0 when it lists none),
+        None when ``ps -S`` cannot be read."""
+        if self._counts is None:
+            try:
+                out = self.port.command("ps -S")
+            except CrashExtError:
+                return None
+            self._counts = {}
+            for line in out.splitlines():
+                k, colon, v = line.strip().partition(":")
+                if colon and v.strip().isdigit():
+                    self._counts[k.strip()] = int(v)
+        return self._counts.get(state, 0)
+
+    def _learn_headers(self, state: str, bts: List[Backtrace]) -> None:
+        """Know the tasks of ``state`` from back-trace headers (``ppid``, ``mem_pct``,
+        ``vsz`` and ``rss`` None) when they are all of them by ``ps -S``."""
+        entries = []  # type: List[PsEntry]
+        seen = set()
+        for bt in bts:
+            if bt.task is None or bt.pid is None or bt.task in seen:
+                continue
+            seen.add(bt.task)
+            entries.append(self._by_task.get(bt.task) or PsEntry(
+                pid=bt.pid, ppid=None, cpu=bt.cpu, task=bt.task, state=state,
+                mem_pct=None, vsz=None, rss=None, comm=bt.command or ""))
+        if self._count(state) != len(entries):
+            return              # some task printed no header: ps will tell which
+        for e in entries:
+            self._by_task.setdefault(e.task, e)
+        self._in_state[state] = entries
 
     def backtrace(self, addr: int) -> Backtrace:
         """Return ``bt -f`` of task ``addr`` (cached); raises CrashCommandError."""
@@ -81,21 +154,26 @@ class Snapshot:
             self._bt[addr] = bt
         return bt
 
-    def backtraces(self, state: str = "UN") -> Dict[int, Backtrace]:
+    def backtraces(self, state: str = "UN", on_task=None) -> Dict[int, Backtrace]:
         """Return {task address: Backtrace} for every task in ``state``, from one
-        ``foreach STATE bt -f``; an empty dict when no task is in that state."""
+        ``foreach STATE bt -f``; an empty dict when no task is in that state.
+
+        ``on_task``: called once with each back trace of the state -- while crash is
+        still printing the next ones when the port can stream -- before this returns."""
+        told = set()  # type: set
         if state not in self._states_read:
             cmd = "foreach %s bt -f" % state
             stream = getattr(self.port, "command_stream", None)
             with no_gc():
                 if stream is not None:
                     # read each task while crash prints the next ones
-                    reader = BacktraceStream()
+                    reader = BacktraceStream(on_task)
                     try:
                         text = stream(cmd, reader.feed)
                     except CrashCommandError:
                         text = ""   # crash says so when no task is in that state
                     bts = reader.finish(text)
+                    told = reader.told
                 else:
                     try:
                         text = self.port.command(cmd)
@@ -107,7 +185,14 @@ class Snapshot:
                     self._bt[bt.task] = bt
             self._stack_texts.append(StackText(bts))
             self._states_read.add(state)
-        return {t.task: self._bt[t.task] for t in self.in_state([state]) if t.task in self._bt}
+            if self._tasks is None:
+                self._learn_headers(state, bts)
+        res = {t.task: self._bt[t.task] for t in self.in_state([state]) if t.task in self._bt}
+        if on_task is not None:
+            for bt in res.values():
+                if id(bt) not in told:
+                    on_task(bt)
+        return res
 
     def stack_word_reads(self, addr: int, n: int) -> Optional[List[int]]:
         """Return the ``n`` 8-byte words at ``addr`` when the back traces read so far
@@ -141,27 +226,66 @@ class StackReadPort(Port):
         self._snap = snapshot
         self._blocks = {}  # type: Dict[int, bytes]
 
+    def _printed(self, addr: int, size: int) -> Optional[bytes]:
+        """Return the bytes at ``addr`` when the back traces print all of them."""
+        start = addr & ~7
+        n = (addr + size - start + 7) // 8
+        words = self._snap.stack_word_reads(start, n)
+        if words is None:
+            return None
+        data = b"".join(w.to_bytes(8, "little") for w in words)
+        return data[addr - start:addr - start + size]
+
+    def _blocks_of(self, addr: int, size: int) -> List[int]:
+        """Return the BLOCK-aligned blocks a range covers (at most two, else [])."""
+        first = addr & ~(self.BLOCK - 1)
+        last = (addr + size - 1) & ~(self.BLOCK - 1)
+        return [first] if first == last else ([first, last] if last == first +
+                                                self.BLOCK else [])
+
     def read(self, addr: int, size: int) -> bytes:
         addr, size = int(addr), int(size)
         if size > 0 and 0 <= addr and addr + size <= 1 << 64:
-            start = addr & ~7
-            n = (addr + size - start + 7) // 8
-            words = self._snap.stack_word_reads(start, n)
-            if words is not None:
-                data = b"".join(w.to_bytes(8, "little") for w in words)
-                return data[addr - start:addr - start + size]
-            blk = addr & ~(self.BLOCK - 1)
-            if addr + size <= blk + self.BLOCK:
-                data = self._blocks.get(blk)
-                if data is None:
-                    try:
-                        data = self._port.read(blk, self.BLOCK)
-                    except CrashExtError:
-                        data = b""      # part of the block unreadable: exact reads only
-                    self._blocks[blk] = data
-                if data:
-                    return data[addr - blk:addr - blk + size]
+            got = self._printed(addr, size)
+            if got is not None:
+                return got
+            blks = self._blocks_of(addr, size)
+            if blks:
+                missing = [b for b in blks if b not in self._blocks]
+                if missing:
+                    self._fetch(missing)
+                data = b"".join(self._blocks[b] for b in blks)
+                if len(data) == self.BLOCK * len(blks):
+                    off = addr - blks[0]
+                    return data[off:off + size]
         return self._port.read(addr, size)
+
+    def _fetch(self, blocks: List[int]) -> None:
+        """Read ``blocks`` (one exchange when the port can); an unreadable block is
+        kept empty (reads in it then go to the port one by one)."""
+        got = self._port.read_many([(b, self.BLOCK) for b in blocks])
+        for b, data in zip(blocks, got):
+            self._blocks[b] = data or b""
+
+    def read_many(self, ranges):
+        """Return :meth:`read` of each range (None where unreadable); the blocks none of
+        the printed stacks hold are fetched together first."""
+        need = []  # type: List[int]
+        for addr, size in ranges:
+            addr, size = int(addr), int(size)
+            if size <= 0 or addr < 0 or self._printed(addr, size) is not None:
+                continue
+            need.extend(b for b in self._blocks_of(addr, size)
+                        if b not in self._blocks and b not in need)
+        if need:
+            self._fetch(need)
+        return Port.read_many(self, ranges)
+
+    def read_u64(self, addr: int) -> int:
+        words = self._snap.stack_word_reads(addr, 1) if addr % 8 == 0 else None
+        if words is not None:
+            return words[0]
+        return int.from_bytes(self.read(addr, 8), "little")
 
     def command(self, cmd: str) -> str:
         return self._port.command(cmd)

@@ -23,6 +23,7 @@ whose holder is unknown).
 per state, then each lock's report once per address.
 """
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
@@ -209,12 +210,13 @@ def task_label(t: TaskRef) -> str:
 
 # --------------------------------------------------------------- graph build
 
-def _caller(bt, frame: Optional[int]) -> Optional[str]:
-    """The first frame above ``frame`` that is not lock or scheduler code."""
-    if bt is None or frame is None:
+def _caller(bt, frame: Optional[int], frames=None) -> Optional[str]:
+    """The first frame above ``frame`` that is not lock or scheduler code (``frames``:
+    the frames to look through, when not ``bt``'s)."""
+    if (bt is None and frames is None) or frame is None:
         return None
     from .blockedon import SCHED_FUNCS, classify_function
-    for f in bt.frames:
+    for f in (frames if frames is not None else _heads(bt)):
         if f.index <= frame:
             continue
         k, _, o = classify_function(f.function)
@@ -269,12 +271,11 @@ def _from_candidates(rep: LockReport, waiters: Set[int]) -> Tuple[List[HeldBy], 
 def _from_stacks(addr: int, waiters: Set[int], blocked: Dict[int, Blocked],
                  backtraces: Dict[int, object], want: int) -> List[HeldBy]:
     """Blocked tasks with ``addr`` in a live frame above their blocking frame."""
+    from ..models.btlazy import tasks_containing
     found = []
+    maybe = tasks_containing(backtraces.values(), addr)
     for t, bt in backtraces.items():
-        if t in waiters or t not in blocked:
-            continue
-        may = getattr(bt, "may_contain", None)
-        if may is not None and not may(addr):
+        if t in waiters or t not in blocked or (maybe is not None and t not in maybe):
             continue        # the address is nowhere in its stack text
         bidx = blocked[t].frame if blocked[t].frame is not None else -1
         hit = None
@@ -313,11 +314,13 @@ def _by_elimination(rep: LockReport, waiters: Set[int], blocked: Dict[int, Block
 
 def build_graph(blocked: Iterable[Blocked], reports: Dict[int, LockReport],
                 backtraces: Optional[Dict[int, object]] = None,
-                problems: Optional[List[str]] = None) -> WaitForGraph:
+                problems: Optional[List[str]] = None,
+                callers: Optional[Dict[int, Optional[str]]] = None) -> WaitForGraph:
     """Return the wait-for graph of ``blocked`` tasks over the locks in ``reports``.
 
     ``backtraces``: {task: Backtrace} of the analysed tasks, for callers and the stack
-    evidence of inferred holders (optional).  A lock that records an owner gets that one
+    evidence of inferred holders (optional); ``callers``: each task's caller when already
+    known (see :func:`_caller`).  A lock that records an owner gets that one
     held-by edge; one that records none (or names a reader count) gets inferred edges
     only when the evidence singles out its holder(s) -- otherwise none, and its
     candidates are kept for the report.  Never raises.
@@ -328,8 +331,9 @@ def build_graph(blocked: Iterable[Blocked], reports: Dict[int, LockReport],
     bts = backtraces or {}
     g = WaitForGraph(tasks={t: b.task for t, b in bl.items()}, blocked=bl, locks={},
                      analysed=set(bl), problems=list(problems or []))
+    known = callers or {}
     for t, b in bl.items():
-        g.callers[t] = _caller(bts.get(t), b.frame)
+        g.callers[t] = known[t] if t in known else _caller(bts.get(t), b.frame)
     for addr, rep in reports.items():
         g.locks[addr] = LockNode(address=addr, report=rep, candidates=list(rep.candidates))
     owners = set()  # type: Set[int]
@@ -697,67 +701,75 @@ def restrict_to_pid(res: WaitFor, pid: int) -> Optional[WaitFor]:
 
 # ------------------------------------------------------------------ collection
 
+class _Head:
+    """A frame as far as classification looks: its number and function."""
+    __slots__ = ("index", "function")
+
+    def __init__(self, index: int, function: str):
+        self.index, self.function = index, function
+
+
+def _heads(bt):
+    """Return the frames of ``bt`` with at least ``index`` and ``function``, innermost
+    first -- made one by one as they are read when the back trace can tell them
+    without making whole frames."""
+    fh = getattr(bt, "frame_heads", None)
+    if fh is None:
+        return bt.frames
+    return (_Head(i, f) for i, f in fh())
+
+
+def _has_frames(bt) -> bool:
+    has = getattr(bt, "has_frames", None)
+    return has() if has is not None else bool(getattr(bt, "frames", None))
+
+
 def _classify_stack(bt) -> Tuple[Optional[int], Optional[str], Optional[str],
-                                 Optional[str], Optional[object]]:
-    """Return (lock frame index, lock kind, mode, function, other) for a back trace, by
-    :func:`~.blockedon.classify_stack`, the frame rules of ``blocked_on``."""
+                                 Optional[str], Optional[object], Optional[str]]:
+    """Return (lock frame index, lock kind, mode, function, other, caller) for a back
+    trace, by :func:`~.blockedon.classify_stack`, the frame rules of ``blocked_on``
+    (``other``'s frame has ``index`` and ``function``), reading its frames once."""
     from .blockedon import classify_stack
-    lock, kind, mode, other = classify_stack(bt.frames)
+    seen = []
+    heads = _heads(bt)
+    lock, kind, mode, other = classify_stack(seen.append(f) or f for f in heads)
+    frame = lock.index if lock is not None else (other[1].index if other else None)
+    caller = _caller(None, frame, itertools.chain(seen, heads))
     if lock is None:
-        return None, None, None, None, other
-    return lock.index, kind, mode, lock.function, None
+        return None, None, None, None, other, caller
+    return lock.index, kind, mode, lock.function, None, caller
 
 
-def _stack_values(bt, lock_idx: int, span: int = 3) -> List[Tuple[int, object]]:
-    """Return (value, frame) for the stack words, frames nearest the lock path first,
-    each value once."""
-    near, far = [], []
-    for f in bt.frames:
-        dst = near if f.index <= lock_idx + span else far
-        for a in sorted(f.words):
-            dst.append((f.words[a], f))
-    out, seen = [], set()
-    for v, f in near + far:
-        if v not in seen:
-            seen.add(v)
-            out.append((v, f))
-    return out
-
-
-def _known_hit(bt, lock_idx: int, values: Set[int], span: int = 3):
-    """Return (value, frame) for the first of ``values`` among the stack words in
-    :func:`_stack_values` order, or None.  Frames whose text cannot hold any of them
-    (``may_contain``) are not read."""
-    may = getattr(bt, "may_contain", None)
-    if may is not None:
-        values = {v for v in values if may(v)}
-    if not values:
+def _listed_on(bt, task: int, kind: str, on_lists: Dict[int, Set[int]], known
+               ) -> Optional[Tuple[int, int]]:
+    """Return (lock, waiter record) when exactly one walked lock of ``kind`` lists
+    ``task`` and its waiter record lies within the task's stack (between its innermost
+    and outermost frames), else None."""
+    locks = [v for v in on_lists.get(task, ()) if known[v][0] == kind]
+    if len(locks) != 1:
         return None
-    near = [f for f in bt.frames if f.index <= lock_idx + span]
-    far = [f for f in bt.frames if f.index > lock_idx + span]
-    for f in near + far:
-        first = getattr(f, "first_word_of", None)
-        if first is not None:       # a lazily read frame: search its text
-            got = first(values)
-            if got is not None:
-                return got[1], f
-            continue
-        words = f.words
-        for a in sorted(words):
-            if words[a] in values:
-                return words[a], f
-    return None
+    wrec = known[locks[0]][1][task][1]
+    rng = bt.sp_range() if hasattr(bt, "sp_range") else (
+        (bt.frames[0].sp, bt.frames[-1].sp) if bt.frames else None)
+    if rng is None or not min(rng) <= wrec <= max(rng):
+        return None
+    return locks[0], wrec
 
 
-def blocked_all(port: Port, snap, bts: Dict[int, object]) -> Dict[int, Blocked]:
-    """Return {task: Blocked} for every task in ``bts``, with few crash commands.
+def blocked_all(port: Port, snap, bts: Dict[int, object],
+                callers: Optional[Dict[int, Optional[str]]] = None,
+                classified: Optional[Dict[int, tuple]] = None) -> Dict[int, Blocked]:
+    """Return {task: Blocked} for every task in ``bts``, with few crash commands
+    (``callers``, when given, gets each task's caller: see :func:`_caller`;
+    ``classified``: {task: (back trace, :func:`_classify_stack` of it)} already done).
 
     Each task's stack is classified from the back traces already read.  A task in a lock
-    slow path is matched to a lock already walked when one of its stack words is that
-    lock and the task is on its wait list (the acceptance rule of ``blocked_on``); only
-    when none matches is :func:`~.blockedon.blocked_on` asked (its full search), and the
-    lock it finds is walked once for all its waiters.  So crash is asked about each lock
-    once, not about each task.  Per-task failures become ``unknown`` records."""
+    slow path is matched to a lock already walked when that lock's wait list holds the
+    task through a waiter record in the task's own stack (what the kernel links while
+    the task sleeps there); only when none matches is :func:`~.blockedon.blocked_on`
+    asked (its full search), and the lock it finds is walked once for all its waiters.
+    So crash is asked about each lock once, not about each task.  Per-task failures
+    become ``unknown`` records."""
     from .blockedon import blocked_on
     from .lockreport import session_cache
     from ..models import locks as L
@@ -766,9 +778,11 @@ def blocked_all(port: Port, snap, bts: Dict[int, object]) -> Dict[int, Blocked]:
         has_blocker = port.member_offset("task_struct", "blocker") is not None
     except CrashExtError:
         has_blocker = False
-    known = {}  # type: Dict[int, Tuple[str, Dict[int, Optional[str]], int]]
+    known = {}  # type: Dict[int, Tuple[str, Dict[int, Tuple[Optional[str], int]], int]]
     on_lists = {}  # type: Dict[int, Set[int]]   # task -> known locks listing it
     out = {}  # type: Dict[int, Blocked]
+    callers = {} if callers is None else callers
+
     def _pid(t):
         e = snap.by_task(t)
         return (e.pid if e is not None else None) or 0
@@ -776,10 +790,12 @@ def blocked_all(port: Port, snap, bts: Dict[int, object]) -> Dict[int, Blocked]:
     for task in sorted(bts, key=lambda t: (_pid(t), t)):
         bt = bts[task]
         ref = snap.ref(task)
-        if has_blocker or not getattr(bt, "frames", None):
+        if has_blocker or not _has_frames(bt):
             out[task] = _safe_blocked_on(blocked_on, port, snap, task, ref)
             continue
-        lock_idx, kind, mode, func, other = _classify_stack(bt)
+        pre = (classified or {}).get(task)
+        lock_idx, kind, mode, func, other, callers[task] = (
+            pre[1] if pre is not None and pre[0] is bt else _classify_stack(bt))
         if lock_idx is None:
             if other is None:
                 out[task] = Blocked(task=ref, kind="unknown",
@@ -792,23 +808,19 @@ def blocked_all(port: Port, snap, bts: Dict[int, object]) -> Dict[int, Blocked]:
                 out[task] = Blocked(task=ref, kind=okind, function=f.function,
                                     frame=f.index, evidence=[ev])
             continue
-        # the first stack word (in _stack_values order) that is a known lock of this
-        # kind listing the task as a waiter
-        hit = None
-        mine = {v for v in on_lists.get(task, ()) if known[v][0] == kind}
-        if mine:
-            hit = _known_hit(bt, lock_idx, mine)
+        # a lock already walked whose wait list holds this task, through a waiter
+        # record inside this task's own stack
+        hit = _listed_on(bt, task, kind, on_lists, known)
         if hit is not None:
-            v, f = hit
+            v, wrec = hit
             lk, waiters, n = known[v]
             out[task] = Blocked(
                 task=ref, kind="lock", lock_address=v, lock_type=kind,
-                mode=waiters.get(task) or mode, function=func, frame=lock_idx,
+                mode=waiters[task][0] or mode, function=func, frame=lock_idx,
                 evidence=["blocking frame #%d %s: a %s%s slow path" % (
                     lock_idx, func, kind, " (%s)" % mode if mode else ""),
-                    "the %s at %x is in its stack frame #%d %s, and the task is on that "
-                    "lock's wait list (walked once for its %d waiters)" % (
-                        kind, v, f.index, f.function, n)])
+                    "its waiter record at %x, in its own stack, is on the wait list of "
+                    "the %s at %x (walked once for its %d waiters)" % (wrec, kind, v, n)])
             continue
         b = _safe_blocked_on(blocked_on, port, snap, task, ref)
         out[task] = b
@@ -819,8 +831,8 @@ def blocked_all(port: Port, snap, bts: Dict[int, object]) -> Dict[int, Blocked]:
             except CrashExtError:
                 continue
             if w.complete and b.lock_address not in known:
-                known[b.lock_address] = (b.lock_type, {e.task: e.mode for e in w.entries},
-                                         len(w.entries))
+                known[b.lock_address] = (b.lock_type, {e.task: (e.mode, e.waiter)
+                                                       for e in w.entries}, len(w.entries))
                 for e in w.entries:
                     on_lists.setdefault(e.task, set()).add(b.lock_address)
     # share the answers with lock_report's candidate ranking, which asks blocked_on
@@ -864,17 +876,21 @@ def collect(port: Port, states: Sequence[str] = ("UN",), snapshot=None,
 
 def _collect(port: Port, states: Sequence[str], snapshot, use_candidates,
              last_ran: bool) -> WaitFor:
-    from .lockreport import lock_report, session_cache
+    from .lockreport import lock_report, prefetch_locks, session_cache
     from .snapshot import Snapshot
     snap = snapshot or Snapshot(port)
-    snap.tasks()
     cache = session_cache(snap)
     # skip `ps -m` (seconds at thousands of tasks) unless asked or already read
     session_cache(snap, last_ran=bool(last_ran) or cache.last_ran is not None)
     problems = []  # type: List[str]
     bts = {}  # type: Dict[int, object]
+    classified = {}  # type: Dict[int, tuple]
+
+    def classify(bt):       # each stack, while crash prints the next ones
+        if bt.task is not None and _has_frames(bt):
+            classified[bt.task] = (bt, _classify_stack(bt))
     for st in states:
-        bts.update(snap.backtraces(st))
+        bts.update(snap.backtraces(st, on_task=classify))
     # reads of stack words the back traces print are answered from their text
     port = snap.reading_port() if hasattr(snap, "reading_port") else port
     wanted = [e for e in snap.in_state(states)]
@@ -882,7 +898,7 @@ def _collect(port: Port, states: Sequence[str], snapshot, use_candidates,
     unreadable = []  # type: List[Blocked]
     for e in wanted:
         bt = bts.get(e.task)
-        if bt is None or not getattr(bt, "frames", None):
+        if bt is None or not _has_frames(bt):
             msg = "; ".join(getattr(bt, "messages", [])[:2]) if bt is not None else ""
             problems.append("PID %d (%s): back trace unreadable%s" % (
                 e.pid, e.comm, ": " + msg if msg else ""))
@@ -890,7 +906,8 @@ def _collect(port: Port, states: Sequence[str], snapshot, use_candidates,
                                       evidence=["back trace unreadable"]))
             continue
         readable[e.task] = bt
-    found = blocked_all(port, snap, readable)
+    callers = {}  # type: Dict[int, Optional[str]]
+    found = blocked_all(port, snap, readable, callers, classified)
     blocked = unreadable + [found[t] for t in readable]
     for b in blocked:
         if b.kind == "unknown" and b.evidence and b.evidence[0].startswith(
@@ -898,9 +915,13 @@ def _collect(port: Port, states: Sequence[str], snapshot, use_candidates,
             problems.append("PID %s (%s): %s" % (b.task.pid, b.task.comm, b.evidence[0]))
     reports = {}  # type: Dict[int, LockReport]
     n_waiting = {}  # type: Dict[int, int]
+    kinds = {}  # type: Dict[int, str]
     for b in blocked:
         if b.kind == "lock" and b.lock_address is not None:
             n_waiting[b.lock_address] = n_waiting.get(b.lock_address, 0) + 1
+            if b.lock_type:
+                kinds.setdefault(b.lock_address, b.lock_type)
+    prefetch_locks(port, snap, kinds)     # every lock's memory, symbol and slab at once
     for b in blocked:
         a = b.lock_address
         if b.kind != "lock" or a is None or a in reports:
@@ -923,5 +944,5 @@ def _collect(port: Port, states: Sequence[str], snapshot, use_candidates,
                 a, type(ex).__name__, ex))
             reports[a] = LockReport(address=a, type=b.lock_type or "unknown",
                                     problems=[str(ex)])
-    g = build_graph(blocked, reports, backtraces=bts, problems=problems)
+    g = build_graph(blocked, reports, backtraces=bts, problems=problems, callers=callers)
     return analyse(g, states)

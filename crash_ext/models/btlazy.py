@@ -20,11 +20,12 @@ Two helpers make the text useful without reading it all:
 
 import bisect
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from .stack import _FRAME, _TASK, Backtrace, Frame, parse_backtraces, split_func_offset
 
-__all__ = ["parse_backtraces_lazy", "LazyBacktrace", "LazyFrame", "StackText"]
+__all__ = ["parse_backtraces_lazy", "LazyBacktrace", "LazyFrame", "StackText",
+           "tasks_containing"]
 
 # anything but printable ASCII, tab and newline: such text is read by the full parser
 # (other line breaks and white space would change how lines are cut)
@@ -61,6 +62,13 @@ class _Text:
                 return self.lower.find("%x" % value, start, end) >= 0
             hits = self._hits[value] = self._chunks_with(value)
         return chunk in hits
+
+    def chunks_with(self, value: int) -> frozenset:
+        """Return the chunks whose text holds ``value``'s hex digits (cached)."""
+        hits = self._hits.get(value)
+        if hits is None:
+            hits = self._hits[value] = self._chunks_with(value)
+        return hits
 
     def _chunks_with(self, value: int) -> frozenset:
         h = "%x" % value
@@ -197,20 +205,42 @@ class LazyBacktrace(Backtrace):
         self.task = task
         self.cpu = cpu
         self.command = command
-        self._lazy["frames"] = self._read_frames(
-            shared.text if local is None else local, 0 if local is None else off)
+        # the frame lines, found now (cheap); Frame objects are made on first use
+        text = shared.text if local is None else local
+        self._off = 0 if local is None else off
+        hdr_end = text.find("\n", start - self._off, end - self._off)
+        self._hdr_end = hdr_end
+        self._fm = [] if hdr_end < 0 else list(_FLINE.finditer(text, hdr_end,
+                                                               end - self._off))
 
-    def _read_frames(self, text: str, off: int) -> List[Frame]:
-        hdr_end = text.find("\n", self._start - off, self._end - off)
-        if hdr_end < 0:
+    def frame_heads(self):
+        """Yield (index, function) of each frame, innermost first -- what
+        ``[(f.index, f.function) for f in frames]`` gives, without making the frames
+        (and only as far as the caller reads)."""
+        for m in self._fm:
+            yield int(m.group(1)), split_func_offset(m.group(3))[0]
+
+    def has_frames(self) -> bool:
+        """True when crash printed at least one frame line."""
+        return bool(self._fm)
+
+    def sp_range(self) -> Optional[tuple]:
+        """Return (innermost, outermost) frame stack address, None without frames."""
+        if not self._fm:
+            return None
+        return int(self._fm[0].group(2), 16), int(self._fm[-1].group(2), 16)
+
+    def _read_frames(self) -> List[Frame]:
+        if self._hdr_end < 0:
             return []
+        off = self._off
         frames = []  # type: List[Frame]
-        prev = hdr_end + 1
+        prev = self._hdr_end + 1
         pending = None
         new = object.__new__
         end = self._end
         prev += off
-        for m in _FLINE.finditer(text, hdr_end, end - off):
+        for m in self._fm:
             ls, le = m.span()
             ls += off
             le += off
@@ -246,8 +276,13 @@ class LazyBacktrace(Backtrace):
             self._lazy[name] = getattr(self._materialize(), name)
         return self._lazy[name]
 
-    frames = property(lambda self: self._lazy["frames"],
-                      lambda self, v: self._lazy.__setitem__("frames", v))
+    def _frames(self) -> List[Frame]:
+        fr = self._lazy.get("frames")
+        if fr is None:
+            fr = self._lazy["frames"] = self._read_frames()
+        return fr
+
+    frames = property(_frames, lambda self, v: self._lazy.__setitem__("frames", v))
     regs = property(lambda self: self._get("regs"),
                     lambda self, v: self._lazy.__setitem__("regs", v))
     words = property(lambda self: self._get("words"),
@@ -307,7 +342,12 @@ class BacktraceStream:
     ``parse_backtraces_lazy(text)`` returns.  Never raises from :meth:`feed`; whatever
     it could not follow is read again from the whole text at the end."""
 
-    def __init__(self):
+    def __init__(self, on_task: Optional[Callable[[Backtrace], None]] = None):
+        # ``on_task``: called with each back trace as soon as it is cut (while crash
+        # prints the next ones); its exceptions are ignored; ``told`` holds the ids of
+        # the back traces it was called with
+        self._on_task = on_task
+        self.told = set()  # type: set
         self._shared = _Text("", [])
         self._buf = ""          # text from absolute position _base on, not yet cut
         self._base = 0
@@ -342,6 +382,13 @@ class BacktraceStream:
             self._shared, s, upto, len(self._starts) - 1, int(hm.group("pid")),
             int(hm.group("task"), 16), int(cpu) if cpu.lstrip("-").isdigit() else None,
             hm.group("comm"), local=local, off=self._base))
+        if self._on_task is not None:
+            bt = self._bts[-1]
+            try:
+                self._on_task(bt)
+                self.told.add(id(bt))
+            except Exception:   # noqa: BLE001 - it is asked again after finish()
+                pass
 
     def _feed(self, piece: str) -> None:
         # the whole-text checks of parse_backtraces_lazy, piece by piece
@@ -398,22 +445,41 @@ class BacktraceStream:
         return out
 
 
+def tasks_containing(bts, value: int):
+    """Return the set of ``bts``' task addresses whose printed back trace holds
+    ``value``'s hex digits -- every task with ``value`` among its stack words is in it
+    -- found with one search of the text; None when some back trace is not lazy."""
+    out = set()
+    by_text = {}  # type: Dict[int, tuple]
+    for bt in bts:
+        if not isinstance(bt, LazyBacktrace):
+            return None
+        sh = bt._shared
+        if id(sh) not in by_text:
+            by_text[id(sh)] = (sh, sh.chunks_with(value))
+        if bt._chunk in by_text[id(sh)][1]:
+            out.add(bt.task)
+    return out
+
+
 class StackText:
     """Stack words printed by ``bt -f``, readable as memory.
 
     ``read_words(addr, n)`` returns the ``n`` 8-byte words from ``addr`` (8-aligned)
     when all of them are printed in one task's back trace, else None (ask crash)."""
 
+    #: words read into the cache per look-up, at least
+    READ_AHEAD = 6
+
     def __init__(self, backtraces: Sequence[Backtrace]):
         spans = []
         for bt in backtraces:
             if not isinstance(bt, LazyBacktrace):
                 continue
-            fr = bt.frames
-            if not fr:
+            r = bt.sp_range()
+            if r is None:
                 continue
-            sps = [f.sp for f in fr]
-            spans.append((min(sps), max(sps) + 8, bt))
+            spans.append((min(r), max(r) + 8, bt))
         spans.sort(key=lambda x: x[0])
         self._lo = [s[0] for s in spans]
         self._spans = spans
@@ -449,17 +515,22 @@ class StackText:
         out = []  # type: List[int]
         want = addr
         stop = addr + 8 * n
-        while want < stop:
+        # read on past what was asked, to the end of the frame or READ_AHEAD words: the
+        # rest of a record is usually asked for next
+        ahead = max(stop, addr + 8 * self.READ_AHEAD)
+        while want < stop or pos < bt._end:
             eol = text.find("\n", pos, bt._end)
             line = text[pos:eol if eol >= 0 else bt._end]
             pos = eol + 1 if eol >= 0 else bt._end
             m = _STRICT_WORD.match(line)
             if m is None:
+                if want >= stop:
+                    break
                 if line.lstrip().startswith("#") and _FRAME.match(line):
                     continue        # the next frame's words follow on
                 return None
             a = int(m.group(1), 16)
-            if a > want:
+            if a > want and want < stop:
                 return None         # a gap: not printed
             for v in m.group(2).split():
                 val = int(v, 16)
@@ -468,6 +539,10 @@ class StackText:
                     out.append(val)
                     want = a + 8
                 a += 8
-            if eol < 0 and want < stop:
-                return None
+            if want >= stop and a >= ahead:
+                break
+            if eol < 0:
+                if want < stop:
+                    return None
+                break
         return out

@@ -200,6 +200,12 @@ def _scalar_size(port: Port, ctype: Optional[str], default: int = 8) -> int:
 
 def _enum_value(port: Port, name: str) -> Optional[int]:
     """Return the value of enumerator ``name`` from debuginfo (``p/d NAME``), or None."""
+    ask = getattr(port, "enum_value", None)
+    if ask is not None:
+        try:
+            return ask(name)
+        except CrashExtError:
+            return None
     try:
         out = port.command("p/d %s" % name)
     except CrashExtError:

@@ -23,7 +23,9 @@ class PsEntry(NamedTuple):
     ``cpu`` is None when crash printed ``?``; ``vsz``/``rss`` are KiB as crash prints
     them; ``comm`` is without the brackets crash puts around kernel threads' names,
     ``kthread`` says whether they were there; ``active`` is True for ``>`` / ``-`` rows
-    (``offline`` True only for ``-``).
+    (``offline`` True only for ``-``).  A row known only from a back trace's header
+    (see :class:`~crash_ext.analyses.snapshot.Snapshot`) has ``ppid``, ``mem_pct``,
+    ``vsz`` and ``rss`` None.
     """
 
     pid: int

@@ -18,6 +18,7 @@ from crash_ext.analyses.snapshot import Snapshot
 from crash_ext.models import locks as L
 from crash_ext.port import CrashCommandError, MemoryReadError, Port
 from crash_ext.verbs import whoholds
+from tests.unit.fakecrash import ps_lookup
 
 
 class FakePort(Port):
@@ -29,6 +30,8 @@ class FakePort(Port):
         self.commands = commands or {}
 
     def command(self, cmd):
+        if cmd.startswith("ps ") and cmd.split()[1][0] not in "-" and "ps" in self.commands:
+            return ps_lookup(self.commands["ps"], cmd)
         for k, v in self.commands.items():
             if cmd == k:
                 if isinstance(v, Exception):

@@ -13,6 +13,7 @@ from crash_ext.analyses.results import Blocked, Candidate, LockReport, TaskRef, 
 from crash_ext.models.stack import parse_backtraces
 from crash_ext.port import CrashCommandError, Port
 from crash_ext.render.dot import to_dot
+from tests.unit.fakecrash import ps_lookup
 from crash_ext.verbs import deadlock as D
 
 
@@ -329,6 +330,8 @@ class FakePort(Port):
             return self.bt
         if cmd.startswith("ps -m"):
             return ""
+        if cmd.startswith("ps ") and not cmd.startswith("ps -"):
+            return ps_lookup(self.ps, cmd)
         raise CrashCommandError("%s: not recorded" % cmd)
 
     def read(self, addr, size):

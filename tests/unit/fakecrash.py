@@ -1,0 +1,28 @@
+"""What crash answers to ``ps ADDR ...``, made from a recorded ``ps`` table (for fake
+ports): the rows of the tasks asked for, an error line for each address that is none."""
+
+from crash_ext.models.ps import parse_ps, parse_ps_line
+from crash_ext.port import CrashCommandError
+
+
+def ps_lookup(ps_text, cmd):
+    """Return crash's answer to ``cmd`` (``ps ADDR ...``) from ``ps_text``; raises
+    CrashCommandError, as the adapters do, when the answer ends in an error line."""
+    want = [int(w, 16) for w in cmd.split()[1:]]
+    lines = ps_text.splitlines()
+    out = [lines[0]] if lines else []
+    errors = []
+    by_task = {}
+    for line in lines:
+        e = parse_ps_line(line)
+        if e is not None:
+            by_task.setdefault(e.task, line)
+    for a in want:
+        if a in by_task:
+            out.append(by_task[a])
+        else:
+            errors.append("ps: invalid task or pid value: %x" % a)
+    text = "\n".join(errors + out) + "\n"
+    if not parse_ps(text):
+        raise CrashCommandError(errors[-1] if errors else "ps: no tasks")
+    return text
