@@ -25,7 +25,8 @@ from .lockreport import session_cache
 from .results import Blocked, TaskRef
 from .snapshot import Snapshot
 
-__all__ = ["blocked_on", "classify_function", "SCHED_FUNCS"]
+__all__ = ["blocked_on", "classify_function", "classify_stack", "own_records",
+           "SCHED_FUNCS"]
 
 SCHED_FUNCS = {"__schedule", "schedule", "schedule_timeout", "schedule_preempt_disabled",
                "io_schedule", "io_schedule_timeout", "__switch_to", "__switch_to_asm",
@@ -299,6 +300,19 @@ def _lock_frame_values(bt: Backtrace, lock_idx: int, span: int = 3):
                     yield v
 
 
+def own_records(words, task: int, w):
+    """Yield (record, list node, next, prev) for each place in ``words`` ({address:
+    value}, stack words) that reads as a waiter record of layout ``w`` naming ``task``
+    with kernel-pointer list links, lowest address first."""
+    for tslot in sorted(a for a, v in words.items() if v == task):
+        rec = tslot - w.task_off
+        node = rec + w.node_off
+        nxt = words.get(node)
+        prv = words.get(node + 8)
+        if nxt and prv and L.is_kernel_pointer(nxt) and L.is_kernel_pointer(prv):
+            yield rec, node, nxt, prv
+
+
 def _via_own_waiter(port, snap, bt, task, layout, lock_idx):
     w = layout.waiter
     if w is None or layout.wait_kind not in ("list", "headless"):
@@ -310,19 +324,11 @@ def _via_own_waiter(port, snap, bt, task, layout, lock_idx):
     for f in bt.frames:
         if f.index <= lock_idx + 1:
             words.update(f.words)
-    recs = [a for a, v in words.items()
-            if v == task and (a - w.task_off + w.node_off) in words]
+    recs = list(own_records(words, task, w))
     if not recs:
         words = bt.words
-        recs = [a for a, v in words.items()
-                if v == task and (a - w.task_off + w.node_off) in words]
-    for tslot in sorted(recs):
-        rec = tslot - w.task_off
-        node = rec + w.node_off
-        nxt = words.get(node)
-        prv = words.get(node + 8)
-        if not (nxt and prv and L.is_kernel_pointer(nxt) and L.is_kernel_pointer(prv)):
-            continue
+        recs = list(own_records(words, task, w))
+    for rec, node, nxt, prv in recs:
         mode = None
         if w.mode_off is not None:
             raw = b"".join((words.get(rec + i, 0)).to_bytes(8, "little")

@@ -194,6 +194,12 @@ class Snapshot:
                     on_task(bt)
         return res
 
+    def remember_words(self, words: Dict[int, int]) -> None:
+        """Keep stack words already read from the back traces' text, so reads of them
+        need no search of it."""
+        if self._stack_texts:
+            self._stack_texts[-1].remember(words)
+
     def stack_word_reads(self, addr: int, n: int) -> Optional[List[int]]:
         """Return the ``n`` 8-byte words at ``addr`` when the back traces read so far
         print all of them (``bt -f`` shows stack memory as it is in the dump), else

@@ -758,10 +758,12 @@ def _listed_on(bt, task: int, kind: str, on_lists: Dict[int, Set[int]], known
 
 def blocked_all(port: Port, snap, bts: Dict[int, object],
                 callers: Optional[Dict[int, Optional[str]]] = None,
-                classified: Optional[Dict[int, tuple]] = None) -> Dict[int, Blocked]:
+                classified: Optional[Dict[int, tuple]] = None,
+                records: Optional[Dict[int, tuple]] = None) -> Dict[int, Blocked]:
     """Return {task: Blocked} for every task in ``bts``, with few crash commands
     (``callers``, when given, gets each task's caller: see :func:`_caller`;
-    ``classified``: {task: (back trace, :func:`_classify_stack` of it)} already done).
+    ``classified``: {task: (back trace, :func:`_classify_stack` of it)} already done;
+    ``records``: {task: :func:`_own_record`} found while the stacks were read).
 
     Each task's stack is classified from the back traces already read.  A task in a lock
     slow path is matched to a lock already walked when that lock's wait list holds the
@@ -782,6 +784,8 @@ def blocked_all(port: Port, snap, bts: Dict[int, object],
     on_lists = {}  # type: Dict[int, Set[int]]   # task -> known locks listing it
     out = {}  # type: Dict[int, Blocked]
     callers = {} if callers is None else callers
+    if records:
+        _walk_recorded(port, snap, bts, records, known, on_lists)
 
     def _pid(t):
         e = snap.by_task(t)
@@ -841,6 +845,90 @@ def blocked_all(port: Port, snap, bts: Dict[int, object],
     return out
 
 
+def _list_layouts(port: Port) -> Dict[str, object]:
+    """Return {kind: layout} of the lock kinds whose waiters are records on a list."""
+    from ..models import locks as L
+    out = {}
+    for kind in ("mutex", "rw_semaphore", "semaphore"):
+        try:
+            lay = L.probe_layout(port, kind)
+        except CrashExtError:
+            continue
+        if lay.waiter is not None and lay.wait_kind == "list":
+            out[kind] = lay
+    return out
+
+
+def _own_record(bt, cls: tuple, layouts: Dict[str, object]) -> Optional[tuple]:
+    """Return (kind, record, node, next, prev, words, back trace, lock frame) for the
+    waiter record naming the task among the words printed under its lock slow-path
+    frame and the one above (``cls``: its :func:`_classify_stack`; ``words``: those
+    words), or None."""
+    from .blockedon import own_records
+    lock_idx, kind = cls[0], cls[1]
+    lay = layouts.get(kind) if lock_idx is not None else None
+    through = getattr(bt, "words_through", None)
+    if lay is None or through is None:
+        return None
+    words = through(lock_idx + 1, lock_idx)
+    for rec, node, nxt, prv in own_records(words, bt.task, lay.waiter):
+        return kind, rec, node, nxt, prv, words, bt, lock_idx
+    return None
+
+
+def _walk_recorded(port: Port, snap, bts, records: Dict[int, tuple], known, on_lists,
+                   cap: int = 1 << 16) -> None:
+    """Walk, once each, the locks that the waiter records in ``records`` lead to, and
+    note who each lists (``known``/``on_lists`` of :func:`blocked_all`).
+
+    A record's ``prev`` links are followed through the other records (bounded, loops
+    stop it) to the first node that is no task's record: the list head, if the lock it
+    belongs to -- head minus the wait list's offset -- is a word of the task's lock
+    frames.  Each such lock's memory is read in one exchange for all, then its wait
+    list is walked from the lock itself; only those walks decide who waits where."""
+    from ..models import locks as L
+    from .lockreport import session_cache
+    cache = session_cache(snap)
+    by_node = {r[2]: t for t, r in records.items()}
+    head_of = {}  # type: Dict[int, Optional[int]]
+    for kind, rec, node, nxt, prv in (r[:5] for r in records.values()):
+        path, on_path, cur = [], set(), node
+        while cur in by_node and cur not in head_of and len(path) < cap:
+            path.append(cur)
+            on_path.add(cur)
+            cur = records[by_node[cur]][4]
+            if cur in on_path:
+                cur = None          # a ring of records only: no head
+                break
+        h = head_of.get(cur) if cur in head_of else cur
+        for p in path:
+            head_of[p] = h
+    cands = {}  # type: Dict[int, str]
+    for kind, rec, node, nxt, prv, words, bt, lock_idx in records.values():
+        h = head_of.get(node)
+        if h is None:
+            continue
+        v = h - L.probe_layout(port, kind).wait_off     # cached per port
+        if v not in cands and L.is_kernel_pointer(v) and \
+                v in set(bt.words_through(lock_idx + 1).values()):
+            cands[v] = kind     # the lock is named in its lock frames
+    rst = getattr(snap, "remember_words", None)
+    if rst is not None:
+        for r in records.values():
+            rst(r[5])
+    port.read_many([(v, L.probe_layout(port, k).size) for v, k in sorted(cands.items())])
+    for v, kind in sorted(cands.items()):
+        try:
+            w = cache.walk(port, L.probe_layout(port, kind), v)
+        except CrashExtError:
+            continue
+        if not w.complete or v in known:
+            continue
+        known[v] = (kind, {e.task: (e.mode, e.waiter) for e in w.entries}, len(w.entries))
+        for e in w.entries:
+            on_lists.setdefault(e.task, set()).add(v)
+
+
 def _safe_blocked_on(blocked_on, port, snap, task, ref) -> Blocked:
     try:
         return blocked_on(port, task, snapshot=snap)
@@ -885,10 +973,20 @@ def _collect(port: Port, states: Sequence[str], snapshot, use_candidates,
     problems = []  # type: List[str]
     bts = {}  # type: Dict[int, object]
     classified = {}  # type: Dict[int, tuple]
+    records = {}  # type: Dict[int, tuple]
+    layouts = _list_layouts(port)
 
     def classify(bt):       # each stack, while crash prints the next ones
-        if bt.task is not None and _has_frames(bt):
-            classified[bt.task] = (bt, _classify_stack(bt))
+        if bt.task is None or not _has_frames(bt):
+            return
+        try:
+            c = classified[bt.task] = (bt, _classify_stack(bt))
+            rec = _own_record(bt, c[1], layouts)
+        except Exception:   # noqa: BLE001 - blocked_all reads this stack again
+            classified.pop(bt.task, None)
+            return
+        if rec is not None:
+            records[bt.task] = rec
     for st in states:
         bts.update(snap.backtraces(st, on_task=classify))
     # reads of stack words the back traces print are answered from their text
@@ -907,7 +1005,7 @@ def _collect(port: Port, states: Sequence[str], snapshot, use_candidates,
             continue
         readable[e.task] = bt
     callers = {}  # type: Dict[int, Optional[str]]
-    found = blocked_all(port, snap, readable, callers, classified)
+    found = blocked_all(port, snap, readable, callers, classified, records)
     blocked = unreadable + [found[t] for t in readable]
     for b in blocked:
         if b.kind == "unknown" and b.evidence and b.evidence[0].startswith(

@@ -37,7 +37,16 @@ _HDR = re.compile(r"\n[ \t]*PID:")
 _FLINE = re.compile(r"\n[ \t]*#(\d+)[ \t]+\[[ \t]*([0-9a-fA-F]+)\][ \t]+(\S+)"
                     r"(?:[ \t]+at[ \t]+([0-9a-fA-F]+))?([^\n]*)")
 _STRICT_WORD = re.compile(r"^    ([0-9a-f]{16}):((?: [0-9a-f]{16})+) ?$")
+_WORD_LINE = re.compile(r"\n    ([0-9a-f]{16}):((?: [0-9a-f]{16})+) ?(?=\n|$)")
 _MOD = re.compile(r"\[(?P<mod>[A-Za-z0-9_\-]+)\]")
+
+
+_PLAIN = bytes(range(0x20, 0x7f)) + b"\t\n"
+
+
+def _plain_ascii(text: str) -> bool:
+    """True when ``text`` holds only printable ASCII, tabs and newlines."""
+    return text.isascii() and not text.encode("ascii").translate(None, _PLAIN)
 
 
 class _Text:
@@ -220,6 +229,38 @@ class LazyBacktrace(Backtrace):
         for m in self._fm:
             yield int(m.group(1)), split_func_offset(m.group(3))[0]
 
+    def words_through(self, index: int, first: int = 0) -> Dict[int, int]:
+        """Return the stack words printed under the frames numbered ``first`` to
+        ``index`` (plain word lines only), read from the text without making frames."""
+        fm = self._fm
+        if not fm:
+            return {}
+        text = fm[0].string
+        start, end = None, self._end - self._off
+        for m in fm:
+            n = int(m.group(1))
+            if n > index:
+                end = m.start()
+                break
+            if start is None and n >= first:
+                start = m.end()
+        if start is None:
+            return {}
+        words = {}  # type: Dict[int, int]
+        for m in _WORD_LINE.finditer(text, start, end):
+            a = int(m.group(1), 16)
+            for v in m.group(2).split():
+                words[a] = int(v, 16)
+                a += 8
+        return words
+
+    def frame_sp(self, index: int) -> Optional[int]:
+        """Return the stack address of the frame numbered ``index``, or None."""
+        for m in self._fm:
+            if int(m.group(1)) == index:
+                return int(m.group(2), 16)
+        return None
+
     def has_frames(self) -> bool:
         """True when crash printed at least one frame line."""
         return bool(self._fm)
@@ -296,7 +337,8 @@ def parse_backtraces_lazy(text: str) -> List[Backtrace]:
     module notes).  Text this reader does not take apart with confidence (lines before
     the first header, characters other than printable ASCII) is given to the full parser
     -- the whole text, or the tasks concerned."""
-    if not text or _BREAKS.search(text):
+    plain = bool(text) and _plain_ascii(text)
+    if not text or (not plain and _BREAKS.search(text)):
         return parse_backtraces(text)      # lines are cut at more than newlines
     starts = []  # type: List[int]
     first_end = text.find("\n")
@@ -315,7 +357,7 @@ def parse_backtraces_lazy(text: str) -> List[Backtrace]:
         return parse_backtraces(text)
     exotic = set()  # type: set
     shared = _Text(text, starts)
-    for m in _EXOTIC.finditer(text):
+    for m in (() if plain else _EXOTIC.finditer(text)):
         exotic.add(bisect.bisect_right(starts, m.start()) - 1)
     out = []  # type: List[Backtrace]
     for i, s in enumerate(starts):
@@ -391,10 +433,12 @@ class BacktraceStream:
                 pass
 
     def _feed(self, piece: str) -> None:
-        # the whole-text checks of parse_backtraces_lazy, piece by piece
-        if _BREAKS.search(piece):
-            raise ValueError("other line breaks")
-        self._exotic.extend(self._seen + m.start() for m in _EXOTIC.finditer(piece))
+        # the whole-text checks of parse_backtraces_lazy, piece by piece (skipped for
+        # the usual piece: printable ASCII, tabs and newlines only)
+        if not _plain_ascii(piece):
+            if _BREAKS.search(piece):
+                raise ValueError("other line breaks")
+            self._exotic.extend(self._seen + m.start() for m in _EXOTIC.finditer(piece))
         self._lower.append(piece.lower())
         old = self._buf
         buf = old + piece
@@ -470,6 +514,11 @@ class StackText:
 
     #: words read into the cache per look-up, at least
     READ_AHEAD = 6
+
+    def remember(self, words: Dict[int, int]) -> None:
+        """Keep stack words already read from these back traces' text (so reads of
+        them need no search)."""
+        self._cache.update(words)
 
     def __init__(self, backtraces: Sequence[Backtrace]):
         spans = []
