@@ -268,25 +268,10 @@ def _ring(port: Port, cache, start: int, cap: int = L.MAX_WAITERS + 2
     return out
 
 
-def _lock_frames_words(bt: Backtrace, lock_idx: int, span: int = 3) -> List[int]:
-    """Return stack word values ordered: frames lock_idx-? .. lock_idx+span first
-    (nearest the slow path), then the rest innermost first; distinct."""
-    near, far = [], []
-    for f in bt.frames:
-        dst = near if f.index <= lock_idx + span else far
-        for a in sorted(f.words):
-            dst.append(f.words[a])
-    out, seen = [], set()
-    for v in near + far:
-        if v not in seen:
-            seen.add(v)
-            out.append(v)
-    return out
-
-
 def _lock_frame_values(bt: Backtrace, lock_idx: int, span: int = 3):
-    """Yield :func:`_lock_frames_words`'s values, reading the far frames only when the
-    near ones are used up."""
+    """Yield the distinct stack word values, frames up to ``lock_idx + span`` (nearest
+    the slow path) first, then the rest innermost first; the far frames are read only
+    when the near ones are used up."""
     seen = set()
     for near in (True, False):
         for f in bt.frames:
@@ -408,7 +393,7 @@ def _via_scan(port, snap, bt, task, layout, lock_idx, limit: int = 64):
     cache = session_cache(snap)
     lo, hi = _stack_range(bt)
     tried = 0
-    for v in _lock_frames_words(bt, lock_idx):
+    for v in _lock_frame_values(bt, lock_idx):
         if not L.is_kernel_pointer(v) or v % 8 or lo <= v < hi or v == task:
             continue
         tried += 1

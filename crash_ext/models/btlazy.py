@@ -10,9 +10,8 @@ read on its own with a split; anything else reads the whole task with
 
 Two helpers make the text useful without reading it all:
 
-* :meth:`LazyBacktrace.may_contain` / :meth:`LazyFrame.may_contain` -- False only when
-  the value cannot be among the task's (frame's) words: its hex digits do not occur in
-  the task's (frame's) text.  Searching the text is much cheaper than reading words.
+* :func:`tasks_containing` -- the tasks whose text holds a value's hex digits (every
+  task with that value among its stack words is one), from one search of the text.
 * :class:`StackText` -- the stack words printed by ``bt -f`` as memory: a read that
   falls on printed stack words is answered from the text (a dump does not change, so
   they are what ``rd`` would print); everything else is left to crash.
@@ -57,20 +56,7 @@ class _Text:
         self.text = text
         self.lower = text.lower()
         self.starts = starts
-        self._asked = {}  # type: Dict[int, int]
         self._hits = {}  # type: Dict[int, frozenset]
-
-    def chunk_may_contain(self, chunk: int, start: int, end: int, value: int) -> bool:
-        """False when ``value``'s hex digits are not in text[start:end] (chunk
-        ``chunk``).  A value asked about for many chunks is looked up in the whole text
-        once instead."""
-        hits = self._hits.get(value)
-        if hits is None:
-            n = self._asked[value] = self._asked.get(value, 0) + 1
-            if n < 32:
-                return self.lower.find("%x" % value, start, end) >= 0
-            hits = self._hits[value] = self._chunks_with(value)
-        return chunk in hits
 
     def chunks_with(self, value: int) -> frozenset:
         """Return the chunks whose text holds ``value``'s hex digits (cached)."""
@@ -141,47 +127,6 @@ class LazyFrame(Frame):
             val = d[name]
         d[name] = val
         return val
-
-    def first_word_of(self, values) -> Optional[tuple]:
-        """Return (address, value) of the lowest-addressed word of this frame whose value
-        is in ``values``, or None -- what a look through ``words`` gives, found by
-        searching the frame's text for the values' digits."""
-        if "words" not in self._lazy:
-            sh = self._bt._shared
-            text, low = sh.text, sh.lower
-            seg, end = self._seg, self._seg_end
-            best = None
-            for v in values:
-                h = "%x" % v
-                pos = low.find(h, seg, end)
-                while pos >= 0:
-                    ls = text.rfind("\n", seg - 1, pos) + 1
-                    le = text.find("\n", pos, end)
-                    if le < 0:
-                        le = end
-                    m = _STRICT_WORD.match(text[max(ls, seg):le])
-                    if m is None:
-                        best = self._first_in_words(values)   # not a plain word line
-                        return best
-                    a = int(m.group(1), 16)
-                    for tok in m.group(2).split():
-                        if int(tok, 16) == v and (best is None or a < best[0]):
-                            best = (a, v)
-                        a += 8
-                    pos = low.find(h, le, end)
-            return best
-        return self._first_in_words(values)
-
-    def _first_in_words(self, values) -> Optional[tuple]:
-        words = self.words
-        for a in sorted(words):
-            if words[a] in values:
-                return a, words[a]
-        return None
-
-    def may_contain(self, value: int) -> bool:
-        """False when ``value`` cannot be one of this frame's words."""
-        return self._bt._shared.lower.find("%x" % value, self._seg, self._seg_end) >= 0
 
     words = property(lambda self: self._get("words"),
                      lambda self, v: self._lazy.__setitem__("words", v))
@@ -307,10 +252,6 @@ class LazyBacktrace(Backtrace):
             bts = parse_backtraces(self._shared.text[self._start:self._end])
             self._full_bt = bts[0]
         return self._full_bt
-
-    def may_contain(self, value: int) -> bool:
-        """False when ``value`` cannot be one of this task's stack words."""
-        return self._shared.chunk_may_contain(self._chunk, self._start, self._end, value)
 
     def _get(self, name: str):
         if name not in self._lazy:
