@@ -43,10 +43,25 @@ def _canonical(word: str) -> str:
     return {"print": "p", "*": "struct", "gdb": "gdb"}.get(word, word)
 
 
+#: answers longer than this are first checked on their last lines only
+_TAIL_CHECK = 1 << 16
+
+
 def find_error(cmd: str, text: str) -> Optional[Tuple[str, str]]:
     """Return ``(message, partial)`` when ``text`` (crash's answer to ``cmd``) ends in an
     error line, else None.  ``message`` is crash's error line(s) at the end, ``partial``
     the output before them."""
+    if len(text) > _TAIL_CHECK and "possible alternatives:" not in text:
+        # a long answer (a foreach over thousands of tasks): when its last lines end in
+        # no error, neither does the whole; split all of it only when they do
+        cut = text.find("\n", len(text) - _TAIL_CHECK)
+        tail = text[cut + 1:] if cut >= 0 else ""
+        if tail.strip() and _find_error(cmd, tail) is None:
+            return None
+    return _find_error(cmd, text)
+
+
+def _find_error(cmd: str, text: str) -> Optional[Tuple[str, str]]:
     lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()

@@ -36,7 +36,9 @@ class SessionCache:
     with thousands of tasks: seconds); False leaves it None."""
 
     def __init__(self, snapshot: Snapshot, read_last_ran: bool = True):
-        self.snap = snapshot
+        # weakly: the cache lives as long as its snapshot, in a WeakKeyDictionary
+        # keyed by it, which a strong reference here would keep alive for ever
+        self._snap = weakref.ref(snapshot)
         self.read_last_ran = read_last_ran
         self.last_ran = None  # type: Optional[Dict[int, str]]
         self.walks = {}  # type: Dict[Tuple[str, int], L.WaitWalk]
@@ -45,6 +47,11 @@ class SessionCache:
         self.blocked = {}  # type: Dict[int, object]
         self.states = {}  # type: Dict[Tuple[str, int], L.LockState]
         self.slabs = {}  # type: Dict[int, Optional[Dict[str, object]]]
+
+    @property
+    def snap(self) -> Snapshot:
+        """The snapshot this cache belongs to."""
+        return self._snap()
 
     def ps_m(self) -> Dict[int, str]:
         """Return {task address: time since it last ran, as ``ps -m`` prints it}."""

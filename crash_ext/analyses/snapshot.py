@@ -11,7 +11,7 @@ from typing import Dict, Iterable, List, Optional
 from ..models.btlazy import BacktraceStream, StackText, parse_backtraces_lazy
 from ..models.ps import PsEntry, parse_ps
 from ..models.stack import Backtrace, parse_backtraces
-from ..port import CrashCommandError, CrashExtError, Port
+from ..port import CrashCommandError, Port
 from .results import TaskRef
 
 
@@ -34,8 +34,8 @@ class Snapshot:
     """Tasks and their stacks, read lazily from ``port`` and cached.
 
     The whole task list (``ps``) is read only when something needs all tasks; the tasks
-    of a state come from the headers of ``foreach STATE bt -f`` when ``ps -S`` counts
-    exactly that many in the state, and single tasks are looked up with ``ps ADDR ...``.
+    of a state come from the headers of ``foreach STATE bt -f`` when every header line
+    of its text was read, and single tasks are looked up with ``ps ADDR ...``.
     """
 
     #: task addresses per ``ps ADDR ...`` command
@@ -48,7 +48,6 @@ class Snapshot:
         self._by_task = {}  # type: Dict[int, PsEntry]
         self._not_tasks = set()  # type: set
         self._in_state = {}  # type: Dict[str, List[PsEntry]]
-        self._counts = None  # type: Optional[Dict[str, int]]
         self._bt = {}  # type: Dict[int, Backtrace]
         self._states_read = set()
         self._stack_texts = []  # type: List[StackText]
@@ -113,24 +112,14 @@ class Snapshot:
             return [e for s in want for e in self._in_state[s]]
         return [t for t in self.tasks() if t.state in set(want)]
 
-    def _count(self, state: str) -> Optional[int]:
-        """Return how many tasks ``ps -S`` counts in ``state`` (0 when it lists none),
-        None when ``ps -S`` cannot be read."""
-        if self._counts is None:
-            try:
-                out = self.port.command("ps -S")
-            except CrashExtError:
-                return None
-            self._counts = {}
-            for line in out.splitlines():
-                k, colon, v = line.strip().partition(":")
-                if colon and v.strip().isdigit():
-                    self._counts[k.strip()] = int(v)
-        return self._counts.get(state, 0)
-
-    def _learn_headers(self, state: str, bts: List[Backtrace]) -> None:
+    def _learn_headers(self, state: str, bts: List[Backtrace], text: str) -> None:
         """Know the tasks of ``state`` from back-trace headers (``ppid``, ``mem_pct``,
-        ``vsz`` and ``rss`` None) when they are all of them by ``ps -S``."""
+        ``vsz`` and ``rss`` None) when each header line of ``text`` (the ``foreach``
+        answer they were read from) gave one.
+
+        crash's ``foreach STATE`` prints a header for every task of the state before
+        its back trace, even when the back trace then fails (``print_task_header`` in
+        its task.c), so those headers list the state's tasks -- what ``ps`` would."""
         entries = []  # type: List[PsEntry]
         seen = set()
         for bt in bts:
@@ -140,8 +129,9 @@ class Snapshot:
             entries.append(self._by_task.get(bt.task) or PsEntry(
                 pid=bt.pid, ppid=None, cpu=bt.cpu, task=bt.task, state=state,
                 mem_pct=None, vsz=None, rss=None, comm=bt.command or ""))
-        if self._count(state) != len(entries):
-            return              # some task printed no header: ps will tell which
+        headers = text.lstrip(" \t").startswith("PID:") + text.count("\nPID:")
+        if headers != len(entries):
+            return              # some header was not read: ps will tell the tasks
         for e in entries:
             self._by_task.setdefault(e.task, e)
         self._in_state[state] = entries
@@ -186,19 +176,13 @@ class Snapshot:
             self._stack_texts.append(StackText(bts))
             self._states_read.add(state)
             if self._tasks is None:
-                self._learn_headers(state, bts)
+                self._learn_headers(state, bts, text)
         res = {t.task: self._bt[t.task] for t in self.in_state([state]) if t.task in self._bt}
         if on_task is not None:
             for bt in res.values():
                 if id(bt) not in told:
                     on_task(bt)
         return res
-
-    def remember_words(self, words: Dict[int, int]) -> None:
-        """Keep stack words already read from the back traces' text, so reads of them
-        need no search of it."""
-        if self._stack_texts:
-            self._stack_texts[-1].remember(words)
 
     def stack_word_reads(self, addr: int, n: int) -> Optional[List[int]]:
         """Return the ``n`` 8-byte words at ``addr`` when the back traces read so far

@@ -27,6 +27,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+from ..models.btlazy import text_search
 from ..port import CrashExtError, Port
 from .results import Blocked, Candidate, LockReport, TaskRef
 
@@ -269,14 +270,18 @@ def _from_candidates(rep: LockReport, waiters: Set[int]) -> Tuple[List[HeldBy], 
 
 
 def _from_stacks(addr: int, waiters: Set[int], blocked: Dict[int, Blocked],
-                 backtraces: Dict[int, object], want: int) -> List[HeldBy]:
-    """Blocked tasks with ``addr`` in a live frame above their blocking frame."""
-    from ..models.btlazy import tasks_containing
+                 backtraces: Dict[int, object], want: int,
+                 containing: Optional[Callable[[int], Set[int]]] = None) -> List[HeldBy]:
+    """Blocked tasks with ``addr`` in a live frame above their blocking frame
+    (``containing``: :func:`~crash_ext.models.btlazy.text_search` of ``backtraces``,
+    which narrows the tasks to look at)."""
     found = []
-    maybe = tasks_containing(backtraces.values(), addr)
-    for t, bt in backtraces.items():
-        if t in waiters or t not in blocked or (maybe is not None and t not in maybe):
-            continue        # the address is nowhere in its stack text
+    maybe = containing(addr) if containing is not None else backtraces
+    for t in sorted(maybe, key=lambda x: (blocked[x].task.pid or 0, x)
+                    if x in blocked else (0, x)):
+        bt = backtraces.get(t)
+        if bt is None or t in waiters or t not in blocked:
+            continue
         bidx = blocked[t].frame if blocked[t].frame is not None else -1
         hit = None
         for f in getattr(bt, "frames", []):
@@ -337,6 +342,7 @@ def build_graph(blocked: Iterable[Blocked], reports: Dict[int, LockReport],
     for addr, rep in reports.items():
         g.locks[addr] = LockNode(address=addr, report=rep, candidates=list(rep.candidates))
     owners = set()  # type: Set[int]
+    search = []     # [text_search of bts], made for the first lock that needs it
     for ln in g.locks.values():
         ln.holders = _recorded_holders(ln.report)
         owners.update(h.task.task for h in ln.holders)
@@ -353,7 +359,9 @@ def build_graph(blocked: Iterable[Blocked], reports: Dict[int, LockReport],
         want = _expected_holders(rep)
         held, why = _from_candidates(rep, waiters)
         if not held:
-            held = _from_stacks(addr, waiters, bl, bts, want)
+            if not search:
+                search.append(text_search(bts.values()))
+            held = _from_stacks(addr, waiters, bl, bts, want, search[0])
         if not held:
             held = _by_elimination(rep, waiters, bl, owners, want)
         if held:
@@ -457,10 +465,10 @@ def simple_cycles(comp: Sequence, succ: Callable[[object], Sequence],
     return cycles, True
 
 
-def _reverse(g: WaitForGraph) -> Dict[Node, List[Node]]:
+def _reverse(adj: Dict[Node, List[Node]]) -> Dict[Node, List[Node]]:
     rev = {}  # type: Dict[Node, List[Node]]
-    for n in g.nodes():
-        for w in g.successors(n):
+    for n, ws in adj.items():
+        for w in ws:
             rev.setdefault(w, []).append(n)
     return rev
 
@@ -544,15 +552,19 @@ def analyse(g: WaitForGraph, states: Sequence[str] = ("UN",)) -> WaitFor:
     raises.
     """
     nodes = g.nodes()
-    comps = tarjan_scc(nodes, g.successors)
+    adj = {n: g.successors(n) for n in nodes}
+
+    def succ(n: Node) -> List[Node]:
+        return adj[n] if n in adj else g.successors(n)
+    comps = tarjan_scc(nodes, succ)
     cyc_comps = []
     for c in comps:
-        if len(c) > 1 or c[0] in g.successors(c[0]):
+        if len(c) > 1 or c[0] in succ(c[0]):
             cyc_comps.append(c)
     cycles = []  # type: List[Cycle]
     truncated = []  # type: List[str]
     in_cycle = set()  # type: Set[Node]
-    rev = _reverse(g)
+    rev = _reverse(adj)
     for ci, comp in enumerate(sorted(cyc_comps, key=lambda c: min(
             (g.tasks[a].pid or 0) for k, a in c if k == "t") if any(
             k == "t" for k, _ in c) else 0)):
@@ -560,7 +572,7 @@ def analyse(g: WaitForGraph, states: Sequence[str] = ("UN",)) -> WaitFor:
         comp_sorted = sorted(comp, key=lambda n: (n[0] != "t", g.tasks[n[1]].pid
                                                   if n[0] == "t" and g.tasks[n[1]].pid
                                                   is not None else 1 << 30, n[1]))
-        found, complete = simple_cycles(comp_sorted, g.successors)
+        found, complete = simple_cycles(comp_sorted, succ)
         if not complete:
             truncated.append("component %d: cycle listing stopped after %d cycles"
                              % (ci + 1, len(found)))
@@ -603,7 +615,7 @@ def analyse(g: WaitForGraph, states: Sequence[str] = ("UN",)) -> WaitFor:
     for n in nodes:
         if n in done:
             continue
-        if not g.successors(n):
+        if not succ(n):
             sinks.append(n)
     groups = {}  # type: Dict[Tuple, List[Node]]
     dists = {}  # type: Dict[Node, Dict[Node, int]]
@@ -677,7 +689,7 @@ def restrict_to_pid(res: WaitFor, pid: int) -> Optional[WaitFor]:
             break
     if start is None:
         return None
-    rev = _reverse(g)
+    rev = _reverse({n: g.successors(n) for n in g.nodes()})
     seen = {start}
     frontier = [start]
     while frontier:
@@ -707,6 +719,15 @@ class _Head:
 
     def __init__(self, index: int, function: str):
         self.index, self.function = index, function
+
+
+class _Record:
+    """A sleeper's own waiter record, as printed under its lock slow-path frame."""
+    __slots__ = ("kind", "addr", "node", "prev", "raw", "bt", "lock_idx")
+
+    def __init__(self, kind, addr, node, prev, raw, bt, lock_idx):
+        self.kind, self.addr, self.node, self.prev = kind, addr, node, prev
+        self.raw, self.bt, self.lock_idx = raw, bt, lock_idx
 
 
 def _heads(bt):
@@ -740,15 +761,17 @@ def _classify_stack(bt) -> Tuple[Optional[int], Optional[str], Optional[str],
     return lock.index, kind, mode, lock.function, None, caller
 
 
-def _listed_on(bt, task: int, kind: str, on_lists: Dict[int, Set[int]], known
-               ) -> Optional[Tuple[int, int]]:
+def _listed_on(bt, task: int, kind: str, on_lists: Dict[int, Set[int]], known,
+               record: Optional[_Record] = None) -> Optional[Tuple[int, int]]:
     """Return (lock, waiter record) when exactly one walked lock of ``kind`` lists
-    ``task`` and its waiter record lies within the task's stack (between its innermost
-    and outermost frames), else None."""
+    ``task`` and its waiter record lies within the task's stack (it is ``record``, found
+    there, or lies between its innermost and outermost frames), else None."""
     locks = [v for v in on_lists.get(task, ()) if known[v][0] == kind]
     if len(locks) != 1:
         return None
     wrec = known[locks[0]][1][task][1]
+    if record is not None and record.addr == wrec and record.bt is bt:
+        return locks[0], wrec
     rng = bt.sp_range() if hasattr(bt, "sp_range") else (
         (bt.frames[0].sp, bt.frames[-1].sp) if bt.frames else None)
     if rng is None or not min(rng) <= wrec <= max(rng):
@@ -759,7 +782,7 @@ def _listed_on(bt, task: int, kind: str, on_lists: Dict[int, Set[int]], known
 def blocked_all(port: Port, snap, bts: Dict[int, object],
                 callers: Optional[Dict[int, Optional[str]]] = None,
                 classified: Optional[Dict[int, tuple]] = None,
-                records: Optional[Dict[int, tuple]] = None) -> Dict[int, Blocked]:
+                records: Optional[Dict[int, _Record]] = None) -> Dict[int, Blocked]:
     """Return {task: Blocked} for every task in ``bts``, with few crash commands
     (``callers``, when given, gets each task's caller: see :func:`_caller`;
     ``classified``: {task: (back trace, :func:`_classify_stack` of it)} already done;
@@ -784,8 +807,9 @@ def blocked_all(port: Port, snap, bts: Dict[int, object],
     on_lists = {}  # type: Dict[int, Set[int]]   # task -> known locks listing it
     out = {}  # type: Dict[int, Blocked]
     callers = {} if callers is None else callers
+    records = records or {}
     if records:
-        _walk_recorded(port, snap, bts, records, known, on_lists)
+        _walk_recorded(port, snap, records, _list_layouts(port), known, on_lists)
 
     def _pid(t):
         e = snap.by_task(t)
@@ -814,7 +838,7 @@ def blocked_all(port: Port, snap, bts: Dict[int, object],
             continue
         # a lock already walked whose wait list holds this task, through a waiter
         # record inside this task's own stack
-        hit = _listed_on(bt, task, kind, on_lists, known)
+        hit = _listed_on(bt, task, kind, on_lists, known, records.get(task))
         if hit is not None:
             v, wrec = hit
             lk, waiters, n = known[v]
@@ -859,11 +883,10 @@ def _list_layouts(port: Port) -> Dict[str, object]:
     return out
 
 
-def _own_record(bt, cls: tuple, layouts: Dict[str, object]) -> Optional[tuple]:
-    """Return (kind, record, node, next, prev, words, back trace, lock frame) for the
-    waiter record naming the task among the words printed under its lock slow-path
-    frame and the one above (``cls``: its :func:`_classify_stack`; ``words``: those
-    words), or None."""
+def _own_record(bt, cls: tuple, layouts: Dict[str, object]) -> Optional[_Record]:
+    """Return the waiter record naming the task among the words printed under its lock
+    slow-path frame and the one above (``cls``: its :func:`_classify_stack`), or None.
+    Its ``raw`` holds the record's bytes when all of them are printed there, else None."""
     from .blockedon import own_records
     lock_idx, kind = cls[0], cls[1]
     lay = layouts.get(kind) if lock_idx is not None else None
@@ -871,32 +894,54 @@ def _own_record(bt, cls: tuple, layouts: Dict[str, object]) -> Optional[tuple]:
     if lay is None or through is None:
         return None
     words = through(lock_idx + 1, lock_idx)
-    for rec, node, nxt, prv in own_records(words, bt.task, lay.waiter):
-        return kind, rec, node, nxt, prv, words, bt, lock_idx
+    w = lay.waiter
+    for rec, node, nxt, prv in own_records(words, bt.task, w):
+        vals = [words.get(a) for a in range(rec, rec + max(w.size, w.task_off + 8), 8)]
+        raw = None if None in vals else b"".join(v.to_bytes(8, "little") for v in vals)
+        return _Record(kind, rec, node, prv, raw, bt, lock_idx)
     return None
 
 
-def _walk_recorded(port: Port, snap, bts, records: Dict[int, tuple], known, on_lists,
-                   cap: int = 1 << 16) -> None:
+class _KnownMemory:
+    """A port whose reads of ``mem`` ({address: bytes}) are answered from it; every
+    other read and call goes to ``port``."""
+
+    def __init__(self, port: Port, mem: Dict[int, bytes]):
+        self._port, self._mem = port, mem
+
+    def read(self, addr: int, size: int) -> bytes:
+        got = self._mem.get(addr)
+        if got is not None and len(got) >= size:
+            return got[:size]
+        return self._port.read(addr, size)
+
+    def __getattr__(self, name):
+        return getattr(self._port, name)
+
+
+def _walk_recorded(port: Port, snap, records: Dict[int, _Record], layouts, known,
+                   on_lists, cap: int = 1 << 16) -> None:
     """Walk, once each, the locks that the waiter records in ``records`` lead to, and
-    note who each lists (``known``/``on_lists`` of :func:`blocked_all`).
+    note who each lists (``known``/``on_lists`` of :func:`blocked_all`; ``layouts``:
+    :func:`_list_layouts`).
 
     A record's ``prev`` links are followed through the other records (bounded, loops
     stop it) to the first node that is no task's record: the list head, if the lock it
     belongs to -- head minus the wait list's offset -- is a word of the task's lock
     frames.  Each such lock's memory is read in one exchange for all, then its wait
-    list is walked from the lock itself; only those walks decide who waits where."""
+    list is walked from the lock itself (records printed whole in their stacks are read
+    from that text); only those walks decide who waits where."""
     from ..models import locks as L
     from .lockreport import session_cache
     cache = session_cache(snap)
-    by_node = {r[2]: t for t, r in records.items()}
+    by_node = {r.node: r for r in records.values()}
     head_of = {}  # type: Dict[int, Optional[int]]
-    for kind, rec, node, nxt, prv in (r[:5] for r in records.values()):
-        path, on_path, cur = [], set(), node
+    for r in records.values():
+        path, on_path, cur = [], set(), r.node
         while cur in by_node and cur not in head_of and len(path) < cap:
             path.append(cur)
             on_path.add(cur)
-            cur = records[by_node[cur]][4]
+            cur = by_node[cur].prev
             if cur in on_path:
                 cur = None          # a ring of records only: no head
                 break
@@ -904,22 +949,19 @@ def _walk_recorded(port: Port, snap, bts, records: Dict[int, tuple], known, on_l
         for p in path:
             head_of[p] = h
     cands = {}  # type: Dict[int, str]
-    for kind, rec, node, nxt, prv, words, bt, lock_idx in records.values():
-        h = head_of.get(node)
+    for r in records.values():
+        h = head_of.get(r.node)
         if h is None:
             continue
-        v = h - L.probe_layout(port, kind).wait_off     # cached per port
+        v = h - layouts[r.kind].wait_off
         if v not in cands and L.is_kernel_pointer(v) and \
-                v in set(bt.words_through(lock_idx + 1).values()):
-            cands[v] = kind     # the lock is named in its lock frames
-    rst = getattr(snap, "remember_words", None)
-    if rst is not None:
-        for r in records.values():
-            rst(r[5])
-    port.read_many([(v, L.probe_layout(port, k).size) for v, k in sorted(cands.items())])
+                v in set(r.bt.words_through(r.lock_idx + 1).values()):
+            cands[v] = r.kind     # the lock is named in its lock frames
+    port.read_many([(v, layouts[k].size) for v, k in sorted(cands.items())])
+    mem = _KnownMemory(port, {r.addr: r.raw for r in records.values() if r.raw})
     for v, kind in sorted(cands.items()):
         try:
-            w = cache.walk(port, L.probe_layout(port, kind), v)
+            w = cache.walk(mem, layouts[kind], v)
         except CrashExtError:
             continue
         if not w.complete or v in known:

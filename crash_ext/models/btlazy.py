@@ -10,8 +10,8 @@ read on its own with a split; anything else reads the whole task with
 
 Two helpers make the text useful without reading it all:
 
-* :func:`tasks_containing` -- the tasks whose text holds a value's hex digits (every
-  task with that value among its stack words is one), from one search of the text.
+* :func:`text_search` -- the tasks whose text holds a value's hex digits (every task
+  with that value among its stack words is one), from one search of the text.
 * :class:`StackText` -- the stack words printed by ``bt -f`` as memory: a read that
   falls on printed stack words is answered from the text (a dump does not change, so
   they are what ``rd`` would print); everything else is left to crash.
@@ -19,12 +19,12 @@ Two helpers make the text useful without reading it all:
 
 import bisect
 import re
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Set
 
 from .stack import _FRAME, _TASK, Backtrace, Frame, parse_backtraces, split_func_offset
 
 __all__ = ["parse_backtraces_lazy", "LazyBacktrace", "LazyFrame", "StackText",
-           "tasks_containing"]
+           "text_search"]
 
 # anything but printable ASCII, tab and newline: such text is read by the full parser
 # (other line breaks and white space would change how lines are cut)
@@ -164,8 +164,9 @@ class LazyBacktrace(Backtrace):
         self._off = 0 if local is None else off
         hdr_end = text.find("\n", start - self._off, end - self._off)
         self._hdr_end = hdr_end
-        self._fm = [] if hdr_end < 0 else list(_FLINE.finditer(text, hdr_end,
-                                                               end - self._off))
+        fm = self._fm = [] if hdr_end < 0 else list(_FLINE.finditer(text, hdr_end,
+                                                                    end - self._off))
+        self._sp = (int(fm[0].group(2), 16), int(fm[-1].group(2), 16)) if fm else None
 
     def frame_heads(self):
         """Yield (index, function) of each frame, innermost first -- what
@@ -212,9 +213,7 @@ class LazyBacktrace(Backtrace):
 
     def sp_range(self) -> Optional[tuple]:
         """Return (innermost, outermost) frame stack address, None without frames."""
-        if not self._fm:
-            return None
-        return int(self._fm[0].group(2), 16), int(self._fm[-1].group(2), 16)
+        return self._sp
 
     def _read_frames(self) -> List[Frame]:
         if self._hdr_end < 0:
@@ -430,21 +429,24 @@ class BacktraceStream:
         return out
 
 
-def tasks_containing(bts, value: int):
-    """Return the set of ``bts``' task addresses whose printed back trace holds
-    ``value``'s hex digits -- every task with ``value`` among its stack words is in it
-    -- found with one search of the text; None when some back trace is not lazy."""
-    out = set()
-    by_text = {}  # type: Dict[int, tuple]
+def text_search(bts) -> Optional[Callable[[int], Set[int]]]:
+    """Return a function giving, for a value, the set of ``bts``' task addresses whose
+    printed back trace holds its hex digits -- every task with the value among its stack
+    words is in it -- each from one search of the text; None when some back trace is
+    not lazy."""
+    by_text = {}  # type: Dict[int, tuple]   # id(text) -> (text, {chunk: task})
     for bt in bts:
         if not isinstance(bt, LazyBacktrace):
             return None
         sh = bt._shared
-        if id(sh) not in by_text:
-            by_text[id(sh)] = (sh, sh.chunks_with(value))
-        if bt._chunk in by_text[id(sh)][1]:
-            out.add(bt.task)
-    return out
+        by_text.setdefault(id(sh), (sh, {}))[1][bt._chunk] = bt.task
+
+    def containing(value: int) -> Set[int]:
+        out = set()  # type: Set[int]
+        for sh, tasks in by_text.values():
+            out.update(tasks[c] for c in sh.chunks_with(value) if c in tasks)
+        return out
+    return containing
 
 
 class StackText:
@@ -456,24 +458,23 @@ class StackText:
     #: words read into the cache per look-up, at least
     READ_AHEAD = 6
 
-    def remember(self, words: Dict[int, int]) -> None:
-        """Keep stack words already read from these back traces' text (so reads of
-        them need no search)."""
-        self._cache.update(words)
-
     def __init__(self, backtraces: Sequence[Backtrace]):
-        spans = []
-        for bt in backtraces:
-            if not isinstance(bt, LazyBacktrace):
-                continue
-            r = bt.sp_range()
-            if r is None:
-                continue
-            spans.append((min(r), max(r) + 8, bt))
-        spans.sort(key=lambda x: x[0])
-        self._lo = [s[0] for s in spans]
-        self._spans = spans
+        self._bts = backtraces
+        self._spans = None  # type: Optional[List[tuple]]   # made on the first read
         self._cache = {}  # type: Dict[int, int]
+
+    def _index(self) -> List[tuple]:
+        """Return [(lowest, past highest stack address, back trace)] by address."""
+        if self._spans is None:
+            spans = []
+            for bt in self._bts:
+                r = bt.sp_range() if isinstance(bt, LazyBacktrace) else None
+                if r is not None:
+                    spans.append((min(r), max(r) + 8, bt))
+            spans.sort(key=lambda x: x[0])
+            self._lo = [s[0] for s in spans]
+            self._spans = spans
+        return self._spans
 
     def _line_at(self, bt: LazyBacktrace, addr: int) -> int:
         """Return the text position of the word line holding ``addr``, or -1."""
@@ -492,10 +493,11 @@ class StackText:
             got = [cache.get(addr + 8 * k) for k in range(n)]
             if None not in got:
                 return got
+        spans = self._index()
         i = bisect.bisect_right(self._lo, addr) - 1
         if i < 0:
             return None
-        lo, hi, bt = self._spans[i]
+        lo, hi, bt = spans[i]
         if not (lo <= addr and addr + 8 * n <= hi):
             return None
         pos = self._line_at(bt, addr)

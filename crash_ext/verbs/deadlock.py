@@ -12,6 +12,7 @@ import sys
 from typing import Dict, List, Optional
 
 from ..analyses.results import TaskRef
+from ..analyses.snapshot import no_gc
 from ..analyses.waitfor import (Cycle, HeldBy, LockNode, WaitFor, collect,
                                 restrict_to_pid, short_lock_name)
 from ..port import BadArgument, CrashExtError, Port, check_pid_word
@@ -363,6 +364,13 @@ def main(argv, port: Port, out=None, err=None) -> int:
     a usage or input error or a crash failure (one line ``deadlock: error: ...`` on
     ``err``, stderr by default).
     """
+    # the collector paused for the whole verb: what it makes is freed by reference
+    # counting when _main returns, so no collection walks it afterwards
+    with no_gc():
+        return _main(argv, port, out, err)
+
+
+def _main(argv, port: Port, out, err) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     opts, rc = parse_verb_args(build_parser(), argv, err)

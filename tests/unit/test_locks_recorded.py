@@ -133,6 +133,24 @@ def test_rhel6_i_mutex_from_seed_transcript():
     assert not rep.problems
 
 
+def test_snapshot_and_its_cache_are_freed_after_a_report():
+    # the per-snapshot cache must not keep its snapshot (and every stack read) alive
+    import gc
+    import weakref
+    port = seed_port()
+    snap = Snapshot(port)
+    lock_report(port, 0xffff8808a3dbf640, "mutex", snapshot=snap)
+    gone = weakref.ref(snap)
+    was = gc.isenabled()
+    gc.disable()        # freed by reference counting alone, not by a collection
+    try:
+        del snap
+        assert gone() is None
+    finally:
+        if was:
+            gc.enable()
+
+
 def test_whoholds_struct_member_on_recorded_rhel6():
     port = seed_port()
     buf = io.StringIO()

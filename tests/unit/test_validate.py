@@ -85,6 +85,19 @@ def test_find_error_final_line():
     assert find_error("zz", "crash: command not found: zz\n")
 
 
+def test_find_error_long_answer_same_as_whole():
+    # a long answer is checked on its tail first; the verdict must be the whole text's
+    from crash_ext.adapters.commandport import _find_error
+    body = "".join("    ffffb2a8c%07x: 0000000000000001 ffffffff81000000\n" % i
+                   for i in range(0, 40000, 16))
+    assert len(body) > 1 << 16
+    err = 'foreach: invalid kernel virtual address: 10  type: "stack contents"\n'
+    for text in (body, body + err, body + err + "\n\n", err + body, body + "\r\n" + err):
+        assert find_error("foreach UN bt -f", text) == _find_error("foreach UN bt -f", text)
+    msg, partial = find_error("foreach UN bt -f", body + err)
+    assert msg.startswith("foreach: invalid kernel virtual address") and partial == body.rstrip("\n")
+
+
 def test_find_error_glued_to_partial_line():
     # crash prints the read error right after the words it could read, on the same line
     out = ('ffffffffc033bff0:  0000000000000000 0000000000000000 rd: invalid kernel virtual '
