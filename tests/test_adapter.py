@@ -106,6 +106,22 @@ def test_read_partly_mapped(cp):
     assert "%x" % end in str(ei.value)
 
 
+def test_read_many_is_read_of_each_range(cp):
+    # one exchange; None for what cannot be read (the guard page after the module)
+    line = [l for l in cp.command("mod").splitlines() if " crashext_lab " in l][0].split()
+    end = int(line[2], 16) + int(line[3])
+    it = cp.symbol_address("init_task")
+    ranges = [(end - 64, 16), (it, 8), (end - 40, 8), (end - 8, 16), (it + 20, 5),
+              (end - 24, 8), (0, 8), (it, 0)]
+    got = cp.read_many(ranges)
+    for (a, n), g in zip(ranges, got):
+        if a == end - 8 or a == 0 or n == 0:
+            assert g is None
+        else:
+            assert g == cp.read(a, n)
+    assert got[4] == cp.read(it + 20, 5) and len(got[4]) == 5
+
+
 def test_symbols_round_trip(cp):
     a = cp.symbol_address("init_task")
     assert a is not None and a >= 0xffffffff80000000

@@ -8,6 +8,7 @@ Odd memory (loops, bad pointers, freed objects) is reported in ``problems``, nev
 raised.
 """
 
+import dataclasses
 import re
 import weakref
 from typing import Dict, List, Optional, Tuple
@@ -71,7 +72,7 @@ class SessionCache:
         """Return a TaskRef for ``task`` with its last-ran time filled in."""
         r = self.snap.ref(task)
         if self.read_last_ran:
-            r.last_ran = self.ps_m().get(task)
+            r = dataclasses.replace(r, last_ran=self.ps_m().get(task))
         return r
 
     def remember_blocked(self, answers: Dict[int, object]) -> None:
@@ -82,13 +83,14 @@ class SessionCache:
             self.blocked.setdefault(task, b)
 
     def walk(self, port: Port, layout: L.LockLayout, addr: int,
-             raw: Optional[bytes] = None, cap: int = MAX_WAITERS) -> L.WaitWalk:
+             raw: Optional[bytes] = None, cap: int = MAX_WAITERS,
+             known: Optional[Dict[int, tuple]] = None) -> L.WaitWalk:
         """Return (cached) :func:`~crash_ext.models.locks.walk_waiters` of ``addr``."""
         key = (layout.kind, addr)
         w = self.walks.get(key)
         if w is None or (not w.complete and cap > len(w.entries)
                          and any("cap" in p for p in w.problems)):
-            w = L.walk_waiters(port, layout, addr, raw=raw, cap=cap)
+            w = L.walk_waiters(port, layout, addr, raw=raw, cap=cap, known=known)
             self.walks[key] = w
         return w
 
@@ -326,12 +328,12 @@ def prefetch_locks(port: Port, snap: Snapshot, locks: Dict[int, str]) -> None:
             continue
     try:
         port.read_many(ranges)
-        pre = getattr(port, "prefetch_symbols", None)
-        if pre is not None:
-            pre(sorted(locks))
         todo = [a for a in locks if a not in cache.slabs]
         if todo:
             cache.slabs.update(slab_infos(port, todo))
+        pre = getattr(port, "prefetch_symbols", None)
+        if pre is not None:     # a slab object is no symbol: see _where
+            pre(sorted(a for a in locks if cache.slabs.get(a) is None))
     except CrashExtError:
         pass
 
@@ -465,15 +467,15 @@ def _where(port: Port, addr: int, kind: str, container, rep: LockReport,
     answers prefetched for ``rep_snap`` are used)."""
     parts = []  # type: List[str]
     cont_addr = None
-    sym = None
-    try:
-        sym = port.address_symbol(addr)
-    except CrashExtError:
-        sym = None
-    if sym and not sym.startswith("+"):
-        parts.append("symbol %s" % sym)
     slabs = session_cache(rep_snap).slabs if rep_snap is not None else {}
     slab = slabs[addr] if addr in slabs else slab_info(port, addr)
+    if slab is None:    # symbols name kernel and module images, never slab objects
+        try:
+            sym = port.address_symbol(addr)
+        except CrashExtError:
+            sym = None
+        if sym and not sym.startswith("+"):
+            parts.append("symbol %s" % sym)
     if slab is not None:
         obj = slab.get("object")
         s = "slab cache %s" % slab["cache"]

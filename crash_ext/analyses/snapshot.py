@@ -8,7 +8,8 @@ import contextlib
 import gc
 from typing import Dict, Iterable, List, Optional
 
-from ..models.btlazy import BacktraceStream, StackText, parse_backtraces_lazy
+from ..models.btlazy import (BacktraceStream, StackText, count_headers,
+                             parse_backtraces_lazy)
 from ..models.ps import PsEntry, parse_ps
 from ..models.stack import Backtrace, parse_backtraces
 from ..port import CrashCommandError, Port
@@ -46,6 +47,7 @@ class Snapshot:
         self._tasks = None  # type: Optional[List[PsEntry]]
         self._by_pid = {}  # type: Dict[int, PsEntry]
         self._by_task = {}  # type: Dict[int, PsEntry]
+        self._refs = {}  # type: Dict[int, TaskRef]
         self._not_tasks = set()  # type: set
         self._in_state = {}  # type: Dict[str, List[PsEntry]]
         self._bt = {}  # type: Dict[int, Backtrace]
@@ -99,11 +101,17 @@ class Snapshot:
         self._not_tasks.update(a for a in todo if a not in self._by_task)
 
     def ref(self, addr: int) -> TaskRef:
-        """Return a TaskRef for task_struct ``addr`` (pid/comm None when ps lacks it)."""
+        """Return a TaskRef for task_struct ``addr`` (pid/comm None when ps lacks it):
+        the same object each time for a task ps lists, so callers must not change it."""
+        r = self._refs.get(addr)
+        if r is not None:
+            return r
         e = self.by_task(addr)
         if e is None:
             return TaskRef(task=addr)
-        return TaskRef(task=e.task, pid=e.pid, comm=e.comm, state=e.state, cpu=e.cpu)
+        r = self._refs[addr] = TaskRef(task=e.task, pid=e.pid, comm=e.comm,
+                                       state=e.state, cpu=e.cpu)
+        return r
 
     def in_state(self, states: Iterable[str]) -> List[PsEntry]:
         """Return the tasks whose ps state is one of ``states`` (e.g. 'UN')."""
@@ -112,10 +120,19 @@ class Snapshot:
             return [e for s in want for e in self._in_state[s]]
         return [t for t in self.tasks() if t.state in set(want)]
 
-    def _learn_headers(self, state: str, bts: List[Backtrace], text: str) -> None:
-        """Know the tasks of ``state`` from back-trace headers (``ppid``, ``mem_pct``,
-        ``vsz`` and ``rss`` None) when each header line of ``text`` (the ``foreach``
-        answer they were read from) gave one.
+    def _header_entry(self, bt: Backtrace, state: str) -> PsEntry:
+        """Return the ps row of ``bt``'s task: the one known, else one made from its
+        header (``ppid``, ``mem_pct``, ``vsz`` and ``rss`` None)."""
+        return self._by_task.get(bt.task) or PsEntry(
+            pid=bt.pid, ppid=None, cpu=bt.cpu, task=bt.task, state=state, mem_pct=None,
+            vsz=None, rss=None, comm=bt.command or "")
+
+    def _learn_headers(self, state: str, bts: List[Backtrace], text: str,
+                       made: Dict[int, PsEntry], headers: Optional[int] = None) -> None:
+        """Know the tasks of ``state`` from back-trace headers (:meth:`_header_entry`;
+        ``made``: those already made) when each header line of ``text`` (the
+        ``foreach`` answer they were read from; ``headers``: how many, when counted
+        already) gave one.
 
         crash's ``foreach STATE`` prints a header for every task of the state before
         its back trace, even when the back trace then fails (``print_task_header`` in
@@ -126,10 +143,10 @@ class Snapshot:
             if bt.task is None or bt.pid is None or bt.task in seen:
                 continue
             seen.add(bt.task)
-            entries.append(self._by_task.get(bt.task) or PsEntry(
-                pid=bt.pid, ppid=None, cpu=bt.cpu, task=bt.task, state=state,
-                mem_pct=None, vsz=None, rss=None, comm=bt.command or ""))
-        headers = text.lstrip(" \t").startswith("PID:") + text.count("\nPID:")
+            e = made.get(bt.task)
+            entries.append(e if e is not None else self._header_entry(bt, state))
+        if headers is None:
+            headers = count_headers(text)
         if headers != len(entries):
             return              # some header was not read: ps will tell the tasks
         for e in entries:
@@ -154,16 +171,25 @@ class Snapshot:
         if state not in self._states_read:
             cmd = "foreach %s bt -f" % state
             stream = getattr(self.port, "command_stream", None)
+            made = {}  # type: Dict[int, PsEntry]
+            headers = None  # type: Optional[int]
+
+            def read_header(bt):    # and on_task, while crash prints the next tasks
+                if bt.task is not None and bt.pid is not None and bt.task not in made:
+                    made[bt.task] = self._header_entry(bt, state)
+                if on_task is not None:
+                    on_task(bt)
             with no_gc():
                 if stream is not None:
                     # read each task while crash prints the next ones
-                    reader = BacktraceStream(on_task)
+                    reader = BacktraceStream(read_header)
                     try:
                         text = stream(cmd, reader.feed)
                     except CrashCommandError:
                         text = ""   # crash says so when no task is in that state
                     bts = reader.finish(text)
                     told = reader.told
+                    headers = reader.headers
                 else:
                     try:
                         text = self.port.command(cmd)
@@ -176,7 +202,7 @@ class Snapshot:
             self._stack_texts.append(StackText(bts))
             self._states_read.add(state)
             if self._tasks is None:
-                self._learn_headers(state, bts, text)
+                self._learn_headers(state, bts, text, made, headers)
         res = {t.task: self._bt[t.task] for t in self.in_state([state]) if t.task in self._bt}
         if on_task is not None:
             for bt in res.values():

@@ -473,6 +473,21 @@ def _reverse(adj: Dict[Node, List[Node]]) -> Dict[Node, List[Node]]:
     return rev
 
 
+def _reaching_cycles(nodes: Sequence[Node], adj: Dict[Node, List[Node]],
+                     rev: Dict[Node, List[Node]]) -> List[Node]:
+    """Return the nodes (in ``nodes``' order) from which a cycle can be reached: the
+    graph less every node whose edges all lead, at last, to nodes without any.  Every
+    cycle lies within them; in a hang without a cycle there are none."""
+    left = {n: len(adj.get(n, ())) for n in nodes}
+    done = [n for n, k in left.items() if k == 0]
+    for n in done:          # grows while it is read
+        for p in rev.get(n, ()):
+            left[p] -= 1
+            if left[p] == 0:
+                done.append(p)
+    return [n for n in nodes if left[n]]
+
+
 def _upstream(starts: Iterable[Node], rev: Dict[Node, List[Node]],
               stop: Set[Node]) -> Dict[Node, int]:
     """BFS over reverse edges from ``starts``: {node: distance}, not entering ``stop``."""
@@ -556,7 +571,8 @@ def analyse(g: WaitForGraph, states: Sequence[str] = ("UN",)) -> WaitFor:
 
     def succ(n: Node) -> List[Node]:
         return adj[n] if n in adj else g.successors(n)
-    comps = tarjan_scc(nodes, succ)
+    rev = _reverse(adj)
+    comps = tarjan_scc(_reaching_cycles(nodes, adj, rev), succ)
     cyc_comps = []
     for c in comps:
         if len(c) > 1 or c[0] in succ(c[0]):
@@ -564,7 +580,6 @@ def analyse(g: WaitForGraph, states: Sequence[str] = ("UN",)) -> WaitFor:
     cycles = []  # type: List[Cycle]
     truncated = []  # type: List[str]
     in_cycle = set()  # type: Set[Node]
-    rev = _reverse(adj)
     for ci, comp in enumerate(sorted(cyc_comps, key=lambda c: min(
             (g.tasks[a].pid or 0) for k, a in c if k == "t") if any(
             k == "t" for k, _ in c) else 0)):
@@ -722,12 +737,15 @@ class _Head:
 
 
 class _Record:
-    """A sleeper's own waiter record, as printed under its lock slow-path frame."""
-    __slots__ = ("kind", "addr", "node", "prev", "raw", "bt", "lock_idx")
+    """A sleeper's own waiter record, as printed under its lock slow-path frame
+    (``decoded``: :func:`~crash_ext.models.locks.decode_waiter` of it, when all its
+    bytes are printed there; ``words``: {address: value} of the words under that
+    frame and the one above)."""
+    __slots__ = ("kind", "addr", "node", "prev", "decoded", "bt", "lock_idx", "words")
 
-    def __init__(self, kind, addr, node, prev, raw, bt, lock_idx):
+    def __init__(self, kind, addr, node, prev, decoded, bt, lock_idx, words):
         self.kind, self.addr, self.node, self.prev = kind, addr, node, prev
-        self.raw, self.bt, self.lock_idx = raw, bt, lock_idx
+        self.decoded, self.bt, self.lock_idx, self.words = decoded, bt, lock_idx, words
 
 
 def _heads(bt):
@@ -815,12 +833,34 @@ def blocked_all(port: Port, snap, bts: Dict[int, object],
         e = snap.by_task(t)
         return (e.pid if e is not None else None) or 0
 
-    for task in sorted(bts, key=lambda t: (_pid(t), t)):
-        bt = bts[task]
-        ref = snap.ref(task)
+    slow_paths = {}  # type: Dict[tuple, str]   # the first evidence line, made once
+
+    def listed(task, ref, lock_idx, kind, mode, func) -> bool:
+        # a lock already walked whose wait list holds this task, through a waiter
+        # record inside this task's own stack
+        hit = _listed_on(bts[task], task, kind, on_lists, known, records.get(task))
+        if hit is None:
+            return False
+        v, wrec = hit
+        lk, waiters, n = known[v]
+        key = (lock_idx, func, kind, mode)
+        if key not in slow_paths:
+            slow_paths[key] = "blocking frame #%d %s: a %s%s slow path" % (
+                lock_idx, func, kind, " (%s)" % mode if mode else "")
+        out[task] = Blocked(
+            task=ref, kind="lock", lock_address=v, lock_type=kind,
+            mode=waiters[task][0] or mode, function=func, frame=lock_idx,
+            evidence=[slow_paths[key],
+                      "its waiter record at %x, in its own stack, is on the wait list of "
+                      "the %s at %x (walked once for its %d waiters)" % (wrec, kind, v, n)])
+        return True
+
+    search = {}  # type: Dict[int, Optional[tuple]]   # for blocked_on, by pid below
+    for task, bt in bts.items():
         if has_blocker or not _has_frames(bt):
-            out[task] = _safe_blocked_on(blocked_on, port, snap, task, ref)
+            search[task] = None
             continue
+        ref = snap.ref(task)
         pre = (classified or {}).get(task)
         lock_idx, kind, mode, func, other, callers[task] = (
             pre[1] if pre is not None and pre[0] is bt else _classify_stack(bt))
@@ -836,21 +876,15 @@ def blocked_all(port: Port, snap, bts: Dict[int, object],
                 out[task] = Blocked(task=ref, kind=okind, function=f.function,
                                     frame=f.index, evidence=[ev])
             continue
-        # a lock already walked whose wait list holds this task, through a waiter
-        # record inside this task's own stack
-        hit = _listed_on(bt, task, kind, on_lists, known, records.get(task))
-        if hit is not None:
-            v, wrec = hit
-            lk, waiters, n = known[v]
-            out[task] = Blocked(
-                task=ref, kind="lock", lock_address=v, lock_type=kind,
-                mode=waiters[task][0] or mode, function=func, frame=lock_idx,
-                evidence=["blocking frame #%d %s: a %s%s slow path" % (
-                    lock_idx, func, kind, " (%s)" % mode if mode else ""),
-                    "its waiter record at %x, in its own stack, is on the wait list of "
-                    "the %s at %x (walked once for its %d waiters)" % (wrec, kind, v, n)])
+        if not listed(task, ref, lock_idx, kind, mode, func):
+            search[task] = (ref, lock_idx, kind, mode, func)
+    # the others in pid order; a lock found by one is walked once, for all its waiters
+    for task in sorted(search, key=lambda t: (_pid(t), t)):
+        slow = search[task]
+        if slow is not None and listed(task, *slow):
             continue
-        b = _safe_blocked_on(blocked_on, port, snap, task, ref)
+        b = _safe_blocked_on(blocked_on, port, snap, task,
+                             slow[0] if slow is not None else snap.ref(task))
         out[task] = b
         if b.kind == "lock" and b.lock_address is not None and b.lock_type:
             try:
@@ -885,8 +919,8 @@ def _list_layouts(port: Port) -> Dict[str, object]:
 
 def _own_record(bt, cls: tuple, layouts: Dict[str, object]) -> Optional[_Record]:
     """Return the waiter record naming the task among the words printed under its lock
-    slow-path frame and the one above (``cls``: its :func:`_classify_stack`), or None.
-    Its ``raw`` holds the record's bytes when all of them are printed there, else None."""
+    slow-path frame and the one above (``cls``: its :func:`_classify_stack`), or None."""
+    from ..models.locks import decode_waiter
     from .blockedon import own_records
     lock_idx, kind = cls[0], cls[1]
     lay = layouts.get(kind) if lock_idx is not None else None
@@ -897,26 +931,10 @@ def _own_record(bt, cls: tuple, layouts: Dict[str, object]) -> Optional[_Record]
     w = lay.waiter
     for rec, node, nxt, prv in own_records(words, bt.task, w):
         vals = [words.get(a) for a in range(rec, rec + max(w.size, w.task_off + 8), 8)]
-        raw = None if None in vals else b"".join(v.to_bytes(8, "little") for v in vals)
-        return _Record(kind, rec, node, prv, raw, bt, lock_idx)
+        dec = None if None in vals else decode_waiter(
+            w, rec, b"".join(v.to_bytes(8, "little") for v in vals))
+        return _Record(kind, rec, node, prv, dec, bt, lock_idx, words)
     return None
-
-
-class _KnownMemory:
-    """A port whose reads of ``mem`` ({address: bytes}) are answered from it; every
-    other read and call goes to ``port``."""
-
-    def __init__(self, port: Port, mem: Dict[int, bytes]):
-        self._port, self._mem = port, mem
-
-    def read(self, addr: int, size: int) -> bytes:
-        got = self._mem.get(addr)
-        if got is not None and len(got) >= size:
-            return got[:size]
-        return self._port.read(addr, size)
-
-    def __getattr__(self, name):
-        return getattr(self._port, name)
 
 
 def _walk_recorded(port: Port, snap, records: Dict[int, _Record], layouts, known,
@@ -929,8 +947,8 @@ def _walk_recorded(port: Port, snap, records: Dict[int, _Record], layouts, known
     stop it) to the first node that is no task's record: the list head, if the lock it
     belongs to -- head minus the wait list's offset -- is a word of the task's lock
     frames.  Each such lock's memory is read in one exchange for all, then its wait
-    list is walked from the lock itself (records printed whole in their stacks are read
-    from that text); only those walks decide who waits where."""
+    list is walked from the lock itself (records printed whole in their stacks are not
+    read again); only those walks decide who waits where."""
     from ..models import locks as L
     from .lockreport import session_cache
     cache = session_cache(snap)
@@ -954,14 +972,18 @@ def _walk_recorded(port: Port, snap, records: Dict[int, _Record], layouts, known
         if h is None:
             continue
         v = h - layouts[r.kind].wait_off
-        if v not in cands and L.is_kernel_pointer(v) and \
-                v in set(r.bt.words_through(r.lock_idx + 1).values()):
+        if v not in cands and L.is_kernel_pointer(v) and (
+                v in r.words.values() or
+                v in set(r.bt.words_through(r.lock_idx + 1).values())):
             cands[v] = r.kind     # the lock is named in its lock frames
     port.read_many([(v, layouts[k].size) for v, k in sorted(cands.items())])
-    mem = _KnownMemory(port, {r.addr: r.raw for r in records.values() if r.raw})
+    decoded = {}  # type: Dict[str, Dict[int, tuple]]   # kind -> {node: record}
+    for r in records.values():
+        if r.decoded:
+            decoded.setdefault(r.kind, {})[r.node] = r.decoded
     for v, kind in sorted(cands.items()):
         try:
-            w = cache.walk(mem, layouts[kind], v)
+            w = cache.walk(port, layouts[kind], v, known=decoded.get(kind))
         except CrashExtError:
             continue
         if not w.complete or v in known:

@@ -18,13 +18,14 @@ Two helpers make the text useful without reading it all:
 """
 
 import bisect
+import operator
 import re
 from typing import Callable, Dict, List, Optional, Sequence, Set
 
 from .stack import _FRAME, _TASK, Backtrace, Frame, parse_backtraces, split_func_offset
 
 __all__ = ["parse_backtraces_lazy", "LazyBacktrace", "LazyFrame", "StackText",
-           "text_search"]
+           "count_headers", "text_search"]
 
 # anything but printable ASCII, tab and newline: such text is read by the full parser
 # (other line breaks and white space would change how lines are cut)
@@ -338,6 +339,8 @@ class BacktraceStream:
         self._bts = []  # type: List[Backtrace]
         self._ok = True
         self._lower = []  # type: List[str]
+        #: after :meth:`finish`: how many header lines the text has, when it counted them
+        self.headers = None  # type: Optional[int]
         self._exotic = []  # type: List[int]
 
     def feed(self, piece: str) -> None:
@@ -421,12 +424,18 @@ class BacktraceStream:
         sh.text = text
         sh.lower = "".join(self._lower)
         sh.starts = self._starts
+        self.headers = len(self._starts)
         out = list(self._bts)
         exotic = sorted({bisect.bisect_right(self._starts, p) - 1 for p in self._exotic})
         for i in reversed(exotic):
             e = self._starts[i + 1] if i + 1 < len(self._starts) else len(text)
             out[i:i + 1] = parse_backtraces(text[self._starts[i]:e])
         return out
+
+
+def count_headers(text: str) -> int:
+    """Return how many task header lines (``PID: ...``) ``text`` has."""
+    return len(_HDR.findall(text)) + text.lstrip(" \t").startswith("PID:")
 
 
 def text_search(bts) -> Optional[Callable[[int], Set[int]]]:
@@ -470,8 +479,9 @@ class StackText:
             for bt in self._bts:
                 r = bt.sp_range() if isinstance(bt, LazyBacktrace) else None
                 if r is not None:
-                    spans.append((min(r), max(r) + 8, bt))
-            spans.sort(key=lambda x: x[0])
+                    lo, hi = r
+                    spans.append((lo, hi + 8, bt) if lo <= hi else (hi, lo + 8, bt))
+            spans.sort(key=operator.itemgetter(0))
             self._lo = [s[0] for s in spans]
             self._spans = spans
         return self._spans

@@ -31,7 +31,7 @@ Layouts recognised (DESIGN.md, "Lock layouts"):
 import re
 import weakref
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ..port import CrashExtError, Port
 
@@ -697,14 +697,26 @@ def _mode_of(w: WaiterLayout, rec: bytes) -> Optional[str]:
     return None
 
 
+def decode_waiter(w: WaiterLayout, rec_addr: int, rec: bytes
+                  ) -> Tuple[int, Optional[int], Optional[int], int, Optional[str]]:
+    """Return (record address, next, prev, task, mode) of the waiter record of layout
+    ``w`` at ``rec_addr`` whose bytes are ``rec`` (next/prev: its list node's links,
+    None when ``rec`` is too short; task 0 when unreadable)."""
+    return (rec_addr, _u(rec, w.node_off, 8), _u(rec, w.node_off + 8, 8),
+            _u(rec, w.task_off, 8) or 0, _mode_of(w, rec))
+
+
 def walk_waiters(port: Port, layout: LockLayout, addr: int, raw: Optional[bytes] = None,
-                 cap: int = MAX_WAITERS) -> WaitWalk:
+                 cap: int = MAX_WAITERS, known: Optional[Dict[int, tuple]] = None
+                 ) -> WaitWalk:
     """Return the waiters of the lock at ``addr`` in queue order.
 
-    The walk is bounded by ``cap`` entries and stops at a loop that does not return to
-    the head, a pointer that is not a kernel pointer or cannot be read, or a broken
-    ``prev`` link; it then returns what it found with ``complete`` False and the reason
-    in ``problems``.  Never raises for bad list contents.
+    ``known``: {list node: :func:`decode_waiter` of its record} for records already
+    read (they are not read again).  The walk is bounded by ``cap`` entries and stops
+    at a loop that does not return to the head, a pointer that is not a kernel pointer
+    or cannot be read, or a broken ``prev`` link; it then returns what it found with
+    ``complete`` False and the reason in ``problems``.  Never raises for bad list
+    contents.
     """
     ww = WaitWalk()
     w = layout.waiter
@@ -754,23 +766,25 @@ def walk_waiters(port: Port, layout: LockLayout, addr: int, raw: Optional[bytes]
             ww.problems.append("wait list loops back to %#x without returning to the "
                                "head" % nxt)
             break
-        rec_addr = nxt - w.node_off
-        try:
-            rec = port.read(rec_addr, max(w.size, w.task_off + 8))
-        except CrashExtError as e:
-            ww.complete = False
-            ww.problems.append("cannot read waiter at %#x: %s" % (rec_addr, e))
-            break
+        dec = known.get(nxt) if known else None
+        if dec is None:
+            rec_addr = nxt - w.node_off
+            try:
+                rec = port.read(rec_addr, max(w.size, w.task_off + 8))
+            except CrashExtError as e:
+                ww.complete = False
+                ww.problems.append("cannot read waiter at %#x: %s" % (rec_addr, e))
+                break
+            dec = decode_waiter(w, rec_addr, rec)
+        rec_addr, nnext, nprev, task, mode = dec
         seen.add(nxt)
         ww.nodes.append(nxt)
-        nprev = _u(rec, w.node_off + 8, 8)
         if prev_node is not None and nprev != prev_node:
             ww.problems.append("waiter %#x: prev %#x does not point back at %#x"
                                % (rec_addr, nprev or 0, prev_node))
-        task = _u(rec, w.task_off, 8) or 0
-        ww.entries.append(WaitEntry(waiter=rec_addr, task=task, mode=_mode_of(w, rec)))
+        ww.entries.append(WaitEntry(waiter=rec_addr, task=task, mode=mode))
         prev_node = nxt
-        nxt = _u(rec, w.node_off, 8)
+        nxt = nnext
         if nxt == stop_at:
             break
     return ww

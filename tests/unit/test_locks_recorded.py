@@ -151,6 +151,22 @@ def test_snapshot_and_its_cache_are_freed_after_a_report():
             gc.enable()
 
 
+def test_walk_takes_known_records_instead_of_reading_them():
+    port = seed_port()
+    lay = L.probe_layout(port, "mutex")
+    w = lay.waiter
+    plain = L.walk_waiters(port, lay, 0xffff8808a3dbf640)
+    assert [e.task for e in plain.entries] == [0xffff88076dfe2040, 0xffff8802d0e5a080]
+    size = max(w.size, w.task_off + 8)
+    known = {n: L.decode_waiter(w, n - w.node_off, port.read(n - w.node_off, size))
+             for n in plain.nodes[1:]}
+    for n in plain.nodes[1:]:       # the records are no longer readable
+        for a in range(n - w.node_off, n - w.node_off + size, 8):
+            port.words.pop(a, None)
+    assert L.walk_waiters(port, lay, 0xffff8808a3dbf640, known=known) == plain
+    assert not L.walk_waiters(port, lay, 0xffff8808a3dbf640).complete
+
+
 def test_whoholds_struct_member_on_recorded_rhel6():
     port = seed_port()
     buf = io.StringIO()

@@ -357,6 +357,36 @@ class FakePort(Port):
 PS_HDR = "      PID    PPID  CPU       TASK        ST  %MEM      VSZ      RSS  COMM\n"
 
 
+def test_state_tasks_from_foreach_headers_unless_one_is_unread():
+    # the tasks of a state come from foreach's headers (crash prints one per task of the
+    # state); when a header line cannot be read, ps is asked instead
+    from crash_ext.analyses.snapshot import Snapshot
+    ps = PS_HDR + (
+        "     10       1   0  ffff00000000a000  UN   0.1     1000      100  one\n"
+        "     11       1   1  ffff00000000b000  UN   0.1     1000      100  two\n"
+        "     12       1   1  ffff00000000c000  IN   0.1     1000      100  three\n")
+    bt = ('PID: 10  TASK: ffff00000000a000  CPU: 0  COMMAND: "one"\n'
+          ' #0 [ffffc90000010e00] __schedule at ffffffff81000000\n'
+          '\nPID: 11  TASK: ffff00000000b000  CPU: 1  COMMAND: "two"\n'
+          ' #0 [ffffc90000020e00] __schedule at ffffffff81000000\n')
+
+    class Asked(FakePort):
+        def command(self, cmd):
+            self.asked = getattr(self, "asked", []) + [cmd]
+            return FakePort.command(self, cmd)
+    port = Asked(ps, bt)
+    snap = Snapshot(port)
+    snap.backtraces("UN")
+    assert [(e.pid, e.comm, e.cpu) for e in snap.in_state(["UN"])] == [
+        (10, "one", 0), (11, "two", 1)]
+    assert "ps" not in port.asked
+    port = Asked(ps, bt.replace("PID: 11  TASK: ffff00000000b000", "PID: 11  TASK: ?"))
+    snap = Snapshot(port)
+    snap.backtraces("UN")
+    assert [e.pid for e in snap.in_state(["UN"])] == [10, 11]
+    assert "ps" in port.asked
+
+
 def test_no_blocked_tasks_clear_report():
     ps = PS_HDR + "      1       0   0  ffff000000001000  IN   0.1     1000      100  init\n"
     out = io.StringIO()
