@@ -9,7 +9,7 @@ import gc
 from typing import Dict, Iterable, List, Optional
 
 from ..models.btlazy import (BacktraceStream, StackText, count_headers,
-                             parse_backtraces_lazy)
+                             parse_backtraces_lazy, stack_span)
 from ..models.ps import PsEntry, parse_ps
 from ..models.stack import Backtrace, parse_backtraces
 from ..port import CrashCommandError, Port
@@ -128,11 +128,11 @@ class Snapshot:
             vsz=None, rss=None, comm=bt.command or "")
 
     def _learn_headers(self, state: str, bts: List[Backtrace], text: str,
-                       made: Dict[int, PsEntry], headers: Optional[int] = None) -> None:
+                       made: Dict[int, PsEntry], headers: Optional[int] = None) -> bool:
         """Know the tasks of ``state`` from back-trace headers (:meth:`_header_entry`;
         ``made``: those already made) when each header line of ``text`` (the
         ``foreach`` answer they were read from; ``headers``: how many, when counted
-        already) gave one.
+        already) gave one.  Returns whether they did.
 
         crash's ``foreach STATE`` prints a header for every task of the state before
         its back trace, even when the back trace then fails (``print_task_header`` in
@@ -148,10 +148,11 @@ class Snapshot:
         if headers is None:
             headers = count_headers(text)
         if headers != len(entries):
-            return              # some header was not read: ps will tell the tasks
+            return False        # some header was not read: ps will tell the tasks
         for e in entries:
             self._by_task.setdefault(e.task, e)
         self._in_state[state] = entries
+        return True
 
     def backtrace(self, addr: int) -> Backtrace:
         """Return ``bt -f`` of task ``addr`` (cached); raises CrashCommandError."""
@@ -172,11 +173,16 @@ class Snapshot:
             cmd = "foreach %s bt -f" % state
             stream = getattr(self.port, "command_stream", None)
             made = {}  # type: Dict[int, PsEntry]
+            refs = {}  # type: Dict[int, TaskRef]   # their TaskRefs (see ref)
+            spans = []  # type: List[Optional[tuple]]   # for StackText, of the same
             headers = None  # type: Optional[int]
 
             def read_header(bt):    # and on_task, while crash prints the next tasks
                 if bt.task is not None and bt.pid is not None and bt.task not in made:
-                    made[bt.task] = self._header_entry(bt, state)
+                    e = made[bt.task] = self._header_entry(bt, state)
+                    refs[bt.task] = TaskRef(task=e.task, pid=e.pid, comm=e.comm,
+                                            state=e.state, cpu=e.cpu)
+                spans.append(stack_span(bt))
                 if on_task is not None:
                     on_task(bt)
             with no_gc():
@@ -199,10 +205,14 @@ class Snapshot:
             for bt in bts:
                 if bt.task is not None:
                     self._bt[bt.task] = bt
-            self._stack_texts.append(StackText(bts))
+            same = len(spans) == len(bts) and all(
+                sp is None or sp[2] is bt for sp, bt in zip(spans, bts))
+            self._stack_texts.append(StackText(bts, spans if same else None))
             self._states_read.add(state)
-            if self._tasks is None:
-                self._learn_headers(state, bts, text, made, headers)
+            if self._tasks is None and self._learn_headers(state, bts, text, made,
+                                                            headers):
+                for t, r in refs.items():
+                    self._refs.setdefault(t, r)
         res = {t.task: self._bt[t.task] for t in self.in_state([state]) if t.task in self._bt}
         if on_task is not None:
             for bt in res.values():

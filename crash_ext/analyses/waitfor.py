@@ -346,12 +346,16 @@ def build_graph(blocked: Iterable[Blocked], reports: Dict[int, LockReport],
     for ln in g.locks.values():
         ln.holders = _recorded_holders(ln.report)
         owners.update(h.task.task for h in ln.holders)
+    blocked_on = {}  # type: Dict[int, Set[int]]   # lock -> analysed tasks blocked on it
+    for t, b in bl.items():
+        if b.lock_address is not None:
+            blocked_on.setdefault(b.lock_address, set()).add(t)
     for addr, ln in sorted(g.locks.items()):
         rep = ln.report
         if ln.holders:
             continue
         waiters = {w.task.task for w in rep.waiters}
-        waiters.update(t for t, b in bl.items() if b.lock_address == addr)
+        waiters.update(blocked_on.get(addr, ()))
         if rep.locked is False:
             ln.unresolved = "not locked (its waiters are being woken, or it is not a %s)" \
                 % rep.type
@@ -360,7 +364,11 @@ def build_graph(blocked: Iterable[Blocked], reports: Dict[int, LockReport],
         held, why = _from_candidates(rep, waiters)
         if not held:
             if not search:
-                search.append(text_search(bts.values()))
+                ts = text_search(bts.values())
+                # the locks that may come here next are searched in the same pass
+                more = [a for a, n in g.locks.items() if a > addr and not n.holders
+                        and n.report.locked is not False]
+                search.append(ts and (lambda v: ts(v, more)))
             held = _from_stacks(addr, waiters, bl, bts, want, search[0])
         if not held:
             held = _by_elimination(rep, waiters, bl, owners, want)
@@ -739,13 +747,15 @@ class _Head:
 class _Record:
     """A sleeper's own waiter record, as printed under its lock slow-path frame
     (``decoded``: :func:`~crash_ext.models.locks.decode_waiter` of it, when all its
-    bytes are printed there; ``words``: {address: value} of the words under that
-    frame and the one above)."""
-    __slots__ = ("kind", "addr", "node", "prev", "decoded", "bt", "lock_idx", "words")
+    bytes are printed there; ``prev_named``: whether the lock its ``prev`` would be the
+    wait-list head of is among the words under that frame and the one above)."""
+    __slots__ = ("kind", "addr", "node", "prev", "decoded", "bt", "lock_idx",
+                 "prev_named")
 
-    def __init__(self, kind, addr, node, prev, decoded, bt, lock_idx, words):
+    def __init__(self, kind, addr, node, prev, decoded, bt, lock_idx, prev_named):
         self.kind, self.addr, self.node, self.prev = kind, addr, node, prev
-        self.decoded, self.bt, self.lock_idx, self.words = decoded, bt, lock_idx, words
+        self.decoded, self.bt, self.lock_idx = decoded, bt, lock_idx
+        self.prev_named = prev_named
 
 
 def _heads(bt):
@@ -933,7 +943,8 @@ def _own_record(bt, cls: tuple, layouts: Dict[str, object]) -> Optional[_Record]
         vals = [words.get(a) for a in range(rec, rec + max(w.size, w.task_off + 8), 8)]
         dec = None if None in vals else decode_waiter(
             w, rec, b"".join(v.to_bytes(8, "little") for v in vals))
-        return _Record(kind, rec, node, prv, dec, bt, lock_idx, words)
+        return _Record(kind, rec, node, prv, dec, bt, lock_idx,
+                       prv - lay.wait_off in words.values())
     return None
 
 
@@ -967,13 +978,14 @@ def _walk_recorded(port: Port, snap, records: Dict[int, _Record], layouts, known
         for p in path:
             head_of[p] = h
     cands = {}  # type: Dict[int, str]
-    for r in records.values():
+    # first waiters first: the head is their own prev, already looked for in their frames
+    for r in sorted(records.values(), key=lambda r: head_of.get(r.node) != r.prev):
         h = head_of.get(r.node)
         if h is None:
             continue
         v = h - layouts[r.kind].wait_off
         if v not in cands and L.is_kernel_pointer(v) and (
-                v in r.words.values() or
+                (h == r.prev and r.prev_named) or
                 v in set(r.bt.words_through(r.lock_idx + 1).values())):
             cands[v] = r.kind     # the lock is named in its lock frames
     port.read_many([(v, layouts[k].size) for v, k in sorted(cands.items())])

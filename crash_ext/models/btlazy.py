@@ -66,6 +66,22 @@ class _Text:
             hits = self._hits[value] = self._chunks_with(value)
         return hits
 
+    def search(self, values) -> None:
+        """Find the chunks holding each of ``values``' hex digits in one pass over the
+        text, for :meth:`chunks_with` (a single value, or one below 2**60, is left to
+        it).  The values searched together are 16 hex digits long, so two of them never
+        match at one place, and a word standing alone is never skipped."""
+        todo = sorted({int(v) for v in values if v >= 1 << 60 and v not in self._hits})
+        if len(todo) < 2:
+            return
+        hexes = {"%x" % v: v for v in todo}
+        found = {v: set() for v in todo}  # type: Dict[int, set]
+        starts = self.starts
+        for m in re.finditer("|".join(hexes), self.lower):
+            found[hexes[m.group()]].add(bisect.bisect_right(starts, m.start()) - 1)
+        for v, chunks in found.items():
+            self._hits[v] = frozenset(chunks)
+
     def _chunks_with(self, value: int) -> frozenset:
         h = "%x" % value
         low, starts = self.lower, self.starts
@@ -438,11 +454,11 @@ def count_headers(text: str) -> int:
     return len(_HDR.findall(text)) + text.lstrip(" \t").startswith("PID:")
 
 
-def text_search(bts) -> Optional[Callable[[int], Set[int]]]:
+def text_search(bts) -> Optional[Callable[..., Set[int]]]:
     """Return a function giving, for a value, the set of ``bts``' task addresses whose
     printed back trace holds its hex digits -- every task with the value among its stack
-    words is in it -- each from one search of the text; None when some back trace is
-    not lazy."""
+    words is in it -- from one search of the text (``others``: values to search in the
+    same pass, asked for next); None when some back trace is not lazy."""
     by_text = {}  # type: Dict[int, tuple]   # id(text) -> (text, {chunk: task})
     for bt in bts:
         if not isinstance(bt, LazyBacktrace):
@@ -450,12 +466,25 @@ def text_search(bts) -> Optional[Callable[[int], Set[int]]]:
         sh = bt._shared
         by_text.setdefault(id(sh), (sh, {}))[1][bt._chunk] = bt.task
 
-    def containing(value: int) -> Set[int]:
+    def containing(value: int, others: Sequence[int] = ()) -> Set[int]:
+        # ``others``: values that will be asked next, searched in the same pass
         out = set()  # type: Set[int]
         for sh, tasks in by_text.values():
+            sh.search([value] + list(others))
             out.update(tasks[c] for c in sh.chunks_with(value) if c in tasks)
         return out
     return containing
+
+
+def stack_span(bt: Backtrace) -> Optional[tuple]:
+    """Return (lowest, past highest stack address, ``bt``) of the words a lazy back
+    trace prints between its frames, None for another back trace or one without
+    frames."""
+    r = bt.sp_range() if isinstance(bt, LazyBacktrace) else None
+    if r is None:
+        return None
+    lo, hi = r
+    return (lo, hi + 8, bt) if lo <= hi else (hi, lo + 8, bt)
 
 
 class StackText:
@@ -467,20 +496,20 @@ class StackText:
     #: words read into the cache per look-up, at least
     READ_AHEAD = 6
 
-    def __init__(self, backtraces: Sequence[Backtrace]):
+    def __init__(self, backtraces: Sequence[Backtrace], spans: Optional[List[tuple]] = None):
+        # ``spans``: :func:`stack_span` of each of ``backtraces``, when already made
         self._bts = backtraces
+        self._unsorted = spans
         self._spans = None  # type: Optional[List[tuple]]   # made on the first read
         self._cache = {}  # type: Dict[int, int]
 
     def _index(self) -> List[tuple]:
         """Return [(lowest, past highest stack address, back trace)] by address."""
         if self._spans is None:
-            spans = []
-            for bt in self._bts:
-                r = bt.sp_range() if isinstance(bt, LazyBacktrace) else None
-                if r is not None:
-                    lo, hi = r
-                    spans.append((lo, hi + 8, bt) if lo <= hi else (hi, lo + 8, bt))
+            spans = self._unsorted
+            if spans is None:
+                spans = [stack_span(bt) for bt in self._bts]
+            spans = [sp for sp in spans if sp is not None]
             spans.sort(key=operator.itemgetter(0))
             self._lo = [s[0] for s in spans]
             self._spans = spans

@@ -31,7 +31,7 @@ Layouts recognised (DESIGN.md, "Lock layouts"):
 import re
 import weakref
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from ..port import CrashExtError, Port
 
@@ -134,8 +134,7 @@ class LockState:
     problems: List[str] = field(default_factory=list)
 
 
-@dataclass
-class WaitEntry:
+class WaitEntry(NamedTuple):
     """One waiter found on a wait list: its record address, task, mode."""
     waiter: int
     task: int
@@ -782,7 +781,7 @@ def walk_waiters(port: Port, layout: LockLayout, addr: int, raw: Optional[bytes]
         if prev_node is not None and nprev != prev_node:
             ww.problems.append("waiter %#x: prev %#x does not point back at %#x"
                                % (rec_addr, nprev or 0, prev_node))
-        ww.entries.append(WaitEntry(waiter=rec_addr, task=task, mode=mode))
+        ww.entries.append(WaitEntry(rec_addr, task, mode))
         prev_node = nxt
         nxt = nnext
         if nxt == stop_at:

@@ -179,3 +179,27 @@ def test_foreach_with_module_frames():
 def test_no_frames_raises():
     with pytest.raises(ValueError):
         parse_backtrace("bt: invalid task or pid value: 77777\n")
+
+
+def test_text_search_one_pass_finds_what_single_searches_find():
+    # several values searched in one pass give the tasks each would alone
+    from crash_ext.models.btlazy import parse_backtraces_lazy, text_search
+    a, b, c = 0xffff88a6c2a0e058, 0xffff88a6c2a0e258, 0xffff88a6c2a0eb58
+    words = {1: [a, b], 2: [0, b], 3: [0xffffffff81000000, 1], 4: [c, a], 5: [0x1234, 0]}
+    text = ""
+    for pid, (w0, w1) in words.items():
+        text += ('%sPID: %d  TASK: ffff8880000%02d000  CPU: 0  COMMAND: "t%d"\n'
+                 ' #0 [ffffc900000%02d0e00] __schedule at ffffffff81000000\n'
+                 '    ffffc900000%02d0e08: %016x %016x \n'
+                 ' #1 [ffffc900000%02d0e20] schedule at ffffffff81000100\n' % (
+                     "\n" if pid > 1 else "", pid, pid, pid, pid, pid, w0, w1, pid))
+    task = {pid: 0xffff888000000000 + pid * 0x1000 for pid in words}
+
+    def tasks_with(v):
+        return {task[p] for p, w in words.items() if v in w}
+    for values in ([a, b, c], [b, 0x1234], [c]):
+        single = text_search(parse_backtraces_lazy(text))
+        together = text_search(parse_backtraces_lazy(text))
+        for v in values:
+            assert single(v) == tasks_with(v)
+            assert together(v, values) == tasks_with(v)
