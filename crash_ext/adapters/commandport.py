@@ -45,13 +45,18 @@ def _canonical(word: str) -> str:
 
 #: answers longer than this are first checked on their last lines only
 _TAIL_CHECK = 1 << 16
+#: commands whose answer can end in "possible alternatives:" and a list of any length
+#: (crash's cmd_sym, cmd_dis, cmd_rd, cmd_wr and cmd_datatype_common print it)
+_ALTERNATIVES = {"sym", "dis", "rd", "wr", "struct", "union", "*"}
 
 
 def find_error(cmd: str, text: str) -> Optional[Tuple[str, str]]:
     """Return ``(message, partial)`` when ``text`` (crash's answer to ``cmd``) ends in an
     error line, else None.  ``message`` is crash's error line(s) at the end, ``partial``
     the output before them."""
-    if len(text) > _TAIL_CHECK and "possible alternatives:" not in text:
+    words = cmd.split()
+    if len(text) > _TAIL_CHECK and words and \
+            words[0].lstrip("\\") not in _ALTERNATIVES:
         # a long answer (a foreach over thousands of tasks): when its last lines end in
         # no error, neither does the whole; split all of it only when they do
         cut = text.find("\n", len(text) - _TAIL_CHECK)

@@ -25,7 +25,8 @@ per state, then each lock's report once per address.
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import (Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence,
+                    Set, Tuple)
 
 from ..models.btlazy import text_search
 from ..port import CrashExtError, Port
@@ -81,8 +82,7 @@ class Step:
     caller: Optional[str] = None
 
 
-@dataclass
-class BehindTask:
+class BehindTask(NamedTuple):
     """A task that waits, directly or through others, on a cycle or a convoy root:
     it is blocked on ``lock`` (None when unknown); ``depth`` 1 = waits on the root /
     cycle directly."""
@@ -148,6 +148,19 @@ class WaitForGraph:
             if h.task.task not in seen:
                 seen.add(h.task.task)
                 out.append(("t", h.task.task))
+        return out
+
+    def adjacency(self) -> Dict[Node, List[Node]]:
+        """Return {node: :meth:`successors` of it} for every node of :meth:`nodes`, in
+        that order."""
+        locks, blocked = self.locks, self.blocked
+        out = {}  # type: Dict[Node, List[Node]]
+        for t in sorted(self.tasks):
+            b = blocked.get(t)
+            out[("t", t)] = [("l", b.lock_address)] if (
+                b is not None and b.kind == "lock" and b.lock_address in locks) else []
+        for a in sorted(locks):
+            out[("l", a)] = self.successors(("l", a))
         return out
 
     def nodes(self) -> List[Node]:
@@ -522,9 +535,8 @@ def _behind_list(g: WaitForGraph, dist: Dict[Node, int], exclude: Set[Node]
         if k != "t" or ("t", a) in exclude:
             continue
         b = g.blocked.get(a)
-        out.append(BehindTask(task=g.tasks[a], lock=b.lock_address if b else None,
-                              function=b.function if b else None,
-                              caller=g.callers.get(a), depth=(d + 1) // 2))
+        out.append(BehindTask(g.tasks[a], b.lock_address if b else None,
+                              b.function if b else None, g.callers.get(a), (d + 1) // 2))
     out.sort(key=lambda x: (x.depth, x.task.pid if x.task.pid is not None else 1 << 30,
                             x.task.task))
     return out
@@ -574,8 +586,8 @@ def analyse(g: WaitForGraph, states: Sequence[str] = ("UN",)) -> WaitFor:
     behind one, grouped by the root(s) they end at, most tasks behind first.  Never
     raises.
     """
-    nodes = g.nodes()
-    adj = {n: g.successors(n) for n in nodes}
+    adj = g.adjacency()
+    nodes = list(adj)
 
     def succ(n: Node) -> List[Node]:
         return adj[n] if n in adj else g.successors(n)
@@ -712,7 +724,7 @@ def restrict_to_pid(res: WaitFor, pid: int) -> Optional[WaitFor]:
             break
     if start is None:
         return None
-    rev = _reverse({n: g.successors(n) for n in g.nodes()})
+    rev = _reverse(g.adjacency())
     seen = {start}
     frontier = [start]
     while frontier:

@@ -50,12 +50,12 @@ def _plain_ascii(text: str) -> bool:
 
 
 class _Text:
-    """The whole text, shared by its back traces, a lower-cased copy for searches and
-    where each task starts."""
+    """The whole text, shared by its back traces, and where each task starts.  Its
+    searches for a value's hex digits look for lower case: crash prints stack words,
+    frame addresses and task addresses with ``%lx``."""
 
     def __init__(self, text: str, starts: List[int]):
         self.text = text
-        self.lower = text.lower()
         self.starts = starts
         self._hits = {}  # type: Dict[int, frozenset]
 
@@ -77,14 +77,14 @@ class _Text:
         hexes = {"%x" % v: v for v in todo}
         found = {v: set() for v in todo}  # type: Dict[int, set]
         starts = self.starts
-        for m in re.finditer("|".join(hexes), self.lower):
+        for m in re.finditer("|".join(hexes), self.text):
             found[hexes[m.group()]].add(bisect.bisect_right(starts, m.start()) - 1)
         for v, chunks in found.items():
             self._hits[v] = frozenset(chunks)
 
     def _chunks_with(self, value: int) -> frozenset:
         h = "%x" % value
-        low, starts = self.lower, self.starts
+        low, starts = self.text, self.starts
         found = set()
         pos = low.find(h)
         while pos >= 0:
@@ -354,7 +354,6 @@ class BacktraceStream:
         self._starts = []  # type: List[int]
         self._bts = []  # type: List[Backtrace]
         self._ok = True
-        self._lower = []  # type: List[str]
         #: after :meth:`finish`: how many header lines the text has, when it counted them
         self.headers = None  # type: Optional[int]
         self._exotic = []  # type: List[int]
@@ -398,7 +397,6 @@ class BacktraceStream:
             if _BREAKS.search(piece):
                 raise ValueError("other line breaks")
             self._exotic.extend(self._seen + m.start() for m in _EXOTIC.finditer(piece))
-        self._lower.append(piece.lower())
         old = self._buf
         buf = old + piece
         self._buf = buf
@@ -438,7 +436,6 @@ class BacktraceStream:
             return parse_backtraces_lazy(text)
         sh = self._shared
         sh.text = text
-        sh.lower = "".join(self._lower)
         sh.starts = self._starts
         self.headers = len(self._starts)
         out = list(self._bts)

@@ -96,6 +96,11 @@ def test_find_error_long_answer_same_as_whole():
         assert find_error("foreach UN bt -f", text) == _find_error("foreach UN bt -f", text)
     msg, partial = find_error("foreach UN bt -f", body + err)
     assert msg.startswith("foreach: invalid kernel virtual address") and partial == body.rstrip("\n")
+    # sym's "possible alternatives:" list may be longer than any tail looked at
+    alts = "symbol not found: foo\npossible alternatives:\n" + "".join(
+        "  ffffffff8%07x (T) foo_%d\n" % (i, i) for i in range(3000))
+    assert len(alts) > 1 << 16
+    assert find_error("sym foo", alts)[0] == "symbol not found: foo"
 
 
 def test_find_error_glued_to_partial_line():

@@ -77,6 +77,26 @@ def test_simple_cycles_lists_every_cycle_and_is_bounded():
 
 # ------------------------------------------------------------------- cycles
 
+def test_reaching_cycles_keeps_every_cycle_and_drops_chains_into_sinks():
+    # 1 -> 2 -> 3 -> 1 is a cycle with 4 -> 1 behind it; 5 -> 6 -> 7 ends at a sink;
+    # 8 loops on itself; 9 leads to both a sink and the cycle
+    adj = {1: [2], 2: [3], 3: [1], 4: [1], 5: [6], 6: [7], 7: [], 8: [8], 9: [7, 4]}
+    rev = W._reverse(adj)
+    assert W._reaching_cycles(list(adj), adj, rev) == [1, 2, 3, 4, 8, 9]
+
+
+def test_adjacency_is_successors_of_every_node():
+    a, b, c, d = T(1), T(2), T(3), T(4)
+    g = W.build_graph([waits(a, LA), waits(b, LB), other(c), waits(d, 0xdead)],
+                      {r.address: r for r in [lock(LA, owner=b, waiters=[a]),
+                                              lock(LB, ltype="rw_semaphore", readers=2,
+                                                   waiters=[b], candidates=[])]})
+    adj = g.adjacency()
+    assert list(adj) == g.nodes()
+    assert adj == {n: g.successors(n) for n in g.nodes()}
+    assert adj[("t", a.task)] == [("l", LA)] and adj[("t", d.task)] == []
+
+
 def test_abba_recorded_owners_one_cycle_with_task_behind():
     a, b, rm = T(97, "ruby"), T(98, "ruby"), T(99, "rm")
     res = run([waits(a, LB), waits(b, LA), waits(rm, LA)],
