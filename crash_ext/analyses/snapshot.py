@@ -31,6 +31,10 @@ def no_gc():
             gc.enable()
 
 
+def _ref_of(e: PsEntry) -> TaskRef:
+    return TaskRef(task=e.task, pid=e.pid, comm=e.comm, state=e.state, cpu=e.cpu)
+
+
 class Snapshot:
     """Tasks and their stacks, read lazily from ``port`` and cached.
 
@@ -109,8 +113,7 @@ class Snapshot:
         e = self.by_task(addr)
         if e is None:
             return TaskRef(task=addr)
-        r = self._refs[addr] = TaskRef(task=e.task, pid=e.pid, comm=e.comm,
-                                       state=e.state, cpu=e.cpu)
+        r = self._refs[addr] = _ref_of(e)
         return r
 
     def in_state(self, states: Iterable[str]) -> List[PsEntry]:
@@ -180,8 +183,7 @@ class Snapshot:
             def read_header(bt):    # and on_task, while crash prints the next tasks
                 if bt.task is not None and bt.pid is not None and bt.task not in made:
                     e = made[bt.task] = self._header_entry(bt, state)
-                    refs[bt.task] = TaskRef(task=e.task, pid=e.pid, comm=e.comm,
-                                            state=e.state, cpu=e.cpu)
+                    refs[bt.task] = _ref_of(e)
                 spans.append(stack_span(bt))
                 if on_task is not None:
                     on_task(bt)
