@@ -28,9 +28,14 @@ from dataclasses import dataclass, field
 from typing import (Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence,
                     Set, Tuple)
 
+from ..models import locks as L
 from ..models.btlazy import text_search
 from ..port import CrashExtError, Port
+from .blockedon import (SCHED_FUNCS, blocked_on, classify_function, classify_stack,
+                        own_records)
+from .lockreport import lock_report, prefetch_locks, session_cache
 from .results import Blocked, Candidate, LockReport, TaskRef
+from .snapshot import Snapshot, no_gc
 
 __all__ = ["HeldBy", "LockNode", "Step", "Cycle", "BehindTask", "Convoy", "WaitForGraph",
            "WaitFor", "build_graph", "analyse", "collect", "tarjan_scc", "simple_cycles",
@@ -229,7 +234,6 @@ def _caller(bt, frame: Optional[int], frames=None) -> Optional[str]:
     the frames to look through, when not ``bt``'s)."""
     if (bt is None and frames is None) or frame is None:
         return None
-    from .blockedon import SCHED_FUNCS, classify_function
     for f in (frames if frames is not None else _heads(bt)):
         if f.index <= frame:
             continue
@@ -359,16 +363,16 @@ def build_graph(blocked: Iterable[Blocked], reports: Dict[int, LockReport],
     for ln in g.locks.values():
         ln.holders = _recorded_holders(ln.report)
         owners.update(h.task.task for h in ln.holders)
-    blocked_on = {}  # type: Dict[int, Set[int]]   # lock -> analysed tasks blocked on it
+    on_lock = {}  # type: Dict[int, Set[int]]   # lock -> analysed tasks blocked on it
     for t, b in bl.items():
         if b.lock_address is not None:
-            blocked_on.setdefault(b.lock_address, set()).add(t)
+            on_lock.setdefault(b.lock_address, set()).add(t)
     for addr, ln in sorted(g.locks.items()):
         rep = ln.report
         if ln.holders:
             continue
         waiters = {w.task.task for w in rep.waiters}
-        waiters.update(blocked_on.get(addr, ()))
+        waiters.update(on_lock.get(addr, ()))
         if rep.locked is False:
             ln.unresolved = "not locked (its waiters are being woken, or it is not a %s)" \
                 % rep.type
@@ -790,7 +794,6 @@ def _classify_stack(bt) -> Tuple[Optional[int], Optional[str], Optional[str],
     """Return (lock frame index, lock kind, mode, function, other, caller) for a back
     trace, by :func:`~.blockedon.classify_stack`, the frame rules of ``blocked_on``
     (``other``'s frame has ``index`` and ``function``), reading its frames once."""
-    from .blockedon import classify_stack
     seen = []
     heads = _heads(bt)
     lock, kind, mode, other = classify_stack(seen.append(f) or f for f in heads)
@@ -835,9 +838,6 @@ def blocked_all(port: Port, snap, bts: Dict[int, object],
     asked (its full search), and the lock it finds is walked once for all its waiters.
     So crash is asked about each lock once, not about each task.  Per-task failures
     become ``unknown`` records."""
-    from .blockedon import blocked_on
-    from .lockreport import session_cache
-    from ..models import locks as L
     cache = session_cache(snap)
     try:
         has_blocker = port.member_offset("task_struct", "blocker") is not None
@@ -927,7 +927,6 @@ def blocked_all(port: Port, snap, bts: Dict[int, object],
 
 def _list_layouts(port: Port) -> Dict[str, object]:
     """Return {kind: layout} of the lock kinds whose waiters are records on a list."""
-    from ..models import locks as L
     out = {}
     for kind in ("mutex", "rw_semaphore", "semaphore"):
         try:
@@ -942,8 +941,6 @@ def _list_layouts(port: Port) -> Dict[str, object]:
 def _own_record(bt, cls: tuple, layouts: Dict[str, object]) -> Optional[_Record]:
     """Return the waiter record naming the task among the words printed under its lock
     slow-path frame and the one above (``cls``: its :func:`_classify_stack`), or None."""
-    from ..models.locks import decode_waiter
-    from .blockedon import own_records
     lock_idx, kind = cls[0], cls[1]
     lay = layouts.get(kind) if lock_idx is not None else None
     through = getattr(bt, "words_through", None)
@@ -953,7 +950,7 @@ def _own_record(bt, cls: tuple, layouts: Dict[str, object]) -> Optional[_Record]
     w = lay.waiter
     for rec, node, nxt, prv in own_records(words, bt.task, w):
         vals = [words.get(a) for a in range(rec, rec + max(w.size, w.task_off + 8), 8)]
-        dec = None if None in vals else decode_waiter(
+        dec = None if None in vals else L.decode_waiter(
             w, rec, b"".join(v.to_bytes(8, "little") for v in vals))
         return _Record(kind, rec, node, prv, dec, bt, lock_idx,
                        prv - lay.wait_off in words.values())
@@ -972,8 +969,6 @@ def _walk_recorded(port: Port, snap, records: Dict[int, _Record], layouts, known
     frames.  Each such lock's memory is read in one exchange for all, then its wait
     list is walked from the lock itself (records printed whole in their stacks are not
     read again); only those walks decide who waits where."""
-    from ..models import locks as L
-    from .lockreport import session_cache
     cache = session_cache(snap)
     by_node = {r.node: r for r in records.values()}
     head_of = {}  # type: Dict[int, Optional[int]]
@@ -1045,15 +1040,12 @@ def collect(port: Port, states: Sequence[str] = ("UN",), snapshot=None,
     or lock that cannot be read becomes a problem line, not an exception.  Raises
     CrashExtError only when crash itself fails (``ps`` cannot be read).
     """
-    from .snapshot import no_gc
     with no_gc():
         return _collect(port, states, snapshot, use_candidates, last_ran)
 
 
 def _collect(port: Port, states: Sequence[str], snapshot, use_candidates,
              last_ran: bool) -> WaitFor:
-    from .lockreport import lock_report, prefetch_locks, session_cache
-    from .snapshot import Snapshot
     snap = snapshot or Snapshot(port)
     cache = session_cache(snap)
     # skip `ps -m` (seconds at thousands of tasks) unless asked or already read
