@@ -293,9 +293,7 @@ def _from_stacks(addr: int, waiters: Set[int], blocked: Dict[int, Blocked],
     (``containing``: :func:`~crash_ext.models.btlazy.text_search` of ``backtraces``,
     which narrows the tasks to look at)."""
     found = []
-    maybe = containing(addr) if containing is not None else backtraces
-    for t in sorted(maybe, key=lambda x: (blocked[x].task.pid or 0, x)
-                    if x in blocked else (0, x)):
+    for t in containing(addr) if containing is not None else backtraces:
         bt = backtraces.get(t)
         if bt is None or t in waiters or t not in blocked:
             continue
@@ -307,6 +305,7 @@ def _from_stacks(addr: int, waiters: Set[int], blocked: Dict[int, Blocked],
                 break
         if hit is not None:
             found.append((t, hit))
+    found.sort(key=lambda x: (blocked[x[0]].task.pid or 0, x[0]))
     if len(found) != want:
         return []
     return [HeldBy(task=blocked[t].task, inferred=True, evidence=[
