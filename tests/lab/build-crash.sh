@@ -1,50 +1,65 @@
 #!/usr/bin/env bash
-# Build crash 8.0.6 from Debian's source tarball into a cache outside the repo.
-# Prints the path of the built binary on stdout (last line). Reuses the cache when present.
+# Build crash from Debian's source tarball into a cache outside the repo.
+#
+#   build-crash.sh [VERSION]      # default 8.0.6 (trixie's source); 9.0.x comes from sid
+#
+# Prints the path of the built binary on stdout (last line); reuses the cache when present.
+# The built source tree is kept beside the binary ($CACHE/crash-VERSION/src): pykdump's
+# mpykdump.so compiles against it.  The host's apt sources are not touched (tests/lab/papt.sh).
+# Build output goes to $CACHE/logs/build-crash-VERSION.log; on failure its last 30 lines
+# and its path are printed.
 # Env: CRASH_EXT_CACHE (default ~/.cache/crash-ext).
 set -euo pipefail
-VERSION=8.0.6
+HERE=$(cd "$(dirname "$0")" && pwd)
+VERSION=${1:-8.0.6}
+case "$VERSION" in
+    8.*) SUITE=trixie;;
+    9.*) SUITE=sid;;
+    *) echo "build-crash: no Debian suite known for crash $VERSION" >&2; exit 2;;
+esac
 CACHE=${CRASH_EXT_CACHE:-$HOME/.cache/crash-ext}
 DEST=$CACHE/crash-$VERSION
 BIN=$DEST/crash
+LOG=$CACHE/logs/build-crash-$VERSION.log
 log() { echo "build-crash: $*" >&2; }
+fail() {
+    log "$*"
+    if [ -s "$LOG" ]; then tail -n 30 "$LOG" >&2; log "full log: $LOG"; fi
+    exit 1
+}
 
-if [ -x "$BIN" ] && "$BIN" --version 2>/dev/null | grep -q "crash $VERSION"; then
+if [ -x "$BIN" ] && [ -f "$DEST/src/defs.h" ] && "$BIN" --version 2>/dev/null | grep -q "crash $VERSION"; then
     echo "$BIN"; exit 0
 fi
 [ "$(id -u)" = 0 ] || { log "needs root to install build dependencies (apt-get)"; exit 2; }
-
-SRC_LIST=/etc/apt/sources.list.d/crash-ext-src.sources
-if ! apt-cache showsrc crash 2>/dev/null | grep -q "^Version: $VERSION"; then
-    log "adding a deb-src entry for trixie ($SRC_LIST) to fetch crash $VERSION's source"
-    cat > "$SRC_LIST" <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-    apt-get update -q >&2
-fi
-log "installing build dependencies"
+mkdir -p "$CACHE/logs"
+# One build at a time (parallel test runs): wait, then see whether it is done.
+exec 8>"$CACHE/.build-crash-$VERSION.lock"
+flock 8
+if [ -x "$BIN" ] && [ -f "$DEST/src/defs.h" ]; then echo "$BIN"; exit 0; fi
+: > "$LOG"
+t0=$(date +%s)
+log "crash $VERSION: installing build dependencies (log: $LOG)"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     build-essential bison flex gawk texinfo zlib1g-dev libncurses-dev liblzo2-dev \
-    libsnappy-dev libzstd-dev binutils-dev dpkg-dev wget ca-certificates >&2
+    libsnappy-dev libzstd-dev binutils-dev dpkg-dev ca-certificates libgmp-dev libmpfr-dev \
+    >>"$LOG" 2>&1 || fail "apt-get install of the build dependencies failed"
 
-WORK=$CACHE/build-crash
-rm -rf "$WORK"; mkdir -p "$WORK"; cd "$WORK"
-# The .dsc may 404 on the mirror; --download-only still brings the orig tarball.
-apt-get source --download-only "crash=$VERSION-1" >&2 || true
+. "$HERE/papt.sh"
+papt_setup "$SUITE" >>"$LOG" 2>&1 || fail "could not read $SUITE's package index"
+srcver=$(papt apt-cache showsrc crash 2>>"$LOG" | awk '/^Version:/ {print $2}' | grep "^$VERSION-" | sort -V | tail -1)
+[ -n "$srcver" ] || fail "crash $VERSION is not in $SUITE's source index"
+# Built in place: pykdump's build reads this tree (absolute paths) later.
+rm -rf "$DEST"; mkdir -p "$DEST/dl"; cd "$DEST/dl"
+log "crash $VERSION: downloading Debian's source ($SUITE, $srcver)"
+papt apt-get source --download-only "crash=$srcver" >>"$LOG" 2>&1 || true
 TARBALL=$(ls crash_"$VERSION".orig.tar.* 2>/dev/null | head -1)
-[ -n "$TARBALL" ] || { log "could not download crash_$VERSION.orig.tar.gz from Debian's pool"; exit 1; }
-tar xf "$TARBALL"
-dir=$(find . -maxdepth 1 -type d -name "crash*" | head -1)
-cd "$dir"
-ls gdb-*.tar.gz >/dev/null 2>&1 || { log "gdb tarball missing from $TARBALL (crash would try to download it)"; exit 1; }
-log "building crash $VERSION (takes ~5-6 min on 2 cores)"
-make -j"$(nproc)" lzo snappy zstd >&2
-mkdir -p "$DEST"
+[ -n "$TARBALL" ] || fail "could not download crash_$VERSION.orig.tar.* from Debian's pool"
+mkdir ../src; tar xf "$TARBALL" -C ../src --strip-components=1
+cd ../src; rm -rf ../dl
+ls gdb-*.tar.gz >/dev/null 2>&1 || fail "gdb tarball missing from $TARBALL (crash would try to download it)"
+log "crash $VERSION: building (about 6 min on 2 cores)"
+make -j"$(nproc)" lzo snappy zstd >>"$LOG" 2>&1 || fail "crash $VERSION: make failed"
 install -m 0755 crash "$BIN"
-cd "$CACHE"; rm -rf "$WORK"
-"$BIN" --version | head -1 >&2
+log "crash $VERSION: built in $(( $(date +%s) - t0 ))s: $BIN"
 echo "$BIN"

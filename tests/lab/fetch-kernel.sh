@@ -3,33 +3,44 @@
 # Nothing is installed on the host: the packages are downloaded and extracted.
 # Usage: fetch-kernel.sh [ABI|FAMILY]
 #   ABI like 6.1.0-56-amd64 or 6.12.117+deb12-amd64; FAMILY like 6.1 or 6.12 picks the newest
-#   generic amd64 ABI of that series in the package index (default: 6.1, Debian 12's own;
-#   6.12 comes from bookworm-backports).
+#   generic amd64 ABI of that series in its suite's package index (5.10: bullseye, 6.1:
+#   bookworm, Debian 12's own and the default; 6.12: bookworm-backports; 7.x: sid);
+#   FAMILY-rt (6.12-rt) picks the PREEMPT_RT flavour.  The suites' indexes are private to
+#   the cache (tests/lab/papt.sh): the host's apt sources are not touched.
 # Prints the kernel cache directory on stdout (last line).
 set -euo pipefail
 CACHE=${CRASH_EXT_CACHE:-$HOME/.cache/crash-ext}
 log() { echo "fetch-kernel: $*" >&2; }
 ABI=${1:-6.1}
-BPO_LIST=/etc/apt/sources.list.d/crash-ext-backports.sources
-add_backports() {   # newer series (6.12) and their ABIs live in bookworm-backports
-    [ -f "$BPO_LIST" ] && return 1
-    log "adding bookworm-backports to apt's sources ($BPO_LIST)"
-    printf '%s\n' "Types: deb" "URIs: http://deb.debian.org/debian" "Suites: bookworm-backports" \
-        "Components: main" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" > "$BPO_LIST"
-    apt-get update -q >&2
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/papt.sh"
+# suite_of SERIES: the Debian suite whose index carries that kernel series.
+suite_of() {
+    case "$1" in
+        5.10*) echo bullseye;; 6.1|6.1.*|6.1-*) echo bookworm;;
+        6.12*) echo bookworm-backports;; 7.*) echo sid;; *) return 1;;
+    esac
 }
+# newest_in_family SERIES [rt]: the newest ABI of that series and flavour in the index.
 newest_in_family() {
-    apt-cache search --names-only "^linux-image-${1//./\\.}[.-].*-amd64-dbg\$" | awk '{print $1}' \
-        | grep -v -e cloud -e '-rt-' | sed -e 's/^linux-image-//' -e 's/-dbg$//' | sort -V | tail -1
+    local flav=amd64; [ "${2:-}" = rt ] && flav=rt-amd64
+    papt apt-cache search --names-only "^linux-image-${1//./\\.}[.-].*-dbg\$" | awk '{print $1}' \
+        | sed -e 's/^linux-image-//' -e 's/-dbg$//' | grep -E "^[0-9][^-]*(-[0-9]+)?-$flav\$" \
+        | sort -V | tail -1
 }
 case "$ABI" in
-    *-amd64) apt-cache show "linux-image-$ABI-dbg" >/dev/null 2>&1 || add_backports || true;;
-    *) fam=$ABI
-       ABI=$(newest_in_family "$fam")
-       if [ -z "$ABI" ] && add_backports; then ABI=$(newest_in_family "$fam"); fi
-       [ -n "$ABI" ] || { log "no generic amd64 kernel of series $fam in the package index"; exit 1; };;
+    *-amd64) series=$(echo "$ABI" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/');;
+    *) series=${ABI%-rt};;
 esac
-case "$ABI" in *cloud*|*-rt-*) log "use the generic amd64 kernel, not $ABI (crash fails on cloud kernels)"; exit 2;; esac
+suite=$(suite_of "$series") || { log "no Debian suite known for kernel series $series"; exit 2; }
+papt_setup "$suite" 2>/dev/null || { log "could not read $suite's package index"; exit 1; }
+case "$ABI" in
+    *-amd64) ;;
+    *) fam=${ABI%-rt}; flav=; [ "$fam" != "$ABI" ] && flav=rt
+       ABI=$(newest_in_family "$fam" $flav)
+       [ -n "$ABI" ] || { log "no generic amd64 kernel of series $fam in $suite's index"; exit 1; };;
+esac
+case "$ABI" in *cloud*) log "use the generic amd64 kernel, not $ABI (crash fails on cloud kernels)"; exit 2;; esac
 DIR=$CACHE/kernel/$ABI
 if [ -f "$DIR/.complete" ]; then echo "$DIR"; exit 0; fi
 # One fetch at a time (parallel test runs): wait, then see whether it is done.
@@ -40,14 +51,16 @@ if [ -f "$DIR/.complete" ]; then echo "$DIR"; exit 0; fi
 rm -rf "$DIR"; mkdir -p "$DIR/debs"; cd "$DIR/debs"
 # The image package is 'linux-image-ABI' (signed) or 'linux-image-ABI-unsigned'.
 img=linux-image-$ABI
-apt-cache show "$img" >/dev/null 2>&1 || img=linux-image-$ABI-unsigned
+papt apt-cache show "$img" >/dev/null 2>&1 || img=linux-image-$ABI-unsigned
 # Headers for building the lab module: extracted here, not installed (installing the
 # headers of some ABIs pulls the kernel image onto the host).
 hdr=linux-headers-$ABI
-deps=$(apt-cache depends "$hdr" 2>/dev/null | awk '/Depends: linux-(headers|kbuild)/ {print $2}')
+deps=$(papt apt-cache depends "$hdr" 2>/dev/null | awk '/Depends: linux-(headers|kbuild)/ {print $2}')
 [ -n "$deps" ] || { log "no $hdr (or its common/kbuild packages) in the package index"; exit 1; }
-log "downloading $img, linux-image-$ABI-dbg, $hdr" $deps
-apt-get download -q "$img" "linux-image-$ABI-dbg" "$hdr" $deps >&2
+log "$ABI: downloading the image, its -dbg (~0.9 GB) and headers from $suite"
+LOG=$CACHE/logs/fetch-kernel-$ABI.log; mkdir -p "$CACHE/logs"
+papt apt-get download -q "$img" "linux-image-$ABI-dbg" "$hdr" $deps >"$LOG" 2>&1 \
+    || { tail -n 30 "$LOG" >&2; log "download failed; full log: $LOG"; exit 1; }
 cd "$DIR"
 dpkg-deb -x debs/${img}_*.deb root
 for p in "$hdr" $deps; do dpkg-deb -x debs/"${p}"_*.deb headers; done
