@@ -4,8 +4,10 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 CACHE   ?= $(HOME)/.cache/crash-ext
 N       ?= 2000
+# Progress lines of the lab scripts count time from here ([m:ss]).
+export CRASH_EXT_T0 ?= $(shell date +%s)
 
-.PHONY: all deps venv crash lab demo test unit bench compare docs clean lab-clean
+.PHONY: all deps venv crash kernel lab demo test unit bench compare docs fresh clean lab-clean
 
 all: test
 
@@ -13,9 +15,10 @@ deps:
 	@tests/lab/deps.sh
 
 $(VPY): requirements.txt requirements-dev.txt pyproject.toml
-	$(PY) -m venv $(VENV)
-	$(VPY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
-	$(VPY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@echo "venv: $(VENV) (pip, pinned requirements)" >&2
+	@$(PY) -m venv $(VENV)
+	@$(VPY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@$(VPY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $(VPY)
 
 venv: deps $(VPY)
@@ -23,15 +26,22 @@ venv: deps $(VPY)
 crash: deps
 	@tests/lab/build-crash.sh >/dev/null
 
+kernel: deps
+	@tests/lab/fetch-kernel.sh 6.1 >/dev/null
+
 SMALL   := --scenario seed --scenario abba-mutex --scenario cycle3 --scenario convoy \
            --scenario readers --scenario semaphore
 
-lab: crash venv
-	$(VPY) tests/lab/mklab.py --n $(N)
-	$(VPY) tests/lab/mklab.py --kernel 6.12 $(SMALL)
+lab: deps
+	@$(MAKE) --no-print-directory -j3 crash venv kernel
+	@$(VPY) tests/lab/mklab.py --n $(N) >/dev/null
+	@$(VPY) tests/lab/mklab.py --kernel 6.12 $(SMALL) >/dev/null
 
-demo: lab
-	$(VPY) tests/lab/demo.py
+# The demo builds only what it shows: crash and the 6.1 seed dump (crash compiles while
+# the kernel downloads).
+demo: deps
+	@$(MAKE) --no-print-directory -j3 crash venv kernel
+	@$(VPY) tests/lab/demo.py
 
 test: lab
 	$(VPY) -m pytest -q tests
@@ -47,6 +57,10 @@ compare: lab
 
 docs: lab
 	$(VPY) docs/make_walkthrough.py
+
+# The README's two commands in a clean Debian 12 root (debootstrap; no host caches).
+fresh:
+	@tests/fresh.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -24,6 +24,11 @@ class CrashDied(CrashExtError):
     """The crash process exited or could not be started."""
 
 
+class CrashCannotRead(CrashExtError):
+    """crash runs but cannot read this kernel (e.g. it lists only some of its tasks): no
+    verb may answer from what it sees.  Exit code 3, like a crash that failed."""
+
+
 class MemoryReadError(CrashExtError):
     """An address could not be read (unmapped, not in the dump, user space)."""
 

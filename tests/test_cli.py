@@ -1,19 +1,40 @@
-"""crash-ext outside crash: the console script end to end on a lab dump, exit codes a
-runbook can test (0 nothing found, 1 deadlock/hang found, 2 usage or input error)."""
+"""crash-ext outside crash: the console script end to end on lab dumps, with the exit
+codes a runbook tests (0 nothing found, 1 deadlock/hang found, 2 usage or input error,
+3 crash itself failed), how it finds crash, --lab, compressed dumps, and the refusal of a
+crash that cannot read the kernel."""
 
 import json
+import os
 import subprocess
 import sys
 
+import pytest
+
+from tests.lab import mklab
 from tests.lab.labdumps import get_dump
 
+CLI = [sys.executable, "-m", "crash_ext.cli"]
 
-def _cli(*args):
+
+def _run(args, env=None, timeout=600):
+    full = dict(os.environ)
+    full.update(env or {})
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout,
+                          env=full)
+
+
+def _cli(*args, crash=None):
     d = get_dump("seed")
-    cmd = [sys.executable, "-m", "crash_ext.cli"] + list(args) + [
-        "--vmlinux", d.vmlinux, "--vmcore", d.vmcore, "--crash", d.crash,
-        "--mod", "crashext_lab=" + d.module_ko]
-    return d, subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return d, _run(list(args) + ["--vmlinux", d.vmlinux, "--vmcore", d.vmcore,
+                                 "--crash", crash or d.crash,
+                                 "--mod", "crashext_lab=" + d.module_ko])
+
+
+def _one_line_error(r):
+    text = (r.stdout + r.stderr).strip()
+    assert text.count("\n") == 0, text
+    assert "error" in text and "Traceback" not in text
+    return text
 
 
 def test_deadlock_json_exit_1_with_the_cycle():
@@ -25,16 +46,107 @@ def test_deadlock_json_exit_1_with_the_cycle():
     assert sorted(s["task"]["pid"] for s in doc["cycles"][0]["steps"]) == rubies
 
 
+def test_report_exit_0():
+    d = get_dump("seed")
+    fire = next(l for l in d.truth["locks"] if l["name"].startswith("i:"))
+    _, r = _cli("whoholds", "inode.i_rwsem", fire["container"]["address"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "OWNER: PID %d " % fire["owners"][0]["pid"] in r.stdout
+
+
 def test_input_error_exit_2_one_line():
     _, r = _cli("whoholds", "0")
     assert r.returncode == 2
-    assert r.stdout.strip().count("\n") == 0 and "error" in r.stdout + r.stderr
+    _one_line_error(r)
 
 
 def test_usage_errors():
-    r = subprocess.run([sys.executable, "-m", "crash_ext.cli", "nosuchverb"],
-                       capture_output=True, text=True, timeout=60)
+    r = _run(["nosuchverb"], timeout=60)
     assert r.returncode == 2 and "unknown verb" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "crash_ext.cli", "--help"],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and "deadlock" in r.stderr
+    r = _run([], timeout=60)
+    assert r.returncode == 2 and "no verb" in r.stderr
+    r = _run(["--help"], timeout=60)
+    assert r.returncode == 0 and "deadlock" in r.stdout and "--crash" in r.stdout
+
+
+def test_help_verb():
+    r = _run(["help", "deadlock"], timeout=60)
+    assert r.returncode == 0 and "--json" in r.stdout
+
+
+def test_missing_crash_exit_3_names_the_options():
+    d = get_dump("seed")
+    r = _run(["deadlock", "--vmlinux", d.vmlinux, "--vmcore", d.vmcore,
+              "--crash", "/nonexistent/crash"])
+    assert r.returncode == 3
+    line = _one_line_error(r)
+    assert "--crash" in line and "CRASH=" in line
+    env = {"PATH": "/nonexistent", "CRASH": ""}
+    r = _run(["deadlock", "--vmlinux", d.vmlinux, "--vmcore", d.vmcore], env=env)
+    assert r.returncode == 3
+    line = _one_line_error(r)
+    assert "--crash" in line and "CRASH=" in line and "PATH" in line
+
+
+def test_crash_from_env_then_path(tmp_path):
+    d = get_dump("seed")
+    base = ["deadlock", "--json", "--vmlinux", d.vmlinux, "--vmcore", d.vmcore,
+            "--mod", "crashext_lab=" + d.module_ko]
+    r = _run(base, env={"CRASH": d.crash})
+    assert r.returncode == 1, r.stdout + r.stderr
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    os.symlink(d.crash, str(bindir / "crash"))
+    r = _run(base, env={"CRASH": "", "PATH": "%s:%s" % (bindir, os.environ["PATH"])})
+    assert r.returncode == 1, r.stdout + r.stderr
+
+
+def test_lab_shortcut_matches_the_truth():
+    d = get_dump("seed")
+    r = _run(["deadlock", "--json", "--lab", "seed"])
+    assert r.returncode == 1, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    rubies = sorted(t["pid"] for t in d.truth["tasks"] if t["comm"] == "ruby")
+    assert sorted(s["task"]["pid"] for s in doc["cycles"][0]["steps"]) == rubies
+    r = _run(["deadlock", "--lab", "nosuchscenario"], timeout=60)
+    assert r.returncode == 2
+    assert "mklab.py" in _one_line_error(r)
+
+
+def test_compressed_dump_is_read_once():
+    d = get_dump("seed")
+    zst = os.path.join(d.directory, d.meta["vmcore_zst"])
+    args = ["whoholds", "-p", str(next(t["pid"] for t in d.truth["tasks"]
+                                       if t["comm"] == "rm")),
+            "--vmlinux", d.vmlinux, "--vmcore", zst, "--crash", d.crash,
+            "--mod", "crashext_lab=" + d.module_ko]
+    r = _run(args)
+    assert r.returncode == 1, r.stdout + r.stderr
+    from crash_ext.dumpfiles import decompressed_copies
+    copies = decompressed_copies(zst)
+    assert len(copies) == 1
+    before = os.stat(copies[0]).st_mtime_ns
+    r = _run(args)
+    assert r.returncode == 1
+    assert os.stat(copies[0]).st_mtime_ns == before
+
+
+@pytest.fixture(scope="module")
+def debian12_crash():
+    """Debian 12's packaged crash (8.0.2), unpacked, not installed."""
+    r = subprocess.run([os.path.join(mklab.HERE, "fetch-crash-deb.sh"), "bookworm"],
+                       stdout=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        pytest.fail("could not fetch Debian 12's crash package")
+    return r.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("verb", [["deadlock"], ["deadlock", "--json"], ["whoholds", "-p", "1"],
+                                  ["argrecover", "1"]])
+def test_crash_that_cannot_list_tasks_is_refused(debian12_crash, verb):
+    """crash 8.0.2 lists 2 tasks on Debian 12's 6.1 kernels: never 'nothing is blocked'."""
+    d, r = _cli(*verb, crash=debian12_crash)
+    assert r.returncode == 3, r.stdout + r.stderr
+    line = _one_line_error(r)
+    assert "crash 8.0.2" in line and "cannot read this kernel" in line
+    assert "nothing" not in line.lower()

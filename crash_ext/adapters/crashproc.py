@@ -88,6 +88,22 @@ def _grow_pipe(fd: int, size: int = 1 << 20) -> None:
         pass
 
 
+def crash_binary_version(path: str) -> Optional[str]:
+    """Return the version ``path --version`` prints (``8.0.6``), None when it cannot be
+    run or prints no ``crash X.Y.Z`` line."""
+    try:
+        out = subprocess.run([path, "--version"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             timeout=60).stdout.decode("utf-8", "replace")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for word in out.split("crash ")[1:]:
+        v = word.split()[0] if word.split() else ""
+        if v[:1].isdigit() and v.count(".") >= 1:
+            return v
+    return None
+
+
 class CrashProcess(CommandTypes, Port):
     """A :class:`Port` backed by one ``crash -s VMLINUX VMCORE`` process.
 
@@ -122,6 +138,13 @@ class CrashProcess(CommandTypes, Port):
         self._closed = False
         self._help_marker = False
         self._cache = None  # type: Optional[Dict[tuple, object]]
+
+    def crash_version(self) -> Optional[str]:
+        """Return the version crash reports of itself (``8.0.6``), None when it prints
+        none; asked once (``crash --version``), for messages."""
+        if not hasattr(self, "_version"):
+            self._version = crash_binary_version(self.crash)
+        return self._version
 
     def _open_type_store(self):
         """The vmlinux's type store (none on a live system)."""

@@ -13,9 +13,10 @@ from typing import List, Optional
 from ..analyses.args import Arg, FrameArgs, TaskArgs, recover_with_port
 from ..analyses.decode import decode_pointer
 from ..analyses.snapshot import Snapshot
+from ..analyses.taskview import require_task_view
 from ..models.stack import parse_backtraces
 from ..port import BadArgument, CrashExtError, Port, check_pid_word
-from .registry import VerbParser, parse_verb_args
+from .registry import VerbParser, exit_code, parse_verb_args
 
 EXAMPLES = """
 Arguments of every frame of the stuck rm, then only vfs_unlink's:
@@ -174,6 +175,7 @@ def main(argv, port: Port, out=None) -> int:
     if opts is None:
         return rc
     try:
+        require_task_view(port)
         if opts.uninterruptible:
             if opts.task:
                 raise BadArgument("-u takes no task")
@@ -195,4 +197,4 @@ def main(argv, port: Port, out=None) -> int:
         return 0
     except CrashExtError as e:
         print("argrecover: error: %s" % e, file=out)
-        return 2
+        return exit_code(e)

@@ -13,10 +13,11 @@ from typing import Dict, List, Optional
 
 from ..analyses.results import TaskRef
 from ..analyses.snapshot import no_gc
+from ..analyses.taskview import require_task_view
 from ..analyses.waitfor import (Cycle, HeldBy, LockNode, WaitFor, collect,
                                 restrict_to_pid, short_lock_name)
 from ..port import BadArgument, CrashExtError, Port, check_pid_word
-from .registry import VerbParser, parse_verb_args
+from .registry import VerbParser, exit_code, parse_verb_args
 
 try:
     from tabulate import tabulate
@@ -377,6 +378,7 @@ def _main(argv, port: Port, out, err) -> int:
     if opts is None:
         return rc
     try:
+        require_task_view(port)
         pid = check_pid_word(opts.pid) if opts.pid is not None else None
         if opts.limit < 0:
             raise BadArgument("--limit must be 0 or more")
@@ -408,5 +410,5 @@ def _main(argv, port: Port, out, err) -> int:
     except CrashExtError as e:
         msg = str(e).strip().splitlines()
         print("deadlock: error: %s" % (msg[-1] if msg else type(e).__name__), file=err)
-        return 2
+        return exit_code(e)
     return 1 if (res.cycles or res.convoys) else 0

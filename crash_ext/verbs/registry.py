@@ -6,7 +6,7 @@ Each verb module has ``main(argv, port) -> int`` and ``build_parser() -> Argumen
 import argparse
 import importlib
 
-from ..port import BadArgument
+from ..port import BadArgument, CrashCannotRead, CrashDied, CrashTimeout
 
 VERBS = {
     "whoholds": ("crash_ext.verbs.whoholds",
@@ -37,6 +37,17 @@ def parse_verb_args(parser, argv, err):
     except BadArgument as e:
         print("%s: error: %s" % (parser.prog, e), file=err)
         return None, 2
+
+
+#: The exit codes every verb and ``crash-ext`` use (README "Exit codes").
+EXIT_NOTHING, EXIT_FOUND, EXIT_INPUT, EXIT_CRASH = 0, 1, 2, 3
+
+
+def exit_code(exc) -> int:
+    """Return the exit code for an error a verb reports: 3 when crash itself failed
+    (died, timed out, cannot read the kernel), else 2 (usage or input error)."""
+    return EXIT_CRASH if isinstance(exc, (CrashDied, CrashTimeout, CrashCannotRead)) \
+        else EXIT_INPUT
 
 
 def load(name):

@@ -17,10 +17,11 @@ from ..analyses.blockedon import blocked_on
 from ..analyses.lockreport import lock_report, resolve_address
 from ..analyses.results import Blocked, LockReport, TaskRef
 from ..analyses.snapshot import Snapshot
+from ..analyses.taskview import require_task_view
 from ..models import locks as L
 from ..port import (BadArgument, CrashExtError, Port, check_member_word, check_pid_word,
                     check_type_word)
-from .registry import VerbParser, parse_verb_args
+from .registry import VerbParser, exit_code, parse_verb_args
 
 try:
     from tabulate import tabulate
@@ -285,6 +286,7 @@ def main(argv, port: Port, out=None) -> int:
     if opts is None:
         return rc
     try:
+        require_task_view(port)
         snap = Snapshot(port)
         if opts.pid is not None:
             if opts.target:
@@ -327,4 +329,4 @@ def main(argv, port: Port, out=None) -> int:
     except CrashExtError as e:
         msg = " ".join(str(e).split()) or e.__class__.__name__
         print("whoholds: error: %s" % msg, file=out)
-        return 2
+        return exit_code(e)

@@ -21,7 +21,7 @@ CACHE=${CRASH_EXT_CACHE:-$HOME/.cache/crash-ext}
 DEST=$CACHE/crash-$VERSION
 BIN=$DEST/crash
 LOG=$CACHE/logs/build-crash-$VERSION.log
-log() { echo "build-crash: $*" >&2; }
+. "$HERE/log.sh"; log() { lab_log build-crash "$@"; }
 fail() {
     log "$*"
     if [ -s "$LOG" ]; then tail -n 30 "$LOG" >&2; log "full log: $LOG"; fi

@@ -10,9 +10,8 @@
 # Prints the kernel cache directory on stdout (last line).
 set -euo pipefail
 CACHE=${CRASH_EXT_CACHE:-$HOME/.cache/crash-ext}
-log() { echo "fetch-kernel: $*" >&2; }
+HERE=$(cd "$(dirname "$0")" && pwd); . "$HERE/log.sh"; log() { lab_log fetch-kernel "$@"; }
 ABI=${1:-6.1}
-HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/papt.sh"
 # suite_of SERIES: the Debian suite whose index carries that kernel series.
 suite_of() {

@@ -4,7 +4,8 @@
     d = get_dump("seed")          # d.vmlinux, d.vmcore, d.truth, d.crash, d.module_ko
 
 Dumps are kept zstd-compressed in the cache; ``get_dump`` decompresses a working copy
-(under ``$CRASH_EXT_CACHE/run``) the first time it is asked for one.
+(under ``$CRASH_EXT_CACHE/run``, as ``crash-ext`` does: ``crash_ext.dumpfiles``) the
+first time it is asked for one.
 """
 
 import json
@@ -12,6 +13,7 @@ import os
 import re
 import subprocess
 
+from crash_ext.dumpfiles import readable_dump
 from tests.lab import mklab
 
 MIN_CRASH = (8, 0, 4)
@@ -30,23 +32,10 @@ class LabDump:
             self.truth = json.load(f)
         self.vmlinux = self.meta["vmlinux"]
         self.module_ko = os.path.join(directory, "crashext_lab.ko")
-        self.vmcore = _working_copy(directory, self.meta["vmcore_zst"])
+        self.vmcore = readable_dump(os.path.join(directory, self.meta["vmcore_zst"]))
 
     def __repr__(self):
         return "LabDump(%s, %s)" % (self.scenario, self.vmcore)
-
-
-def _working_copy(directory, zst_name):
-    """Return the path of an uncompressed copy of ``directory/zst_name``, made again when
-    the compressed dump is newer than the copy."""
-    dest = os.path.join(mklab.CACHE, "run", os.path.basename(directory.rstrip("/")) + ".vmcore")
-    src = os.path.join(directory, zst_name)
-    if not os.path.exists(dest) or os.path.getmtime(dest) < os.path.getmtime(src):
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        tmp = "%s.%d.tmp" % (dest, os.getpid())
-        subprocess.run(["zstd", "-dqf", src, "-o", tmp], check=True)
-        os.rename(tmp, dest)
-    return dest
 
 
 def crash_version(path):

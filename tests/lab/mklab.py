@@ -30,6 +30,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+from crash_ext.dumpfiles import decompressed_copies  # noqa: E402
 CACHE = os.environ.get("CRASH_EXT_CACHE", os.path.expanduser("~/.cache/crash-ext"))
 SCENARIOS = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore", "scale"]
 DEFAULT_N = 2000
@@ -48,8 +50,17 @@ class LabError(Exception):
     """A lab build step failed; the message says which and why."""
 
 
+def elapsed():
+    """Return ``[m:ss]``: time since ``$CRASH_EXT_T0`` (set by the Makefile), or ``""``."""
+    try:
+        t = int(time.time() - float(os.environ["CRASH_EXT_T0"]))
+    except (KeyError, ValueError):
+        return ""
+    return "[%d:%02d] " % (t // 60, t % 60)
+
+
 def log(msg):
-    print("mklab: %s" % msg, file=sys.stderr, flush=True)
+    print("%smklab: %s" % (elapsed(), msg), file=sys.stderr, flush=True)
 
 
 def _is_dynamic(path):
@@ -258,10 +269,10 @@ def _prune_stale(dest):
     prefix = dest.rsplit("-", 1)[0] + "-"
     for old in glob.glob(prefix + "*"):
         if old != dest and not old.endswith(".tmp") and old[len(prefix):].isalnum():
+            for zst in glob.glob(os.path.join(old, "*.vmcore.zst")):
+                for copy in decompressed_copies(zst):
+                    os.unlink(copy)
             shutil.rmtree(old, ignore_errors=True)
-            run_copy = os.path.join(CACHE, "run", os.path.basename(old) + ".vmcore")
-            if os.path.exists(run_copy):
-                os.unlink(run_copy)
 
 
 def build_scenario(abi, kdir, scenario, n, shared):

@@ -435,7 +435,7 @@ def test_unreadable_and_garbage_stacks_are_reported_not_raised():
     assert "Traceback" not in text
 
 
-def test_foreach_failure_is_one_line_error():
+def test_crash_dying_is_one_line_error_exit_3():
     ps = PS_HDR + "     10       1   0  ffff00000000a000  UN   0.1     1000      100  x\n"
 
     class Dead(FakePort):
@@ -444,7 +444,7 @@ def test_foreach_failure_is_one_line_error():
             raise CrashDied("crash exited with status 1")
     err = io.StringIO()
     rc = D.main([], Dead(ps, ""), out=io.StringIO(), err=err)
-    assert rc == 2 and err.getvalue().startswith("deadlock: error: crash exited")
+    assert rc == 3 and err.getvalue().startswith("deadlock: error: crash exited")
 
 
 def test_usage_errors():
