@@ -15,7 +15,7 @@ deps:
 	@tests/lab/deps.sh
 
 $(VPY): requirements.txt requirements-dev.txt pyproject.toml
-	@echo "venv: $(VENV) (pip, pinned requirements)" >&2
+	@bash -c '. tests/lab/log.sh; lab_log venv "$(VENV): pinned requirements from PyPI"'
 	@$(PY) -m venv $(VENV)
 	@$(VPY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	@$(VPY) -m pip install -q --disable-pip-version-check --no-deps -e .
