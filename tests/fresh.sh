@@ -2,7 +2,8 @@
 # make fresh: the README's commands on a clean Debian 12 root, as a new user runs them.
 #
 # Makes a minimal Debian 12 (bookworm) root with debootstrap from Debian's packages (plus
-# `make`, which the README's commands are), bind-mounts /proc, /sys, /dev and /dev/pts,
+# `make`, which the README's commands are, and ca-certificates), bind-mounts /proc, /sys,
+# /dev and /dev/pts,
 # copies a clone of this repository's HEAD (committed work only, as CI sees it) and the
 # shared/ folder beside it, then runs, as root inside it, with no host cache:
 #     make demo          (cold: builds crash and the seed dump, shows the verbs)
@@ -57,8 +58,14 @@ step() {
 [ -z "$(mounted)" ] || die "$ROOT has mounts from an earlier run; unmount them first"
 rm -rf "$ROOT" "$LOGS"; mkdir -p "$ROOT" "$LOGS"
 step "debootstrap bookworm" debootstrap \
-    debootstrap --variant=minbase --include=make bookworm "$ROOT" "$(papt_mirror)"
+    debootstrap --variant=minbase --include=make,ca-certificates bookworm "$ROOT" "$(papt_mirror)"
+# This machine's network setup, as any new machine here has it: name servers, the extra CA
+# certificates its HTTPS proxy needs (ca-certificates adds them to the bundle when deps.sh
+# installs it) and pip's setting to use that bundle.  No package, wheel or cache.
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+mkdir -p "$ROOT/usr/local/share/ca-certificates"
+cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/" 2>/dev/null || true
+if [ -f /etc/pip.conf ]; then cp /etc/pip.conf "$ROOT/etc/pip.conf"; fi
 mkdir -p "$ROOT/work"
 git clone -q "$REPO" "$ROOT/work/main"
 [ -d "$SHARED" ] && cp -r "$SHARED" "$ROOT/work/shared"
