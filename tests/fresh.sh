@@ -60,12 +60,12 @@ rm -rf "$ROOT" "$LOGS"; mkdir -p "$ROOT" "$LOGS"
 step "debootstrap bookworm" debootstrap \
     debootstrap --variant=minbase --include=make,ca-certificates bookworm "$ROOT" "$(papt_mirror)"
 # This machine's network setup, as any new machine here has it: name servers, the extra CA
-# certificates its HTTPS proxy needs (ca-certificates adds them to the bundle when deps.sh
-# installs it) and pip's setting to use that bundle.  No package, wheel or cache.
+# certificates its HTTPS proxy needs (added to the root's bundle) and pip's setting to use that bundle.  No package, wheel or cache.
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 mkdir -p "$ROOT/usr/local/share/ca-certificates"
 cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/" 2>/dev/null || true
 if [ -f /etc/pip.conf ]; then cp /etc/pip.conf "$ROOT/etc/pip.conf"; fi
+chroot "$ROOT" update-ca-certificates >/dev/null 2>&1 || true
 mkdir -p "$ROOT/work"
 git clone -q "$REPO" "$ROOT/work/main"
 [ -d "$SHARED" ] && cp -r "$SHARED" "$ROOT/work/shared"
