@@ -107,6 +107,14 @@ def _int_or_none(v: Optional[str]) -> Optional[int]:
         return None
 
 
+#: gdb's language is "auto", taken from the compile unit it looks at first.  On a vmlinux
+#: whose first unit is assembler (binutils >= 2.40 writes DWARF for .S files: Debian's
+#: 6.1.0-57) gdb then prints ``list_head`` for ``struct list_head`` -- in its own answers
+#: and in crash's ``struct``/``whatis`` output -- and every type name we compare is
+#: wrong.  Both adapters make gdb print C: the crash process we own keeps it; inside a
+#: user's crash the language is set for each verb and put back afterwards.
+C_LANGUAGE = "gdb set language c"
+
 class CommandTypes:
     """Symbol and type methods of :class:`Port` built only on ``self.command(cmd)``
     (which must raise CrashCommandError when crash reports an error).

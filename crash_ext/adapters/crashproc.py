@@ -63,7 +63,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 from ..port import (BadArgument, CrashCommandError, CrashDied, CrashExtError, CrashTimeout,
                     MemoryReadError, Port)
 from . import check_command
-from .commandport import CommandTypes, find_error
+from .commandport import C_LANGUAGE, CommandTypes, find_error
 from .typestore import TypeStore
 
 __all__ = ["CrashProcess"]
@@ -189,6 +189,8 @@ class CrashProcess(CommandTypes, Port):
         try:
             out = self._exchange([], self.startup_timeout, starting=True)
             self._probe_help_marker()
+            # our own session: gdb prints C for good (see commandport.C_LANGUAGE)
+            self._exchange([C_LANGUAGE], self.timeout)
         except CrashTimeout:
             raise CrashTimeout("crash did not start within %gs: %s"
                                % (self.startup_timeout, " ".join(self.argv())))

@@ -14,12 +14,13 @@ Also the two entry points ``install.sh`` wires into crash: :func:`register_verbs
 from ``~/.crashrc``) and :func:`run_verb` (what ``whoholds ARGS`` runs at the prompt).
 """
 
+import re
 import sys
 from typing import Optional
 
 from ..port import CrashCommandError, CrashExtError, MemoryReadError, Port
 from . import check_command
-from .commandport import CommandTypes, find_error
+from .commandport import C_LANGUAGE, CommandTypes, find_error
 from .typestore import TypeStore, session_files
 
 
@@ -30,6 +31,31 @@ class PykdumpPort(CommandTypes, Port):
         if crash_module is None:
             import crash as crash_module  # pykdump's C module: only inside crash
         self._crash = crash_module
+
+    def use_c_language(self) -> Optional[str]:
+        """Make gdb print C (:data:`commandport.C_LANGUAGE`); return the language setting
+        to put back with :meth:`restore_language` (None when it was C already or when
+        gdb would not say)."""
+        try:
+            shown = self._crash.exec_crash_command("gdb show language")
+        except self._crash.error:
+            return None
+        m = re.search(r'language is "([^";]+)', shown)
+        if m is None or m.group(1) == "c":
+            return None
+        try:
+            self._crash.exec_crash_command(C_LANGUAGE)
+        except self._crash.error:
+            pass          # an empty answer is an "error" to pykdump: the setting took
+        return m.group(1)
+
+    def restore_language(self, setting: Optional[str]) -> None:
+        """Put back the language :meth:`use_c_language` replaced (``auto``, ``asm``...)."""
+        if setting and re.match(r"^[a-z0-9+]+$", setting):
+            try:
+                self._crash.exec_crash_command("gdb set language %s" % setting)
+            except self._crash.error:
+                pass
 
     def _open_type_store(self):
         """The type store of the vmlinux crash reads (from ``sys``); none when live."""
@@ -137,9 +163,10 @@ def run_verb(name, argv=None, crash_module=None):
     """
     from ..verbs import registry
     argv = sys.argv[1:] if argv is None else list(argv)
-    port = None
+    port = language = None
     try:
         port = PykdumpPort(crash_module)
+        language = port.use_c_language()
         return registry.load(name).main(argv, port)
     except SystemExit as e:          # argparse: -h or a usage error
         return e.code if isinstance(e.code, int) else 2
@@ -156,6 +183,7 @@ def run_verb(name, argv=None, crash_module=None):
         return 3
     finally:
         if port is not None:
+            port.restore_language(language)
             try:
                 port.flush_types()
             except Exception:   # noqa: BLE001 - the store is only a speed-up

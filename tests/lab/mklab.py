@@ -264,10 +264,23 @@ def scenario_dir(abi, scenario, n):
     return os.path.join(CACHE, "lab", abi, "%s-%s" % (name, input_key(abi, scenario, n)))
 
 
+#: dumps of other inputs used this recently are kept: other checkouts (branches, worktrees,
+#: CI's clone) of a different lab version may be using them right now
+KEEP_OTHER_KEYS_SECONDS = 2 * 86400
+
+
 def _prune_stale(dest):
-    """Remove dumps (and their working copies) of the same scenario built from older inputs."""
+    """Remove dumps (and their working copies) of the same scenario built from other
+    inputs and not used for KEEP_OTHER_KEYS_SECONDS (:func:`build_scenario` touches a
+    dump's meta.json each time it hands it out)."""
     prefix = dest.rsplit("-", 1)[0] + "-"
     for old in glob.glob(prefix + "*"):
+        try:
+            idle = time.time() - os.path.getmtime(os.path.join(old, "meta.json"))
+        except OSError:
+            idle = KEEP_OTHER_KEYS_SECONDS + 1
+        if idle <= KEEP_OTHER_KEYS_SECONDS:
+            continue
         if old != dest and not old.endswith(".tmp") and old[len(prefix):].isalnum():
             for zst in glob.glob(os.path.join(old, "*.vmcore.zst")):
                 for copy in decompressed_copies(zst):
@@ -279,7 +292,9 @@ def build_scenario(abi, kdir, scenario, n, shared):
     """Build (or reuse) one scenario's dump; return its directory.  Concurrent builders
     (parallel test runs) are serialised by a lock file, so a dump is built once."""
     dest = scenario_dir(abi, scenario, n)
-    if os.path.exists(os.path.join(dest, "meta.json")):
+    meta = os.path.join(dest, "meta.json")
+    if os.path.exists(meta):
+        os.utime(meta)              # in use: see _prune_stale
         return dest
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     with open(os.path.join(os.path.dirname(dest), ".build.lock"), "w") as lock:
