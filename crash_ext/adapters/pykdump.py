@@ -32,6 +32,11 @@ class PykdumpPort(CommandTypes, Port):
             import crash as crash_module  # pykdump's C module: only inside crash
         self._crash = crash_module
 
+    def crash_version(self) -> Optional[str]:
+        """Return the running crash's version (pykdump's ``crash.Crash_run``), or None."""
+        v = getattr(self._crash, "Crash_run", None)
+        return str(v) if v else None
+
     def use_c_language(self) -> Optional[str]:
         """Make gdb print C (:data:`commandport.C_LANGUAGE`); return the language setting
         to put back with :meth:`restore_language` (None when it was C already or when
