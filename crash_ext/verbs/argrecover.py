@@ -10,9 +10,9 @@ import json
 import sys
 from typing import List, Optional
 
-from ..analyses.args import Arg, FrameArgs, TaskArgs, recover_with_port
+from ..analyses.args import Arg, FrameArgs, TaskArgs, recover_all, recover_with_port
 from ..analyses.decode import decode_pointer
-from ..analyses.snapshot import Snapshot
+from ..analyses.snapshot import Snapshot, no_gc
 from ..analyses.taskview import require_task_view
 from ..models.stack import parse_backtraces
 from ..port import BadArgument, CrashExtError, Port, check_pid_word
@@ -181,9 +181,14 @@ def main(argv, port: Port, out=None) -> int:
                 raise BadArgument("-u takes no task")
             snap = Snapshot(port)
             bts = snap.backtraces("UN")
-            # decoding every pointer of every task would cost a crash command each
-            docs = [_render(port, ta, ta.frames, opts, False, out)
-                    for ta in (recover_with_port(port, bt) for bt in bts.values())]
+            # decoding every pointer of every task would cost a crash command each;
+            # tasks of one stack shape share one recovery (analyses.args.Template)
+            docs = []
+            with no_gc():
+                for ta in recover_all(port, list(bts.values())):
+                    doc = _render(port, ta, ta.frames, opts, False, out)
+                    if opts.json:
+                        docs.append(doc)
             if opts.json:
                 print(json.dumps(docs, indent=1), file=out)
             elif not bts:
