@@ -32,6 +32,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tupl
 from ..models import x86
 from ..models.disasm import Insn, parse_dis
 from ..models.proto import Prototype, parse_whatis
+from ..models.btlazy import LazyBacktrace
 from ..models.stack import Backtrace, Frame
 from . import flow as fl
 from .solver import MASK as _MASK, ZERO, Lin, Params, Reason, Solver, value_of
@@ -861,78 +862,163 @@ def shape_of(bt: Backtrace) -> tuple:
                   f.exception_rip, bool(f.regs)) for f in frames)
 
 
+def _expr(x) -> str:
+    """Return Python source computing int-or-Lin ``x`` from a parameter list ``e``."""
+    if isinstance(x, int):
+        return "%d" % (x & _MASK)
+    terms = "+".join(("e[%d]" % p) if k == 1 else ("%d*e[%d]" % (k, p)) for p, k in x.t)
+    return "((%d+%s)&%d)" % (x.c, terms, _MASK)
+
+
+def _compile(source: str):
+    """Return the function the generated ``lambda`` ``source`` defines (numbers and
+    parameter look-ups only)."""
+    return eval(compile(source, "<argrecover template>", "eval"), {})
+
+
+def plain_view(bt: Backtrace) -> Optional[tuple]:
+    """Return :func:`task_view` of a lazily read back trace whose text is only frame
+    and plain word lines, from its text alone (so also while ``foreach`` is still
+    being read: see Snapshot.backtraces' ``on_task``); None for any other."""
+    got = bt.plain_stack() if isinstance(bt, LazyBacktrace) else None
+    if got is None:
+        return None
+    frames = sorted(got[0], key=lambda f: f[0])
+    sp0 = frames[0][1]
+    return (tuple((i, fn, ret, mod, sp - sp0, None, None, False)
+                  for i, sp, fn, ret, mod in frames), sp0, got[1])
+
+
+def task_view(bt: Backtrace) -> tuple:
+    """Return (:func:`shape_of`, the innermost frame's stack slot or None without
+    frames, :func:`task_words`) of ``bt``: what a :class:`Template` needs of a task."""
+    got = plain_view(bt)
+    if got is not None:
+        return got
+    frames = sorted(bt.frames, key=lambda f: f.index)
+    return shape_of(bt), (frames[0].sp if frames else None), task_words(bt)
+
+
 class Template:
     """A recovery run for one task, reusable for every task of the same stack shape.
 
     ``result``: that task's TaskArgs with its task-dependent numbers as Lins and its
     texts holding marks; ``ps``: the recovery's :class:`~.solver.Params` (how each
     parameter is found, the guards its decisions noted); ``shape``: :func:`shape_of`.
+    The guards, the marks and the values are turned into Python functions of the
+    parameter list on first reuse.
     """
 
-    __slots__ = ("result", "ps", "shape")
+    __slots__ = ("result", "ps", "shape", "_holds", "_hexes", "_values", "_plan", "_defs")
 
     def __init__(self, result: TaskArgs, ps: Params, shape: tuple):
         self.result = result
         self.ps = ps
         self.shape = shape
+        self._plan = None
 
-    def env_for(self, bt: Backtrace, words: Dict[int, int], read_fn: Optional[ReadFn]
-                ) -> Optional[List[int]]:
-        """Return the parameter values of ``bt`` (a task of this shape; ``words``: its
-        :func:`task_words`), or None when a word is not found where this recovery's
-        own task had it (then the recovery does not apply)."""
-        if not bt.frames:
+    def _prepare(self) -> None:
+        ps = self.ps
+        tests = []  # type: List[str]
+        for kind, a, b, res in ps.guards:
+            if kind == "lt":
+                t = "(%s<%s)" % (_expr(a), _expr(b))
+            else:
+                t = "(%s==0)" % _expr(a)
+            tests.append(t if res else "(not %s)" % t)
+        self._holds = _compile("lambda e: %s" % (" and ".join(tests) or "True"))
+        self._hexes = _compile("lambda e: [%s]" % ",".join(
+            "'%%x'%%%s" % _expr(m) for m in ps.marks))
+        self._defs = [(d[0], _compile("lambda e: %s" % _expr(d[1])) if d[0] != "sp" else None,
+                       d[2] if d[0] == "word" else None) for d in ps.defs]
+        values = []  # type: List[str]
+
+        def val(x):
+            """Return an int, or the index of ``x`` in the values list."""
+            if x is None or isinstance(x, int):
+                return ("int", x)
+            values.append(_expr(x))
+            return ("lin", len(values) - 1)
+
+        def txt(x):
+            if not isinstance(x, str) or "\x00" not in x:
+                return x
+            parts = x.split("\x00")
+            fmt = "".join(p.replace("%", "%%") if i % 2 == 0 else "%s"
+                          for i, p in enumerate(parts))
+            return (fmt, tuple(int(p) for p in parts[1::2]))
+
+        t = self.result
+        frames = []
+        for fa in t.frames:
+            args = [(a.name, a.type, a.register, val(a.value),
+                     [txt(x) for x in a.provenance], a.status, txt(a.reason),
+                     [(val(v), [txt(x) for x in ch]) for v, ch in a.alternatives], a.weak)
+                    for a in fa.args]
+            frames.append((fa.index, fa.function, fa.module, fa.prototype, fa.clone, args,
+                           [(k, val(v)) for k, v in fa.registers.items()],
+                           [txt(w) for w in fa.warnings]))
+        self._values = _compile("lambda e: [%s]" % ",".join(values))
+        self._plan = ([txt(w) for w in t.warnings], frames)
+
+    def env_for(self, sp0: Optional[int], words: Dict[int, int],
+                read_fn: Optional[ReadFn]) -> Optional[List[int]]:
+        """Return the parameter values of a task of this shape (``sp0``: its innermost
+        frame's stack slot, ``words``: its :func:`task_words`), or None when a word is
+        not found where this recovery's own task had it (then it does not apply)."""
+        if sp0 is None:
             return None
-        sp0 = min(bt.frames, key=lambda f: f.index).sp
+        if self._plan is None:
+            self._prepare()
         env = []  # type: List[int]
-        for d in self.ps.defs:
-            k = d[0]
-            if k == "word":
-                v, src = read_word(value_of(d[1], env), words, read_fn)
-                if (src or None) != d[2]:
+        for kind, fn, want in self._defs:
+            if kind == "word":
+                v, src = read_word(fn(env), words, read_fn)
+                if (src or None) != want:
                     return None
                 env.append(v if v is not None else 0)
-            elif k == "sp":
+            elif kind == "sp":
                 env.append(sp0)
             else:                       # lo32
-                env.append(value_of(d[1], env) & 0xFFFFFFFF)
+                env.append(fn(env) & 0xFFFFFFFF)
         return env
 
     def holds(self, env: List[int]) -> bool:
         """Return True when every decision the recovery took comes out the same with
         the parameter values ``env``."""
-        for kind, a, b, res in self.ps.guards:
-            if kind == "lt":
-                ok = ((value_of(a, env) & _MASK) < (value_of(b, env) & _MASK)) == res
-            else:
-                ok = (value_of(a, env) == 0) == res
-            if not ok:
-                return False
-        return True
+        if self._plan is None:
+            self._prepare()
+        return self._holds(env)
 
     def answer(self, bt: Backtrace, env: List[int]) -> TaskArgs:
         """Return the TaskArgs of ``bt`` from this recovery with the parameter values
         ``env`` (from :meth:`env_for`, checked with :meth:`holds`)."""
-        r = self.ps.render
-        t = self.result
+        if self._plan is None:
+            self._prepare()
+        hexes = self._hexes(env)
+        vals = self._values(env)
+
+        def r(x):
+            if x.__class__ is tuple:
+                return x[0] % tuple([hexes[i] for i in x[1]])
+            return x
+
+        def v(x):
+            return x[1] if x[0] == "int" else vals[x[1]]
+        warnings, frames = self._plan
         out = TaskArgs(pid=bt.pid, task=bt.task, command=bt.command,
-                       warnings=[r(w, env) for w in t.warnings])
-        for fa in t.frames:
-            args = []
-            for a in fa.args:
-                args.append(Arg(
-                    name=a.name, type=a.type, register=a.register,
-                    value=None if a.value is None else value_of(a.value, env),
-                    provenance=[r(x, env) for x in a.provenance], status=a.status,
-                    reason=r(a.reason, env),
-                    alternatives=[(value_of(v, env), [r(x, env) for x in ch])
-                                  for v, ch in a.alternatives],
-                    weak=a.weak))
+                       warnings=[r(w) for w in warnings])
+        for index, function, module, proto, clone, args, regs, fwarn in frames:
             out.frames.append(FrameArgs(
-                index=fa.index, function=fa.function, module=fa.module,
-                prototype=fa.prototype, clone=fa.clone, args=args,
-                registers={k: value_of(v, env) for k, v in fa.registers.items()},
-                warnings=[r(w, env) for w in fa.warnings]))
+                index=index, function=function, module=module, prototype=proto,
+                clone=clone,
+                args=[Arg(name=name, type=typ, register=reg, value=v(value),
+                          provenance=[r(x) for x in prov], status=status, reason=r(reason),
+                          alternatives=[(v(av), [r(x) for x in ch]) for av, ch in alts],
+                          weak=weak)
+                      for name, typ, reg, value, prov, status, reason, alts, weak in args],
+                registers={k: v(x) for k, x in regs},
+                warnings=[r(w) for w in fwarn]))
         return out
 
 
@@ -1028,23 +1114,24 @@ class PortSources:
                 self._whatis[name] = ""
         return self._whatis[name]
 
-    def prefetch(self, bts: Sequence[Backtrace]) -> None:
-        """Fetch the code and prototypes of the functions on ``bts``' frames not known
-        yet, all in one exchange when the port can batch commands (one function per
-        name: its other return addresses are in the same text).  What fails here is
-        left to :meth:`dis`/:meth:`whatis`, which ask again and report it."""
+    def prefetch(self, shapes) -> None:
+        """Fetch the code and prototypes of the functions in ``shapes`` (of
+        :func:`shape_of`) not known yet, all in one exchange when the port can batch
+        commands (one return address per function: the others are in the same text).
+        What fails here is left to :meth:`dis`/:meth:`whatis`, which ask again and
+        report it."""
         from ..port import CrashExtError, check_address_word
         batch = getattr(self.port, "batch", None)
         if batch is None:
             return          # in crash every command is a call: nothing to save
         rets = {}  # type: Dict[tuple, int]
         names = set()  # type: Set[str]
-        for bt in bts:
-            for f in bt.frames:
-                if f.ret_addr is not None:
-                    rets.setdefault((f.function, f.module), f.ret_addr)
-                m = _CLONE.match(f.function)
-                names.add(m.group("base") if m else f.function)
+        for shape in shapes:
+            for _i, function, ret, module, _sp, _st, _exc, _regs in shape:
+                if ret is not None:
+                    rets.setdefault((function, module), ret)
+                m = _CLONE.match(function)
+                names.add(m.group("base") if m else function)
         addrs = [a for a in rets.values() if self._covered(a) is None]
         words = []  # type: List[str]
         for n in sorted(names):
@@ -1126,23 +1213,23 @@ class PortSources:
             return None
         return peek
 
-    def _reuse(self, bt: Backtrace, shape: tuple, read_fn: ReadFn) -> Optional[TaskArgs]:
-        words = None
+    def _reuse(self, bt: Backtrace, view: tuple, read_fn: ReadFn) -> Optional[TaskArgs]:
+        shape, sp0, words = view
         for t in self.templates.get(shape, ()):
-            if words is None:
-                words = task_words(bt)
-            env = t.env_for(bt, words, read_fn)
+            env = t.env_for(sp0, words, read_fn)
             if env is not None and t.holds(env):
                 return t.answer(bt, env)
         return None
 
-    def recover(self, bt: Backtrace) -> TaskArgs:
-        """Return the argument recovery of ``bt``: from a recovery already made for a
-        task of the same shape when all its decisions come out the same with ``bt``'s
-        numbers, else from a new one (kept for the next tasks).  Raises only what the
-        port raises for crash dying or timing out."""
-        shape = shape_of(bt)
-        got = self._reuse(bt, shape, self.read)
+    def recover(self, bt: Backtrace, view: Optional[tuple] = None) -> TaskArgs:
+        """Return the argument recovery of ``bt`` (``view``: its :func:`task_view`,
+        when made already): from a recovery already made for a task of the same shape
+        when all its decisions come out the same with ``bt``'s numbers, else from a new
+        one (kept for the next tasks).  Raises only what the port raises for crash
+        dying or timing out."""
+        view = view or task_view(bt)
+        shape = view[0]
+        got = self._reuse(bt, view, self.read)
         if got is not None:
             return got
         t = build_template(bt, self.dis, self.read, self.whatis, self.flows)
@@ -1151,28 +1238,39 @@ class PortSources:
             kept.append(t)
         return t.answer(bt, t.ps.env)
 
-    def recover_many(self, bts: Sequence[Backtrace]) -> Iterator[TaskArgs]:
+    def recover_many(self, bts: Sequence[Backtrace], views: Optional[Dict[int, tuple]] = None
+                     ) -> Iterator[TaskArgs]:
         """Yield :meth:`recover` of each of ``bts`` in order, with the crash commands
         batched: code and prototypes of every function first, then per CHUNK tasks the
-        memory words their recoveries need, in one exchange."""
-        self.prefetch(bts)
+        memory words their recoveries need, in one exchange.  ``views``: {id(bt): (bt,
+        :func:`task_view`)} made already (e.g. while the back traces were read); they
+        are used up (removed) as the tasks are answered."""
+        views = {} if views is None else views
+        shapes = set()  # type: Set[tuple]
+        for bt in bts:
+            v = views.get(id(bt))
+            if v is None or v[0] is not bt:
+                v = views[id(bt)] = (bt, task_view(bt))
+            shapes.add(v[1][0])
+        self.prefetch(shapes)
         for i in range(0, len(bts), self.CHUNK):
             chunk = bts[i:i + self.CHUNK]
             done = [None] * len(chunk)  # type: List[Optional[TaskArgs]]
             misses = []  # type: List[int]
             peek = self._peek(misses)
             for j, bt in enumerate(chunk):
-                shape = shape_of(bt)
-                if shape not in self.templates:
-                    done[j] = self.recover(bt)
+                view = views[id(bt)][1]
+                if view[0] not in self.templates:
+                    done[j] = self.recover(bt, view)
                     continue
                 n = len(misses)
-                got = self._reuse(bt, shape, peek)
+                got = self._reuse(bt, view, peek)
                 if len(misses) == n:
                     done[j] = got       # None: no template fits; recover() below
             self.prefetch_words(misses)
             for j, bt in enumerate(chunk):
-                yield done[j] if done[j] is not None else self.recover(bt)
+                view = views.pop(id(bt))[1]
+                yield done[j] if done[j] is not None else self.recover(bt, view)
                 done[j] = None
 
 
@@ -1204,10 +1302,12 @@ def recover_with_port(port, bt: Backtrace, sources: Optional[PortSources] = None
     return src.recover(bt)
 
 
-def recover_all(port, bts: Sequence[Backtrace], sources: Optional[PortSources] = None
-                ) -> Iterator[TaskArgs]:
+def recover_all(port, bts: Sequence[Backtrace], sources: Optional[PortSources] = None,
+                views: Optional[Dict[int, tuple]] = None) -> Iterator[TaskArgs]:
     """Yield the recovery of each of ``bts`` in order -- what :func:`recover_with_port`
-    gives for each -- with the crash commands batched (:meth:`PortSources.recover_many`).
-    Raises only what the port raises for crash dying or timing out."""
+    gives for each -- with the crash commands batched (:meth:`PortSources.recover_many`;
+    ``views``: {id(bt): (bt, task_view)} made already, e.g. by :func:`plain_view` while the
+    back traces were streamed).  Raises only what the port raises for crash dying or
+    timing out."""
     src = sources or sources_for(port)
-    return src.recover_many(list(bts))
+    return src.recover_many(list(bts), views)

@@ -242,6 +242,7 @@ class Params:
         self.marks = []  # type: List[Lin]
         self._mark_of = {}  # type: Dict[tuple, int]
         self._words = {}  # type: Dict[tuple, object]
+        self._seen = set()  # type: set
 
     def new(self, definition: tuple, value: int) -> "Lin":
         """Return a new parameter (as a Lin) defined by ``definition``, worth ``value``
@@ -268,7 +269,7 @@ class Params:
         depends on the task."""
         r = (self.value(a) & MASK) < (self.value(b) & MASK)
         if not (isinstance(a, int) and isinstance(b, int)):
-            self.guards.append(("lt", a, b, r))
+            self._guard("lt", a, b, r)
         return r
 
     def eq(self, a, b) -> bool:
@@ -278,8 +279,16 @@ class Params:
         if isinstance(d, int):
             return d & MASK == 0
         r = d.value(self.env) == 0
-        self.guards.append(("eq", d, 0, r))
+        self._guard("eq", d, 0, r)
         return r
+
+    def _guard(self, kind: str, a, b, r: bool) -> None:
+        """Note a decision once (the same test on the same forms gives the same answer
+        for any one task)."""
+        k = (kind, a if isinstance(a, int) else a.key(), b if isinstance(b, int) else b.key())
+        if k not in self._seen:
+            self._seen.add(k)
+            self.guards.append((kind, a, b, r))
 
     def mark(self, x) -> str:
         """Return the text standing for Lin ``x`` printed in hex (see :meth:`render`)."""
