@@ -27,14 +27,15 @@ Entry point: :func:`recover` (recorded text through callbacks) and
 import re
 import weakref
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from ..models import x86
 from ..models.disasm import Insn, parse_dis
 from ..models.proto import Prototype, parse_whatis
+from ..models.btlazy import LazyBacktrace
 from ..models.stack import Backtrace, Frame
 from . import flow as fl
-from .solver import ZERO, Reason, Solver
+from .solver import MASK as _MASK, ZERO, Lin, Params, Reason, Solver, value_of
 
 MASK = (1 << 64) - 1
 SWITCH_FUNCS = ("__switch_to_asm",)
@@ -121,6 +122,7 @@ class _F:
         self.base = m.group("base") if m else frame.function
         self.clone = m.group("suffix") if m else None
         self.cold = bool(self.clone and ".cold" in self.clone)
+        self.sp = frame.sp  # type: object   # the slot as an int or a Lin (_Recovery)
 
     @property
     def state(self):
@@ -144,20 +146,33 @@ def parsed(text: str) -> List[Insn]:
     return r
 
 
-def hx(v: int) -> str:
-    """Format an address/value the way crash does (bare 16-digit hex for kernel words)."""
+def hx(v) -> str:
+    """Return an address/value formatted the way crash does (bare hex for kernel
+    words); for a task-dependent value (a Lin), the mark its Params renders per task."""
+    if isinstance(v, Lin):
+        return v.ps.mark(v)
     return "%x" % (v & MASK)
 
 
 class _Recovery:
     def __init__(self, bt: Backtrace, dis_fn: DisFn, read_fn: Optional[ReadFn],
-                 whatis_fn: Optional[WhatisFn]):
+                 whatis_fn: Optional[WhatisFn], flows: Optional[dict] = None):
         self.bt = bt
         self.dis_fn = dis_fn
         self.read_fn = read_fn
         self.whatis_fn = whatis_fn
+        self.flow_cache = flows  # {(fid, return address, cold): Flow} shared, or None
         self.solver = Solver()
         self.frames = [_F(f) for f in sorted(bt.frames, key=lambda f: f.index)]
+        # the task's numbers are parameters (see solver.Params): its innermost frame's
+        # stack slot, the words read; every frame's slot is that one plus a constant
+        self.ps = Params()
+        self.words = task_words(bt)
+        if self.frames:
+            sp0 = self.frames[0].frame.sp
+            base = self.ps.new(("sp",), sp0)
+            for f in self.frames:
+                f.sp = base + (f.frame.sp - sp0)
         self.byidx = {f.frame.index: f for f in self.frames}
         self.virtual = None  # type: Optional[_F]
         self.linkkind = {}  # type: Dict[int, str]  callee index -> 'direct'|'cs-only'|reason
@@ -198,10 +213,15 @@ class _Recovery:
                              % (call.where, call.text))
                 continue
             f.call = call
-            flow = fl.Flow(f.fid, insns[0].func, insns)
-            if f.cold:
-                flow.entry_known = False
-            fl.run(flow, idx - 1, dis_fn=self.dis_fn)
+            key = (f.fid, fr.ret_addr, f.cold, insns[0].addr)
+            flow = self.flow_cache.get(key) if self.flow_cache is not None else None
+            if flow is None:
+                flow = fl.Flow(f.fid, insns[0].func, insns)
+                if f.cold:
+                    flow.entry_known = False
+                fl.run(flow, idx - 1, dis_fn=self.dis_fn)
+                if self.flow_cache is not None:   # flows are not changed once run
+                    self.flow_cache[key] = flow
             f.flow = flow
             if flow.error:
                 f.problem = "%s: %s" % (fr.function, flow.error)
@@ -216,8 +236,9 @@ class _Recovery:
                     self.warnings.append("could not disassemble %s: %s" % (name, e))
                     insns = []
                 if insns and insns[0].addr == target:
-                    v = _F(Frame(index=-1, sp=inner.frame.sp - 8, function=name,
+                    v = _F(Frame(index=-1, sp=inner.sp - 8, function=name,
                                  ret_addr=None))
+                    v.sp = inner.sp - 8
                     v.flow = fl.run(fl.Flow("#-1", name, insns), len(insns),
                                     stop_at_control=True)
                     self.virtual = v
@@ -250,33 +271,33 @@ class _Recovery:
                 continue
             fr = f.frame
             rsp = f.state.regs["rsp"]
-            self._eq(rsp.node, ZERO, fr.sp + 8 - rsp.off,
+            self._eq(rsp.node, ZERO, f.sp + 8 - rsp.off,
                      "%%rsp at %s's call (%s) is %s: the slot [%s] of frame #%d holds its "
-                     "return address" % (fr.function, f.where(), hx(fr.sp + 8), hx(fr.sp),
+                     "return address" % (fr.function, f.where(), hx(f.sp + 8), hx(f.sp),
                                          fr.index))
             up = byidx.get(fr.index + 1)
             if up is None or f.cold or not f.flow.entry_known or fr.index in self.link_why:
                 continue
             entry = f.flow.entry("rsp")
             if rsp.node == entry:
-                expect = (fr.sp + 8 - rsp.off) & MASK
-                if expect != up.frame.sp:
+                expect = (f.sp + 8 - rsp.off) & MASK
+                if not self.ps.eq(expect, up.sp):
                     msg = ("frame geometry: %s's code puts its entry %%rsp at %s, but frame "
                            "#%d's slot is [%s]; a frame may be missing or stale between "
                            "#%d and #%d" % (fr.function, hx(expect), up.frame.index,
-                                            hx(up.frame.sp), fr.index, up.frame.index))
+                                            hx(up.sp), fr.index, up.frame.index))
                     self.warnings.append(msg)
                     self.link_why[fr.index] = msg
                     continue
-            self._eq(entry, ZERO, up.frame.sp,
+            self._eq(entry, ZERO, up.sp,
                      "%s was entered with %%rsp = %s, the slot of frame #%d's return "
-                     "address" % (fr.function, hx(up.frame.sp), up.frame.index))
+                     "address" % (fr.function, hx(up.sp), up.frame.index))
         if self.virtual is not None and self.virtual.state is not None:
             v = self.virtual
             inner = self.frames[0]
-            self._eq(v.flow.entry("rsp"), ZERO, inner.frame.sp,
+            self._eq(v.flow.entry("rsp"), ZERO, inner.sp,
                      "%s (suspended in its prologue) was entered with %%rsp = %s, frame "
-                     "#0's slot" % (v.frame.function, hx(inner.frame.sp)))
+                     "#0's slot" % (v.frame.function, hx(inner.sp)))
 
     def _target_ok(self, caller: _F, callee: _F) -> Optional[str]:
         """'direct' when the caller's call enters the callee's function at its start,
@@ -491,7 +512,7 @@ class _Recovery:
             val, notes = self._eval(caller, v)
             start = callee.flow.start if callee.flow is not None and \
                 callee.flow.entry_known else None
-            if val is not None and start is not None and val == start:
+            if val is not None and start is not None and self.ps.eq(val, start):
                 self.pending_indirect.remove(item)
                 self.linkkind[callee.frame.index] = "direct"
                 self.link_why.pop(callee.frame.index, None)
@@ -510,22 +531,19 @@ class _Recovery:
                 continue
             x = self.solver.value(parts[0])
             if x is not None:
-                self._eq(n, ZERO, (x + parts[1]) & 0xFFFFFFFF,
-                         "its low 32 bits: %s" % hx((x + parts[1]) & 0xFFFFFFFF))
+                full = (x + parts[1]) & MASK
+                low = full & 0xFFFFFFFF if isinstance(full, int) else \
+                    self.ps.new(("lo32", full), self.ps.value(full) & 0xFFFFFFFF)
+                self._eq(n, ZERO, low, "its low 32 bits: %s" % hx(low))
                 changed = True
         return changed
 
-    def _read(self, addr: int) -> Tuple[Optional[int], str]:
-        if addr in self.bt.words:
-            return self.bt.words[addr], "bt -f"
-        if self.read_fn is not None:
-            try:
-                v = self.read_fn(addr)
-            except Exception:  # noqa: BLE001 - unreadable means no anchor
-                v = None
-            if v is not None:
-                return v, "memory"
-        return None, ""
+    def _read(self, addr) -> Tuple[object, str]:
+        """Return (the word at ``addr`` as a parameter, where it was found: 'bt -f' or
+        'memory'), or (None, "") when it cannot be read."""
+        v, src = read_word(self.ps.value(addr), self.words, self.read_fn)
+        w = self.ps.word(addr, v if v is not None else 0, src or None)
+        return (w, src) if v is not None else (None, "")
 
     def _anchor_flow(self, f: _F) -> bool:
         st = f.state
@@ -540,23 +558,24 @@ class _Recovery:
         if entry_val is not None and f.flow.entry_known:
             high = entry_val + 0x40          # up to a few stack arguments
         up = self.byidx.get(f.frame.index + 1)
+        lt = self.ps.lt
         if up is not None and up.frame.stack is None:
-            high = max(high or 0, up.frame.sp)
+            high = up.sp if high is None or lt(high, up.sp) else high
         for key, val in sorted(st.mem.items()):
             nd, off = key
             base = self.solver.value(nd)
             if base is None:
                 continue
             addr = (base + off) & MASK
-            if low is None or addr < low:
+            if low is None or lt(addr, low):
                 continue            # below the stack pointer: free space, not ours
             if nd not in f.flow.stack_nodes:
                 # a slot addressed through a register not known to point into the
                 # stack (a frame pointer whose setup is not in the disassembly): use it
                 # only when it lands inside this frame
-                if high is None or addr >= high:
+                if high is None or not lt(addr, high):
                     continue
-            elif high is not None and addr >= high:
+            elif high is not None and not lt(addr, high):
                 continue
             tag = (f.fid, nd, off)
             if tag in self.anchored:
@@ -805,6 +824,218 @@ def is_32bit_type(typ: str) -> bool:
     return t in ("unsigned", "signed") or bool(_SMALL.match(t))
 
 
+def task_words(bt: Backtrace) -> Dict[int, int]:
+    """Return the stack words ``bt -f`` printed under ``bt``'s frames ({address: word})."""
+    words = {}  # type: Dict[int, int]
+    for f in bt.frames:
+        words.update(f.words)
+    return words
+
+
+def read_word(addr: int, words: Dict[int, int], read_fn: Optional[ReadFn]
+              ) -> Tuple[Optional[int], str]:
+    """Return (the word at ``addr``, where it was found: 'bt -f' when ``words`` has it,
+    else 'memory' from ``read_fn``), or (None, "") when neither gives it."""
+    v = words.get(addr)
+    if v is not None:
+        return v, "bt -f"
+    if read_fn is not None:
+        try:
+            v = read_fn(addr)
+        except Exception:  # noqa: BLE001 - unreadable means no anchor
+            v = None
+        if v is not None:
+            return v, "memory"
+    return None, ""
+
+
+def shape_of(bt: Backtrace) -> tuple:
+    """Return what a recovery reads of ``bt`` besides its numbers: per frame (innermost
+    first) its index, function, return address, module, stack slot relative to the
+    innermost frame's, stack marker, exception RIP and whether it has registers.
+    Tasks of one shape share a :class:`Template`."""
+    frames = sorted(bt.frames, key=lambda f: f.index)
+    if not frames:
+        return ()
+    sp0 = frames[0].sp
+    return tuple((f.index, f.function, f.ret_addr, f.module, f.sp - sp0, f.stack,
+                  f.exception_rip, bool(f.regs)) for f in frames)
+
+
+def _expr(x) -> str:
+    """Return Python source computing int-or-Lin ``x`` from a parameter list ``e``."""
+    if isinstance(x, int):
+        return "%d" % (x & _MASK)
+    terms = "+".join(("e[%d]" % p) if k == 1 else ("%d*e[%d]" % (k, p)) for p, k in x.t)
+    return "((%d+%s)&%d)" % (x.c, terms, _MASK)
+
+
+def _compile(source: str):
+    """Return the function the generated ``lambda`` ``source`` defines (numbers and
+    parameter look-ups only)."""
+    return eval(compile(source, "<argrecover template>", "eval"), {})
+
+
+def plain_view(bt: Backtrace) -> Optional[tuple]:
+    """Return :func:`task_view` of a lazily read back trace whose text is only frame
+    and plain word lines, from its text alone (so also while ``foreach`` is still
+    being read: see Snapshot.backtraces' ``on_task``); None for any other."""
+    got = bt.plain_stack() if isinstance(bt, LazyBacktrace) else None
+    if got is None:
+        return None
+    frames = sorted(got[0], key=lambda f: f[0])
+    sp0 = frames[0][1]
+    return (tuple((i, fn, ret, mod, sp - sp0, None, None, False)
+                  for i, sp, fn, ret, mod in frames), sp0, got[1])
+
+
+def task_view(bt: Backtrace) -> tuple:
+    """Return (:func:`shape_of`, the innermost frame's stack slot or None without
+    frames, :func:`task_words`) of ``bt``: what a :class:`Template` needs of a task."""
+    got = plain_view(bt)
+    if got is not None:
+        return got
+    frames = sorted(bt.frames, key=lambda f: f.index)
+    return shape_of(bt), (frames[0].sp if frames else None), task_words(bt)
+
+
+class Template:
+    """A recovery run for one task, reusable for every task of the same stack shape.
+
+    ``result``: that task's TaskArgs with its task-dependent numbers as Lins and its
+    texts holding marks; ``ps``: the recovery's :class:`~.solver.Params` (how each
+    parameter is found, the guards its decisions noted); ``shape``: :func:`shape_of`.
+    The guards, the marks and the values are turned into Python functions of the
+    parameter list on first reuse.
+    """
+
+    __slots__ = ("result", "ps", "shape", "_holds", "_hexes", "_values", "_plan", "_defs")
+
+    def __init__(self, result: TaskArgs, ps: Params, shape: tuple):
+        self.result = result
+        self.ps = ps
+        self.shape = shape
+        self._plan = None
+
+    def _prepare(self) -> None:
+        ps = self.ps
+        tests = []  # type: List[str]
+        for kind, a, b, res in ps.guards:
+            if kind == "lt":
+                t = "(%s<%s)" % (_expr(a), _expr(b))
+            else:
+                t = "(%s==0)" % _expr(a)
+            tests.append(t if res else "(not %s)" % t)
+        self._holds = _compile("lambda e: %s" % (" and ".join(tests) or "True"))
+        self._hexes = _compile("lambda e: [%s]" % ",".join(
+            "'%%x'%%%s" % _expr(m) for m in ps.marks))
+        self._defs = [(d[0], _compile("lambda e: %s" % _expr(d[1])) if d[0] != "sp" else None,
+                       d[2] if d[0] == "word" else None) for d in ps.defs]
+        values = []  # type: List[str]
+
+        def val(x):
+            """Return an int, or the index of ``x`` in the values list."""
+            if x is None or isinstance(x, int):
+                return ("int", x)
+            values.append(_expr(x))
+            return ("lin", len(values) - 1)
+
+        def txt(x):
+            if not isinstance(x, str) or "\x00" not in x:
+                return x
+            parts = x.split("\x00")
+            fmt = "".join(p.replace("%", "%%") if i % 2 == 0 else "%s"
+                          for i, p in enumerate(parts))
+            return (fmt, tuple(int(p) for p in parts[1::2]))
+
+        t = self.result
+        frames = []
+        for fa in t.frames:
+            args = [(a.name, a.type, a.register, val(a.value),
+                     [txt(x) for x in a.provenance], a.status, txt(a.reason),
+                     [(val(v), [txt(x) for x in ch]) for v, ch in a.alternatives], a.weak)
+                    for a in fa.args]
+            frames.append((fa.index, fa.function, fa.module, fa.prototype, fa.clone, args,
+                           [(k, val(v)) for k, v in fa.registers.items()],
+                           [txt(w) for w in fa.warnings]))
+        self._values = _compile("lambda e: [%s]" % ",".join(values))
+        self._plan = ([txt(w) for w in t.warnings], frames)
+
+    def env_for(self, sp0: Optional[int], words: Dict[int, int],
+                read_fn: Optional[ReadFn]) -> Optional[List[int]]:
+        """Return the parameter values of a task of this shape (``sp0``: its innermost
+        frame's stack slot, ``words``: its :func:`task_words`), or None when a word is
+        not found where this recovery's own task had it (then it does not apply)."""
+        if sp0 is None:
+            return None
+        if self._plan is None:
+            self._prepare()
+        env = []  # type: List[int]
+        for kind, fn, want in self._defs:
+            if kind == "word":
+                v, src = read_word(fn(env), words, read_fn)
+                if (src or None) != want:
+                    return None
+                env.append(v if v is not None else 0)
+            elif kind == "sp":
+                env.append(sp0)
+            else:                       # lo32
+                env.append(fn(env) & 0xFFFFFFFF)
+        return env
+
+    def holds(self, env: List[int]) -> bool:
+        """Return True when every decision the recovery took comes out the same with
+        the parameter values ``env``."""
+        if self._plan is None:
+            self._prepare()
+        return self._holds(env)
+
+    def answer(self, bt: Backtrace, env: List[int]) -> TaskArgs:
+        """Return the TaskArgs of ``bt`` from this recovery with the parameter values
+        ``env`` (from :meth:`env_for`, checked with :meth:`holds`)."""
+        if self._plan is None:
+            self._prepare()
+        hexes = self._hexes(env)
+        vals = self._values(env)
+
+        def r(x):
+            if x.__class__ is tuple:
+                return x[0] % tuple([hexes[i] for i in x[1]])
+            return x
+
+        def v(x):
+            return x[1] if x[0] == "int" else vals[x[1]]
+        warnings, frames = self._plan
+        out = TaskArgs(pid=bt.pid, task=bt.task, command=bt.command,
+                       warnings=[r(w) for w in warnings])
+        for index, function, module, proto, clone, args, regs, fwarn in frames:
+            out.frames.append(FrameArgs(
+                index=index, function=function, module=module, prototype=proto,
+                clone=clone,
+                args=[Arg(name=name, type=typ, register=reg, value=v(value),
+                          provenance=[r(x) for x in prov], status=status, reason=r(reason),
+                          alternatives=[(v(av), [r(x) for x in ch]) for av, ch in alts],
+                          weak=weak)
+                      for name, typ, reg, value, prov, status, reason, alts, weak in args],
+                registers={k: v(x) for k, x in regs},
+                warnings=[r(w) for w in fwarn]))
+        return out
+
+
+def build_template(bt: Backtrace, dis_fn: DisFn, read_fn: Optional[ReadFn] = None,
+                   whatis_fn: Optional[WhatisFn] = None,
+                   flows: Optional[dict] = None) -> Template:
+    """Run the recovery of ``bt`` (see :func:`recover`) and return it as a Template
+    (``flows``: a cache of function runs shared between recoveries)."""
+    r = _Recovery(bt, dis_fn, read_fn, whatis_fn, flows)
+    r.build_flows()
+    r.boundaries()
+    r.geometry()
+    r.links()
+    r.anchors()
+    return Template(r.report(), r.ps, shape_of(bt))
+
+
 def recover(bt: Backtrace, dis_fn: DisFn, read_fn: Optional[ReadFn] = None,
             whatis_fn: Optional[WhatisFn] = None) -> TaskArgs:
     """Recover the arguments of every frame of ``bt`` (a parsed ``bt -f``).
@@ -815,43 +1046,61 @@ def recover(bt: Backtrace, dis_fn: DisFn, read_fn: Optional[ReadFn] = None,
     below frame #0); ``whatis_fn(name)`` crash ``whatis`` text.  Never raises for
     missing data: what cannot be found is reported unknown with a reason.
     """
-    r = _Recovery(bt, dis_fn, read_fn, whatis_fn)
-    r.build_flows()
-    r.boundaries()
-    r.geometry()
-    r.links()
-    r.anchors()
-    return r.report()
+    t = build_template(bt, dis_fn, read_fn, whatis_fn)
+    return t.answer(bt, t.ps.env)
 
 
 class PortSources:
-    """``dis``/``whatis``/memory callbacks on a Port, cached (share one across tasks).
+    """``dis``/``whatis``/memory callbacks on a Port, cached (share one across tasks),
+    and the recoveries made through them.
 
     ``dis(addr)`` runs ``dis -r ADDR`` and ``dis -f ADDR`` (the whole function around
     ``addr``, by address so that clones and duplicate static names are unambiguous).
+    ``flows``: the runs of functions to their call sites (:mod:`.flow`), shared by
+    every recovery; ``templates``: {shape: [Template]} (:meth:`recover`).
     """
+
+    #: recoveries kept per stack shape (tasks of one shape whose numbers lead to other
+    #: decisions get their own)
+    TEMPLATES_PER_SHAPE = 8
+    #: tasks whose memory words are fetched together by :meth:`recover_many`
+    CHUNK = 256
 
     def __init__(self, port):
         self.port = port
         self._dis = {}  # type: Dict[int, Tuple[str, Set[int]]]
         self._whatis = {}  # type: Dict[str, str]
         self._words = {}  # type: Dict[int, Optional[int]]
+        self.flows = {}  # type: Dict[tuple, fl.Flow]
+        self.templates = {}  # type: Dict[tuple, List[Template]]
 
-    def dis(self, addr: int) -> str:
-        """Return the disassembly of the whole function containing ``addr``."""
+    def _covered(self, addr: int) -> Optional[str]:
         for text, addrs in self._dis.values():
             if addr in addrs:
                 return text
-        back = self.port.command("dis -r %#x" % addr)
-        fwd = self.port.command("dis -f %#x" % addr)
+        return None
+
+    def _keep_dis(self, addr: int, back: str, fwd: str) -> str:
+        """Join ``dis -r`` and ``dis -f`` answers at ``addr`` into one function's text,
+        keep it and return it."""
         lines = back.rstrip("\n").splitlines()
         flines = fwd.splitlines()
         if flines and lines and flines[0].split(":")[0] == lines[-1].split(":")[0]:
             flines = flines[1:]
         text = "\n".join(lines + flines) + "\n"
-        insns = parse_dis(text)
+        insns = parsed(text)
         self._dis[insns[0].addr if insns else addr] = (text, {i.addr for i in insns})
         return text
+
+    def dis(self, addr: int) -> str:
+        """Return the disassembly of the whole function containing ``addr``; raises
+        what the port raises (CrashCommandError when crash has no code there)."""
+        text = self._covered(addr)
+        if text is not None:
+            return text
+        back = self.port.command("dis -r %#x" % addr)
+        fwd = self.port.command("dis -f %#x" % addr)
+        return self._keep_dis(addr, back, fwd)
 
     def whatis(self, name: str) -> str:
         """Return ``whatis NAME`` text, "" when crash has no prototype for it."""
@@ -864,6 +1113,51 @@ class PortSources:
             except Exception:  # noqa: BLE001 - names crash will not take
                 self._whatis[name] = ""
         return self._whatis[name]
+
+    def prefetch(self, shapes) -> None:
+        """Fetch the code and prototypes of the functions in ``shapes`` (of
+        :func:`shape_of`) not known yet, all in one exchange when the port can batch
+        commands (one return address per function: the others are in the same text).
+        What fails here is left to :meth:`dis`/:meth:`whatis`, which ask again and
+        report it."""
+        from ..port import CrashExtError, check_address_word
+        batch = getattr(self.port, "batch", None)
+        if batch is None:
+            return          # in crash every command is a call: nothing to save
+        rets = {}  # type: Dict[tuple, int]
+        names = set()  # type: Set[str]
+        for shape in shapes:
+            for _i, function, ret, module, _sp, _st, _exc, _regs in shape:
+                if ret is not None:
+                    rets.setdefault((function, module), ret)
+                m = _CLONE.match(function)
+                names.add(m.group("base") if m else function)
+        addrs = [a for a in rets.values() if self._covered(a) is None]
+        words = []  # type: List[str]
+        for n in sorted(names):
+            if n in self._whatis:
+                continue
+            try:
+                words.append(check_address_word(n))
+            except CrashExtError:
+                continue
+        cmds = []  # type: List[str]
+        for a in addrs:
+            cmds += ["dis -r %#x" % a, "dis -f %#x" % a]
+        cmds += ["whatis %s" % n for n in words]
+        if not cmds:
+            return
+        try:
+            outs = batch(cmds)
+        except CrashExtError:
+            return
+        for i, a in enumerate(addrs):
+            back, fwd = outs[2 * i], outs[2 * i + 1]
+            if isinstance(back, str) and isinstance(fwd, str) and \
+                    self._covered(a) is None:
+                self._keep_dis(a, back, fwd)
+        for n, out in zip(words, outs[2 * len(addrs):]):
+            self._whatis[n] = out if isinstance(out, str) else ""
 
     def read(self, addr: int) -> Optional[int]:
         """Return the u64 at ``addr`` or None when unreadable (reads and caches the
@@ -886,9 +1180,98 @@ class PortSources:
                 v = None
             self._words[addr] = v
             return v
+        self._keep_block(block, data)
+        return self._words[addr]
+
+    def _keep_block(self, block: int, data: bytes) -> None:
         for i in range(8):
             self._words[block + 8 * i] = int.from_bytes(data[8 * i:8 * i + 8], "little")
-        return self._words[addr]
+
+    def prefetch_words(self, addrs) -> None:
+        """Read the 64-byte blocks around ``addrs`` not cached yet, in one exchange when
+        the port can (unreadable blocks are left to :meth:`read`)."""
+        from ..port import CrashExtError
+        blocks = sorted({a & ~0x3F for a in addrs if a not in self._words and not a & 7})
+        if not blocks:
+            return
+        try:
+            got = self.port.read_many([(b, 64) for b in blocks])
+        except CrashExtError:
+            return
+        for b, data in zip(blocks, got):
+            if data is not None and len(data) == 64:
+                self._keep_block(b, data)
+
+    def _peek(self, misses: List[int]) -> ReadFn:
+        """A read function answering from the cache only, noting the misses."""
+        words = self._words
+
+        def peek(addr: int) -> Optional[int]:
+            if addr in words:
+                return words[addr]
+            misses.append(addr)
+            return None
+        return peek
+
+    def _reuse(self, bt: Backtrace, view: tuple, read_fn: ReadFn) -> Optional[TaskArgs]:
+        shape, sp0, words = view
+        for t in self.templates.get(shape, ()):
+            env = t.env_for(sp0, words, read_fn)
+            if env is not None and t.holds(env):
+                return t.answer(bt, env)
+        return None
+
+    def recover(self, bt: Backtrace, view: Optional[tuple] = None) -> TaskArgs:
+        """Return the argument recovery of ``bt`` (``view``: its :func:`task_view`,
+        when made already): from a recovery already made for a task of the same shape
+        when all its decisions come out the same with ``bt``'s numbers, else from a new
+        one (kept for the next tasks).  Raises only what the port raises for crash
+        dying or timing out."""
+        view = view or task_view(bt)
+        shape = view[0]
+        got = self._reuse(bt, view, self.read)
+        if got is not None:
+            return got
+        t = build_template(bt, self.dis, self.read, self.whatis, self.flows)
+        kept = self.templates.setdefault(shape, [])
+        if len(kept) < self.TEMPLATES_PER_SHAPE:
+            kept.append(t)
+        return t.answer(bt, t.ps.env)
+
+    def recover_many(self, bts: Sequence[Backtrace], views: Optional[Dict[int, tuple]] = None
+                     ) -> Iterator[TaskArgs]:
+        """Yield :meth:`recover` of each of ``bts`` in order, with the crash commands
+        batched: code and prototypes of every function first, then per CHUNK tasks the
+        memory words their recoveries need, in one exchange.  ``views``: {id(bt): (bt,
+        :func:`task_view`)} made already (e.g. while the back traces were read); they
+        are used up (removed) as the tasks are answered."""
+        views = {} if views is None else views
+        shapes = set()  # type: Set[tuple]
+        for bt in bts:
+            v = views.get(id(bt))
+            if v is None or v[0] is not bt:
+                v = views[id(bt)] = (bt, task_view(bt))
+            shapes.add(v[1][0])
+        self.prefetch(shapes)
+        for i in range(0, len(bts), self.CHUNK):
+            chunk = bts[i:i + self.CHUNK]
+            done = [None] * len(chunk)  # type: List[Optional[TaskArgs]]
+            misses = []  # type: List[int]
+            peek = self._peek(misses)
+            for j, bt in enumerate(chunk):
+                view = views[id(bt)][1]
+                if view[0] not in self.templates:
+                    done[j] = self.recover(bt, view)
+                    continue
+                n = len(misses)
+                got = self._reuse(bt, view, peek)
+                if len(misses) == n:
+                    done[j] = got       # None: no template fits; recover() below
+            self.prefetch_words(misses)
+            for j, bt in enumerate(chunk):
+                view = views.pop(id(bt))[1]
+                yield done[j] if done[j] is not None else self.recover(bt, view)
+                done[j] = None
 
 
 _SHARED = weakref.WeakKeyDictionary()  # type: weakref.WeakKeyDictionary
@@ -896,7 +1279,7 @@ _SHARED = weakref.WeakKeyDictionary()  # type: weakref.WeakKeyDictionary
 
 def sources_for(port) -> PortSources:
     """Return the PortSources shared by every recovery on ``port`` (caches of
-    disassembly, prototypes and memory words live as long as the port)."""
+    disassembly, prototypes, memory words and recoveries live as long as the port)."""
     try:
         src = _SHARED.get(port)
         if src is None:
@@ -916,4 +1299,15 @@ def recover_with_port(port, bt: Backtrace, sources: Optional[PortSources] = None
     dying or timing out (CrashDied, CrashTimeout).
     """
     src = sources or sources_for(port)
-    return recover(bt, src.dis, src.read, src.whatis)
+    return src.recover(bt)
+
+
+def recover_all(port, bts: Sequence[Backtrace], sources: Optional[PortSources] = None,
+                views: Optional[Dict[int, tuple]] = None) -> Iterator[TaskArgs]:
+    """Yield the recovery of each of ``bts`` in order -- what :func:`recover_with_port`
+    gives for each -- with the crash commands batched (:meth:`PortSources.recover_many`;
+    ``views``: {id(bt): (bt, task_view)} made already, e.g. by :func:`plain_view` while the
+    back traces were streamed).  Raises only what the port raises for crash dying or
+    timing out."""
+    src = sources or sources_for(port)
+    return src.recover_many(list(bts), views)

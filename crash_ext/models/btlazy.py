@@ -140,6 +140,12 @@ class LazyFrame(Frame):
                 d.update(exception_rip=f.exception_rip, regs=f.regs, source=f.source)
             else:
                 d.update(exception_rip=None, regs={}, source=None)
+                # the next frame's "stack" reads these same lines: plain, so None
+                frames = self._bt._lazy.get("frames")
+                if frames is not None and self._pos + 1 < len(frames) and \
+                        frames[self._pos + 1]._prev_seg == self._seg and \
+                        frames[self._pos + 1]._line == self._seg_end:
+                    frames[self._pos + 1]._lazy.setdefault("stack", None)
             d["words"] = w
             val = d[name]
         d[name] = val
@@ -216,6 +222,39 @@ class LazyBacktrace(Backtrace):
                 words[a] = int(v, 16)
                 a += 8
         return words
+
+    def plain_stack(self) -> Optional[tuple]:
+        """Return (frames, words) when every line after the header is a frame line, a
+        plain word line (``    ADDR: WORD WORD``) or blank, the first non-blank one a
+        frame line; None otherwise.  Then no frame has an exception RIP, registers, a
+        stack marker or a source line, ``frames`` is [(index, sp, function, ret_addr,
+        module)] as printed and ``words`` the union of the frames' words.  Reads only
+        the text, so it also works while the stream is being read."""
+        fm = self._fm
+        if not fm:
+            return None
+        text = fm[0].string
+        end = self._end - self._off
+        words = {}  # type: Dict[int, int]
+        n = len(fm)
+        for m in _WORD_LINE.finditer(text, fm[0].end(), end):
+            a = int(m.group(1), 16)
+            for v in m.group(2).split():
+                words[a] = int(v, 16)
+                a += 8
+            n += 1
+        body = text[self._hdr_end + 1:end].rstrip("\n")
+        if body.count("\n") + 1 != n:
+            # blank lines are allowed: count the non-blank ones
+            if sum(1 for line in body.split("\n") if line.strip()) != n:
+                return None
+        frames = []
+        for m in fm:
+            idx, sp, func, ret, tail = m.groups()
+            mod = _MOD.search(tail) if "[" in tail else None
+            frames.append((int(idx), int(sp, 16), split_func_offset(func)[0],
+                           int(ret, 16) if ret else None, mod.group("mod") if mod else None))
+        return frames, words
 
     def frame_sp(self, index: int) -> Optional[int]:
         """Return the stack address of the frame numbered ``index``, or None."""

@@ -10,9 +10,10 @@ import json
 import sys
 from typing import List, Optional
 
-from ..analyses.args import Arg, FrameArgs, TaskArgs, recover_with_port
+from ..analyses.args import (Arg, FrameArgs, TaskArgs, plain_view, recover_all,
+                              recover_with_port)
 from ..analyses.decode import decode_pointer
-from ..analyses.snapshot import Snapshot
+from ..analyses.snapshot import Snapshot, no_gc
 from ..analyses.taskview import require_task_view
 from ..models.stack import parse_backtraces
 from ..port import BadArgument, CrashExtError, Port, check_pid_word
@@ -157,6 +158,14 @@ def _render(port: Port, ta: TaskArgs, frames: List[FrameArgs], opts, decode: boo
     return None
 
 
+def _view(views: dict, bt) -> None:
+    """Note ``bt``'s shape and words (:func:`plain_view`, when its text allows) in
+    ``views`` as ``{id(bt): (bt, view)}``."""
+    v = plain_view(bt)
+    if v is not None:
+        views[id(bt)] = (bt, v)
+
+
 def _one_task(port: Port, text: str, opts, out) -> Optional[dict]:
     """argrecover TASK [FRAME]: parse, refuse running tasks, recover, render."""
     bts = parse_backtraces(text)
@@ -180,10 +189,17 @@ def main(argv, port: Port, out=None) -> int:
             if opts.task:
                 raise BadArgument("-u takes no task")
             snap = Snapshot(port)
-            bts = snap.backtraces("UN")
-            # decoding every pointer of every task would cost a crash command each
-            docs = [_render(port, ta, ta.frames, opts, False, out)
-                    for ta in (recover_with_port(port, bt) for bt in bts.values())]
+            views = {}  # type: dict
+            # decoding every pointer of every task would cost a crash command each;
+            # tasks of one stack shape share one recovery (analyses.args.Template)
+            docs = []
+            with no_gc():
+                # each task's shape and words are read while crash prints the next ones
+                bts = snap.backtraces("UN", on_task=lambda bt: _view(views, bt))
+                for ta in recover_all(port, list(bts.values()), views=views):
+                    doc = _render(port, ta, ta.frames, opts, False, out)
+                    if opts.json:
+                        docs.append(doc)
             if opts.json:
                 print(json.dumps(docs, indent=1), file=out)
             elif not bts:
