@@ -18,7 +18,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 suite_of() {
     case "$1" in
         5.10*) echo bullseye;; 6.1|6.1.*|6.1-*) echo bookworm;;
-        6.12*) echo bookworm-backports;; 7.*) echo sid;; *) return 1;;
+        6.12*) echo bookworm-backports;; 7|7.*) echo sid;; *) return 1;;
     esac
 }
 # newest_in_family SERIES [rt]: the newest ABI of that series and flavour in the index.

@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -91,6 +92,21 @@ def input_key(abi, scenario, n):
     return h.hexdigest()[:16]
 
 
+def module_cc(kdir):
+    """Return the ``CC=`` override for building against the headers at ``kdir``: None when
+    the compiler they name (``.kernelvariables``, e.g. ``gcc-10`` on bullseye) is on PATH,
+    else ``gcc`` (the host's; a newer gcc builds the lab module for these kernels)."""
+    try:
+        with open(os.path.join(kdir, ".kernelvariables")) as f:
+            text = f.read()
+    except OSError:
+        return None
+    m = re.search(r"^CC\s*=.*?\b((?:gcc|clang)(?:-\d+)?)\s*$", text, re.M)
+    if not m or shutil.which(m.group(1)):
+        return None
+    return "gcc"
+
+
 def build_module(kernel_dir, outdir):
     """Build crashext_lab.ko against the kernel's extracted headers into ``outdir``;
     return its path."""
@@ -101,8 +117,11 @@ def build_module(kernel_dir, outdir):
     src = os.path.join(outdir, "module-build")
     shutil.rmtree(src, ignore_errors=True)
     shutil.copytree(os.path.join(HERE, "module"), src)
-    r = subprocess.run(["make", "-C", kdir, "M=" + src, "modules"], capture_output=True,
-                       text=True)
+    cmd = ["make", "-C", kdir, "M=" + src, "modules"]
+    cc = module_cc(kdir)
+    if cc:
+        cmd.append("CC=" + cc)
+    r = subprocess.run(cmd, capture_output=True, text=True)
     ko = os.path.join(src, "crashext_lab.ko")
     if r.returncode != 0 or not os.path.exists(ko) or "warning:" in r.stderr:
         raise LabError("module build failed:\n" + r.stdout[-2000:] + r.stderr[-4000:])

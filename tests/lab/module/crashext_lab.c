@@ -44,6 +44,15 @@
 #include <linux/sched.h>
 #include <linux/pid.h>
 #include <linux/utsname.h>
+#include <linux/version.h>
+
+/*
+ * Kernel API differences the module meets on the lab's kernels (5.10 .. 7.x):
+ * mutex.wait_lock became a raw_spinlock_t in 5.15 (a spinlock_t before).
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 15, 0)
+#define LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK 1
+#endif
 
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("crash-ext lab: lock scenarios with published ground truth");
@@ -472,14 +481,21 @@ static int lab_kthread(void *data)
 static int lab_count_waiters(struct lab_lock *l, struct task_struct **tasks, int max)
 {
 	struct list_head *head, *pos;
-	raw_spinlock_t *wl;
+	raw_spinlock_t *wl = NULL;
+#ifdef LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK
+	spinlock_t *mwl = NULL;
+#endif
 	unsigned long flags;
 	int n = 0;
 
 	switch (l->kind) {
 	case LAB_MUTEX:
 		head = &l->mutex.wait_list;
+#ifdef LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK
+		mwl = &l->mutex.wait_lock;
+#else
 		wl = &l->mutex.wait_lock;
+#endif
 		break;
 	case LAB_SEM:
 		head = &l->sem.wait_list;
@@ -492,7 +508,12 @@ static int lab_count_waiters(struct lab_lock *l, struct task_struct **tasks, int
 		wl = &s->wait_lock;
 	}
 	}
-	raw_spin_lock_irqsave(wl, flags);
+#ifdef LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK
+	if (mwl)
+		spin_lock_irqsave(mwl, flags);
+	else
+#endif
+		raw_spin_lock_irqsave(wl, flags);
 	list_for_each(pos, head) {
 		/*
 		 * mutex_waiter, rwsem_waiter and semaphore_waiter all begin with
@@ -503,7 +524,12 @@ static int lab_count_waiters(struct lab_lock *l, struct task_struct **tasks, int
 		if (++n > 100000)
 			break;
 	}
-	raw_spin_unlock_irqrestore(wl, flags);
+#ifdef LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK
+	if (mwl)
+		spin_unlock_irqrestore(mwl, flags);
+	else
+#endif
+		raw_spin_unlock_irqrestore(wl, flags);
 	return n;
 }
 
