@@ -1,8 +1,12 @@
 """Shared fixtures: one crash session per lab dump for the whole test run.
 
-    def test_x(lab):        # lab(scenario, n=None, kernel=None) -> (LabDump, CrashProcess)
+    def test_x(lab):        # lab(scenario, n=None, kernel=None, target=None)
         dump, crash = lab("seed")                 # Debian 12's 6.1 kernel
         dump, crash = lab("seed", kernel="6.12")  # bookworm-backports' 6.12
+        dump, crash = lab("seed", target="7@9.0.2")   # sid's 7.x read by crash 9.0.2
+
+Targets (``KERNEL@CRASH``) come from ``tests.lab.labdumps.targets()``; the kernels from
+``$CRASH_EXT_KERNELS`` (comma-separated; default all of labdumps.KERNELS).
 
 Sessions start lazily (crash takes a few seconds to open a dump) and close at the end.
 The lab module's symbols and types are loaded (``mod -s``) so module frames resolve.
@@ -19,7 +23,7 @@ import tempfile
 import pytest
 
 from crash_ext.adapters.crashproc import CrashProcess
-from tests.lab.labdumps import get_dump
+from tests.lab.labdumps import get_dump, get_target_dump
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,11 +44,14 @@ def type_store():
 def lab():
     sessions = {}
 
-    def open_session(scenario, n=None, kernel=None):
-        key = (scenario, n, kernel)
+    def open_session(scenario, n=None, kernel=None, target=None):
+        key = (scenario, n, kernel, target)
         if key not in sessions:
             kw = {k: v for k, v in (("n", n), ("kernel", kernel)) if v is not None}
-            dump = get_dump(scenario, **kw)
+            if target is not None:
+                dump = get_target_dump(scenario, target, **kw)
+            else:
+                dump = get_dump(scenario, **kw)
             crash = CrashProcess(dump.vmlinux, dump.vmcore, crash=dump.crash, timeout=600)
             crash.command("mod -s crashext_lab %s" % dump.module_ko)
             sessions[key] = (dump, crash)

@@ -14,9 +14,12 @@ import pytest
 
 from crash_ext.analyses.waitfor import collect
 from crash_ext.verbs import deadlock as D
+from tests.lab import labdumps
 
-SCENARIOS = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore", "scale"]
-NO_OWNER_FIELD = {"semaphore"}     # lock types that record no owner on the lab's kernel
+# (scenario, KERNEL@CRASH): the small scenarios over the kernel matrix, scale on 6.1
+MATRIX = labdumps.matrix() + [("scale", t) for t in labdumps.targets() if t.startswith("6.1@")]
+SEEDS = [t for s, t in MATRIX if s == "seed"]
+NO_OWNER_FIELD = {"semaphore"}     # lock types that record no owner on the lab's kernels
 
 
 # ---------------------------------------------------------------- truth model
@@ -72,12 +75,13 @@ class Truth:
 _RESULTS = {}
 
 
-def _analyse(lab, scenario):
-    """(dump, collect() of it), computed once per scenario for the whole run."""
-    if scenario not in _RESULTS:
-        dump, crash = lab(scenario)
-        _RESULTS[scenario] = (dump, collect(crash))
-    return _RESULTS[scenario]
+def _analyse(lab, scenario, target=None):
+    """(dump, collect() of it), computed once per scenario and target for the whole run."""
+    key = (scenario, target)
+    if key not in _RESULTS:
+        dump, crash = lab(scenario, target=target)
+        _RESULTS[key] = (dump, collect(crash))
+    return _RESULTS[key]
 
 
 def _pids_of_cycle(c):
@@ -86,9 +90,9 @@ def _pids_of_cycle(c):
 
 # ---------------------------------------------------------------- every scenario
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_cycles_match_truth(lab, scenario):
-    dump, res = _analyse(lab, scenario)
+@pytest.mark.parametrize("scenario,target", MATRIX)
+def test_cycles_match_truth(lab, scenario, target):
+    dump, res = _analyse(lab, scenario, target)
     tr = Truth(dump.truth)
     assert dump.truth["verified"], "the lab did not verify this scenario"
     want = tr.cycles()
@@ -115,9 +119,9 @@ def test_cycles_match_truth(lab, scenario):
         assert {b.task.pid for b in c.behind} == tr.upstream(cyc)
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_every_truth_task_is_tied_to_its_lock(lab, scenario):
-    dump, res = _analyse(lab, scenario)
+@pytest.mark.parametrize("scenario,target", MATRIX)
+def test_every_truth_task_is_tied_to_its_lock(lab, scenario, target):
+    dump, res = _analyse(lab, scenario, target)
     tr = Truth(dump.truth)
     by_pid = {b.task.pid: b for b in res.graph.blocked.values()}
     for pid, t in tr.tasks.items():
@@ -129,9 +133,9 @@ def test_every_truth_task_is_tied_to_its_lock(lab, scenario):
             assert b.kind == t["blocked_kind"], (pid, b)
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_convoys_match_truth(lab, scenario):
-    dump, res = _analyse(lab, scenario)
+@pytest.mark.parametrize("scenario,target", MATRIX)
+def test_convoys_match_truth(lab, scenario, target):
+    dump, res = _analyse(lab, scenario, target)
     tr = Truth(dump.truth)
     cyc_pids = set()
     for pids, _ in tr.cycles():
@@ -163,10 +167,11 @@ def test_convoys_match_truth(lab, scenario):
             assert h.task.pid in truth_owners, (a, h)
 
 
-@pytest.mark.parametrize("scenario", ["readers", "semaphore", "convoy"])
-def test_small_convoys_name_their_root_tasks(lab, scenario):
+@pytest.mark.parametrize("scenario,target", [(s, t) for s, t in MATRIX
+                                             if s in ("readers", "semaphore", "convoy")])
+def test_small_convoys_name_their_root_tasks(lab, scenario, target):
     """Where the dump allows it, the root is the holder task, not an unknown."""
-    dump, res = _analyse(lab, scenario)
+    dump, res = _analyse(lab, scenario, target)
     tr = Truth(dump.truth)
     assert res.cycles == []
     assert len(res.convoys) == 1
@@ -180,8 +185,9 @@ def test_small_convoys_name_their_root_tasks(lab, scenario):
 
 # ---------------------------------------------------------------- the verb
 
-def test_seed_text_story(lab):
-    dump, crash = lab("seed")
+@pytest.mark.parametrize("target", SEEDS)
+def test_seed_text_story(lab, target):
+    dump, crash = lab("seed", target=target)
     tr = Truth(dump.truth)
     out = io.StringIO()
     rc = D.main([], crash, out=out)
@@ -204,8 +210,9 @@ def test_seed_text_story(lab):
                                                     "cycle")
 
 
-def test_seed_json_and_pid_filter(lab):
-    dump, crash = lab("seed")
+@pytest.mark.parametrize("target", SEEDS)
+def test_seed_json_and_pid_filter(lab, target):
+    dump, crash = lab("seed", target=target)
     out = io.StringIO()
     assert D.main(["--json"], crash, out=out) == 1
     js = json.loads(out.getvalue())

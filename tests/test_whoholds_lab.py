@@ -16,15 +16,17 @@ from crash_ext.analyses.blockedon import blocked_on
 from crash_ext.analyses.lockreport import lock_report
 from crash_ext.analyses.snapshot import Snapshot
 from crash_ext.verbs import whoholds
+from tests.lab import labdumps
 
-SCENARIOS = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore"]
+# (scenario, KERNEL@CRASH) over the kernel matrix (tests/lab/labdumps.py)
+MATRIX = labdumps.matrix()
 MODE = {"w": "writer", "r": "reader", "-": None}
 
 _SNAPS = {}
 
 
-def _session(lab, scenario):
-    dump, crash = lab(scenario)
+def _session(lab, scenario, target=None):
+    dump, crash = lab(scenario, target=target)
     key = id(crash)
     if key not in _SNAPS:
         _SNAPS[key] = Snapshot(crash)
@@ -67,9 +69,9 @@ def _check_lock(crash, snap, lk, lock_type):
     return rep, len(want_w)
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_every_lock_matches_truth(lab, scenario):
-    dump, crash, snap = _session(lab, scenario)
+@pytest.mark.parametrize("scenario,target", MATRIX)
+def test_every_lock_matches_truth(lab, scenario, target):
+    dump, crash, snap = _session(lab, scenario, target)
     n_w = 0
     for lk in dump.truth["locks"]:
         _, n = _check_lock(crash, snap, lk, lk["type"])
@@ -77,19 +79,19 @@ def test_every_lock_matches_truth(lab, scenario):
     assert dump.truth["locks"]
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_every_lock_type_detected(lab, scenario):
+@pytest.mark.parametrize("scenario,target", MATRIX)
+def test_every_lock_type_detected(lab, scenario, target):
     """Without -t: the type comes from a blocked task's frame or the lock's memory."""
-    dump, crash, snap = _session(lab, scenario)
+    dump, crash, snap = _session(lab, scenario, target)
     for lk in dump.truth["locks"]:
         rep = lock_report(crash, int(lk["address"], 16), None, snapshot=snap)
         assert rep.type == lk["type"], (lk["name"], rep.problems)
         assert rep.state.get("type_from")
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_blocked_on_matches_truth(lab, scenario):
-    dump, crash, snap = _session(lab, scenario)
+@pytest.mark.parametrize("scenario,target", MATRIX)
+def test_blocked_on_matches_truth(lab, scenario, target):
+    dump, crash, snap = _session(lab, scenario, target)
     for t in dump.truth["tasks"]:
         e = snap.by_pid(t["pid"])
         assert e is not None, t
@@ -103,10 +105,11 @@ def test_blocked_on_matches_truth(lab, scenario):
             assert b.kind == t["blocked_kind"], (t, b)
 
 
-def test_seed_chain_from_rm(lab):
+@pytest.mark.parametrize("target", [t for s, t in MATRIX if s == "seed"])
+def test_seed_chain_from_rm(lab, target):
     """whoholds -p rm: fire.js's i_rwsem, its owner ruby, that ruby's wait on
     r:i_iolock and its owner, then the cycle."""
-    dump, crash, _ = _session(lab, "seed")
+    dump, crash, _ = _session(lab, "seed", target)
     tr = dump.truth
     rm = [t for t in tr["tasks"] if t["comm"] == "rm"][0]
     fire = [l for l in tr["locks"] if l["name"].startswith("i:")][0]

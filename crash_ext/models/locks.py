@@ -26,6 +26,15 @@ Layouts recognised (DESIGN.md, "Lock layouts"):
   (``rb_root_cached`` or ``rb_root``) of ``rt_mutex_waiter`` by ``tree.entry`` /
   ``tree_entry``.
 * spinlock: locked word; ``owner``/``owner_cpu`` only with CONFIG_DEBUG_SPINLOCK.
+* PREEMPT_RT (recognised by a member of type ``struct rt_mutex_base``, not by the
+  kernel's version or config): ``struct mutex { struct rt_mutex_base rtmutex; }``,
+  ``struct rw_semaphore { struct rwbase_rt rwbase; }`` with ``rwbase_rt { atomic_t
+  readers; struct rt_mutex_base rtmutex; }``, ``spinlock_t { struct rt_mutex_base lock;
+  }``: the owner is the base's ``owner`` (bit0 HAS_WAITERS; a writer for an rwsem) and
+  the waiters its rbtree of ``rt_mutex_waiter`` (priority order, arrival order among
+  equals).  An rwbase's ``readers`` is READER_BIAS (1 << 31) plus the readers while no
+  writer is in, the readers still to leave while a writer (the base's owner) waits for
+  them, and WRITER_BIAS (1 << 30) once the writer holds it.
 """
 
 import re
@@ -37,7 +46,7 @@ from ..port import CrashExtError, Port
 
 __all__ = ["KINDS", "LockLayout", "WaiterLayout", "LockState", "WaitEntry", "WaitWalk",
            "probe_layout", "decode_state", "walk_waiters", "is_kernel_pointer",
-           "normalize_kind", "MAX_WAITERS"]
+           "normalize_kind", "rt_base_offset", "MAX_WAITERS"]
 
 KINDS = ("mutex", "rw_semaphore", "semaphore", "rt_mutex", "spinlock")
 MAX_WAITERS = 20000
@@ -113,6 +122,7 @@ class LockLayout:
     rb_right_off: int = 8
     spin_magic_off: Optional[int] = None
     spin_owner_cpu_off: Optional[int] = None
+    rt_base_off: Optional[int] = None     # struct rt_mutex_base inside the lock (RT)
     notes: List[str] = field(default_factory=list)
 
 
@@ -228,6 +238,11 @@ def _list_kind(mt: Optional[str]) -> Optional[str]:
 
 
 # the structs each kind's probe reads several members of
+_RT_BASE = "struct rt_mutex_base"
+#: PREEMPT_RT rwbase_rt.readers: no writer in (readers are counted below it) / writer in
+RWBASE_READER_BIAS = 1 << 31
+RWBASE_WRITER_BIAS = 1 << 30
+
 _STRUCTS = {"mutex": ("mutex", "mutex_waiter"),
             "rw_semaphore": ("rw_semaphore", "rwsem_waiter"),
             "semaphore": ("semaphore", "semaphore_waiter")}
@@ -285,10 +300,41 @@ def _list_waiter(port: Port, t: str, node: str = "list") -> WaiterLayout:
     return WaiterLayout(type_name=t, size=size, node_off=node_off, task_off=task_off)
 
 
+def _rt_base(port: Port, lay: LockLayout, t: str, base: str) -> None:
+    """Fill ``lay``'s owner and rbtree waiters from the ``struct rt_mutex_base`` at
+    member path ``base`` of ``t`` (PREEMPT_RT sleeping locks).  Raises CrashExtError
+    when the base or its waiter record is not a layout this module knows."""
+    lay.owner_off = _off(port, t, base + ".owner")
+    lay.owner_kind = "rt_owner"
+    lay.wait_off = _off(port, t, base + ".waiters")
+    lay.wait_kind = _list_kind(_mtype(port, t, base + ".waiters"))
+    if lay.owner_off is None or lay.wait_kind != "rbtree":
+        raise CrashExtError("struct %s.%s: owner/waiters not an rbtree layout: not decoded"
+                            % (t, base))
+    wt = "rt_mutex_waiter"
+    node = "tree.entry" if _off(port, wt, "tree.entry") is not None else "tree_entry"
+    lay.waiter = _list_waiter(port, wt, node)
+    lay.rb_right_off = _off(port, "rb_node", "rb_right") or 8
+    lay.rb_left_off = _off(port, "rb_node", "rb_left") or 16
+
+
+def rt_base_offset(layout: LockLayout) -> Optional[int]:
+    """Return the offset of the ``struct rt_mutex_base`` inside a lock of ``layout`` (a
+    PREEMPT_RT mutex, rw_semaphore or spinlock_t, or an rt_mutex), or None for a lock
+    not built on one: ``rt_mutex_waiter.lock`` points there, not at the lock."""
+    return layout.rt_base_off if layout.wait_kind == "rbtree" else None
+
+
 def _probe_mutex(port: Port) -> LockLayout:
     t = "mutex"
     size = _need_size(port, t)
     lay = LockLayout(kind="mutex", type_name=t, size=size, name="")
+    if _mtype(port, t, "rtmutex") == _RT_BASE:
+        _rt_base(port, lay, t, "rtmutex")
+        lay.rt_base_off = _off(port, t, "rtmutex")
+        lay.name = ("mutex: PREEMPT_RT, rt_mutex_base rtmutex (owner, bit0 HAS_WAITERS), "
+                    "rbtree of rt_mutex_waiter")
+        return lay
     wt = _mtype(port, t, "wait_list")
     lay.wait_off = _off(port, t, "wait_list")
     lay.wait_kind = _list_kind(wt)
@@ -329,6 +375,20 @@ def _probe_rwsem(port: Port) -> LockLayout:
     t = "rw_semaphore"
     size = _need_size(port, t)
     lay = LockLayout(kind="rw_semaphore", type_name=t, size=size, name="")
+    if _mtype(port, t, "rwbase") == "struct rwbase_rt":
+        if _mtype(port, t, "rwbase.rtmutex") != _RT_BASE:
+            raise CrashExtError("struct rw_semaphore.rwbase has no rt_mutex_base rtmutex: "
+                                "unknown PREEMPT_RT rwsem layout")
+        _rt_base(port, lay, t, "rwbase.rtmutex")
+        lay.rt_base_off = _off(port, t, "rwbase.rtmutex")
+        rt = _mtype(port, t, "rwbase.readers")
+        lay.count_off = _off(port, t, "rwbase.readers")
+        lay.count_size = _scalar_size(port, rt, 4)
+        lay.count_kind = "rwbase_rt"
+        lay.name = ("rw_semaphore: PREEMPT_RT rwbase_rt, %s readers (READER_BIAS/"
+                    "WRITER_BIAS), rt_mutex_base rtmutex (writer owner), rbtree of "
+                    "rt_mutex_waiter" % rt)
+        return lay
     wt = _mtype(port, t, "wait_list")
     lay.wait_off = _off(port, t, "wait_list")
     lay.wait_kind = _list_kind(wt)
@@ -432,6 +492,7 @@ def _probe_rt_mutex(port: Port) -> LockLayout:
     lay.waiter = _list_waiter(port, wt, node)
     lay.rb_right_off = _off(port, "rb_node", "rb_right") or 8
     lay.rb_left_off = _off(port, "rb_node", "rb_left") or 16
+    lay.rt_base_off = _off(port, t, pre.rstrip(".")) if pre else 0
     lay.name = "rt_mutex: %sowner (bit0 HAS_WAITERS), rbtree waiters" % pre
     return lay
 
@@ -441,8 +502,14 @@ def _probe_spinlock(port: Port) -> LockLayout:
     if _size(port, t) is None:
         t = "raw_spinlock"
     size = _need_size(port, t)
-    pre = "rlock." if _off(port, t, "rlock") is not None else ""
     lay = LockLayout(kind="spinlock", type_name=t, size=size, name="")
+    if _mtype(port, t, "lock") == _RT_BASE:
+        _rt_base(port, lay, t, "lock")
+        lay.rt_base_off = _off(port, t, "lock")
+        lay.name = ("spinlock_t: PREEMPT_RT sleeping lock, rt_mutex_base lock (owner, bit0 "
+                    "HAS_WAITERS), rbtree of rt_mutex_waiter")
+        return lay
+    pre = "rlock." if _off(port, t, "rlock") is not None else ""
     lay.count_off = _off(port, t, pre + "raw_lock") or 0
     lay.count_size = 4
     lay.count_kind = "spin"
@@ -495,6 +562,9 @@ def decode_state(layout: LockLayout, raw: bytes, read_u64=None) -> LockState:
 
 
 def _decode_mutex(lay, raw, st, read_u64):
+    if lay.owner_kind == "rt_owner":
+        _decode_rt(lay, raw, st, "mutex.rtmutex.owner")
+        return
     owner = _u(raw, lay.owner_off, 8)
     count = None
     if lay.count_off is not None:
@@ -541,7 +611,46 @@ def _decode_mutex(lay, raw, st, read_u64):
         st.owner_task = None
 
 
+def _decode_rwbase(lay, raw, st):
+    readers = _u(raw, lay.count_off, lay.count_size) or 0
+    st.fields["readers"] = "%#x" % readers
+    owner = _u(raw, lay.owner_off, 8) or 0
+    st.fields["owner"] = "%#x" % owner
+    if owner & 1:
+        st.flags.append("HAS_WAITERS")
+    writer = owner & ~0x3 & MASK64
+    if readers & RWBASE_READER_BIAS:
+        n = readers - RWBASE_READER_BIAS
+        st.readers = n
+        st.locked = n > 0
+        if n:
+            st.mode = "reader"
+        if writer:
+            # a writer (or a reader in the slow path) holds the rtmutex only briefly
+            st.problems.append("readers count has READER_BIAS but rtmutex.owner is %#x"
+                               % writer)
+        return
+    if readers == RWBASE_WRITER_BIAS:
+        st.locked, st.mode = True, "writer"
+        if writer:
+            st.owner_task = writer
+            st.owner_source = "rw_semaphore.rwbase.rtmutex.owner"
+        else:
+            st.problems.append("WRITER_BIAS but rtmutex.owner is NULL")
+        return
+    # a writer took the rtmutex and waits for ``readers`` readers to leave
+    st.locked, st.mode, st.readers = True, "reader", readers
+    st.flags.append("WRITER_WAITING")
+    if writer:
+        st.hint_task = writer
+        st.hint_why = ("rtmutex.owner is the writer waiting for %d reader(s) to leave; it "
+                       "does not hold the rwsem yet" % readers)
+
+
 def _decode_rwsem(lay, raw, st):
+    if lay.count_kind == "rwbase_rt":
+        _decode_rwbase(lay, raw, st)
+        return
     cnt = _u(raw, lay.count_off, lay.count_size)
     owner = _u(raw, lay.owner_off, 8)
     if owner is not None:
@@ -641,7 +750,7 @@ def _decode_sem(lay, raw, st):
                            "semaphore may be released by another task")
 
 
-def _decode_rt(lay, raw, st):
+def _decode_rt(lay, raw, st, source="rt_mutex.owner"):
     owner = _u(raw, lay.owner_off, 8) or 0
     st.fields["owner"] = "%#x" % owner
     if owner & 1:
@@ -649,10 +758,13 @@ def _decode_rt(lay, raw, st):
     task = owner & ~0x3 & MASK64
     st.locked = task != 0
     if task:
-        st.owner_task, st.owner_source = task, "rt_mutex.owner"
+        st.owner_task, st.owner_source = task, source
 
 
 def _decode_spin(lay, raw, st):
+    if lay.owner_kind == "rt_owner":
+        _decode_rt(lay, raw, st, "spinlock_t.lock.owner (PREEMPT_RT)")
+        return
     v = _u(raw, lay.count_off, 4) or 0
     st.fields["raw_lock"] = "%#x" % v
     st.locked = v != 0

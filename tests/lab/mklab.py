@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Build the lab: real vmcores of a Debian kernel staging lock scenarios, with ground truth.
 
-    python3 tests/lab/mklab.py [--scenario NAME ...] [--n N] [--kernel 6.1|6.12|ABI]
+    python3 tests/lab/mklab.py [--scenario NAME ... | --small] [--n N] [--kernel SERIES|ABI]
+
+SERIES: 5.10, 6.1 (default), 6.12, 7 (sid's 7.x), each also as SERIES-rt (PREEMPT_RT).
 
 For each scenario: boot the kernel in QEMU (TCG) with a busybox initramfs holding the
 crashext_lab module, let the guest stage the scenario and print the module's truth on the
@@ -32,7 +34,16 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.environ.get("CRASH_EXT_CACHE", os.path.expanduser("~/.cache/crash-ext"))
-SCENARIOS = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore", "scale"]
+SCENARIOS = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore", "scale",
+             "rt-spin"]
+SMALL = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore"]
+#: scenarios a PREEMPT_RT kernel cannot stage, and why
+NOT_ON_RT = {"readers": "PREEMPT_RT rw_semaphores admit new readers while a writer waits for "
+                        "the readers to drain, and that writer waits on no wait list: the "
+                        "scenario's queue (writer, then reader_4) cannot exist there"}
+#: scenarios only a PREEMPT_RT kernel stages (a sleeping spinlock_t)
+RT_ONLY = {"rt-spin": "spinlock_t spins on a kernel without PREEMPT_RT: no task can block "
+                      "holding one"}
 DEFAULT_N = 2000
 DEFAULT_KERNEL = "6.1"     # Debian 12's own series; "6.12" is bookworm-backports'
 BUSYBOX_APPLETS = ["sh", "mount", "cat", "echo", "mkdir", "dmesg", "sleep", "insmod", "tr",
@@ -79,6 +90,22 @@ def fetch_kernel(kernel):
     if out.returncode != 0:
         raise LabError("fetching the kernel failed (see fetch-kernel output above)")
     return out.stdout.strip().splitlines()[-1]
+
+
+def is_rt(kernel):
+    """Return True when ``kernel`` (a series like ``6.12-rt`` or an ABI) is PREEMPT_RT."""
+    return kernel.endswith("-rt") or "-rt-" in kernel
+
+
+def why_not_staged(kernel, scenario):
+    """Return why ``kernel`` (series or ABI) cannot stage ``scenario``, or None if it can."""
+    return (NOT_ON_RT if is_rt(kernel) else RT_ONLY).get(scenario)
+
+
+def small_scenarios(kernel):
+    """Return the small scenarios ``kernel`` stages (``rt-spin`` replaces ``readers`` on
+    PREEMPT_RT)."""
+    return [s for s in SMALL + list(RT_ONLY) if not why_not_staged(kernel, s)]
 
 
 def input_key(abi, scenario, n):
@@ -337,6 +364,10 @@ def build(scenarios, n=DEFAULT_N, kernel=DEFAULT_KERNEL):
     """Build (or reuse) the dumps of ``scenarios`` on ``kernel`` (a series like ``6.1`` or
     an ABI); return {scenario: directory}."""
     check_tools()
+    bad = {s: why_not_staged(kernel, s) for s in scenarios if why_not_staged(kernel, s)}
+    if bad:
+        raise LabError("kernel %s cannot stage %s" % (kernel, "; ".join(
+            "%s: %s" % kv for kv in sorted(bad.items()))))
     kdir = fetch_kernel(kernel)
     with open(os.path.join(kdir, "abi")) as f:
         abi = f.read().strip()
@@ -351,16 +382,21 @@ def build(scenarios, n=DEFAULT_N, kernel=DEFAULT_KERNEL):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--scenario", action="append", choices=SCENARIOS,
-                   help="scenario to build (repeatable; default: all)")
+                   help="scenario to build (repeatable; default: all the kernel stages)")
+    p.add_argument("--small", action="store_true",
+                   help="the small scenarios the kernel stages (all but scale)")
     p.add_argument("--n", type=int, default=DEFAULT_N, help="blocked tasks in 'scale'")
     p.add_argument("--kernel", default=DEFAULT_KERNEL,
-                   help="series (6.1, 6.12: the newest generic ABI in the package index) or an "
-                        "ABI like 6.1.0-56-amd64 (default: %(default)s)")
+                   help="series (5.10, 6.1, 6.12, 7, or SERIES-rt: the newest generic or "
+                        "PREEMPT_RT ABI in its suite's package index) or an ABI like "
+                        "6.1.0-56-amd64 (default: %(default)s)")
     a = p.parse_args(argv)
     if a.n < 30:
         p.error("--n must be at least 30")
     try:
-        for s, d in build(a.scenario or SCENARIOS, a.n, a.kernel).items():
+        wanted = a.scenario or (small_scenarios(a.kernel) if a.small else
+                                [s for s in SCENARIOS if not why_not_staged(a.kernel, s)])
+        for s, d in build(wanted, a.n, a.kernel).items():
             print(s, d)
     except LabError as e:
         print("mklab: error: %s" % e, file=sys.stderr)
