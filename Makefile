@@ -5,7 +5,14 @@ VPY     := $(VENV)/bin/python
 CACHE   ?= $(HOME)/.cache/crash-ext
 N       ?= 2000
 
-.PHONY: all deps venv crash lab demo test unit bench compare docs clean lab-clean
+# The kernel matrix (tests/lab/labdumps.py KERNELS): `make lab` stages every kernel's
+# small scenarios (scale on 6.1 only); `make test` runs the lab tests on TEST_KERNELS,
+# `make test-all` on every kernel (CI).
+KERNELS      ?= 5.10 6.1 6.12 6.12-rt 7
+TEST_KERNELS ?= 6.1,6.12
+CRASHES      ?= 8.0.6 9.0.2
+
+.PHONY: all deps venv crash lab demo test test-all unit bench compare docs clean lab-clean
 
 all: test
 
@@ -21,20 +28,24 @@ $(VPY): requirements.txt requirements-dev.txt pyproject.toml
 venv: deps $(VPY)
 
 crash: deps
-	@tests/lab/build-crash.sh >/dev/null
+	@for v in $(CRASHES); do tests/lab/build-crash.sh $$v >/dev/null || exit 1; done
 
 SMALL   := --scenario seed --scenario abba-mutex --scenario cycle3 --scenario convoy \
            --scenario readers --scenario semaphore
 
 lab: crash venv
 	$(VPY) tests/lab/mklab.py --n $(N)
-	$(VPY) tests/lab/mklab.py --kernel 6.12 $(SMALL)
+	@for k in $(filter-out 6.1,$(KERNELS)); do \
+	    $(VPY) tests/lab/mklab.py --kernel $$k --small || exit 1; done
 
 demo: lab
 	$(VPY) tests/lab/demo.py
 
 test: lab
-	$(VPY) -m pytest -q tests
+	CRASH_EXT_KERNELS=$(TEST_KERNELS) $(VPY) -m pytest -q tests
+
+test-all: lab
+	CRASH_EXT_KERNELS=all $(VPY) -m pytest -q tests
 
 unit: venv
 	$(VPY) -m pytest -q tests/unit

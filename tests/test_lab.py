@@ -83,11 +83,16 @@ def test_lock_addresses_read_as_their_types(lab, scenario, target):
         if base is not None:
             _check_rt_lock(crash, ps, lock, addr, typ, base)
             continue
-        head = addr + crash.member_offset(typ, "wait_list")
-        first = crash.read_u64(head)
-        assert first != head, "%s: wait list empty but truth has waiters" % lock["name"]
+        if _has_member(crash, typ, "wait_list"):
+            head = addr + crash.member_offset(typ, "wait_list")
+            first = crash.read_u64(head)
+            assert first != head, "%s: wait list empty but truth has waiters" % lock["name"]
+        else:   # 7.x: first_waiter, the first record of a ring without head
+            first = crash.read_u64(addr + crash.member_offset(typ, "first_waiter"))
+            assert first, "%s: no first_waiter but truth has waiters" % lock["name"]
+            head = first
         # Walk the wait list: every mutex/rwsem/semaphore waiter starts {list, task}.
-        walked, node = [], first
+        walked, node = [crash.read_u64(first + 16)], crash.read_u64(first)
         while node != head and len(walked) < 5000:
             walked.append(crash.read_u64(node + 16))
             node = crash.read_u64(node)
@@ -103,6 +108,13 @@ def test_lock_addresses_read_as_their_types(lab, scenario, target):
             assert count >> 8 == len(lock["owners"])
         else:
             assert owner & ~0x7 == ps[lock["owners"][0]["pid"]].task, lock["name"]
+
+
+def _has_member(crash, typ, member):
+    try:
+        return crash.member_offset(typ, member) is not None
+    except CrashExtError:
+        return False
 
 
 def _rt_base_member(crash, typ):

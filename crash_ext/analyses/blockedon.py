@@ -188,10 +188,20 @@ def _blocked_on(port, snap, ref, ps, use_args) -> Blocked:
                        evidence=["first non-scheduler frame #%d %s is not a lock or "
                                  "completion wait" % (f.index, f.function)])
     lock_idx, func = lock_frame.index, lock_frame.function
+    entry = None
+    if kind == "rt_mutex":
+        entry = _rt_entry_kind(port, snap, bt, lock_idx)
+        if entry is not None:
+            kind, mode = entry[0], entry[1] or mode
     res = Blocked(task=ref, kind="unknown", lock_type=kind, mode=mode, function=func,
                   frame=lock_idx,
                   evidence=["blocking frame #%d %s: a %s%s slow path" % (
                       lock_idx, func, kind, " (%s)" % mode if mode else "")])
+    if entry is not None:
+        res.evidence[0] = ("blocking frame #%d %s: an rt_mutex slow path entered from %s "
+                           "(the call in frame #%d's caller), a %s%s" % (
+                               lock_idx, func, entry[2], entry[3], kind,
+                               " (%s)" % mode if mode else ""))
     try:
         layout = L.probe_layout(port, kind)
     except CrashExtError as e:
@@ -245,6 +255,48 @@ def _from_blocker_field(port, snap, ref) -> Optional[Blocked]:
                        evidence=["task_struct.blocker = %#x (%s), task confirmed on its "
                                  "wait list" % (v, kind)])
     return None
+
+
+_CALL_RE = re.compile(r"\scall[q]?\s+0x[0-9a-f]+\s+<([A-Za-z0-9_.]+)(\+\d+)?>\s*$")
+
+
+def _rt_entry_kind(port, snap, bt, lock_idx):
+    """(kind, mode, entry function, frame index) of the sleeping-lock entry a task called
+    into an rt_mutex slow path from, or None.
+
+    On PREEMPT_RT, ``mutex_lock`` (and others) tail-jump into ``rt_mutex_slowlock``, so
+    no frame of theirs is left and a ``struct mutex`` is laid out as an ``rt_mutex``: the
+    caller's own call instruction, the one before its return address (``dis -r``),
+    names the entry.  Only entries of another lock kind count (mutex, rw_semaphore,
+    spinlock); cached per return address."""
+    frames = [f for f in bt.frames if f.index > lock_idx]
+    caller = None
+    for f in frames:
+        if classify_function(f.function)[0] is None:
+            caller = f
+            break
+    if caller is None or caller.ret_addr is None:
+        return None
+    cache = session_cache(snap)
+    memo = cache.__dict__.setdefault("_rt_entries", {})
+    if caller.ret_addr not in memo:
+        name = None
+        try:
+            lines = [ln for ln in port.command("dis -r %x" % caller.ret_addr).splitlines()
+                     if ln.strip()]
+        except CrashExtError:
+            lines = []
+        if len(lines) >= 2:
+            m = _CALL_RE.search(lines[-2])
+            name = m.group(1) if m else None
+        memo[caller.ret_addr] = name
+    name = memo[caller.ret_addr]
+    if name is None:
+        return None
+    k, m, _ = classify_function(name)
+    if k is None or k == "rt_mutex":
+        return None
+    return k, m, name, caller.index
 
 
 def _via_pi_blocked_on(port, snap, task, layout):
@@ -441,7 +493,8 @@ def _via_own_waiter(port, snap, bt, task, layout, lock_idx):
                 ok = (v + layout.wait_off) in ring and (v + layout.wait_off) != node
             else:
                 try:
-                    ok = port.read_u64(v + layout.wait_off) in ring
+                    first = port.read_u64(v + layout.wait_off)
+                    ok = (first + (w.node_off if layout.first_is_record else 0)) in ring
                 except CrashExtError:
                     ok = False
             if ok:

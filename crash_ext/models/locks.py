@@ -22,6 +22,9 @@ Layouts recognised (DESIGN.md, "Lock layouts"):
   or RHEL7's ``struct slist_head`` (one ``next`` pointer: headless ring).
 * semaphore: ``{lock, count, wait_list}`` (+ ``last_holder`` where present); waiters
   ``struct semaphore_waiter {list, task, up}``.
+* 7.x (sid's 7.2): mutex, rw_semaphore and semaphore have no ``wait_list`` but
+  ``struct X_waiter *first_waiter``: the first waiter record of a ring of records
+  without head (linked through their ``list``), walked like RHEL6's headless ring.
 * rt_mutex: (``rtmutex.``)``owner`` with bit0 HAS_WAITERS; waiters in an rbtree
   (``rb_root_cached`` or ``rb_root``) of ``rt_mutex_waiter`` by ``tree.entry`` /
   ``tree_entry``.
@@ -123,6 +126,7 @@ class LockLayout:
     spin_magic_off: Optional[int] = None
     spin_owner_cpu_off: Optional[int] = None
     rt_base_off: Optional[int] = None     # struct rt_mutex_base inside the lock (RT)
+    first_is_record: bool = False         # headless: wait_off points at a waiter record
     notes: List[str] = field(default_factory=list)
 
 
@@ -221,6 +225,23 @@ def _enum_value(port: Port, name: str) -> Optional[int]:
         return None
     m = re.search(r"^\$\d+ = (-?\d+)\s*$", out, re.M)
     return int(m.group(1)) if m else None
+
+
+def _wait_member(port: Port, t: str, lay: LockLayout) -> Optional[str]:
+    """Set ``lay.wait_off``/``wait_kind``/``first_is_record`` from ``t``'s ``wait_list``
+    or, without one, its ``first_waiter`` (a ``struct ..._waiter *``: the first record
+    of a headless ring); return the member's type (None when neither exists)."""
+    wt = _mtype(port, t, "wait_list")
+    if wt is not None:
+        lay.wait_off = _off(port, t, "wait_list")
+        lay.wait_kind = _list_kind(wt)
+        return wt
+    ft = _mtype(port, t, "first_waiter")
+    if ft is not None and ft.startswith("struct ") and ft.endswith("_waiter *"):
+        lay.wait_off = _off(port, t, "first_waiter")
+        lay.wait_kind = "headless"
+        lay.first_is_record = True
+    return ft
 
 
 def _list_kind(mt: Optional[str]) -> Optional[str]:
@@ -335,9 +356,7 @@ def _probe_mutex(port: Port) -> LockLayout:
         lay.name = ("mutex: PREEMPT_RT, rt_mutex_base rtmutex (owner, bit0 HAS_WAITERS), "
                     "rbtree of rt_mutex_waiter")
         return lay
-    wt = _mtype(port, t, "wait_list")
-    lay.wait_off = _off(port, t, "wait_list")
-    lay.wait_kind = _list_kind(wt)
+    wt = _wait_member(port, t, lay)
     if lay.wait_off is None or lay.wait_kind not in ("list", "headless"):
         raise CrashExtError("struct mutex.wait_list has type %r: unknown mutex layout" % wt)
     lay.waiter = _list_waiter(port, "mutex_waiter")
@@ -365,7 +384,8 @@ def _probe_mutex(port: Port) -> LockLayout:
         lay.count_size = _scalar_size(port, ct, 4)
         lay.count_kind = "mutex_count"
         parts.append("%s count" % ct)
-    parts.append("headless wait_list pointer" if lay.wait_kind == "headless"
+    parts.append("first_waiter (headless ring of records)" if lay.first_is_record else
+                 "headless wait_list pointer" if lay.wait_kind == "headless"
                  else "list_head wait_list")
     lay.name = "mutex: " + ", ".join(parts)
     return lay
@@ -389,9 +409,7 @@ def _probe_rwsem(port: Port) -> LockLayout:
                     "WRITER_BIAS), rt_mutex_base rtmutex (writer owner), rbtree of "
                     "rt_mutex_waiter" % rt)
         return lay
-    wt = _mtype(port, t, "wait_list")
-    lay.wait_off = _off(port, t, "wait_list")
-    lay.wait_kind = _list_kind(wt)
+    wt = _wait_member(port, t, lay)
     if lay.wait_off is None or lay.wait_kind not in ("list", "headless"):
         raise CrashExtError("struct rw_semaphore.wait_list has type %r: unknown rwsem "
                             "layout" % wt)
@@ -446,7 +464,8 @@ def _probe_rwsem(port: Port) -> LockLayout:
         parts.append("task_struct *owner")
     else:
         lay.notes.append("rw_semaphore.owner has unknown type %r: not decoded" % ot)
-    parts.append("slist_head/headless wait_list" if lay.wait_kind == "headless"
+    parts.append("first_waiter (headless ring of records)" if lay.first_is_record else
+                 "slist_head/headless wait_list" if lay.wait_kind == "headless"
                  else "list_head wait_list")
     lay.name = "rw_semaphore: " + ", ".join(parts)
     return lay
@@ -456,17 +475,18 @@ def _probe_semaphore(port: Port) -> LockLayout:
     t = "semaphore"
     size = _need_size(port, t)
     lay = LockLayout(kind="semaphore", type_name=t, size=size, name="")
-    lay.wait_off = _off(port, t, "wait_list")
-    lay.wait_kind = _list_kind(_mtype(port, t, "wait_list"))
+    _wait_member(port, t, lay)
     ct = _mtype(port, t, "count")
-    if lay.wait_off is None or lay.wait_kind != "list" or ct is None:
+    if lay.wait_off is None or ct is None or not (
+            lay.wait_kind == "list" or lay.first_is_record):
         raise CrashExtError("struct semaphore is not {lock, count, wait_list}: unknown "
                             "layout")
     lay.count_off = _off(port, t, "count")
     lay.count_size = _scalar_size(port, ct, 4)
     lay.count_kind = "sem"
     lay.waiter = _list_waiter(port, "semaphore_waiter")
-    parts = ["%s count" % ct, "list_head wait_list"]
+    parts = ["%s count" % ct, "first_waiter (headless ring of records)"
+             if lay.first_is_record else "list_head wait_list"]
     lh = _mtype(port, t, "last_holder")
     if lh is not None:
         lay.last_holder_off = _off(port, t, "last_holder")
@@ -847,6 +867,8 @@ def walk_waiters(port: Port, layout: LockLayout, addr: int, raw: Optional[bytes]
     if layout.wait_kind == "headless":
         if not first:
             return ww
+        if layout.first_is_record:
+            first += w.node_off        # the record's own list node
         head = None
         nxt = first
     else:

@@ -70,8 +70,29 @@ cd "$DIR"
 for p in "$img" $parts; do dpkg-deb -x debs/"${p}"_*.deb root; done
 for p in "$hdr" $deps; do dpkg-deb -x debs/"${p}"_*.deb headers; done
 KDIR=$DIR/headers/usr/src/linux-headers-$ABI
-sed -i "s#^include /usr/src/#include $DIR/headers/usr/src/#" "$KDIR/Makefile"
+# the headers' top Makefile names /usr/src absolutely (include; sid's also KBUILD_OUTPUT)
+sed -i -e "s#^include /usr/src/#include $DIR/headers/usr/src/#" \
+       -e "s#^KBUILD_OUTPUT=/usr/src/#KBUILD_OUTPUT=$DIR/headers/usr/src/#" "$KDIR/Makefile"
 [ -f "$KDIR/Module.symvers" ] || { log "headers for $ABI incomplete"; exit 1; }
+# sid's kbuild tools (modpost, objtool, ...) are linked against a newer glibc than the
+# host's: run those through the suite's own libc6 (downloaded and extracted here, not
+# installed), each binary X renamed X.real behind a wrapper calling its loader.
+newer=()
+while IFS= read -r f; do
+    LD_TRACE_LOADED_OBJECTS=1 "$f" 2>&1 | grep -q "version .GLIBC_[0-9.]*' not found" && newer+=("$f")
+done < <(find headers -type f -perm -u+x -exec sh -c 'head -c4 "$1" | grep -q ELF' _ {} \; -print)
+if [ ${#newer[@]} -gt 0 ]; then
+    log "$ABI: ${#newer[@]} kbuild tools need $suite's glibc: running them with its libc6"
+    (cd debs && papt apt-get download -q libc6 >>"$LOG" 2>&1) || { log "libc6 download failed"; exit 1; }
+    dpkg-deb -x debs/libc6_*.deb libc
+    ld=$DIR/libc/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+    libs=$DIR/libc/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+    for f in "${newer[@]}"; do
+        mv "$f" "$f.real"
+        printf '#!/bin/sh\nexec %s --library-path %s --argv0 "$0" "$0.real" "$@"\n' "$ld" "$libs" > "$f"
+        chmod +x "$f"
+    done
+fi
 echo "$KDIR" > kdir
 dpkg-deb --fsys-tarfile debs/linux-image-"$ABI"-dbg_*.deb | tar x --wildcards './usr/lib/debug/boot/vmlinux-*'
 mv usr/lib/debug/boot/vmlinux-"$ABI" vmlinux; rm -rf usr
@@ -82,7 +103,7 @@ done
 [ -f vmlinuz ] || { log "no vmlinuz in $img $parts"; exit 1; }
 mkdir -p modules
 for m in qemu_fw_cfg; do
-    f=$(find root/lib/modules root/usr/lib/modules -name "$m.ko*" 2>/dev/null | head -1)
+    f=$(find root/lib/modules root/usr/lib/modules -name "$m.ko*" 2>/dev/null | head -1 || true)
     [ -n "$f" ] || { log "module $m not found in $img"; exit 1; }
     case "$f" in *.xz) xz -dc "$f" > modules/$m.ko;; *.zst) zstd -dqc "$f" > modules/$m.ko;; *) cp "$f" modules/$m.ko;; esac
 done

@@ -62,6 +62,13 @@
 #if LINUX_VERSION_CODE < KERNEL_VERSION(5, 15, 0)
 #define LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK 1
 #endif
+/*
+ * sid's 7.x: mutex, rw_semaphore and semaphore keep a pointer to their first waiter record
+ * (first_waiter) instead of a list_head wait_list; the records form a ring without head.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 0, 0)
+#define LAB_FIRST_WAITER 1
+#endif
 #ifdef CONFIG_PREEMPT_RT
 #include <linux/rtmutex.h>
 #include <linux/rbtree.h>
@@ -582,6 +589,9 @@ static int lab_count_rt_waiters(struct lab_lock *l, struct task_struct **tasks, 
 static int lab_count_waiters(struct lab_lock *l, struct task_struct **tasks, int max)
 {
 	struct list_head *head, *pos;
+#ifdef LAB_FIRST_WAITER
+	struct list_head *first;
+#endif
 	raw_spinlock_t *wl = NULL;
 #ifdef LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK
 	spinlock_t *mwl = NULL;
@@ -596,7 +606,11 @@ static int lab_count_waiters(struct lab_lock *l, struct task_struct **tasks, int
 	switch (l->kind) {
 #ifndef CONFIG_PREEMPT_RT
 	case LAB_MUTEX:
+#ifdef LAB_FIRST_WAITER
+		head = (struct list_head *)&l->mutex.first_waiter;
+#else
 		head = &l->mutex.wait_list;
+#endif
 #ifdef LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK
 		mwl = &l->mutex.wait_lock;
 #else
@@ -607,13 +621,21 @@ static int lab_count_waiters(struct lab_lock *l, struct task_struct **tasks, int
 	case LAB_INODE: {
 		struct rw_semaphore *s = lab_lock_addr(l);
 
+#ifdef LAB_FIRST_WAITER
+		head = (struct list_head *)&s->first_waiter;
+#else
 		head = &s->wait_list;
+#endif
 		wl = &s->wait_lock;
 		break;
 	}
 #endif
 	default:	/* LAB_SEM */
+#ifdef LAB_FIRST_WAITER
+		head = (struct list_head *)&l->sem.first_waiter;
+#else
 		head = &l->sem.wait_list;
+#endif
 		wl = &l->sem.lock;
 	}
 #ifdef LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK
@@ -622,16 +644,27 @@ static int lab_count_waiters(struct lab_lock *l, struct task_struct **tasks, int
 	else
 #endif
 		raw_spin_lock_irqsave(wl, flags);
-	list_for_each(pos, head) {
-		/*
-		 * mutex_waiter, rwsem_waiter and semaphore_waiter all begin with
-		 * { struct list_head list; struct task_struct *task; }.
-		 */
+	/*
+	 * mutex_waiter, rwsem_waiter and semaphore_waiter all begin with
+	 * { struct list_head list; struct task_struct *task; }.
+	 */
+#ifdef LAB_FIRST_WAITER
+	/* head is the first_waiter pointer: a ring of records from there, no head node */
+	first = *(struct list_head **)head;
+	for (pos = first; pos; pos = pos->next == first ? NULL : pos->next) {
 		if (tasks && n < max)
 			tasks[n] = *(struct task_struct **)(pos + 1);
 		if (++n > 100000)
 			break;
 	}
+#else
+	list_for_each(pos, head) {
+		if (tasks && n < max)
+			tasks[n] = *(struct task_struct **)(pos + 1);
+		if (++n > 100000)
+			break;
+	}
+#endif
 #ifdef LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK
 	if (mwl)
 		spin_unlock_irqrestore(mwl, flags);
