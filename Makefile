@@ -7,7 +7,15 @@ N       ?= 2000
 # Progress lines of the lab scripts count time from here ([m:ss]).
 export CRASH_EXT_T0 ?= $(shell date +%s)
 
-.PHONY: all deps venv crash kernel lab demo test unit bench compare docs fresh clean lab-clean
+# The kernel matrix (tests/lab/labdumps.py KERNELS): `make lab` stages every kernel's
+# small scenarios (scale on 6.1 only); `make test` runs the lab tests on TEST_KERNELS,
+# `make test-all` on every kernel (CI).
+KERNELS      ?= 5.10 6.1 6.12 6.12-rt 7
+TEST_KERNELS ?= 6.1,6.12
+CRASHES      ?= 8.0.6 9.0.2
+
+.PHONY: all deps venv crash crashes kernel lab demo test test-all unit bench compare docs \
+        fresh clean lab-clean
 
 all: test
 
@@ -23,19 +31,22 @@ $(VPY): requirements.txt requirements-dev.txt pyproject.toml
 
 venv: deps $(VPY)
 
+# crash 8.0.6 (the demo's); `crashes`: every version the lab tests with
 crash: deps
 	@tests/lab/build-crash.sh >/dev/null
+
+crashes: deps
+	@for v in $(CRASHES); do tests/lab/build-crash.sh $$v >/dev/null || exit 1; done
 
 kernel: deps
 	@tests/lab/fetch-kernel.sh 6.1 >/dev/null
 
-SMALL   := --scenario seed --scenario abba-mutex --scenario cycle3 --scenario convoy \
-           --scenario readers --scenario semaphore
 
 lab: deps
-	@$(MAKE) --no-print-directory -j3 crash venv kernel
+	@$(MAKE) --no-print-directory -j3 crashes venv kernel
 	@$(VPY) tests/lab/mklab.py --n $(N) >/dev/null
-	@$(VPY) tests/lab/mklab.py --kernel 6.12 $(SMALL) >/dev/null
+	@for k in $(filter-out 6.1,$(KERNELS)); do \
+	    $(VPY) tests/lab/mklab.py --kernel $$k --small >/dev/null || exit 1; done
 
 # The demo builds only what it shows: crash and the 6.1 seed dump (crash compiles while
 # the kernel downloads).
@@ -44,7 +55,10 @@ demo: deps
 	@$(VPY) tests/lab/demo.py
 
 test: lab
-	$(VPY) -m pytest -q tests
+	CRASH_EXT_KERNELS=$(TEST_KERNELS) $(VPY) -m pytest -q tests
+
+test-all: lab
+	CRASH_EXT_KERNELS=all $(VPY) -m pytest -q tests
 
 unit: venv
 	$(VPY) -m pytest -q tests/unit

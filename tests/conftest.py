@@ -1,8 +1,15 @@
 """Shared fixtures: one crash session per lab dump for the whole test run.
 
-    def test_x(lab):        # lab(scenario, n=None, kernel=None) -> (LabDump, CrashProcess)
+    def test_x(lab):        # lab(scenario, n=None, kernel=None, target=None)
         dump, crash = lab("seed")                 # Debian 12's 6.1 kernel
         dump, crash = lab("seed", kernel="6.12")  # bookworm-backports' 6.12
+        dump, crash = lab("seed", target="7@9.0.2")   # sid's 7.x read by crash 9.0.2
+
+Targets (``KERNEL@CRASH``) come from ``tests.lab.labdumps.targets()``; the kernels from
+``$CRASH_EXT_KERNELS`` (comma-separated; default all of labdumps.KERNELS), the crash
+versions from ``$CRASH_EXT_CRASHES``.  Tests run grouped by target (collection order kept
+within one), and at most ``$CRASH_EXT_LAB_SESSIONS`` (default 8) crash sessions stay open:
+the least recently used is closed (a crash session on a 6.x dump holds ~0.6 GB).
 
 Sessions start lazily (crash takes a few seconds to open a dump) and close at the end.
 The lab module's symbols and types are loaded (``mod -s``) so module frames resolve.
@@ -12,6 +19,7 @@ for each test run: the first session of each kernel asks gdb, later ones read th
 so both paths run every time.
 """
 
+import collections
 import os
 import shutil
 import tempfile
@@ -19,7 +27,7 @@ import tempfile
 import pytest
 
 from crash_ext.adapters.crashproc import CrashProcess
-from tests.lab.labdumps import get_dump
+from tests.lab.labdumps import get_dump, get_target_dump
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -36,15 +44,34 @@ def type_store():
     shutil.rmtree(d, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Run the tests of one lab target (``KERNEL@CRASH``) together, so its crash sessions
+    are opened once; tests without a target come first, in their collection order."""
+    def target(item):
+        cs = getattr(item, "callspec", None)
+        t = cs.params.get("target") if cs is not None else None
+        return t if isinstance(t, str) else ""
+    items[:] = sorted(items, key=target)
+
+
 @pytest.fixture(scope="session")
 def lab():
-    sessions = {}
+    sessions = collections.OrderedDict()
+    cap = max(1, int(os.environ.get("CRASH_EXT_LAB_SESSIONS", "8")))
 
-    def open_session(scenario, n=None, kernel=None):
-        key = (scenario, n, kernel)
-        if key not in sessions:
+    def open_session(scenario, n=None, kernel=None, target=None):
+        key = (scenario, n, kernel, target)
+        if key in sessions:
+            sessions.move_to_end(key)
+        else:
+            while len(sessions) >= cap:
+                _, (_, old) = sessions.popitem(last=False)
+                old.close()
             kw = {k: v for k, v in (("n", n), ("kernel", kernel)) if v is not None}
-            dump = get_dump(scenario, **kw)
+            if target is not None:
+                dump = get_target_dump(scenario, target, **kw)
+            else:
+                dump = get_dump(scenario, **kw)
             crash = CrashProcess(dump.vmlinux, dump.vmcore, crash=dump.crash, timeout=600)
             crash.command("mod -s crashext_lab %s" % dump.module_ko)
             sessions[key] = (dump, crash)

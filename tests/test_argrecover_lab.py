@@ -7,16 +7,19 @@ import pytest
 from crash_ext.analyses.args import recover_with_port
 from crash_ext.analyses.snapshot import Snapshot
 from crash_ext.verbs import argrecover
+from tests.lab import labdumps
 
-SMALL = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore"]
-CASES = [(s, "6.1") for s in SMALL] + [(s, "6.12") for s in SMALL]
+SMALL = list(labdumps.SMALL)
+# (scenario, KERNEL@CRASH) over the kernel matrix (tests/lab/labdumps.py)
+CASES = labdumps.matrix()
+SEEDS = [t for s, t in CASES if s == "seed"]
 
 
-@pytest.mark.parametrize("scenario,kernel", CASES)
-def test_module_pointer_arguments_recovered_exactly(lab, scenario, kernel):
+@pytest.mark.parametrize("scenario,target", CASES)
+def test_module_pointer_arguments_recovered_exactly(lab, scenario, target):
     """Every pointer the module passed to a noinline function whose frame is still on
     the stack is recovered with the exact value the module recorded."""
-    dump, crash = lab(scenario, kernel=kernel)
+    dump, crash = lab(scenario, target=target)
     snap = Snapshot(crash)
     checked = 0
     for task in dump.truth["tasks"]:
@@ -49,13 +52,14 @@ def _param_index(frame, name):
     protos = {"lab_hold": ["l", "lock", "mode", "rest"], "lab_take": ["l", "mode"],
               "lab_inode_lock": ["dentry", "inode"], "lab_mutex_lock": ["lock"],
               "lab_rwsem_down_write": ["sem"], "lab_rwsem_down_read": ["sem"],
-              "lab_sem_down": ["sem"], "lab_wait_event": ["done"]}
+              "lab_sem_down": ["sem"], "lab_wait_event": ["done"],
+              "lab_spin_lock": ["lock"]}
     return protos[frame.function].index(name)
 
 
-@pytest.mark.parametrize("kernel", ["6.1", "6.12"])
-def test_seed_vfs_unlink_dentry_is_fire_js(lab, kernel):
-    dump, crash = lab("seed", kernel=kernel)
+@pytest.mark.parametrize("target", SEEDS)
+def test_seed_vfs_unlink_dentry_is_fire_js(lab, target):
+    dump, crash = lab("seed", target=target)
     fire = next(l for l in dump.truth["locks"] if l["name"].startswith("i:"))
     rm = fire["waiters"][-1]["pid"]
     out = io.StringIO()

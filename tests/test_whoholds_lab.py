@@ -16,19 +16,21 @@ from crash_ext.analyses.blockedon import blocked_on
 from crash_ext.analyses.lockreport import lock_report
 from crash_ext.analyses.snapshot import Snapshot
 from crash_ext.verbs import whoholds
+from tests.lab import labdumps
 
-SCENARIOS = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore"]
+# (scenario, KERNEL@CRASH) over the kernel matrix (tests/lab/labdumps.py)
+MATRIX = labdumps.matrix()
 MODE = {"w": "writer", "r": "reader", "-": None}
 
 _SNAPS = {}
 
 
-def _session(lab, scenario):
-    dump, crash = lab(scenario)
-    key = id(crash)
-    if key not in _SNAPS:
-        _SNAPS[key] = Snapshot(crash)
-    return dump, crash, _SNAPS[key]
+def _session(lab, scenario, target=None):
+    dump, crash = lab(scenario, target=target)
+    key = (scenario, target)
+    if key not in _SNAPS or _SNAPS[key][0] is not crash:   # a session closed and reopened
+        _SNAPS[key] = (crash, Snapshot(crash))
+    return dump, crash, _SNAPS[key][1]
 
 
 def _run(crash, argv):
@@ -67,9 +69,9 @@ def _check_lock(crash, snap, lk, lock_type):
     return rep, len(want_w)
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_every_lock_matches_truth(lab, scenario):
-    dump, crash, snap = _session(lab, scenario)
+@pytest.mark.parametrize("scenario,target", MATRIX)
+def test_every_lock_matches_truth(lab, scenario, target):
+    dump, crash, snap = _session(lab, scenario, target)
     n_w = 0
     for lk in dump.truth["locks"]:
         _, n = _check_lock(crash, snap, lk, lk["type"])
@@ -77,19 +79,19 @@ def test_every_lock_matches_truth(lab, scenario):
     assert dump.truth["locks"]
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_every_lock_type_detected(lab, scenario):
+@pytest.mark.parametrize("scenario,target", MATRIX)
+def test_every_lock_type_detected(lab, scenario, target):
     """Without -t: the type comes from a blocked task's frame or the lock's memory."""
-    dump, crash, snap = _session(lab, scenario)
+    dump, crash, snap = _session(lab, scenario, target)
     for lk in dump.truth["locks"]:
         rep = lock_report(crash, int(lk["address"], 16), None, snapshot=snap)
         assert rep.type == lk["type"], (lk["name"], rep.problems)
         assert rep.state.get("type_from")
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_blocked_on_matches_truth(lab, scenario):
-    dump, crash, snap = _session(lab, scenario)
+@pytest.mark.parametrize("scenario,target", MATRIX)
+def test_blocked_on_matches_truth(lab, scenario, target):
+    dump, crash, snap = _session(lab, scenario, target)
     for t in dump.truth["tasks"]:
         e = snap.by_pid(t["pid"])
         assert e is not None, t
@@ -103,10 +105,11 @@ def test_blocked_on_matches_truth(lab, scenario):
             assert b.kind == t["blocked_kind"], (t, b)
 
 
-def test_seed_chain_from_rm(lab):
+@pytest.mark.parametrize("target", [t for s, t in MATRIX if s == "seed"])
+def test_seed_chain_from_rm(lab, target):
     """whoholds -p rm: fire.js's i_rwsem, its owner ruby, that ruby's wait on
     r:i_iolock and its owner, then the cycle."""
-    dump, crash, _ = _session(lab, "seed")
+    dump, crash, _ = _session(lab, "seed", target)
     tr = dump.truth
     rm = [t for t in tr["tasks"] if t["comm"] == "rm"][0]
     fire = [l for l in tr["locks"] if l["name"].startswith("i:")][0]
@@ -255,3 +258,54 @@ def test_scale(lab):
         elif b.kind != t["blocked_kind"]:
             bad.append(t["pid"])
     assert not bad
+
+
+# ------------------------------------------------- what the kernel itself records
+
+BLOCKER_TARGETS = [(s, t) for s, t in MATRIX if t.startswith("7@")]
+RT_TARGETS = [(s, t) for s, t in MATRIX if t.split("@")[0].endswith("-rt")]
+
+
+@pytest.mark.parametrize("scenario,target", BLOCKER_TARGETS)
+def test_blocker_field_is_the_evidence_on_7x(lab, scenario, target):
+    """sid's 7.x records what a task blocks on (task_struct.blocker, hung-task blocker
+    tracking, and semaphore.last_holder): blocked_on uses it first and agrees with the
+    truth; a semaphore's last_holder is shown as a hint naming the truth's holder."""
+    dump, crash, snap = _session(lab, scenario, target)
+    assert crash.member_offset("task_struct", "blocker") is not None
+    n = 0
+    for t in dump.truth["tasks"]:
+        if t["blocked_kind"] != "lock":
+            continue
+        b = blocked_on(crash, snap.by_pid(t["pid"]).task, snapshot=snap)
+        assert b.lock_address == int(t["blocked_address"], 16), (t, b)
+        assert b.evidence[0].startswith("task_struct.blocker = "), b.evidence
+        n += 1
+    assert n
+    for lk in dump.truth["locks"]:
+        if lk["type"] != "semaphore":
+            continue
+        rep = lock_report(crash, int(lk["address"], 16), "semaphore", snapshot=snap)
+        assert "last_holder" in rep.layout
+        assert rep.owner is None and rep.owner_hint.pid == lk["owners"][0]["pid"]
+
+
+@pytest.mark.parametrize("scenario,target", RT_TARGETS)
+def test_pi_blocked_on_is_the_evidence_on_rt(lab, scenario, target):
+    """PREEMPT_RT: every task the truth has waiting on an rt_mutex-based lock (mutex,
+    rw_semaphore, spinlock_t) is tied to it through its task_struct.pi_blocked_on record,
+    and the layout named is the rt_mutex_base one."""
+    dump, crash, snap = _session(lab, scenario, target)
+    types = {l["name"]: l["type"] for l in dump.truth["locks"]}
+    n = 0
+    for t in dump.truth["tasks"]:
+        if t["blocked_kind"] != "lock" or types[t["blocked_on"]] == "semaphore":
+            continue
+        b = blocked_on(crash, snap.by_pid(t["pid"]).task, snapshot=snap)
+        assert b.lock_address == int(t["blocked_address"], 16), (t, b)
+        assert b.lock_type == types[t["blocked_on"]]
+        assert any(e.startswith("task_struct.pi_blocked_on = ") for e in b.evidence), b
+        rep = lock_report(crash, b.lock_address, b.lock_type, snapshot=snap)
+        assert "PREEMPT_RT" in rep.layout and "rbtree" in rep.layout
+        n += 1
+    assert n

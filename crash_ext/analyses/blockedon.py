@@ -3,9 +3,15 @@
 1. ``task_struct.blocker`` where the kernel has it (address | type).
 2. The blocking frame: the innermost frame that is a lock slow path names the lock type
    and mode (``rwsem_down_write_slowpath`` -> rw_semaphore writer, ``__mutex_lock`` ->
-   mutex, ``__down_common`` -> semaphore, ``rt_mutex_slowlock`` -> rt_mutex).  Other
-   blocking frames give ``completion``, ``io`` or ``other``.
+   mutex, ``__down_common`` -> semaphore, ``rt_mutex_slowlock`` -> rt_mutex).  Where
+   that slow path is an rt_mutex one called from a sleeping lock's entry (PREEMPT_RT:
+   ``mutex_lock``, ``rwbase_write_lock``/``down_write``, ``rt_spin_lock``), the outer
+   frame names the type (mutex, rw_semaphore, spinlock).  Other blocking frames give
+   ``completion``, ``io`` or ``other``.
 3. The lock address, accepted only when the task is confirmed on that lock's wait list:
+   0. for a lock whose waiters are an rbtree of ``rt_mutex_waiter`` (rt_mutex and the
+      PREEMPT_RT locks built on it): ``task_struct.pi_blocked_on``, the kernel's own
+      record of the waiter, whose ``lock`` is the lock's ``rt_mutex_base``;
    a. the task's own waiter record (``mutex_waiter``/``rwsem_waiter``/
       ``semaphore_waiter`` live on the sleeper's stack, ``task`` = the task): walk its
       ring and match a stack word that is the lock whose list head is in that ring;
@@ -26,7 +32,7 @@ from .results import Blocked, TaskRef
 from .snapshot import Snapshot
 
 __all__ = ["blocked_on", "classify_function", "classify_stack", "own_records",
-           "SCHED_FUNCS"]
+           "rt_lock_waiters", "SCHED_FUNCS"]
 
 SCHED_FUNCS = {"__schedule", "schedule", "schedule_timeout", "schedule_preempt_disabled",
                "io_schedule", "io_schedule_timeout", "__switch_to", "__switch_to_asm",
@@ -39,11 +45,12 @@ _CLONE = re.compile(r"(\.(constprop|isra|part|cold|lto_priv|localalias|llvm)(\.\
 _LOCK_FUNCS = [
     (r"^(rwsem_down_write_slowpath|rwsem_down_write_failed(_killable)?|"
      r"call_rwsem_down_write_failed(_killable)?|__down_write(_common|_slowpath|_killable|"
-     r"_nested)?|down_write(_killable|_nested|_trylock)?)$", "rw_semaphore", "writer"),
+     r"_nested)?|down_write(_killable|_nested|_trylock)?|rwbase_write_lock)$",
+     "rw_semaphore", "writer"),
     (r"^(rwsem_down_read_slowpath|rwsem_down_read_failed(_killable)?|"
      r"call_rwsem_down_read_failed(_killable)?|__down_read(_common|_slowpath|_killable|"
-     r"_interruptible)?|down_read(_killable|_interruptible|_nested|_non_owner)?)$",
-     "rw_semaphore", "reader"),
+     r"_interruptible)?|down_read(_killable|_interruptible|_nested|_non_owner)?|"
+     r"__rwbase_read_lock|rwbase_read_lock)$", "rw_semaphore", "reader"),
     (r"^(__mutex_lock(_common|_slowpath|_killable_slowpath|_interruptible_slowpath)?|"
      r"mutex_lock(_nested|_killable|_interruptible|_io|_killable_nested|"
      r"_interruptible_nested|_io_nested)?|__ww_mutex_lock(_slowpath)?|ww_mutex_lock"
@@ -52,7 +59,10 @@ _LOCK_FUNCS = [
      r"_killable|_timeout)?)$", "semaphore", None),
     (r"^(rt_mutex_slowlock(_block)?|__rt_mutex_slowlock(_locked)?|rt_mutex_lock"
      r"(_interruptible|_killable|_nested)?|rtlock_slowlock(_locked)?|"
-     r"__rt_mutex_lock)$", "rt_mutex", None),
+     r"__rt_mutex_lock|rwbase_rtmutex_slowlock_locked|rwbase_rtmutex_lock_state|"
+     r"rt_mutex_slowlock_locked|rtlock_lock|__rt_mutex_lock_common)$", "rt_mutex", None),
+    # PREEMPT_RT: spinlock_t is a sleeping lock built on rt_mutex_base
+    (r"^(rt_spin_lock(_nested|_nest_lock)?)$", "spinlock", None),
 ]
 _LOCK_RES = [(re.compile(p), k, m) for p, k, m in _LOCK_FUNCS]
 _OTHER = [
@@ -108,6 +118,8 @@ def classify_stack(frames):
         if k is not None:
             if lock is None:
                 lock, kind = f, k
+            elif kind == "rt_mutex" and k != kind:
+                kind = k        # a sleeping lock built on rt_mutex (PREEMPT_RT)
             if m is not None and mode is None and k == kind:
                 mode = m
             continue
@@ -176,16 +188,28 @@ def _blocked_on(port, snap, ref, ps, use_args) -> Blocked:
                        evidence=["first non-scheduler frame #%d %s is not a lock or "
                                  "completion wait" % (f.index, f.function)])
     lock_idx, func = lock_frame.index, lock_frame.function
+    entry = None
+    if kind == "rt_mutex":
+        entry = _rt_entry_kind(port, snap, bt, lock_idx)
+        if entry is not None:
+            kind, mode = entry[0], entry[1] or mode
     res = Blocked(task=ref, kind="unknown", lock_type=kind, mode=mode, function=func,
                   frame=lock_idx,
                   evidence=["blocking frame #%d %s: a %s%s slow path" % (
                       lock_idx, func, kind, " (%s)" % mode if mode else "")])
+    if entry is not None:
+        res.evidence[0] = ("blocking frame #%d %s: an rt_mutex slow path entered from %s "
+                           "(the call in frame #%d's caller), a %s%s" % (
+                               lock_idx, func, entry[2], entry[3], kind,
+                               " (%s)" % mode if mode else ""))
     try:
         layout = L.probe_layout(port, kind)
     except CrashExtError as e:
         res.evidence.append("cannot decode %s on this kernel: %s" % (kind, e))
         return res
-    found = _via_own_waiter(port, snap, bt, task, layout, lock_idx)
+    found = _via_pi_blocked_on(port, snap, task, layout)
+    if found is None:
+        found = _via_own_waiter(port, snap, bt, task, layout, lock_idx)
     if found is None and use_args:
         found = _via_args(port, snap, bt, task, layout, lock_idx)
     if found is None:
@@ -231,6 +255,128 @@ def _from_blocker_field(port, snap, ref) -> Optional[Blocked]:
                        evidence=["task_struct.blocker = %#x (%s), task confirmed on its "
                                  "wait list" % (v, kind)])
     return None
+
+
+_CALL_RE = re.compile(r"\scall[q]?\s+0x[0-9a-f]+\s+<([A-Za-z0-9_.]+)(\+\d+)?>\s*$")
+
+
+def _rt_entry_kind(port, snap, bt, lock_idx):
+    """(kind, mode, entry function, frame index) of the sleeping-lock entry a task called
+    into an rt_mutex slow path from, or None.
+
+    On PREEMPT_RT, ``mutex_lock`` (and others) tail-jump into ``rt_mutex_slowlock``, so
+    no frame of theirs is left and a ``struct mutex`` is laid out as an ``rt_mutex``: the
+    caller's own call instruction, the one before its return address (``dis -r``),
+    names the entry.  Only entries of another lock kind count (mutex, rw_semaphore,
+    spinlock); cached per return address."""
+    frames = [f for f in bt.frames if f.index > lock_idx]
+    caller = None
+    for f in frames:
+        if classify_function(f.function)[0] is None:
+            caller = f
+            break
+    if caller is None or caller.ret_addr is None:
+        return None
+    cache = session_cache(snap)
+    memo = cache.__dict__.setdefault("_rt_entries", {})
+    if caller.ret_addr not in memo:
+        name = None
+        try:
+            lines = [ln for ln in port.command("dis -r %x" % caller.ret_addr).splitlines()
+                     if ln.strip()]
+        except CrashExtError:
+            lines = []
+        if len(lines) >= 2:
+            m = _CALL_RE.search(lines[-2])
+            name = m.group(1) if m else None
+        memo[caller.ret_addr] = name
+    name = memo[caller.ret_addr]
+    if name is None:
+        return None
+    k, m, _ = classify_function(name)
+    if k is None or k == "rt_mutex":
+        return None
+    return k, m, name, caller.index
+
+
+def _via_pi_blocked_on(port, snap, task, layout):
+    """(lock, None, evidence) from ``task_struct.pi_blocked_on`` for a lock whose waiters
+    are an rbtree of ``rt_mutex_waiter`` (rt_mutex, PREEMPT_RT mutex/rw_semaphore/
+    spinlock_t): the waiter record the kernel linked for the task, its ``lock`` the
+    lock's ``rt_mutex_base``; accepted only when the record names the task and the lock's
+    rbtree, walked, holds that record.  None when any of that is missing."""
+    base_off = L.rt_base_offset(layout)
+    w = layout.waiter
+    if base_off is None or w is None:
+        return None
+    try:
+        off = port.member_offset("task_struct", "pi_blocked_on")
+        lock_off = port.member_offset(w.type_name, "lock")
+    except CrashExtError:
+        return None
+    if off is None or lock_off is None:
+        return None
+    try:
+        rec = port.read_u64(task + off)
+        if not L.is_kernel_pointer(rec):
+            return None
+        raw = port.read(rec, max(w.size, lock_off + 8, w.task_off + 8))
+    except CrashExtError:
+        return None
+    if int.from_bytes(raw[w.task_off:w.task_off + 8], "little") != task:
+        return None
+    base = int.from_bytes(raw[lock_off:lock_off + 8], "little")
+    lock = base - base_off
+    if not L.is_kernel_pointer(base):
+        return None
+    try:
+        wk = session_cache(snap).walk(port, layout, lock)
+    except CrashExtError:
+        return None
+    if not any(e.task == task and e.waiter == rec for e in wk.entries):
+        return None
+    return lock, None, (
+        "task_struct.pi_blocked_on = %x: its %s (task = this task) has lock = %x, the "
+        "rt_mutex_base of the %s at %x, and is in that lock's waiter rbtree"
+        % (rec, w.type_name, base, layout.kind, lock))
+
+
+#: ps states crash names; a task in another (crash prints ``??``) may be a PREEMPT_RT
+#: TASK_RTLOCK_WAIT sleeper
+_NAMED_STATES = {"RU", "IN", "UN", "ID", "ZO", "ST", "TR", "DE", "SW", "WA", "PA", "NE"}
+
+
+def rt_lock_waiters(port: Port, snap: Snapshot) -> List[object]:
+    """Return the ps entries of tasks blocked on a PREEMPT_RT sleeping spinlock_t/rwlock_t.
+
+    Those sleep in TASK_RTLOCK_WAIT, a state crash 8.0.6 and 9.0.2 print as ``??``, so
+    ``foreach UN`` misses them.  A task counts when crash names no state for it and the
+    kernel records it as an rt_mutex waiter (``task_struct.pi_blocked_on`` is a kernel
+    pointer).  On a kernel whose spinlock_t is not built on ``struct rt_mutex_base`` (no
+    PREEMPT_RT) this returns [] without reading ``ps``.  Cached per snapshot; never
+    raises for unreadable tasks (they are left out).
+    """
+    cached = getattr(snap, "_rt_lock_waiters", None)
+    if cached is not None:
+        return cached
+    out = []  # type: List[object]
+    try:
+        rt = L.rt_base_offset(L.probe_layout(port, "spinlock")) is not None
+        off = port.member_offset("task_struct", "pi_blocked_on") if rt else None
+    except CrashExtError:
+        off = None
+    if off is not None:
+        for e in snap.tasks():
+            if e.state in _NAMED_STATES:
+                continue
+            try:
+                v = port.read_u64(e.task + off)
+            except CrashExtError:
+                continue
+            if L.is_kernel_pointer(v):
+                out.append(e)
+    snap._rt_lock_waiters = out
+    return out
 
 
 def _ring(port: Port, cache, start: int, cap: int = L.MAX_WAITERS + 2
@@ -347,7 +493,8 @@ def _via_own_waiter(port, snap, bt, task, layout, lock_idx):
                 ok = (v + layout.wait_off) in ring and (v + layout.wait_off) != node
             else:
                 try:
-                    ok = port.read_u64(v + layout.wait_off) in ring
+                    first = port.read_u64(v + layout.wait_off)
+                    ok = (first + (w.node_off if layout.first_is_record else 0)) in ring
                 except CrashExtError:
                     ok = False
             if ok:

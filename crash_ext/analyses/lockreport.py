@@ -557,10 +557,12 @@ def _detect_type(port: Port, addr: int, snap: Snapshot, tried: List[str]
     else:
         tried.append("symbol: none starts at this address")
     # 2. a blocked task whose stack holds the address and whose lock frame names a type
-    from .blockedon import blocked_on
+    from .blockedon import blocked_on, rt_lock_waiters
     hits = 0
     try:
-        bts = snap.backtraces("UN")
+        bts = dict(snap.backtraces("UN"))
+        for e in rt_lock_waiters(port, snap):     # PREEMPT_RT spinlock_t sleepers
+            bts[e.task] = snap.backtrace(e.task)
     except CrashExtError:
         bts = {}
     for task, bt in bts.items():
@@ -590,6 +592,24 @@ def _detect_type(port: Port, addr: int, snap: Snapshot, tried: List[str]
     tried.append("structure: no well-formed wait list of known tasks when read as mutex, "
                  "rw_semaphore or semaphore")
     return None
+
+
+def _rbtree_modes(snap: Snapshot, entries) -> Dict[int, Optional[str]]:
+    """Return {task: 'reader'/'writer'/None} for rbtree waiters of a PREEMPT_RT
+    rw_semaphore, whose ``rt_mutex_waiter`` records no mode: the mode the waiter's own
+    lock path names (``rwbase_read_lock``/``down_read`` or ``rwbase_write_lock``/
+    ``down_write``).  A task whose stack cannot be read maps to None."""
+    from .blockedon import classify_stack
+    out = {}  # type: Dict[int, Optional[str]]
+    for e in entries:
+        try:
+            frames = snap.backtrace(e.task).frames
+        except CrashExtError:
+            out[e.task] = None
+            continue
+        _, kind, mode, _ = classify_stack(frames)
+        out[e.task] = mode if kind == "rw_semaphore" else None
+    return out
 
 
 # -------------------------------------------------------------- the report
@@ -653,7 +673,11 @@ def lock_report(port: Port, addr: int, lock_type: Optional[str] = None,
     walk = cache.walk(port, layout, addr, raw=raw, cap=max_waiters)
     rep.problems.extend(walk.problems)
     known = 0
+    modes = _rbtree_modes(snap, walk.entries) if (
+        kind == "rw_semaphore" and layout.wait_kind == "rbtree") else {}
     for e in walk.entries:
+        if e.mode is None and modes.get(e.task):
+            e = e._replace(mode=modes[e.task])
         ref = cache.ref(e.task)
         if ref.pid is not None:
             known += 1

@@ -32,7 +32,7 @@ from ..models import locks as L
 from ..models.btlazy import text_search
 from ..port import CrashExtError, Port
 from .blockedon import (SCHED_FUNCS, blocked_on, classify_function, classify_stack,
-                        own_records)
+                        own_records, rt_lock_waiters)
 from .lockreport import lock_report, prefetch_locks, session_cache
 from .results import Blocked, Candidate, LockReport, TaskRef
 from .snapshot import Snapshot, no_gc
@@ -1068,9 +1068,18 @@ def _collect(port: Port, states: Sequence[str], snapshot, use_candidates,
             records[bt.task] = rec
     for st in states:
         bts.update(snap.backtraces(st, on_task=classify))
+    # PREEMPT_RT: sleepers on a spinlock_t are in a state crash cannot name
+    rt_waiters = rt_lock_waiters(port, snap) if "UN" in states else []
+    for e in rt_waiters:
+        try:
+            bt = bts[e.task] = snap.backtrace(e.task)
+        except CrashExtError as ex:
+            problems.append("PID %d (%s): back trace unreadable: %s" % (e.pid, e.comm, ex))
+            continue
+        classify(bt)
     # reads of stack words the back traces print are answered from their text
     port = snap.reading_port() if hasattr(snap, "reading_port") else port
-    wanted = [e for e in snap.in_state(states)]
+    wanted = [e for e in snap.in_state(states)] + list(rt_waiters)
     readable = {}  # type: Dict[int, object]
     unreadable = []  # type: List[Blocked]
     for e in wanted:

@@ -22,10 +22,22 @@ Layouts recognised (DESIGN.md, "Lock layouts"):
   or RHEL7's ``struct slist_head`` (one ``next`` pointer: headless ring).
 * semaphore: ``{lock, count, wait_list}`` (+ ``last_holder`` where present); waiters
   ``struct semaphore_waiter {list, task, up}``.
+* 7.x (sid's 7.2): mutex, rw_semaphore and semaphore have no ``wait_list`` but
+  ``struct X_waiter *first_waiter``: the first waiter record of a ring of records
+  without head (linked through their ``list``), walked like RHEL6's headless ring.
 * rt_mutex: (``rtmutex.``)``owner`` with bit0 HAS_WAITERS; waiters in an rbtree
   (``rb_root_cached`` or ``rb_root``) of ``rt_mutex_waiter`` by ``tree.entry`` /
   ``tree_entry``.
 * spinlock: locked word; ``owner``/``owner_cpu`` only with CONFIG_DEBUG_SPINLOCK.
+* PREEMPT_RT (recognised by a member of type ``struct rt_mutex_base``, not by the
+  kernel's version or config): ``struct mutex { struct rt_mutex_base rtmutex; }``,
+  ``struct rw_semaphore { struct rwbase_rt rwbase; }`` with ``rwbase_rt { atomic_t
+  readers; struct rt_mutex_base rtmutex; }``, ``spinlock_t { struct rt_mutex_base lock;
+  }``: the owner is the base's ``owner`` (bit0 HAS_WAITERS; a writer for an rwsem) and
+  the waiters its rbtree of ``rt_mutex_waiter`` (priority order, arrival order among
+  equals).  An rwbase's ``readers`` is READER_BIAS (1 << 31) plus the readers while no
+  writer is in, the readers still to leave while a writer (the base's owner) waits for
+  them, and WRITER_BIAS (1 << 30) once the writer holds it.
 """
 
 import re
@@ -37,7 +49,7 @@ from ..port import CrashExtError, Port
 
 __all__ = ["KINDS", "LockLayout", "WaiterLayout", "LockState", "WaitEntry", "WaitWalk",
            "probe_layout", "decode_state", "walk_waiters", "is_kernel_pointer",
-           "normalize_kind", "MAX_WAITERS"]
+           "normalize_kind", "rt_base_offset", "MAX_WAITERS"]
 
 KINDS = ("mutex", "rw_semaphore", "semaphore", "rt_mutex", "spinlock")
 MAX_WAITERS = 20000
@@ -113,6 +125,8 @@ class LockLayout:
     rb_right_off: int = 8
     spin_magic_off: Optional[int] = None
     spin_owner_cpu_off: Optional[int] = None
+    rt_base_off: Optional[int] = None     # struct rt_mutex_base inside the lock (RT)
+    first_is_record: bool = False         # headless: wait_off points at a waiter record
     notes: List[str] = field(default_factory=list)
 
 
@@ -213,6 +227,23 @@ def _enum_value(port: Port, name: str) -> Optional[int]:
     return int(m.group(1)) if m else None
 
 
+def _wait_member(port: Port, t: str, lay: LockLayout) -> Optional[str]:
+    """Set ``lay.wait_off``/``wait_kind``/``first_is_record`` from ``t``'s ``wait_list``
+    or, without one, its ``first_waiter`` (a ``struct ..._waiter *``: the first record
+    of a headless ring); return the member's type (None when neither exists)."""
+    wt = _mtype(port, t, "wait_list")
+    if wt is not None:
+        lay.wait_off = _off(port, t, "wait_list")
+        lay.wait_kind = _list_kind(wt)
+        return wt
+    ft = _mtype(port, t, "first_waiter")
+    if ft is not None and ft.startswith("struct ") and ft.endswith("_waiter *"):
+        lay.wait_off = _off(port, t, "first_waiter")
+        lay.wait_kind = "headless"
+        lay.first_is_record = True
+    return ft
+
+
 def _list_kind(mt: Optional[str]) -> Optional[str]:
     if not mt:
         return None
@@ -228,6 +259,11 @@ def _list_kind(mt: Optional[str]) -> Optional[str]:
 
 
 # the structs each kind's probe reads several members of
+_RT_BASE = "struct rt_mutex_base"
+#: PREEMPT_RT rwbase_rt.readers: no writer in (readers are counted below it) / writer in
+RWBASE_READER_BIAS = 1 << 31
+RWBASE_WRITER_BIAS = 1 << 30
+
 _STRUCTS = {"mutex": ("mutex", "mutex_waiter"),
             "rw_semaphore": ("rw_semaphore", "rwsem_waiter"),
             "semaphore": ("semaphore", "semaphore_waiter")}
@@ -285,13 +321,42 @@ def _list_waiter(port: Port, t: str, node: str = "list") -> WaiterLayout:
     return WaiterLayout(type_name=t, size=size, node_off=node_off, task_off=task_off)
 
 
+def _rt_base(port: Port, lay: LockLayout, t: str, base: str) -> None:
+    """Fill ``lay``'s owner and rbtree waiters from the ``struct rt_mutex_base`` at
+    member path ``base`` of ``t`` (PREEMPT_RT sleeping locks).  Raises CrashExtError
+    when the base or its waiter record is not a layout this module knows."""
+    lay.owner_off = _off(port, t, base + ".owner")
+    lay.owner_kind = "rt_owner"
+    lay.wait_off = _off(port, t, base + ".waiters")
+    lay.wait_kind = _list_kind(_mtype(port, t, base + ".waiters"))
+    if lay.owner_off is None or lay.wait_kind != "rbtree":
+        raise CrashExtError("struct %s.%s: owner/waiters not an rbtree layout: not decoded"
+                            % (t, base))
+    wt = "rt_mutex_waiter"
+    node = "tree.entry" if _off(port, wt, "tree.entry") is not None else "tree_entry"
+    lay.waiter = _list_waiter(port, wt, node)
+    lay.rb_right_off = _off(port, "rb_node", "rb_right") or 8
+    lay.rb_left_off = _off(port, "rb_node", "rb_left") or 16
+
+
+def rt_base_offset(layout: LockLayout) -> Optional[int]:
+    """Return the offset of the ``struct rt_mutex_base`` inside a lock of ``layout`` (a
+    PREEMPT_RT mutex, rw_semaphore or spinlock_t, or an rt_mutex), or None for a lock
+    not built on one: ``rt_mutex_waiter.lock`` points there, not at the lock."""
+    return layout.rt_base_off if layout.wait_kind == "rbtree" else None
+
+
 def _probe_mutex(port: Port) -> LockLayout:
     t = "mutex"
     size = _need_size(port, t)
     lay = LockLayout(kind="mutex", type_name=t, size=size, name="")
-    wt = _mtype(port, t, "wait_list")
-    lay.wait_off = _off(port, t, "wait_list")
-    lay.wait_kind = _list_kind(wt)
+    if _mtype(port, t, "rtmutex") == _RT_BASE:
+        _rt_base(port, lay, t, "rtmutex")
+        lay.rt_base_off = _off(port, t, "rtmutex")
+        lay.name = ("mutex: PREEMPT_RT, rt_mutex_base rtmutex (owner, bit0 HAS_WAITERS), "
+                    "rbtree of rt_mutex_waiter")
+        return lay
+    wt = _wait_member(port, t, lay)
     if lay.wait_off is None or lay.wait_kind not in ("list", "headless"):
         raise CrashExtError("struct mutex.wait_list has type %r: unknown mutex layout" % wt)
     lay.waiter = _list_waiter(port, "mutex_waiter")
@@ -319,7 +384,8 @@ def _probe_mutex(port: Port) -> LockLayout:
         lay.count_size = _scalar_size(port, ct, 4)
         lay.count_kind = "mutex_count"
         parts.append("%s count" % ct)
-    parts.append("headless wait_list pointer" if lay.wait_kind == "headless"
+    parts.append("first_waiter (headless ring of records)" if lay.first_is_record else
+                 "headless wait_list pointer" if lay.wait_kind == "headless"
                  else "list_head wait_list")
     lay.name = "mutex: " + ", ".join(parts)
     return lay
@@ -329,9 +395,21 @@ def _probe_rwsem(port: Port) -> LockLayout:
     t = "rw_semaphore"
     size = _need_size(port, t)
     lay = LockLayout(kind="rw_semaphore", type_name=t, size=size, name="")
-    wt = _mtype(port, t, "wait_list")
-    lay.wait_off = _off(port, t, "wait_list")
-    lay.wait_kind = _list_kind(wt)
+    if _mtype(port, t, "rwbase") == "struct rwbase_rt":
+        if _mtype(port, t, "rwbase.rtmutex") != _RT_BASE:
+            raise CrashExtError("struct rw_semaphore.rwbase has no rt_mutex_base rtmutex: "
+                                "unknown PREEMPT_RT rwsem layout")
+        _rt_base(port, lay, t, "rwbase.rtmutex")
+        lay.rt_base_off = _off(port, t, "rwbase.rtmutex")
+        rt = _mtype(port, t, "rwbase.readers")
+        lay.count_off = _off(port, t, "rwbase.readers")
+        lay.count_size = _scalar_size(port, rt, 4)
+        lay.count_kind = "rwbase_rt"
+        lay.name = ("rw_semaphore: PREEMPT_RT rwbase_rt, %s readers (READER_BIAS/"
+                    "WRITER_BIAS), rt_mutex_base rtmutex (writer owner), rbtree of "
+                    "rt_mutex_waiter" % rt)
+        return lay
+    wt = _wait_member(port, t, lay)
     if lay.wait_off is None or lay.wait_kind not in ("list", "headless"):
         raise CrashExtError("struct rw_semaphore.wait_list has type %r: unknown rwsem "
                             "layout" % wt)
@@ -386,7 +464,8 @@ def _probe_rwsem(port: Port) -> LockLayout:
         parts.append("task_struct *owner")
     else:
         lay.notes.append("rw_semaphore.owner has unknown type %r: not decoded" % ot)
-    parts.append("slist_head/headless wait_list" if lay.wait_kind == "headless"
+    parts.append("first_waiter (headless ring of records)" if lay.first_is_record else
+                 "slist_head/headless wait_list" if lay.wait_kind == "headless"
                  else "list_head wait_list")
     lay.name = "rw_semaphore: " + ", ".join(parts)
     return lay
@@ -396,17 +475,18 @@ def _probe_semaphore(port: Port) -> LockLayout:
     t = "semaphore"
     size = _need_size(port, t)
     lay = LockLayout(kind="semaphore", type_name=t, size=size, name="")
-    lay.wait_off = _off(port, t, "wait_list")
-    lay.wait_kind = _list_kind(_mtype(port, t, "wait_list"))
+    _wait_member(port, t, lay)
     ct = _mtype(port, t, "count")
-    if lay.wait_off is None or lay.wait_kind != "list" or ct is None:
+    if lay.wait_off is None or ct is None or not (
+            lay.wait_kind == "list" or lay.first_is_record):
         raise CrashExtError("struct semaphore is not {lock, count, wait_list}: unknown "
                             "layout")
     lay.count_off = _off(port, t, "count")
     lay.count_size = _scalar_size(port, ct, 4)
     lay.count_kind = "sem"
     lay.waiter = _list_waiter(port, "semaphore_waiter")
-    parts = ["%s count" % ct, "list_head wait_list"]
+    parts = ["%s count" % ct, "first_waiter (headless ring of records)"
+             if lay.first_is_record else "list_head wait_list"]
     lh = _mtype(port, t, "last_holder")
     if lh is not None:
         lay.last_holder_off = _off(port, t, "last_holder")
@@ -432,6 +512,7 @@ def _probe_rt_mutex(port: Port) -> LockLayout:
     lay.waiter = _list_waiter(port, wt, node)
     lay.rb_right_off = _off(port, "rb_node", "rb_right") or 8
     lay.rb_left_off = _off(port, "rb_node", "rb_left") or 16
+    lay.rt_base_off = _off(port, t, pre.rstrip(".")) if pre else 0
     lay.name = "rt_mutex: %sowner (bit0 HAS_WAITERS), rbtree waiters" % pre
     return lay
 
@@ -441,8 +522,14 @@ def _probe_spinlock(port: Port) -> LockLayout:
     if _size(port, t) is None:
         t = "raw_spinlock"
     size = _need_size(port, t)
-    pre = "rlock." if _off(port, t, "rlock") is not None else ""
     lay = LockLayout(kind="spinlock", type_name=t, size=size, name="")
+    if _mtype(port, t, "lock") == _RT_BASE:
+        _rt_base(port, lay, t, "lock")
+        lay.rt_base_off = _off(port, t, "lock")
+        lay.name = ("spinlock_t: PREEMPT_RT sleeping lock, rt_mutex_base lock (owner, bit0 "
+                    "HAS_WAITERS), rbtree of rt_mutex_waiter")
+        return lay
+    pre = "rlock." if _off(port, t, "rlock") is not None else ""
     lay.count_off = _off(port, t, pre + "raw_lock") or 0
     lay.count_size = 4
     lay.count_kind = "spin"
@@ -495,6 +582,9 @@ def decode_state(layout: LockLayout, raw: bytes, read_u64=None) -> LockState:
 
 
 def _decode_mutex(lay, raw, st, read_u64):
+    if lay.owner_kind == "rt_owner":
+        _decode_rt(lay, raw, st, "mutex.rtmutex.owner")
+        return
     owner = _u(raw, lay.owner_off, 8)
     count = None
     if lay.count_off is not None:
@@ -541,7 +631,46 @@ def _decode_mutex(lay, raw, st, read_u64):
         st.owner_task = None
 
 
+def _decode_rwbase(lay, raw, st):
+    readers = _u(raw, lay.count_off, lay.count_size) or 0
+    st.fields["readers"] = "%#x" % readers
+    owner = _u(raw, lay.owner_off, 8) or 0
+    st.fields["owner"] = "%#x" % owner
+    if owner & 1:
+        st.flags.append("HAS_WAITERS")
+    writer = owner & ~0x3 & MASK64
+    if readers & RWBASE_READER_BIAS:
+        n = readers - RWBASE_READER_BIAS
+        st.readers = n
+        st.locked = n > 0
+        if n:
+            st.mode = "reader"
+        if writer:
+            # a writer (or a reader in the slow path) holds the rtmutex only briefly
+            st.problems.append("readers count has READER_BIAS but rtmutex.owner is %#x"
+                               % writer)
+        return
+    if readers == RWBASE_WRITER_BIAS:
+        st.locked, st.mode = True, "writer"
+        if writer:
+            st.owner_task = writer
+            st.owner_source = "rw_semaphore.rwbase.rtmutex.owner"
+        else:
+            st.problems.append("WRITER_BIAS but rtmutex.owner is NULL")
+        return
+    # a writer took the rtmutex and waits for ``readers`` readers to leave
+    st.locked, st.mode, st.readers = True, "reader", readers
+    st.flags.append("WRITER_WAITING")
+    if writer:
+        st.hint_task = writer
+        st.hint_why = ("rtmutex.owner is the writer waiting for %d reader(s) to leave; it "
+                       "does not hold the rwsem yet" % readers)
+
+
 def _decode_rwsem(lay, raw, st):
+    if lay.count_kind == "rwbase_rt":
+        _decode_rwbase(lay, raw, st)
+        return
     cnt = _u(raw, lay.count_off, lay.count_size)
     owner = _u(raw, lay.owner_off, 8)
     if owner is not None:
@@ -641,7 +770,7 @@ def _decode_sem(lay, raw, st):
                            "semaphore may be released by another task")
 
 
-def _decode_rt(lay, raw, st):
+def _decode_rt(lay, raw, st, source="rt_mutex.owner"):
     owner = _u(raw, lay.owner_off, 8) or 0
     st.fields["owner"] = "%#x" % owner
     if owner & 1:
@@ -649,10 +778,13 @@ def _decode_rt(lay, raw, st):
     task = owner & ~0x3 & MASK64
     st.locked = task != 0
     if task:
-        st.owner_task, st.owner_source = task, "rt_mutex.owner"
+        st.owner_task, st.owner_source = task, source
 
 
 def _decode_spin(lay, raw, st):
+    if lay.owner_kind == "rt_owner":
+        _decode_rt(lay, raw, st, "spinlock_t.lock.owner (PREEMPT_RT)")
+        return
     v = _u(raw, lay.count_off, 4) or 0
     st.fields["raw_lock"] = "%#x" % v
     st.locked = v != 0
@@ -735,6 +867,8 @@ def walk_waiters(port: Port, layout: LockLayout, addr: int, raw: Optional[bytes]
     if layout.wait_kind == "headless":
         if not first:
             return ww
+        if layout.first_is_record:
+            first += w.node_off        # the record's own list node
         head = None
         nxt = first
     else:

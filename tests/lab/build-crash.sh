@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Build crash from Debian's source tarball into a cache outside the repo.
 #
-#   build-crash.sh [VERSION]      # default 8.0.6 (trixie's source); 9.0.x comes from sid
+#   build-crash.sh [VERSION]      # default 8.0.6 (trixie's source); 9.0.x (9.0.2) from sid
+#
+# 8.0.6's orig tarball bundles gdb-10.2.tar.gz (its .dsc answers 404, so only the tarball is
+# used).  sid's 9.0.x source is Debian's 3.0 (quilt) package with the gdb source as a second
+# component (crash_9.0.2+~16.3.orig-gdb.tar.gz) and patches that make crash use it (gdb 16.3,
+# no wget): it is unpacked with dpkg-source -x, which applies them.
 #
 # Prints the path of the built binary on stdout (last line); reuses the cache when present.
 # The built source tree is kept beside the binary ($CACHE/crash-VERSION/src): pykdump's
@@ -47,17 +52,32 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 
 . "$HERE/papt.sh"
 papt_setup "$SUITE" >>"$LOG" 2>&1 || fail "could not read $SUITE's package index"
-srcver=$(papt apt-cache showsrc crash 2>>"$LOG" | awk '/^Version:/ {print $2}' | grep "^$VERSION-" | sort -V | tail -1)
+srcver=$(papt apt-cache showsrc crash 2>>"$LOG" | awk '/^Version:/ {print $2}' \
+         | grep -E "^${VERSION//./\\.}[-+]" | sort -V | tail -1)
 [ -n "$srcver" ] || fail "crash $VERSION is not in $SUITE's source index"
 # Built in place: pykdump's build reads this tree (absolute paths) later.
 rm -rf "$DEST"; mkdir -p "$DEST/dl"; cd "$DEST/dl"
 log "crash $VERSION: downloading Debian's source ($SUITE, $srcver)"
 papt apt-get source --download-only "crash=$srcver" >>"$LOG" 2>&1 || true
-TARBALL=$(ls crash_"$VERSION".orig.tar.* 2>/dev/null | head -1)
-[ -n "$TARBALL" ] || fail "could not download crash_$VERSION.orig.tar.* from Debian's pool"
-mkdir ../src; tar xf "$TARBALL" -C ../src --strip-components=1
-cd ../src; rm -rf ../dl
-ls gdb-*.tar.gz >/dev/null 2>&1 || fail "gdb tarball missing from $TARBALL (crash would try to download it)"
+upstream=${srcver%-*}
+case "$VERSION" in
+8.*)
+    TARBALL=$(ls crash_"$upstream".orig.tar.* 2>/dev/null | head -1)
+    [ -n "$TARBALL" ] || fail "could not download crash_$upstream.orig.tar.* from Debian's pool"
+    mkdir ../src; tar xf "$TARBALL" -C ../src --strip-components=1
+    cd ../src; rm -rf ../dl
+    ls gdb-*.tar.gz >/dev/null 2>&1 || fail "gdb tarball missing from $TARBALL (crash would try to download it)"
+    ;;
+*)
+    DSC=$(ls crash_"$srcver".dsc 2>/dev/null | head -1)
+    [ -n "$DSC" ] || fail "could not download crash_$srcver.dsc from Debian's pool"
+    ls crash_"$upstream".orig-gdb.tar.* >/dev/null 2>&1 \
+        || fail "crash $srcver: no orig-gdb component tarball (crash would try to download gdb)"
+    dpkg-source --no-check -x "$DSC" ../src >>"$LOG" 2>&1 || fail "dpkg-source -x $DSC failed"
+    cd ../src; rm -rf ../dl
+    [ -d gdb ] || fail "crash $srcver: unpacked source has no gdb/ directory"
+    ;;
+esac
 log "crash $VERSION: building (about 6 min on 2 cores)"
 make -j"$(nproc)" lzo snappy zstd >>"$LOG" 2>&1 || fail "crash $VERSION: make failed"
 install -m 0755 crash "$BIN"

@@ -17,7 +17,7 @@ ABI=${1:-6.1}
 suite_of() {
     case "$1" in
         5.10*) echo bullseye;; 6.1|6.1.*|6.1-*) echo bookworm;;
-        6.12*) echo bookworm-backports;; 7.*) echo sid;; *) return 1;;
+        6.12*) echo bookworm-backports;; 7|7.*) echo sid;; *) return 1;;
     esac
 }
 # newest_in_family SERIES [rt]: the newest ABI of that series and flavour in the index.
@@ -51,6 +51,11 @@ rm -rf "$DIR"; mkdir -p "$DIR/debs"; cd "$DIR/debs"
 # The image package is 'linux-image-ABI' (signed) or 'linux-image-ABI-unsigned'.
 img=linux-image-$ABI
 papt apt-cache show "$img" >/dev/null 2>&1 || img=linux-image-$ABI-unsigned
+# sid's (7.x) image package is a small one depending on linux-binary-ABI (vmlinuz) and
+# linux-modules-ABI (the modules): those carry the files, fetched alongside.
+parts=$(papt apt-cache depends "$img" 2>/dev/null \
+        | awk -v abi="$ABI" '/Depends: linux-(binary|modules)-/ &&
+              substr($2, length($2) - length(abi) + 1) == abi {print $2}' | sort -u)
 # Headers for building the lab module: extracted here, not installed (installing the
 # headers of some ABIs pulls the kernel image onto the host).
 hdr=linux-headers-$ABI
@@ -58,21 +63,46 @@ deps=$(papt apt-cache depends "$hdr" 2>/dev/null | awk '/Depends: linux-(headers
 [ -n "$deps" ] || { log "no $hdr (or its common/kbuild packages) in the package index"; exit 1; }
 log "$ABI: downloading the image, its -dbg (~0.9 GB) and headers from $suite"
 LOG=$CACHE/logs/fetch-kernel-$ABI.log; mkdir -p "$CACHE/logs"
-papt apt-get download -q "$img" "linux-image-$ABI-dbg" "$hdr" $deps >"$LOG" 2>&1 \
+papt apt-get download -q "$img" $parts "linux-image-$ABI-dbg" "$hdr" $deps >"$LOG" 2>&1 \
     || { tail -n 30 "$LOG" >&2; log "download failed; full log: $LOG"; exit 1; }
 cd "$DIR"
-dpkg-deb -x debs/${img}_*.deb root
+for p in "$img" $parts; do dpkg-deb -x debs/"${p}"_*.deb root; done
 for p in "$hdr" $deps; do dpkg-deb -x debs/"${p}"_*.deb headers; done
 KDIR=$DIR/headers/usr/src/linux-headers-$ABI
-sed -i "s#^include /usr/src/#include $DIR/headers/usr/src/#" "$KDIR/Makefile"
+# the headers' top Makefile names /usr/src absolutely (include; sid's also KBUILD_OUTPUT)
+sed -i -e "s#^include /usr/src/#include $DIR/headers/usr/src/#" \
+       -e "s#^KBUILD_OUTPUT=/usr/src/#KBUILD_OUTPUT=$DIR/headers/usr/src/#" "$KDIR/Makefile"
 [ -f "$KDIR/Module.symvers" ] || { log "headers for $ABI incomplete"; exit 1; }
+# sid's kbuild tools (modpost, objtool, ...) are linked against a newer glibc than the
+# host's: run those through the suite's own libc6 (downloaded and extracted here, not
+# installed), each binary X renamed X.real behind a wrapper calling its loader.
+newer=()
+while IFS= read -r f; do
+    LD_TRACE_LOADED_OBJECTS=1 "$f" 2>&1 | grep -q "version .GLIBC_[0-9.]*' not found" && newer+=("$f")
+done < <(find headers -type f -perm -u+x -exec sh -c 'head -c4 "$1" | grep -q ELF' _ {} \; -print)
+if [ ${#newer[@]} -gt 0 ]; then
+    log "$ABI: ${#newer[@]} kbuild tools need $suite's glibc: running them with its libc6"
+    (cd debs && papt apt-get download -q libc6 >>"$LOG" 2>&1) || { log "libc6 download failed"; exit 1; }
+    dpkg-deb -x debs/libc6_*.deb libc
+    ld=$DIR/libc/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+    libs=$DIR/libc/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+    for f in "${newer[@]}"; do
+        mv "$f" "$f.real"
+        printf '#!/bin/sh\nexec %s --library-path %s --argv0 "$0" "$0.real" "$@"\n' "$ld" "$libs" > "$f"
+        chmod +x "$f"
+    done
+fi
 echo "$KDIR" > kdir
 dpkg-deb --fsys-tarfile debs/linux-image-"$ABI"-dbg_*.deb | tar x --wildcards './usr/lib/debug/boot/vmlinux-*'
 mv usr/lib/debug/boot/vmlinux-"$ABI" vmlinux; rm -rf usr
-cp root/boot/vmlinuz-"$ABI" vmlinuz
+# /boot/vmlinuz-ABI, or (sid's merged /usr) /usr/lib/modules/ABI/vmlinuz
+for z in root/boot/vmlinuz-"$ABI" root/usr/lib/modules/"$ABI"/vmlinuz; do
+    [ -f "$z" ] && { cp "$z" vmlinuz; break; }
+done
+[ -f vmlinuz ] || { log "no vmlinuz in $img $parts"; exit 1; }
 mkdir -p modules
 for m in qemu_fw_cfg; do
-    f=$(find root/lib/modules -name "$m.ko*" | head -1)
+    f=$(find root/lib/modules root/usr/lib/modules -name "$m.ko*" 2>/dev/null | head -1 || true)
     [ -n "$f" ] || { log "module $m not found in $img"; exit 1; }
     case "$f" in *.xz) xz -dc "$f" > modules/$m.ko;; *.zst) zstd -dqc "$f" > modules/$m.ko;; *) cp "$f" modules/$m.ko;; esac
 done

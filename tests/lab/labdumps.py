@@ -51,18 +51,94 @@ def crash_version(path):
     return tuple(int(x) for x in m.groups())
 
 
-def crash_binary():
-    """Return the crash to use on lab dumps: ``$CRASH`` if set, else the cached 8.0.6 build.
+#: crash versions the lab builds from Debian's sources (build-crash.sh VERSION), oldest first
+CRASH_VERSIONS = ("8.0.6", "9.0.2")
+#: kernel series the lab stages (fetch-kernel.sh SERIES), oldest first
+KERNELS = ("5.10", "6.1", "6.12", "6.12-rt", "7")
+#: kernels whose dumps run with every crash version, not only the newest that reads them
+EVERY_CRASH = ("6.1", "6.12")
+#: (kernel, crash version) pairs tried and found not to work, with crash's own words
+UNREADABLE = {}
+SMALL = tuple(mklab.SMALL)
+
+
+def selected_crashes():
+    """Return the crash versions the tests may use: ``$CRASH_EXT_CRASHES`` (comma-separated
+    CRASH_VERSIONS), default all.  Raises mklab.LabError for an unknown one."""
+    env = os.environ.get("CRASH_EXT_CRASHES", "").strip()
+    if not env:
+        return list(CRASH_VERSIONS)
+    vs = [v.strip() for v in env.split(",") if v.strip()]
+    bad = [v for v in vs if v not in CRASH_VERSIONS]
+    if bad:
+        raise mklab.LabError("CRASH_EXT_CRASHES names unknown crash versions %s (known: %s)"
+                             % (", ".join(bad), ", ".join(CRASH_VERSIONS)))
+    return [v for v in CRASH_VERSIONS if v in vs]
+
+
+def crash_for(kernel):
+    """Return the newest crash version of :func:`selected_crashes` that reads ``kernel``'s
+    dumps; raises mklab.LabError when none does."""
+    for v in reversed(selected_crashes()):
+        if (kernel, v) not in UNREADABLE:
+            return v
+    raise mklab.LabError("no crash version reads kernel %s: %s" % (
+        kernel, "; ".join("%s: %s" % (v, UNREADABLE[(kernel, v)]) for v in CRASH_VERSIONS)))
+
+
+def selected_kernels():
+    """Return the kernel series the tests run on: ``$CRASH_EXT_KERNELS`` (comma-separated,
+    ``all`` for KERNELS), default all of KERNELS.  Raises mklab.LabError for an unknown one."""
+    env = os.environ.get("CRASH_EXT_KERNELS", "all").strip()
+    if env in ("", "all"):
+        return list(KERNELS)
+    ks = [k.strip() for k in env.split(",") if k.strip()]
+    bad = [k for k in ks if k not in KERNELS]
+    if bad:
+        raise mklab.LabError("CRASH_EXT_KERNELS names unknown kernels %s (known: %s)"
+                             % (", ".join(bad), ", ".join(KERNELS)))
+    return ks
+
+
+def targets(kernels=None):
+    """Return the test targets ``KERNEL@CRASH`` (e.g. ``6.1@8.0.6``) for ``kernels``
+    (default :func:`selected_kernels`): each kernel with the newest crash that reads it,
+    and EVERY_CRASH kernels with every crash version that reads them."""
+    out = []
+    for k in kernels or selected_kernels():
+        vs = selected_crashes() if k in EVERY_CRASH else (crash_for(k),)
+        out.extend("%s@%s" % (k, v) for v in vs if (k, v) not in UNREADABLE)
+    return out
+
+
+def scenarios_of(kernel, wanted=SMALL):
+    """Return the scenarios of ``wanted`` that ``kernel`` stages (mklab.why_not_staged),
+    plus its PREEMPT_RT-only ones (mklab.RT_ONLY) when ``wanted`` is the small set."""
+    extra = list(mklab.RT_ONLY) if tuple(wanted) == SMALL else []
+    return [s for s in list(wanted) + extra if not mklab.why_not_staged(kernel, s)]
+
+
+def matrix(wanted=SMALL, kernels=None):
+    """Return [(scenario, target)] for every target of :func:`targets` and each scenario of
+    ``wanted`` its kernel stages (pytest parametrize values)."""
+    return [(s, t) for t in targets(kernels) for s in scenarios_of(t.split("@")[0], wanted)]
+
+
+def crash_binary(version=None):
+    """Return the crash to use on lab dumps: ``$CRASH`` if set (only when ``version`` is
+    None), else the cached build of ``version`` (default the oldest, 8.0.6), built when
+    missing.
 
     Raises mklab.LabError when that crash is older than 8.0.4 (it cannot list tasks on the
     lab's 6.x kernels) or cannot be built.
     """
-    path = os.environ.get("CRASH")
+    path = os.environ.get("CRASH") if version is None else None
     if not path:
-        r = subprocess.run([os.path.join(mklab.HERE, "build-crash.sh")],
+        version = version or CRASH_VERSIONS[0]
+        r = subprocess.run([os.path.join(mklab.HERE, "build-crash.sh"), version],
                            stdout=subprocess.PIPE, text=True)
         if r.returncode != 0:
-            raise mklab.LabError("building crash 8.0.6 failed (see its output above)")
+            raise mklab.LabError("building crash %s failed (see its output above)" % version)
         path = r.stdout.strip().splitlines()[-1]
     v = crash_version(path)
     if v < MIN_CRASH:
@@ -72,17 +148,23 @@ def crash_binary():
     return path
 
 
-_crash = None  # the crash binary, found once per process
+_crash = {}  # crash version (None: $CRASH or the default) -> binary, found once per process
 
 
-def get_dump(scenario, n=mklab.DEFAULT_N, kernel=mklab.DEFAULT_KERNEL):
+def get_dump(scenario, n=mklab.DEFAULT_N, kernel=mklab.DEFAULT_KERNEL, crash=None):
     """Return the LabDump of ``scenario`` on ``kernel`` (a series such as ``6.1``/``6.12``
-    or an ABI), building crash and the dump when missing.
+    or an ABI), building crash and the dump when missing.  ``crash``: a crash version of
+    CRASH_VERSIONS to read it with (default ``$CRASH`` or 8.0.6).
 
     Raises mklab.LabError when a build step fails.
     """
-    global _crash
-    if _crash is None:
-        _crash = crash_binary()
+    if crash not in _crash:
+        _crash[crash] = crash_binary(crash)
     directory = mklab.build([scenario], n, kernel)[scenario]
-    return LabDump(scenario, directory, _crash)
+    return LabDump(scenario, directory, _crash[crash])
+
+
+def get_target_dump(scenario, target, n=mklab.DEFAULT_N):
+    """Return the LabDump of ``scenario`` for a :func:`targets` string ``KERNEL@CRASH``."""
+    kernel, _, version = target.partition("@")
+    return get_dump(scenario, n, kernel, version or None)

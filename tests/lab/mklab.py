@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Build the lab: real vmcores of a Debian kernel staging lock scenarios, with ground truth.
 
-    python3 tests/lab/mklab.py [--scenario NAME ...] [--n N] [--kernel 6.1|6.12|ABI]
+    python3 tests/lab/mklab.py [--scenario NAME ... | --small] [--n N] [--kernel SERIES|ABI]
+
+SERIES: 5.10, 6.1 (default), 6.12, 7 (sid's 7.x), each also as SERIES-rt (PREEMPT_RT).
 
 For each scenario: boot the kernel in QEMU (TCG) with a busybox initramfs holding the
 crashext_lab module, let the guest stage the scenario and print the module's truth on the
@@ -21,6 +23,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -33,7 +36,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 from crash_ext.dumpfiles import decompressed_copies  # noqa: E402
 CACHE = os.environ.get("CRASH_EXT_CACHE", os.path.expanduser("~/.cache/crash-ext"))
-SCENARIOS = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore", "scale"]
+SCENARIOS = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore", "scale",
+             "rt-spin"]
+SMALL = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore"]
+#: scenarios a PREEMPT_RT kernel cannot stage, and why
+NOT_ON_RT = {"readers": "PREEMPT_RT rw_semaphores admit new readers while a writer waits for "
+                        "the readers to drain, and that writer waits on no wait list: the "
+                        "scenario's queue (writer, then reader_4) cannot exist there"}
+#: scenarios only a PREEMPT_RT kernel stages (a sleeping spinlock_t)
+RT_ONLY = {"rt-spin": "spinlock_t spins on a kernel without PREEMPT_RT: no task can block "
+                      "holding one"}
 DEFAULT_N = 2000
 DEFAULT_KERNEL = "6.1"     # Debian 12's own series; "6.12" is bookworm-backports'
 BUSYBOX_APPLETS = ["sh", "mount", "cat", "echo", "mkdir", "dmesg", "sleep", "insmod", "tr",
@@ -91,15 +103,47 @@ def fetch_kernel(kernel):
     return out.stdout.strip().splitlines()[-1]
 
 
+def is_rt(kernel):
+    """Return True when ``kernel`` (a series like ``6.12-rt`` or an ABI) is PREEMPT_RT."""
+    return kernel.endswith("-rt") or "-rt-" in kernel
+
+
+def why_not_staged(kernel, scenario):
+    """Return why ``kernel`` (series or ABI) cannot stage ``scenario``, or None if it can."""
+    return (NOT_ON_RT if is_rt(kernel) else RT_ONLY).get(scenario)
+
+
+def small_scenarios(kernel):
+    """Return the small scenarios ``kernel`` stages (``rt-spin`` replaces ``readers`` on
+    PREEMPT_RT)."""
+    return [s for s in SMALL + list(RT_ONLY) if not why_not_staged(kernel, s)]
+
+
 def input_key(abi, scenario, n):
     """Return a short hash of every input that shapes this scenario's dump."""
     h = hashlib.sha256()
     h.update(("%s|%s|%s" % (abi, scenario, n if scenario == "scale" else "")).encode())
     for rel in ["mklab.py", "module/crashext_lab.c", "module/Kbuild", "guest/init",
-                "guest/scenarios.sh", "guest/labctl.c"]:
+                "guest/scenarios.sh", "guest/labctl.c", "cc-compat"]:
         with open(os.path.join(HERE, rel), "rb") as f:
             h.update(rel.encode() + b"\0" + f.read())
     return h.hexdigest()[:16]
+
+
+def module_cc(kdir):
+    """Return the ``CC=`` override for building against the headers at ``kdir``: None when
+    the compiler they name (``.kernelvariables``, e.g. ``gcc-10`` on bullseye, ``gcc-16``
+    on sid) is on PATH, else ``cc-compat`` beside this script (the host's gcc, with the
+    few newer options it lacks mapped to older ones)."""
+    try:
+        with open(os.path.join(kdir, ".kernelvariables")) as f:
+            text = f.read()
+    except OSError:
+        return None
+    m = re.search(r"^CC\s*=.*?\b((?:gcc|clang)(?:-\d+)?)\s*$", text, re.M)
+    if not m or shutil.which(m.group(1)):
+        return None
+    return os.path.join(HERE, "cc-compat")
 
 
 def build_module(kernel_dir, outdir):
@@ -112,10 +156,18 @@ def build_module(kernel_dir, outdir):
     src = os.path.join(outdir, "module-build")
     shutil.rmtree(src, ignore_errors=True)
     shutil.copytree(os.path.join(HERE, "module"), src)
-    r = subprocess.run(["make", "-C", kdir, "M=" + src, "modules"], capture_output=True,
-                       text=True)
+    # no BTF for the lab module (crash reads its DWARF): sid's headers ask for pahole
+    # options the host's pahole lacks
+    cmd = ["make", "-C", kdir, "M=" + src, "modules", "CONFIG_DEBUG_INFO_BTF_MODULES="]
+    cc = module_cc(kdir)
+    if cc:
+        cmd.append("CC=" + cc)
+    r = subprocess.run(cmd, capture_output=True, text=True)
     ko = os.path.join(src, "crashext_lab.ko")
-    if r.returncode != 0 or not os.path.exists(ko) or "warning:" in r.stderr:
+    # compiler warnings (FILE:LINE:COL: warning:) fail the build; kbuild's notices such as
+    # "warning: pahole version differs" (sid's headers) do not
+    warned = re.search(r"^\S+:\d+:\d+: warning:", r.stderr, re.M)
+    if r.returncode != 0 or not os.path.exists(ko) or warned:
         raise LabError("module build failed:\n" + r.stdout[-2000:] + r.stderr[-4000:])
     dest = os.path.join(outdir, "crashext_lab.ko")
     shutil.copy(ko, dest)
@@ -344,6 +396,10 @@ def build(scenarios, n=DEFAULT_N, kernel=DEFAULT_KERNEL):
     """Build (or reuse) the dumps of ``scenarios`` on ``kernel`` (a series like ``6.1`` or
     an ABI); return {scenario: directory}."""
     check_tools()
+    bad = {s: why_not_staged(kernel, s) for s in scenarios if why_not_staged(kernel, s)}
+    if bad:
+        raise LabError("kernel %s cannot stage %s" % (kernel, "; ".join(
+            "%s: %s" % kv for kv in sorted(bad.items()))))
     kdir = fetch_kernel(kernel)
     with open(os.path.join(kdir, "abi")) as f:
         abi = f.read().strip()
@@ -358,16 +414,21 @@ def build(scenarios, n=DEFAULT_N, kernel=DEFAULT_KERNEL):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--scenario", action="append", choices=SCENARIOS,
-                   help="scenario to build (repeatable; default: all)")
+                   help="scenario to build (repeatable; default: all the kernel stages)")
+    p.add_argument("--small", action="store_true",
+                   help="the small scenarios the kernel stages (all but scale)")
     p.add_argument("--n", type=int, default=DEFAULT_N, help="blocked tasks in 'scale'")
     p.add_argument("--kernel", default=DEFAULT_KERNEL,
-                   help="series (6.1, 6.12: the newest generic ABI in the package index) or an "
-                        "ABI like 6.1.0-56-amd64 (default: %(default)s)")
+                   help="series (5.10, 6.1, 6.12, 7, or SERIES-rt: the newest generic or "
+                        "PREEMPT_RT ABI in its suite's package index) or an ABI like "
+                        "6.1.0-56-amd64 (default: %(default)s)")
     a = p.parse_args(argv)
     if a.n < 30:
         p.error("--n must be at least 30")
     try:
-        for s, d in build(a.scenario or SCENARIOS, a.n, a.kernel).items():
+        wanted = a.scenario or (small_scenarios(a.kernel) if a.small else
+                                [s for s in SCENARIOS if not why_not_staged(a.kernel, s)])
+        for s, d in build(wanted, a.n, a.kernel).items():
             print(s, d)
     except LabError as e:
         print("mklab: error: %s" % e, file=sys.stderr)

@@ -92,3 +92,16 @@ scenario_scale() {
         w=$((w + 1))
     done
 }
+
+# PREEMPT_RT only: spinlock_t is a sleeping rt_mutex-based lock there.  rt_spin_a holds the
+# spinlock_t and wants the mutex; rt_mutex_b holds the mutex and wants the spinlock_t (a
+# 2-cycle through a spinlock_t); rt_spin_c queues on the spinlock_t behind rt_mutex_b
+# (rbtree order among equal priorities is arrival order).
+scenario_rt_spin() {
+    spawn rt_spin_a "take p:rt_spin; signal a_held; wait b_held; take m:rt_mutex"
+    spawn rt_mutex_b "wait a_held; take m:rt_mutex; signal b_held; take p:rt_spin"
+    cmd gate p:rt_spin 1
+    cmd gate m:rt_mutex 1
+    spawn rt_spin_c "take p:rt_spin"
+    cmd gate p:rt_spin 2
+}

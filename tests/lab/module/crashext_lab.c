@@ -11,7 +11,16 @@
  *   run wait EVENT         wait_for_completion() on EVENT (uninterruptible, maybe forever)
  *
  * LOCK names pick the type by prefix: "m:NAME" mutex, "r:NAME" rw_semaphore,
- * "s:NAME" semaphore (count 1), "i:/PATH" the real i_rwsem of the inode at PATH.
+ * "s:NAME" semaphore (count 1), "i:/PATH" the real i_rwsem of the inode at PATH,
+ * "p:NAME" spinlock_t (PREEMPT_RT only, where it is a sleeping rt_mutex-based lock).
+ *
+ * On PREEMPT_RT, mutex, rw_semaphore (i_rwsem too) and spinlock_t are built on
+ * struct rt_mutex_base: their waiters sit in its rbtree (priority order, FIFO among
+ * equals) as rt_mutex_waiter records on the waiters' stacks, and each waiting task points
+ * at its record through task_struct.pi_blocked_on.  The module does not mirror the
+ * private rt_mutex_waiter layout: it walks the rbtree with the exported rb_next() and
+ * names each node's task by the task whose pi_blocked_on is that node (the rbtree node is
+ * the record's first member), so a node no known task claims fails verification.
  *
  * The orchestrator (the guest's init) writes commands that return:
  *
@@ -44,6 +53,26 @@
 #include <linux/sched.h>
 #include <linux/pid.h>
 #include <linux/utsname.h>
+#include <linux/version.h>
+
+/*
+ * Kernel API differences the module meets on the lab's kernels (5.10 .. 7.x):
+ * mutex.wait_lock became a raw_spinlock_t in 5.15 (a spinlock_t before).
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 15, 0)
+#define LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK 1
+#endif
+/*
+ * sid's 7.x: mutex, rw_semaphore and semaphore keep a pointer to their first waiter record
+ * (first_waiter) instead of a list_head wait_list; the records form a ring without head.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 0, 0)
+#define LAB_FIRST_WAITER 1
+#endif
+#ifdef CONFIG_PREEMPT_RT
+#include <linux/rtmutex.h>
+#include <linux/rbtree.h>
+#endif
 
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("crash-ext lab: lock scenarios with published ground truth");
@@ -54,7 +83,7 @@ module_param(scenario, charp, 0444);
 #define LAB_NAME_LEN 64
 #define GATE_TIMEOUT_MS 60000
 
-enum lab_kind { LAB_MUTEX, LAB_RWSEM, LAB_SEM, LAB_INODE };
+enum lab_kind { LAB_MUTEX, LAB_RWSEM, LAB_SEM, LAB_INODE, LAB_SPIN };
 
 struct lab_ref {		/* a task in an owner or waiter list */
 	struct list_head node;
@@ -72,6 +101,7 @@ struct lab_lock {
 		struct mutex mutex;
 		struct rw_semaphore rwsem;
 		struct semaphore sem;
+		spinlock_t spin;	/* LAB_SPIN, PREEMPT_RT only */
 	};
 	struct path path;		/* LAB_INODE only */
 	struct list_head owners;
@@ -192,6 +222,7 @@ static const char *lab_kind_type(enum lab_kind k)
 	switch (k) {
 	case LAB_MUTEX: return "mutex";
 	case LAB_SEM: return "semaphore";
+	case LAB_SPIN: return "spinlock";
 	default: return "rw_semaphore";
 	}
 }
@@ -202,9 +233,23 @@ static void *lab_lock_addr(struct lab_lock *l)
 	case LAB_MUTEX: return &l->mutex;
 	case LAB_RWSEM: return &l->rwsem;
 	case LAB_SEM: return &l->sem;
+	case LAB_SPIN: return &l->spin;
 	default: return &d_inode(l->path.dentry)->i_rwsem;
 	}
 }
+
+#ifdef CONFIG_PREEMPT_RT
+/* The rt_mutex_base a PREEMPT_RT sleeping lock is built on; NULL for a semaphore. */
+static struct rt_mutex_base *lab_rtm(struct lab_lock *l)
+{
+	switch (l->kind) {
+	case LAB_MUTEX: return &l->mutex.rtmutex;
+	case LAB_SPIN: return &l->spin.lock;
+	case LAB_SEM: return NULL;
+	default: return &((struct rw_semaphore *)lab_lock_addr(l))->rwbase.rtmutex;
+	}
+}
+#endif
 
 static struct lab_lock *lab_lock_get(const char *name, int *err)
 {
@@ -236,6 +281,13 @@ static struct lab_lock *lab_lock_get(const char *name, int *err)
 	} else if (!strncmp(name, "i:", 2)) {
 		l->kind = LAB_INODE;
 		*err = kern_path(name + 2, LOOKUP_FOLLOW, &l->path);
+	} else if (!strncmp(name, "p:", 2)) {
+#ifdef CONFIG_PREEMPT_RT
+		l->kind = LAB_SPIN;
+		spin_lock_init(&l->spin);
+#else
+		*err = -EOPNOTSUPP;	/* a spinning lock: no task may sleep holding it */
+#endif
 	} else {
 		*err = -EINVAL;
 	}
@@ -303,6 +355,17 @@ static noinline __noclone void lab_sem_down(struct semaphore *sem)
 	barrier();
 }
 
+/*
+ * PREEMPT_RT only: a sleeping spinlock_t, held across the rest of the script (a task that
+ * blocks while holding one is the bug class RT turns into a sleeping-lock deadlock).
+ */
+static noinline __noclone void lab_spin_lock(spinlock_t *lock)
+{
+	lab_note_call(__func__, "lock", lock);
+	spin_lock(lock);
+	barrier();
+}
+
 static noinline __noclone void lab_inode_lock(struct dentry *dentry, struct inode *inode)
 {
 	lab_note_call(__func__, "dentry", dentry);
@@ -344,6 +407,9 @@ static noinline __noclone int lab_take(struct lab_lock *l, char mode)
 	case LAB_INODE:
 		lab_inode_lock(l->path.dentry, d_inode(l->path.dentry));
 		break;
+	case LAB_SPIN:
+		lab_spin_lock(&l->spin);
+		break;
 	}
 	/* Acquired without waiting (or after): move from pending to owners. */
 	spin_lock(&lab_truth_lock);
@@ -374,6 +440,9 @@ static void lab_release(struct lab_lock *l, void *lock, char mode)
 		break;
 	case LAB_INODE:
 		inode_unlock(d_inode(l->path.dentry));
+		break;
+	case LAB_SPIN:
+		spin_unlock(lock);
 		break;
 	}
 }
@@ -468,42 +537,140 @@ static int lab_kthread(void *data)
 
 /* ---- gates and verification ------------------------------------------------- */
 
+#ifdef CONFIG_PREEMPT_RT
+/* The task among the lock's declared and confirmed waiters whose pi_blocked_on is @node. */
+static struct task_struct *lab_rt_node_task(struct lab_lock *l, struct rb_node *node)
+{
+	struct list_head *lists[2] = { &l->waiters, &l->pending };
+	struct task_struct *found = NULL;
+	struct lab_ref *r;
+	int i;
+
+	spin_lock(&lab_truth_lock);
+	for (i = 0; i < 2 && !found; i++)
+		list_for_each_entry(r, lists[i], node)
+			if ((void *)READ_ONCE(r->task->pi_blocked_on) == (void *)node) {
+				found = r->task;
+				break;
+			}
+	spin_unlock(&lab_truth_lock);
+	return found;
+}
+
+#define LAB_MAX_RT_NODES 64
+
+/*
+ * Returns the number of waiters in the rbtree of the lock's rt_mutex_base (in order);
+ * with @tasks, the task of each (NULL where no known task claims the node).
+ */
+static int lab_count_rt_waiters(struct lab_lock *l, struct task_struct **tasks, int max)
+{
+	struct rt_mutex_base *rtm = lab_rtm(l);
+	struct rb_node *nodes[LAB_MAX_RT_NODES], *node;
+	unsigned long flags;
+	int n = 0, i;
+
+	raw_spin_lock_irqsave(&rtm->wait_lock, flags);
+	for (node = rb_first_cached(&rtm->waiters); node; node = rb_next(node)) {
+		if (n < LAB_MAX_RT_NODES)
+			nodes[n] = node;
+		if (++n > 100000)
+			break;
+	}
+	raw_spin_unlock_irqrestore(&rtm->wait_lock, flags);
+	/* the truth lock is a sleeping lock on RT: map nodes to tasks outside wait_lock */
+	for (i = 0; tasks && i < n && i < max && i < LAB_MAX_RT_NODES; i++)
+		tasks[i] = lab_rt_node_task(l, nodes[i]);
+	return n;
+}
+#endif
+
 /* Returns the number of nodes on the lock's wait list (bounded), taken under its wait lock. */
 static int lab_count_waiters(struct lab_lock *l, struct task_struct **tasks, int max)
 {
 	struct list_head *head, *pos;
-	raw_spinlock_t *wl;
+#ifdef LAB_FIRST_WAITER
+	struct list_head *first;
+#endif
+	raw_spinlock_t *wl = NULL;
+#ifdef LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK
+	spinlock_t *mwl = NULL;
+#endif
 	unsigned long flags;
 	int n = 0;
 
+#ifdef CONFIG_PREEMPT_RT
+	if (lab_rtm(l))
+		return lab_count_rt_waiters(l, tasks, max);
+#endif
 	switch (l->kind) {
+#ifndef CONFIG_PREEMPT_RT
 	case LAB_MUTEX:
+#ifdef LAB_FIRST_WAITER
+		head = (struct list_head *)&l->mutex.first_waiter;
+#else
 		head = &l->mutex.wait_list;
+#endif
+#ifdef LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK
+		mwl = &l->mutex.wait_lock;
+#else
 		wl = &l->mutex.wait_lock;
+#endif
 		break;
-	case LAB_SEM:
-		head = &l->sem.wait_list;
-		wl = &l->sem.lock;
-		break;
-	default: {
+	case LAB_RWSEM:
+	case LAB_INODE: {
 		struct rw_semaphore *s = lab_lock_addr(l);
 
+#ifdef LAB_FIRST_WAITER
+		head = (struct list_head *)&s->first_waiter;
+#else
 		head = &s->wait_list;
+#endif
 		wl = &s->wait_lock;
+		break;
 	}
+#endif
+	default:	/* LAB_SEM */
+#ifdef LAB_FIRST_WAITER
+		head = (struct list_head *)&l->sem.first_waiter;
+#else
+		head = &l->sem.wait_list;
+#endif
+		wl = &l->sem.lock;
 	}
-	raw_spin_lock_irqsave(wl, flags);
-	list_for_each(pos, head) {
-		/*
-		 * mutex_waiter, rwsem_waiter and semaphore_waiter all begin with
-		 * { struct list_head list; struct task_struct *task; }.
-		 */
+#ifdef LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK
+	if (mwl)
+		spin_lock_irqsave(mwl, flags);
+	else
+#endif
+		raw_spin_lock_irqsave(wl, flags);
+	/*
+	 * mutex_waiter, rwsem_waiter and semaphore_waiter all begin with
+	 * { struct list_head list; struct task_struct *task; }.
+	 */
+#ifdef LAB_FIRST_WAITER
+	/* head is the first_waiter pointer: a ring of records from there, no head node */
+	first = *(struct list_head **)head;
+	for (pos = first; pos; pos = pos->next == first ? NULL : pos->next) {
 		if (tasks && n < max)
 			tasks[n] = *(struct task_struct **)(pos + 1);
 		if (++n > 100000)
 			break;
 	}
-	raw_spin_unlock_irqrestore(wl, flags);
+#else
+	list_for_each(pos, head) {
+		if (tasks && n < max)
+			tasks[n] = *(struct task_struct **)(pos + 1);
+		if (++n > 100000)
+			break;
+	}
+#endif
+#ifdef LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK
+	if (mwl)
+		spin_unlock_irqrestore(mwl, flags);
+	else
+#endif
+		raw_spin_unlock_irqrestore(wl, flags);
 	return n;
 }
 
@@ -575,6 +742,12 @@ static int lab_expect(const char *name, const char *pidstr, const char *mode)
 /* Owner recorded in the lock itself, or NULL for locks that record none. */
 static struct task_struct *lab_field_owner(struct lab_lock *l)
 {
+#ifdef CONFIG_PREEMPT_RT
+	/* a reader-held rwbase_rt leaves its rtmutex unowned: NULL, like a semaphore */
+	if (lab_rtm(l))
+		return (struct task_struct *)((unsigned long)READ_ONCE(lab_rtm(l)->owner) & ~1UL);
+	return NULL;
+#else
 	switch (l->kind) {
 	case LAB_MUTEX:
 		return (struct task_struct *)(atomic_long_read(&l->mutex.owner) & ~0x7UL);
@@ -587,6 +760,7 @@ static struct task_struct *lab_field_owner(struct lab_lock *l)
 		return (o & 1UL) ? NULL : (struct task_struct *)(o & ~0x7UL);
 	}
 	}
+#endif
 }
 
 #define LAB_MAX_WALK 8192
