@@ -6,7 +6,8 @@ Each verb module has ``main(argv, port) -> int`` and ``build_parser() -> Argumen
 import argparse
 import importlib
 
-from ..port import BadArgument
+from ..port import BadArgument, CrashDied, CrashTimeout
+from ..words import shorten_message
 
 VERBS = {
     "whoholds": ("crash_ext.verbs.whoholds",
@@ -23,7 +24,18 @@ class VerbParser(argparse.ArgumentParser):
     instead of printing usage and exiting; ``-h`` still prints help and exits 0."""
 
     def error(self, message):
-        raise BadArgument(message)
+        raise BadArgument(shorten_message(message))
+
+
+def error_line(prog, e) -> str:
+    """Return the one-line message ``PROG: error: ...`` for exception ``e`` (crash's
+    multi-line answers joined, overlong words cut).  Never raises."""
+    msg = shorten_message(" ".join(str(e).split())) or type(e).__name__
+    return "%s: error: %s" % (prog, msg)
+
+
+#: errors of crash itself: verbs let them through, so that ``crash-ext`` exits 3
+CRASH_FAILURES = (CrashDied, CrashTimeout)
 
 
 def parse_verb_args(parser, argv, err):
@@ -35,7 +47,7 @@ def parse_verb_args(parser, argv, err):
     except SystemExit as e:       # -h / --help
         return None, (0 if not e.code else 2)
     except BadArgument as e:
-        print("%s: error: %s" % (parser.prog, e), file=err)
+        print(error_line(parser.prog, e), file=err)
         return None, 2
 
 
