@@ -651,9 +651,21 @@ def lock_report(port: Port, addr: int, lock_type: Optional[str] = None,
         rep.state["held_as"] = st.mode
     rep.problems.extend(st.problems)
     walk = cache.walk(port, layout, addr, raw=raw, cap=max_waiters)
-    rep.problems.extend(walk.problems)
+    entries = walk.entries
+    if walk.damaged is not None:
+        # only what the list itself confirms: entries past a broken link are not shown
+        rep.problems.append("wait list of %s %x is corrupt after %d entr%s: %s" % (
+            kind, addr, walk.sound, "y" if walk.sound == 1 else "ies", walk.damaged))
+        rep.problems.extend(p for p in walk.problems if p != walk.damaged)
+        if len(entries) > walk.sound:
+            rep.problems.append("%d entr%s reached past the damage not listed as waiters"
+                                % (len(entries) - walk.sound,
+                                   "y" if len(entries) - walk.sound == 1 else "ies"))
+        entries = entries[:walk.sound]
+    else:
+        rep.problems.extend(walk.problems)
     known = 0
-    for e in walk.entries:
+    for e in entries:
         ref = cache.ref(e.task)
         if ref.pid is not None:
             known += 1
@@ -661,7 +673,7 @@ def lock_report(port: Port, addr: int, lock_type: Optional[str] = None,
             rep.problems.append("waiter record %x names task %x, which is not a task "
                                 "crash lists" % (e.waiter, e.task))
         rep.waiters.append(Waiter(task=ref, mode=e.mode))
-    if walk.entries and known == 0:
+    if entries and known == 0:
         rep.problems.append("no waiter names a real task: this is probably not a %s"
                             % kind)
     if st.owner_task is not None:
@@ -678,7 +690,7 @@ def lock_report(port: Port, addr: int, lock_type: Optional[str] = None,
             rep.owner_hint, rep.owner_hint_why = ref, st.hint_why
         else:
             rep.problems.append("owner hint %x is not a task crash lists" % st.hint_task)
-    if kind == "mutex" and st.locked is False and walk.entries:
+    if kind == "mutex" and st.locked is False and entries:
         rep.problems.append("unlocked mutex with waiters: caught between release and "
                             "wake-up, or not a mutex")
     need_cands = (candidates and st.locked and rep.owner is None and
