@@ -80,14 +80,16 @@ def main(argv=None):
         print("crash-ext: error: %s" % e, file=sys.stderr)
         return 2
     if not rest or rest[0] in ("-h", "--help") or rest[0] not in registry.VERBS:
-        if rest and rest[0] not in ("-h", "--help"):
-            print("crash-ext: error: unknown verb %s" % shown(rest[0]), file=sys.stderr)
+        if rest[:1] not in (["-h"], ["--help"]):
+            print("crash-ext: error: %s (one of %s; crash-ext -h for help)" % (
+                "unknown verb %s" % shown(rest[0]) if rest else "no verb given",
+                ", ".join(registry.VERBS)), file=sys.stderr)
             return 2
         p.print_usage(sys.stderr)
         print("verbs:", file=sys.stderr)
         for name, (_, summary) in registry.VERBS.items():
             print("  %-11s %s" % (name, summary), file=sys.stderr)
-        return 0 if rest[:1] in (["-h"], ["--help"]) else 2
+        return 0
     verb = registry.load(rest[0])
     files = [f for f in (opts.vmlinux, opts.vmcore) if f]
     port = CrashProcess(files[0] if files else None, files[1] if len(files) > 1 else None,

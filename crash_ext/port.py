@@ -110,7 +110,16 @@ class Port:
         return None
 
 
+
 # The validators of user words live in words.py (one place for all verbs and adapters);
-# these names stay importable from here for the code that always took them from the port.
-from .words import (check_address_word, check_member_word, check_pid_word,  # noqa: E402
-                    check_type_word)
+# their names stay importable from here (resolved on first use: words imports this
+# module for BadArgument).
+_FROM_WORDS = ("check_address_word", "check_member_word", "check_pid_word",
+               "check_type_word")
+
+
+def __getattr__(name):
+    if name in _FROM_WORDS:
+        from . import words
+        return getattr(words, name)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))

@@ -56,27 +56,31 @@ _BLANKS = " \t"
 
 
 def shown(word) -> str:
-    """Return ``word`` quoted for an error message: at most :data:`ECHO_MAX` characters
-    of it, control/non-ASCII characters as escapes, ``...`` when cut.  Never raises."""
+    """Return ``word`` quoted for an error message: control and non-ASCII characters as
+    escapes, at most :data:`ECHO_MAX` characters of the result between the quotes
+    (``...`` after them when cut).  Never raises."""
     try:
         s = word if isinstance(word, str) else str(word)
     except Exception:   # noqa: BLE001 - a word whose str() fails is still shown
         s = "<%s>" % type(word).__name__
-    cut = len(s) > ECHO_MAX
-    s = s[:ECHO_MAX]
-    out = []
+    out, n, cut = [], 0, False
     for ch in s:
         o = ord(ch)
         if ch == "'" or ch == "\\":
-            out.append("\\" + ch)
+            e = "\\" + ch
         elif 0x20 <= o < 0x7f:
-            out.append(ch)
+            e = ch
         elif o < 0x100:
-            out.append("\\x%02x" % o)
+            e = "\\x%02x" % o
         elif o < 0x10000:
-            out.append("\\u%04x" % o)
+            e = "\\u%04x" % o
         else:
-            out.append("\\U%08x" % o)
+            e = "\\U%08x" % o
+        if n + len(e) > ECHO_MAX:
+            cut = True
+            break
+        out.append(e)
+        n += len(e)
     return "'%s'%s" % ("".join(out), "..." if cut else "")
 
 
