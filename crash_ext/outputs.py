@@ -67,18 +67,13 @@ def check_output_path(path, protected: Iterable[str] = (), force: bool = False,
                       what: str = "output file") -> str:
     """Return ``path`` if crash-ext may write ``what`` there.
 
-    Raises BadArgument (one line) when the path is not a sane word
+    ``protected``: paths, or a callable returning them (called only when ``path``
+    exists).  Raises BadArgument (one line) when the path is not a sane word
     (:func:`~crash_ext.words.check_path_word`), is (or links to) one of ``protected``,
     is a directory or other non-regular file, or exists without being ours; an
     existing output of ours is refused too unless ``force``.
     """
     path = check_path_word(path, what)
-    stats = []
-    for p in protected:
-        try:
-            stats.append(os.stat(p))
-        except (OSError, ValueError):
-            pass
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -86,13 +81,23 @@ def check_output_path(path, protected: Iterable[str] = (), force: bool = False,
     except (OSError, ValueError) as e:
         raise BadArgument("cannot use %s as %s: %s" % (shown(path), what,
                                                        getattr(e, "strerror", None) or e))
-    if st is not None and _same(st, stats):
-        raise BadArgument("refusing to write %s: it is this session's dump, vmlinux or a "
-                          "module file" % shown(path))
     try:
         lst = os.lstat(path)
     except OSError:
         lst = None
+    if st is None and lst is None:
+        return path                 # a new file: nothing of anybody's is there
+    if callable(protected):
+        protected = protected()
+    stats = []
+    for p in protected:
+        try:
+            stats.append(os.stat(p))
+        except (OSError, ValueError):
+            pass
+    if st is not None and _same(st, stats):
+        raise BadArgument("refusing to write %s: it is this session's dump, vmlinux or a "
+                          "module file" % shown(path))
     if lst is not None and _same(lst, stats):
         raise BadArgument("refusing to write %s: it is this session's dump, vmlinux or a "
                           "module file" % shown(path))

@@ -84,22 +84,30 @@ def shown(word) -> str:
     return "'%s'%s" % ("".join(out), "..." if cut else "")
 
 
+#: the longest message a refused word list makes (argparse lists every extra word)
+MESSAGE_MAX = 300
+
+
 def shorten_message(msg) -> str:
-    """Return ``msg`` as one printable ASCII line in which every word longer than
-    :data:`ECHO_MAX` is cut (argparse echoes whole words in its messages).  Never
+    """Return ``msg`` as one printable ASCII line of at most :data:`MESSAGE_MAX`
+    characters in which every word longer than :data:`ECHO_MAX` is cut and unprintable
+    characters are escaped (argparse echoes whole words in its messages).  Never
     raises."""
     try:
         text = str(msg)
     except Exception:   # noqa: BLE001
-        text = repr(msg)
+        text = "<%s>" % type(msg).__name__
     parts = []
     for w in text.split():
         if len(w) > ECHO_MAX or any(not 0x20 < ord(c) < 0x7f for c in w):
-            q = shown(w)
-            parts.append(q[1:-1] if q.endswith("'") else q[1:].replace("'...", "..."))
+            q = shown(w)                   # 'escaped'  or  'escaped'...
+            parts.append(q[1:-1] if q.endswith("'") else q[1:-4] + "...")
         else:
             parts.append(w)
-    return " ".join(parts)
+    line = " ".join(parts)
+    if len(line) > MESSAGE_MAX:
+        line = line[:MESSAGE_MAX - 3] + "..."
+    return line
 
 
 def _text(word, what: str) -> str:

@@ -137,27 +137,24 @@ def session_cache(snapshot: Snapshot, last_ran: Optional[bool] = None) -> Sessio
 # ----------------------------------------------------------------- addresses
 
 def resolve_address(port: Port, word) -> int:
-    """Return the address a user word names: hex (``ffff...``/``0x...``), ``symbol`` or
-    ``symbol+off``.  Raises BadArgument for anything else or an unknown symbol."""
-    if isinstance(word, int):
+    """Return the address a user word names: hex (``ffff...``/``0x...``, at most 16
+    digits), ``symbol`` or ``symbol+off``.  Raises BadArgument for anything else
+    (:func:`~crash_ext.words.check_address_word`) or an unknown symbol."""
+    from ..words import check_address_word, check_hex_word, shown
+    if isinstance(word, int) and not isinstance(word, bool):
         return word
-    w = str(word).strip()
-    if re.match(r"^(0x)?[0-9a-fA-F]+$", w) and (w.lower().startswith("0x") or
-                                                 re.search(r"\d", w)):
-        return int(w, 16)
-    from ..port import check_address_word
-    check_address_word(w)
+    w = check_address_word(word)
+    if re.match(r"(0[xX])?[0-9a-fA-F]{1,16}\Z", w) and (w[:2] in ("0x", "0X") or
+                                                       re.search(r"[0-9]", w)):
+        return check_hex_word(w)
     name, plus, off = w.partition("+")
     base = port.symbol_address(name)
     if base is None:
-        if re.match(r"^[0-9a-fA-F]+$", w):
+        if re.match(r"[0-9a-fA-F]{1,16}\Z", w):
             return int(w, 16)
-        raise BadArgument("no such symbol: %s" % name)
+        raise BadArgument("no such symbol: %s" % shown(name))
     if plus:
-        try:
-            return base + int(off, 0)
-        except ValueError:
-            raise BadArgument("bad offset in %r" % w)
+        return base + (int(off, 16) if off[:2] in ("0x", "0X") else int(off))
     return base
 
 

@@ -389,10 +389,15 @@ def _check_outputs(port: Port, opts) -> None:
     from ..outputs import check_output_path, protected_files
     if len(files) == 2 and os.path.abspath(files[0]) == os.path.abspath(files[1]):
         raise BadArgument("--dot and --svg name the same file")
-    prot = protected_files(port)
+    prot = []
+
+    def protected():        # asked of crash only when a named file exists
+        if not prot:
+            prot.extend(protected_files(port) or [""])
+        return prot
     for f, what in ((opts.dot, "--dot file"), (opts.svg, "--svg file")):
         if f:
-            check_output_path(f, prot, opts.force, what)
+            check_output_path(f, protected, opts.force, what)
 
 
 def _main(argv, port: Port, out, err) -> int:
