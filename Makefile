@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 CACHE   ?= $(HOME)/.cache/crash-ext
 N       ?= 2000
 
-.PHONY: all deps venv crash lab demo test unit bench compare docs clean lab-clean
+.PHONY: all deps venv crash lab demo test unit fuzz bench compare docs clean lab-clean
 
 all: test
 
@@ -38,6 +38,10 @@ test: lab
 
 unit: venv
 	$(VPY) -m pytest -q tests/unit
+
+# hostile words and damaged copies of the convoy dump, counted (README, "Reliability")
+fuzz: crash venv
+	$(VPY) -m tests.fuzz_hostile
 
 bench: lab
 	$(VPY) tests/bench.py
