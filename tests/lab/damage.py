@@ -103,10 +103,19 @@ class Damager:
         self.waiter_pids = [w["pid"] for w in self.lock["waiters"]]
         self.copy = os.path.join(workdir, "vmcore")
         self.originals = {p: sha256(p) for p in self.protected()}
+        # the module's .ko beside the copy: a lab rebuild may replace the cached one
+        self.module_ko = os.path.join(workdir, "crashext_lab.ko")
+        shutil.copyfile(dump.module_ko, self.module_ko)
 
     def protected(self):
         """Return the files that must never change: the dump, the vmlinux, the module."""
         return [self.dump.vmcore, self.dump.vmlinux, self.dump.module_ko]
+
+    def changed(self):
+        """Return the protected files whose sha256 is not what it was at the start (a
+        file the lab removed meanwhile is not counted: it cannot have been written)."""
+        return [p for p, h in self.originals.items()
+                if os.path.exists(p) and sha256(p) != h]
 
     def __enter__(self):
         shutil.copyfile(self.dump.vmcore, self.copy)
@@ -116,15 +125,16 @@ class Damager:
         return self
 
     def __exit__(self, *exc):
-        with contextlib.suppress(OSError):
-            os.unlink(self.copy)
+        for p in (self.copy, self.module_ko):
+            with contextlib.suppress(OSError):
+                os.unlink(p)
 
     def session(self, vmcore):
         """Return a new CrashProcess on ``vmcore`` with the lab module's symbols."""
         cp = CrashProcess(self.dump.vmlinux, vmcore, crash=self.dump.crash,
                           timeout=VERB_TIMEOUT)
-        cp.module_files = [self.dump.module_ko]
-        cp.command("mod -s crashext_lab %s" % self.dump.module_ko)
+        cp.module_files = [self.dump.module_ko, self.module_ko]
+        cp.command("mod -s crashext_lab %s" % self.module_ko)
         return cp
 
     # -------------------------------------------------------------- facts from crash
