@@ -14,7 +14,7 @@ KERNELS      ?= 5.10 6.1 6.12 6.12-rt 7
 TEST_KERNELS ?= 6.1,6.12
 CRASHES      ?= 8.0.6 9.0.2
 
-.PHONY: all deps venv crash crashes kernel lab demo test test-all unit bench compare docs \
+.PHONY: all deps venv crash crashes kernel lab demo test test-all unit fuzz bench compare docs \
         fresh clean lab-clean
 
 all: test
@@ -62,6 +62,10 @@ test-all: lab
 
 unit: venv
 	$(VPY) -m pytest -q tests/unit
+
+# hostile words and damaged copies of the convoy dump, counted (README, "Reliability")
+fuzz: crash venv
+	$(VPY) -m tests.fuzz_hostile
 
 bench: lab
 	$(VPY) tests/bench.py

@@ -4,7 +4,6 @@ Nothing above this module knows whether it runs inside crash (pykdump) or drives
 crash process from outside.  Adapters implement :class:`Port`; analyses take a port.
 """
 
-import re
 from typing import List, Optional, Sequence, Tuple
 
 
@@ -35,47 +34,6 @@ class MemoryReadError(CrashExtError):
 
 class BadArgument(CrashExtError):
     """A user-supplied word (address, symbol, pid) is not acceptable."""
-
-
-_HEX = re.compile(r"^(0x)?[0-9a-fA-F]+$")
-_SYMBOL = re.compile(r"^[A-Za-z_.$][A-Za-z0-9_.$]*(\+(0x[0-9a-fA-F]+|[0-9]+))?$")
-_TYPE = re.compile(r"^(struct |union |enum )?[A-Za-z_][A-Za-z0-9_]*$")
-_MEMBER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])*$")
-
-
-def check_address_word(word: str) -> str:
-    """Return ``word`` if it is a hex address, a symbol or ``symbol+offset``.
-
-    Raises BadArgument for anything else (shell escapes, pipes, redirections, spaces).
-    """
-    w = str(word).strip()
-    if w and (_HEX.match(w) or _SYMBOL.match(w)):
-        return w
-    raise BadArgument("not an address or symbol: %r" % (word,))
-
-
-def check_pid_word(word) -> int:
-    """Return ``word`` as a non-negative int pid; raises BadArgument otherwise."""
-    w = str(word).strip()
-    if w.isdigit():
-        return int(w)
-    raise BadArgument("not a pid: %r" % (word,))
-
-
-def check_type_word(word: str) -> str:
-    """Return ``word`` if it is a C type name (optionally ``struct X``); raises BadArgument."""
-    w = str(word).strip()
-    if _TYPE.match(w):
-        return w
-    raise BadArgument("not a type name: %r" % (word,))
-
-
-def check_member_word(word: str) -> str:
-    """Return ``word`` if it is a member path like ``a.b[2].c``; raises BadArgument."""
-    w = str(word).strip()
-    if _MEMBER.match(w):
-        return w
-    raise BadArgument("not a member name: %r" % (word,))
 
 
 class Port:
@@ -145,6 +103,7 @@ class Port:
     def task_by_pid(self, pid: int) -> Optional[int]:
         """Return the task_struct address of ``pid``, or None when no such task exists."""
         from .models.ps import parse_ps
+        from .words import check_pid_word
         pid = check_pid_word(pid)
         try:
             out = self.command("ps %d" % pid)
@@ -154,3 +113,18 @@ class Port:
             if t.pid == pid:
                 return t.task
         return None
+
+
+
+# The validators of user words live in words.py (one place for all verbs and adapters);
+# their names stay importable from here (resolved on first use: words imports this
+# module for BadArgument).
+_FROM_WORDS = ("check_address_word", "check_member_word", "check_pid_word",
+               "check_type_word")
+
+
+def __getattr__(name):
+    if name in _FROM_WORDS:
+        from . import words
+        return getattr(words, name)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))

@@ -40,7 +40,9 @@ Errors
   later answer.  A batch that times out carries the answers it got as ``.completed``.
 * crash exited (killed, or failed to start) -> :class:`CrashDied` with the exit status
   and crash's last output lines, at once (EOF on its stdout; no waiting for a timeout);
-  the next call starts a fresh crash.  After :meth:`CrashProcess.close` every call
+  the next call starts a fresh crash.  Its ``output`` is all crash printed,
+  ``starting`` says whether it died while starting (``adapters/diagnose.py`` explains
+  those in one line).  After :meth:`CrashProcess.close` every call
   raises CrashDied.
 * a refused command or argument -> :class:`BadArgument`, before anything is sent.
 * anything else interrupting an exchange (KeyboardInterrupt) kills crash too, since its
@@ -264,7 +266,8 @@ class CrashProcess(CommandTypes, Port):
     def _died(self, what: str) -> CrashDied:
         """Reap crash, build the CrashDied to raise (exit status + crash's last lines)."""
         p = self._proc
-        tail = bytes(self._buf).decode("utf-8", "replace").strip().splitlines()[-8:]
+        text = bytes(self._buf).decode("utf-8", "replace")
+        tail = text.strip().splitlines()[-8:]
         rc = None
         if p is not None:
             try:
@@ -285,7 +288,11 @@ class CrashProcess(CommandTypes, Port):
         if tail:
             msg += ": " + " | ".join(l.strip() for l in tail if l.strip())
         msg += "; the next call starts a new crash"
-        return CrashDied(msg)
+        err = CrashDied(msg)
+        err.output = text                 # all crash printed (diagnose.py reads it)
+        err.starting = what == "failed to start"
+        err.status = rc
+        return err
 
     # ----------------------------------------------------------------- protocol
 

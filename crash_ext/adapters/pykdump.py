@@ -164,7 +164,8 @@ def register_verbs(crash_module=None):
 def run_verb(name, argv=None, crash_module=None):
     """Run verb ``name`` at the crash prompt; never raises, never ends crash.
 
-    Returns the verb's exit code (2 for usage or input errors, 3 for internal errors).
+    Returns the verb's exit code (2 for usage or input errors, 3 when crash failed or
+    for internal errors).
     """
     from ..verbs import registry
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -175,8 +176,11 @@ def run_verb(name, argv=None, crash_module=None):
         return registry.load(name).main(argv, port)
     except SystemExit as e:          # argparse: -h or a usage error
         return e.code if isinstance(e.code, int) else 2
+    except registry.CRASH_FAILURES as e:
+        print(registry.error_line(name, e))
+        return 3
     except CrashExtError as e:
-        print("%s: error: %s" % (name, e))
+        print(registry.error_line(name, e))
         return 2
     except ImportError as e:
         print("%s: error: pykdump's crash module is not available (%s); outside crash run "

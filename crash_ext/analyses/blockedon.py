@@ -17,7 +17,13 @@
       ring and match a stack word that is the lock whose list head is in that ring;
    b. argument recovery (:mod:`.args`) of the lock frames, if asked for;
    c. a stack scan: pointer-looking words, nearest the slow-path frame first, each
-      distinct word read as the lock type once; accepted if its wait list holds the task.
+      distinct word read as the lock type once; accepted only if its wait list, soundly
+      linked from the word's own list head (every ``prev`` pointing back), holds the
+      task's own waiter record from its stack -- a word next to a lock reads other
+      fields as a list and fails (issue 17: "the real mutex + 8").
+A lock whose wait list is corrupt before it reaches the task is named as corrupt in
+the evidence ("wait list of mutex X is corrupt after N entries: ..."), and the task
+stays 'unknown' rather than being filed under a neighbouring address.
 """
 
 import functools
@@ -32,7 +38,7 @@ from .results import Blocked, TaskRef
 from .snapshot import Snapshot
 
 __all__ = ["blocked_on", "classify_function", "classify_stack", "own_records",
-           "rt_lock_waiters", "SCHED_FUNCS"]
+           "rt_lock_waiters", "corrupt_text", "SCHED_FUNCS"]
 
 SCHED_FUNCS = {"__schedule", "schedule", "schedule_timeout", "schedule_preempt_disabled",
                "io_schedule", "io_schedule_timeout", "__switch_to", "__switch_to_asm",
@@ -215,8 +221,13 @@ def _blocked_on(port, snap, ref, ps, use_args) -> Blocked:
     if found is None:
         found = _via_scan(port, snap, bt, task, layout, lock_idx)
     if found is None:
-        res.evidence.append("no lock confirmed: no stack word is a %s whose wait list "
-                            "holds this task" % kind)
+        damaged = getattr(session_cache(snap), "damaged_for", {}).get(task)
+        if damaged:
+            res.evidence.append("no lock confirmed: %s, and this task's own waiter record "
+                                "is not reached before the damage" % damaged)
+        else:
+            res.evidence.append("no lock confirmed: no stack word is a %s whose wait list "
+                                "holds this task" % kind)
         return res
     lock, wmode, how = found
     res.kind = "lock"
@@ -477,11 +488,15 @@ def _via_own_waiter(port, snap, bt, task, layout, lock_idx):
                     wk = cache.walk(port, layout, v)
                 except CrashExtError:
                     continue
-                if any(e.task == task and e.waiter == rec for e in wk.entries):
+                i = _soundly_listed(wk, task, rec)
+                if i is not None:
                     return v, mode, (
                         "the task's own %s record at %x (on its stack, task = this task) "
                         "is on the wait list of the %s at %x, an address in its lock "
-                        "frames (walked from the lock)" % (w.type_name, rec, layout.kind, v))
+                        "frames (walked from the lock)%s" % (
+                            w.type_name, rec, layout.kind, v, _damage_note(wk, layout, v)))
+                if wk.damaged is not None and _plausible_lock(wk, snap):
+                    _note_damaged(snap, task, layout, v, wk)
         nodes, probs = _ring(port, cache, node)
         if probs:
             continue
@@ -536,7 +551,54 @@ def _via_args(port, snap, bt, task, layout, lock_idx):
     return None
 
 
+def _soundly_listed(wk, task: int, rec: Optional[int] = None,
+                    stack: Optional[Tuple[int, int]] = None) -> Optional[int]:
+    """Return the index of ``task``'s entry in walk ``wk`` when it lies in the soundly
+    linked part of the list (every ``prev`` before it points back, the first at the
+    head) and its record is ``rec`` (or lies in ``stack``, (lo, hi)); else None."""
+    for i, e in enumerate(wk.entries[:wk.sound]):
+        if e.task != task:
+            continue
+        if rec is not None and e.waiter != rec:
+            continue
+        if stack is not None and not stack[0] <= e.waiter < stack[1]:
+            continue
+        return i
+    return None
+
+
+def _damage_note(wk, layout, v) -> str:
+    """Return '' for an intact wait list, else '; ' + what is wrong with it."""
+    if wk.damaged is None:
+        return ""
+    return "; but %s" % corrupt_text(layout.kind, v, wk)
+
+
+def corrupt_text(kind: str, lock: int, wk) -> str:
+    """Return 'wait list of KIND X is corrupt after N entries: PROBLEM' for walk ``wk``
+    of the lock at ``lock`` (which has ``damaged`` set)."""
+    return "wait list of %s %x is corrupt after %d entr%s: %s" % (
+        kind, lock, wk.sound, "y" if wk.sound == 1 else "ies", wk.damaged)
+
+
+def _note_damaged(snap, task: int, layout, v: int, wk) -> None:
+    """Remember, for ``task``, a lock of its lock frames whose wait list is corrupt
+    before it reaches the task (the first one seen is kept)."""
+    cache = session_cache(snap)
+    notes = getattr(cache, "damaged_for", None)
+    if notes is None:
+        notes = cache.damaged_for = {}
+    notes.setdefault(task, corrupt_text(layout.kind, v, wk))
+
+
 def _via_scan(port, snap, bt, task, layout, lock_idx, limit: int = 64):
+    """A stack word ``v`` is taken for the lock only when it reads as a lock of this
+    layout whose wait list, walked from ``v`` and soundly linked up to the task (each
+    ``prev`` pointing back, the first at ``v``'s own list head), holds the task
+    through a waiter record inside the task's own stack.  A word near a lock (the lock
+    plus 8, its spinlock...) reads other fields as the list and fails that test;
+    a real lock whose list is corrupt before the task is noted as corrupt, not
+    replaced by a neighbouring address."""
     cache = session_cache(snap)
     lo, hi = _stack_range(bt)
     tried = 0
@@ -550,8 +612,20 @@ def _via_scan(port, snap, bt, task, layout, lock_idx, limit: int = 64):
             wk = cache.walk(port, layout, v, cap=4096)
         except CrashExtError:
             continue
-        for e in wk.entries:
-            if e.task == task:
-                return v, e.mode, ("stack scan: word %x read as a %s has this task on its "
-                                   "wait list" % (v, layout.kind))
+        i = _soundly_listed(wk, task, stack=(lo, hi))
+        if i is not None:
+            e = wk.entries[i]
+            return v, e.mode, ("stack scan: word %x read as a %s has this task's own "
+                               "waiter record %x (in its stack) as entry %d of its soundly "
+                               "linked wait list%s" % (v, layout.kind, e.waiter, i + 1,
+                                                       _damage_note(wk, layout, v)))
+        if wk.damaged is not None and _plausible_lock(wk, snap):
+            _note_damaged(snap, task, layout, v, wk)
     return None
+
+
+def _plausible_lock(wk, snap) -> bool:
+    """True when the soundly linked entries of ``wk`` all name tasks crash lists: a
+    real lock's corrupt list, worth naming (a word that is no lock rarely gets so far)."""
+    ents = wk.entries[:wk.sound]
+    return bool(ents) and all(snap.by_task(e.task) is not None for e in ents)

@@ -137,27 +137,24 @@ def session_cache(snapshot: Snapshot, last_ran: Optional[bool] = None) -> Sessio
 # ----------------------------------------------------------------- addresses
 
 def resolve_address(port: Port, word) -> int:
-    """Return the address a user word names: hex (``ffff...``/``0x...``), ``symbol`` or
-    ``symbol+off``.  Raises BadArgument for anything else or an unknown symbol."""
-    if isinstance(word, int):
+    """Return the address a user word names: hex (``ffff...``/``0x...``, at most 16
+    digits), ``symbol`` or ``symbol+off``.  Raises BadArgument for anything else
+    (:func:`~crash_ext.words.check_address_word`) or an unknown symbol."""
+    from ..words import check_address_word, check_hex_word, shown
+    if isinstance(word, int) and not isinstance(word, bool):
         return word
-    w = str(word).strip()
-    if re.match(r"^(0x)?[0-9a-fA-F]+$", w) and (w.lower().startswith("0x") or
-                                                 re.search(r"\d", w)):
-        return int(w, 16)
-    from ..port import check_address_word
-    check_address_word(w)
+    w = check_address_word(word)
+    if re.match(r"(0[xX])?[0-9a-fA-F]{1,16}\Z", w) and (w[:2] in ("0x", "0X") or
+                                                       re.search(r"[0-9]", w)):
+        return check_hex_word(w)
     name, plus, off = w.partition("+")
     base = port.symbol_address(name)
     if base is None:
-        if re.match(r"^[0-9a-fA-F]+$", w):
+        if re.match(r"[0-9a-fA-F]{1,16}\Z", w):
             return int(w, 16)
-        raise BadArgument("no such symbol: %s" % name)
+        raise BadArgument("no such symbol: %s" % shown(name))
     if plus:
-        try:
-            return base + int(off, 0)
-        except ValueError:
-            raise BadArgument("bad offset in %r" % w)
+        return base + (int(off, 16) if off[:2] in ("0x", "0X") else int(off))
     return base
 
 
@@ -671,11 +668,23 @@ def lock_report(port: Port, addr: int, lock_type: Optional[str] = None,
         rep.state["held_as"] = st.mode
     rep.problems.extend(st.problems)
     walk = cache.walk(port, layout, addr, raw=raw, cap=max_waiters)
-    rep.problems.extend(walk.problems)
+    entries = walk.entries
+    if walk.damaged is not None:
+        # only what the list itself confirms: entries past a broken link are not shown
+        rep.problems.append("wait list of %s %x is corrupt after %d entr%s: %s" % (
+            kind, addr, walk.sound, "y" if walk.sound == 1 else "ies", walk.damaged))
+        rep.problems.extend(p for p in walk.problems if p != walk.damaged)
+        if len(entries) > walk.sound:
+            rep.problems.append("%d entr%s reached past the damage not listed as waiters"
+                                % (len(entries) - walk.sound,
+                                   "y" if len(entries) - walk.sound == 1 else "ies"))
+        entries = entries[:walk.sound]
+    else:
+        rep.problems.extend(walk.problems)
     known = 0
-    modes = _rbtree_modes(snap, walk.entries) if (
+    modes = _rbtree_modes(snap, entries) if (
         kind == "rw_semaphore" and layout.wait_kind == "rbtree") else {}
-    for e in walk.entries:
+    for e in entries:
         if e.mode is None and modes.get(e.task):
             e = e._replace(mode=modes[e.task])
         ref = cache.ref(e.task)
@@ -685,7 +694,7 @@ def lock_report(port: Port, addr: int, lock_type: Optional[str] = None,
             rep.problems.append("waiter record %x names task %x, which is not a task "
                                 "crash lists" % (e.waiter, e.task))
         rep.waiters.append(Waiter(task=ref, mode=e.mode))
-    if walk.entries and known == 0:
+    if entries and known == 0:
         rep.problems.append("no waiter names a real task: this is probably not a %s"
                             % kind)
     if st.owner_task is not None:
@@ -702,7 +711,7 @@ def lock_report(port: Port, addr: int, lock_type: Optional[str] = None,
             rep.owner_hint, rep.owner_hint_why = ref, st.hint_why
         else:
             rep.problems.append("owner hint %x is not a task crash lists" % st.hint_task)
-    if kind == "mutex" and st.locked is False and walk.entries:
+    if kind == "mutex" and st.locked is False and entries:
         rep.problems.append("unlocked mutex with waiters: caught between release and "
                             "wake-up, or not a mutex")
     need_cands = (candidates and st.locked and rep.owner is None and

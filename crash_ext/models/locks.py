@@ -164,6 +164,13 @@ class WaitWalk:
     nodes: List[int] = field(default_factory=list)
     complete: bool = True
     problems: List[str] = field(default_factory=list)
+    #: how many leading entries are linked soundly: each one's ``prev`` points back at
+    #: the node before it (the first's at the head).  Entries past it were reached
+    #: through a link the list does not confirm.
+    sound: int = 0
+    #: the first sign the list itself is corrupt (a loop, a bad or unreadable pointer,
+    #: a broken ``prev`` link), None when it is intact (stopping at ``cap`` is not one)
+    damaged: Optional[str] = None
 
 
 # ------------------------------------------------------------------- probing
@@ -861,7 +868,11 @@ def walk_waiters(port: Port, layout: LockLayout, addr: int, raw: Optional[bytes]
             ww.problems.append("cannot read the lock: %s" % e)
             return ww
     if layout.wait_kind == "rbtree":
-        return _walk_rbtree(port, layout, raw, cap, ww)
+        ww = _walk_rbtree(port, layout, raw, cap, ww)
+        ww.sound = len(ww.entries) if ww.complete else 0
+        if not ww.complete and ww.problems and "(cap)" not in ww.problems[-1]:
+            ww.damaged = ww.problems[-1]
+        return ww
     head_addr = addr + layout.wait_off
     first = _u(raw, layout.wait_off, 8)
     if layout.wait_kind == "headless":
@@ -880,6 +891,7 @@ def walk_waiters(port: Port, layout: LockLayout, addr: int, raw: Optional[bytes]
             if prev != head:
                 ww.problems.append("wait_list.next points at itself but prev is %#x"
                                    % (prev or 0))
+                ww.damaged = ww.problems[-1]
             return ww
     seen = set(ww.nodes)
     prev_node = head
@@ -906,7 +918,8 @@ def walk_waiters(port: Port, layout: LockLayout, addr: int, raw: Optional[bytes]
                 rec = port.read(rec_addr, max(w.size, w.task_off + 8))
             except CrashExtError as e:
                 ww.complete = False
-                ww.problems.append("cannot read waiter at %#x: %s" % (rec_addr, e))
+                ww.problems.append("cannot read waiter at %#x: %s" % (
+                    rec_addr, " ".join(str(e).split())[-160:]))
                 break
             dec = decode_waiter(w, rec_addr, rec)
         rec_addr, nnext, nprev, task, mode = dec
@@ -915,11 +928,18 @@ def walk_waiters(port: Port, layout: LockLayout, addr: int, raw: Optional[bytes]
         if prev_node is not None and nprev != prev_node:
             ww.problems.append("waiter %#x: prev %#x does not point back at %#x"
                                % (rec_addr, nprev or 0, prev_node))
+            if ww.damaged is None:
+                ww.damaged = ww.problems[-1]
         ww.entries.append(WaitEntry(rec_addr, task, mode))
+        if ww.damaged is None:
+            ww.sound = len(ww.entries)
         prev_node = nxt
         nxt = nnext
         if nxt == stop_at:
             break
+    if ww.damaged is None and not ww.complete and ww.problems and \
+            "(cap)" not in ww.problems[-1]:
+        ww.damaged = ww.problems[-1]
     return ww
 
 

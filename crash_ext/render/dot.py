@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Set, Tuple
 from ..analyses.waitfor import WaitFor, short_lock_name, task_label
 from ..port import CrashExtError
 
-__all__ = ["to_dot", "write_svg", "dot_available", "FOLD_AFTER"]
+__all__ = ["to_dot", "render_svg", "write_svg", "dot_available", "FOLD_AFTER"]
 
 FOLD_AFTER = 5     # waiters of one lock shown before folding the rest into one node
 
@@ -52,7 +52,8 @@ def to_dot(res: WaitFor, title: str = "wait-for graph") -> str:
             for a in leaves[FOLD_AFTER:]:
                 fold_out.add(a)
             folded[lk] = len(leaves) - FOLD_AFTER
-    lines = ["digraph waitfor {",
+    from ..outputs import dot_header
+    lines = [dot_header().rstrip("\n"), "digraph waitfor {",
              "  label=%s; labelloc=t; rankdir=LR;" % _q(title),
              '  node [fontname="Helvetica", fontsize=10];',
              '  edge [fontname="Helvetica", fontsize=9];']
@@ -111,8 +112,9 @@ def dot_available() -> Optional[str]:
     return shutil.which("dot")
 
 
-def write_svg(dot_text: str, path: str, timeout: float = 300) -> None:
-    """Render ``dot_text`` to SVG at ``path`` with ``dot -Tsvg``.
+def render_svg(dot_text: str, timeout: float = 300) -> bytes:
+    """Return the SVG that Graphviz's ``dot -Tsvg`` makes of ``dot_text`` (read from its
+    standard output: dot itself writes no file).
 
     Raises CrashExtError when ``dot`` is missing, fails or takes longer than
     ``timeout`` seconds (its message is included).
@@ -122,11 +124,22 @@ def write_svg(dot_text: str, path: str, timeout: float = 300) -> None:
         raise CrashExtError("--svg needs Graphviz's dot, which is not installed "
                             "(apt-get install graphviz); --dot FILE works without it")
     try:
-        r = subprocess.run([exe, "-Tsvg", "-o", path], input=dot_text.encode(),
+        r = subprocess.run([exe, "-Tsvg"], input=dot_text.encode(),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise CrashExtError("dot took longer than %ds" % timeout)
     except OSError as e:
         raise CrashExtError("cannot run dot: %s" % e)
     if r.returncode != 0:
-        raise CrashExtError("dot failed: %s" % r.stderr.decode(errors="replace").strip())
+        raise CrashExtError("dot failed: %s" % " ".join(
+            r.stderr.decode(errors="replace").split())[:300])
+    return r.stdout
+
+
+def write_svg(dot_text: str, path: str, timeout: float = 300) -> None:
+    """Render ``dot_text`` to SVG (:func:`render_svg`) and write it to ``path``, marked
+    as ours (:func:`~crash_ext.outputs.mark_svg`), through a temporary file.  The caller
+    checks ``path`` first (:func:`~crash_ext.outputs.check_output_path`).  Raises
+    CrashExtError."""
+    from ..outputs import mark_svg, write_output
+    write_output(path, mark_svg(render_svg(dot_text, timeout)))

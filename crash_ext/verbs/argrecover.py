@@ -16,8 +16,9 @@ from ..analyses.decode import decode_pointer
 from ..analyses.snapshot import Snapshot, no_gc
 from ..analyses.taskview import require_task_view
 from ..models.stack import parse_backtraces
-from ..port import BadArgument, CrashExtError, Port, check_pid_word
-from .registry import VerbParser, exit_code, parse_verb_args
+from ..port import BadArgument, CrashExtError, Port
+from ..words import check_frame_word, check_hex_word, pid_or_task_word, shown
+from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
 
 EXAMPLES = """
 Arguments of every frame of the stuck rm, then only vfs_unlink's:
@@ -49,14 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _task_text(port: Port, word: str) -> str:
-    """Return ``bt -f`` text for a pid or a task address; raises BadArgument/CrashExtError."""
-    w = word.strip()
-    if w.isdigit():
-        return port.command("bt -f %d" % check_pid_word(w))
+    """Return ``bt -f`` text for a pid (ASCII digits) or a task address (hex, at most
+    16 digits); raises BadArgument for any other word, CrashExtError when crash fails."""
+    kind, v = pid_or_task_word(word)
+    if kind == "pid":
+        return port.command("bt -f %d" % v)
     try:
-        addr = int(w, 16)
-    except ValueError:
-        raise BadArgument("not a pid or task address: %r" % word)
+        addr = check_hex_word(v)
+    except BadArgument:
+        raise BadArgument("not a pid or task address: %s" % shown(word))
     return port.command("bt -f %#x" % addr)
 
 
@@ -73,15 +75,16 @@ def _select(ta: TaskArgs, frame: Optional[str]) -> List[FrameArgs]:
     """Return the frames ``frame`` names (all when None); raises BadArgument."""
     if frame is None:
         return ta.frames
-    if frame.lstrip("#").isdigit():
-        f = ta.frame(int(frame.lstrip("#")))
+    want = check_frame_word(frame)
+    if isinstance(want, int):
+        f = ta.frame(want)
         if f is None:
             last = ta.frames[-1].index if ta.frames else -1
-            raise BadArgument("no frame #%s (this task has frames #0..#%d)" % (frame, last))
+            raise BadArgument("no frame #%d (this task has frames #0..#%d)" % (want, last))
         return [f]
-    hits = [f for f in ta.frames if f.function == frame or f.function.split(".")[0] == frame]
+    hits = [f for f in ta.frames if f.function == want or f.function.split(".")[0] == want]
     if not hits:
-        raise BadArgument("no frame of function %r on this task's stack" % frame)
+        raise BadArgument("no frame of function %s on this task's stack" % shown(want))
     return hits
 
 
@@ -178,16 +181,17 @@ def _one_task(port: Port, text: str, opts, out) -> Optional[dict]:
 
 def main(argv, port: Port, out=None) -> int:
     """Run ``argrecover`` with ``argv``; print to ``out``.  Returns 0, or 2 for usage
-    and input errors (printed as one line)."""
+    and input errors (printed as one line).  Raises CrashDied/CrashTimeout when crash
+    itself fails (``crash-ext`` exits 3)."""
     out = out or sys.stdout
     opts, rc = parse_verb_args(build_parser(), argv, out)
     if opts is None:
         return rc
     try:
-        require_task_view(port)
         if opts.uninterruptible:
-            if opts.task:
-                raise BadArgument("-u takes no task")
+            if opts.task or opts.frame:
+                raise BadArgument("-u takes no task or frame")
+            require_task_view(port)
             snap = Snapshot(port)
             views = {}  # type: dict
             # decoding every pointer of every task would cost a crash command each;
@@ -207,10 +211,15 @@ def main(argv, port: Port, out=None) -> int:
             return 0
         if not opts.task:
             raise BadArgument("give a pid or task address (or -u)")
+        if opts.frame is not None:
+            check_frame_word(opts.frame)      # a bad word is refused before crash is asked
+        require_task_view(port)
         doc = _one_task(port, _task_text(port, opts.task), opts, out)
         if opts.json:
             print(json.dumps(doc, indent=1), file=out)
         return 0
+    except CRASH_FAILURES:
+        raise                         # crash itself failed: crash-ext says so, exit 3
     except CrashExtError as e:
-        print("argrecover: error: %s" % e, file=out)
-        return exit_code(e)
+        print(error_line("argrecover", e), file=out)
+        return 2

@@ -1,6 +1,6 @@
 """``deadlock``: the wait-for graph of blocked tasks -- cycles first, then convoys.
 
-    deadlock [--include-in | --all] [-p PID] [--json] [--dot FILE] [--svg FILE]
+    deadlock [--include-in | --all] [-p PID] [--json] [--dot FILE] [--svg FILE] [--force]
 
 Exit status: 0 nothing found (no cycle, nobody waiting behind anybody), 1 a deadlock
 cycle or a convoy was found, 2 usage or input error (``deadlock: error: ...``).
@@ -8,6 +8,7 @@ cycle or a convoy was found, 2 usage or input error (``deadlock: error: ...``).
 
 import argparse
 import json
+import os
 import sys
 from typing import Dict, List, Optional
 
@@ -16,8 +17,9 @@ from ..analyses.snapshot import no_gc
 from ..analyses.taskview import require_task_view
 from ..analyses.waitfor import (Cycle, HeldBy, LockNode, WaitFor, collect,
                                 restrict_to_pid, short_lock_name)
-from ..port import BadArgument, CrashExtError, Port, check_pid_word
-from .registry import VerbParser, exit_code, parse_verb_args
+from ..port import BadArgument, CrashExtError, Port
+from ..words import argtype, check_count_word, check_path_word, check_pid_word
+from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
 
 try:
     from tabulate import tabulate
@@ -44,13 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--include-in", action="store_true",
                    help="also analyse tasks in IN (interruptible sleep) state")
     g.add_argument("--all", action="store_true", help="analyse tasks in every state")
-    p.add_argument("-p", "--pid", metavar="PID",
+    p.add_argument("-p", "--pid", metavar="PID", type=argtype(check_pid_word),
                    help="only the part of the graph connected to this task")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--dot", metavar="FILE", help="write a Graphviz picture to FILE")
-    p.add_argument("--svg", metavar="FILE",
-                   help="render the picture to FILE as SVG (needs Graphviz's dot)")
-    p.add_argument("--limit", type=int, default=20, metavar="N",
+    p.add_argument("--dot", metavar="FILE", type=argtype(check_path_word, "--dot file"),
+                   help="write a Graphviz picture to FILE (a new file, or one crash-ext "
+                        "wrote before with --force; never the dump or the vmlinux)")
+    p.add_argument("--svg", metavar="FILE", type=argtype(check_path_word, "--svg file"),
+                   help="render the picture to FILE as SVG (needs Graphviz's dot; same "
+                        "rules as --dot)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a picture crash-ext wrote before at --dot/--svg FILE")
+    p.add_argument("--limit", type=argtype(check_count_word, "--limit", 10 ** 6),
+                   default=20, metavar="N",
                    help="rows per list in text output (0: all; default %(default)s)")
     c = p.add_mutually_exclusive_group()
     c.add_argument("--candidates", action="store_true",
@@ -362,13 +370,35 @@ def main(argv, port: Port, out=None, err=None) -> int:
     """Run ``deadlock`` with ``argv`` on ``port``, printing to ``out`` (stdout).
 
     Returns 0 when nothing is found, 1 when a deadlock cycle or a convoy is found, 2 for
-    a usage or input error or a crash failure (one line ``deadlock: error: ...`` on
-    ``err``, stderr by default).
+    a usage or input error or a crash command's error (one line ``deadlock: error: ...``
+    on ``err``, stderr by default).  Raises CrashDied/CrashTimeout when crash itself
+    fails (``crash-ext`` exits 3).
     """
     # the collector paused for the whole verb: what it makes is freed by reference
     # counting when _main returns, so no collection walks it afterwards
     with no_gc():
         return _main(argv, port, out, err)
+
+
+def _check_outputs(port: Port, opts) -> None:
+    """Refuse --dot/--svg files crash-ext must not write (the dump, the vmlinux, a
+    module, an existing file that is not a picture of ours, one of ours without
+    --force, both options naming one file).  Raises BadArgument."""
+    files = [f for f in (opts.dot, opts.svg) if f]
+    if not files:
+        return
+    from ..outputs import check_output_path, protected_files
+    if len(files) == 2 and os.path.abspath(files[0]) == os.path.abspath(files[1]):
+        raise BadArgument("--dot and --svg name the same file")
+    prot = []
+
+    def protected():        # asked of crash only when a named file exists
+        if not prot:
+            prot.extend(protected_files(port) or [""])
+        return prot
+    for f, what in ((opts.dot, "--dot file"), (opts.svg, "--svg file")):
+        if f:
+            check_output_path(f, protected, opts.force, what)
 
 
 def _main(argv, port: Port, out, err) -> int:
@@ -379,9 +409,8 @@ def _main(argv, port: Port, out, err) -> int:
         return rc
     try:
         require_task_view(port)
-        pid = check_pid_word(opts.pid) if opts.pid is not None else None
-        if opts.limit < 0:
-            raise BadArgument("--limit must be 0 or more")
+        pid = opts.pid
+        _check_outputs(port, opts)      # before the analysis: a refused file costs nothing
         res = run(port, opts)
         if pid is not None:
             sub = restrict_to_pid(res, pid)
@@ -390,14 +419,11 @@ def _main(argv, port: Port, out, err) -> int:
                                   "holder of their locks" % (pid, "+".join(res.states)))
             res = sub
         if opts.dot or opts.svg:
+            from ..outputs import write_output
             from ..render.dot import to_dot, write_svg
             text = to_dot(res, title="crash-ext deadlock: %s" % summary_line(res)[10:])
             if opts.dot:
-                try:
-                    with open(opts.dot, "w") as f:
-                        f.write(text)
-                except OSError as e:
-                    raise CrashExtError("cannot write %s: %s" % (opts.dot, e))
+                write_output(opts.dot, text.encode())
             if opts.svg:
                 write_svg(text, opts.svg)
         if opts.json:
@@ -407,8 +433,9 @@ def _main(argv, port: Port, out, err) -> int:
             for f, what in ((opts.dot, "Graphviz"), (opts.svg, "SVG")):
                 if f:
                     print("%s picture written to %s" % (what, f), file=out)
+    except CRASH_FAILURES:
+        raise                         # crash itself failed: crash-ext says so, exit 3
     except CrashExtError as e:
-        msg = str(e).strip().splitlines()
-        print("deadlock: error: %s" % (msg[-1] if msg else type(e).__name__), file=err)
-        return exit_code(e)
+        print(error_line("deadlock", e), file=err)
+        return 2
     return 1 if (res.cycles or res.convoys) else 0

@@ -7,6 +7,7 @@ import argparse
 import importlib
 
 from ..port import BadArgument, CrashCannotRead, CrashDied, CrashTimeout
+from ..words import shorten_message
 
 VERBS = {
     "whoholds": ("crash_ext.verbs.whoholds",
@@ -23,7 +24,18 @@ class VerbParser(argparse.ArgumentParser):
     instead of printing usage and exiting; ``-h`` still prints help and exits 0."""
 
     def error(self, message):
-        raise BadArgument(message)
+        raise BadArgument(shorten_message(message))
+
+
+def error_line(prog, e) -> str:
+    """Return the one-line message ``PROG: error: ...`` for exception ``e`` (crash's
+    multi-line answers joined, overlong words cut).  Never raises."""
+    msg = shorten_message(" ".join(str(e).split())) or type(e).__name__
+    return "%s: error: %s" % (prog, msg)
+
+
+#: errors of crash itself: verbs let them through, so that ``crash-ext`` exits 3
+CRASH_FAILURES = (CrashDied, CrashTimeout, CrashCannotRead)
 
 
 def parse_verb_args(parser, argv, err):
@@ -35,7 +47,7 @@ def parse_verb_args(parser, argv, err):
     except SystemExit as e:       # -h / --help
         return None, (0 if not e.code else 2)
     except BadArgument as e:
-        print("%s: error: %s" % (parser.prog, e), file=err)
+        print(error_line(parser.prog, e), file=err)
         return None, 2
 
 
@@ -46,8 +58,7 @@ EXIT_NOTHING, EXIT_FOUND, EXIT_INPUT, EXIT_CRASH = 0, 1, 2, 3
 def exit_code(exc) -> int:
     """Return the exit code for an error a verb reports: 3 when crash itself failed
     (died, timed out, cannot read the kernel), else 2 (usage or input error)."""
-    return EXIT_CRASH if isinstance(exc, (CrashDied, CrashTimeout, CrashCannotRead)) \
-        else EXIT_INPUT
+    return EXIT_CRASH if isinstance(exc, CRASH_FAILURES) else EXIT_INPUT
 
 
 def load(name):

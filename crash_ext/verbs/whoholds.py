@@ -19,9 +19,10 @@ from ..analyses.results import Blocked, LockReport, TaskRef
 from ..analyses.snapshot import Snapshot
 from ..analyses.taskview import require_task_view
 from ..models import locks as L
-from ..port import (BadArgument, CrashExtError, Port, check_member_word, check_pid_word,
-                    check_type_word)
-from .registry import VerbParser, exit_code, parse_verb_args
+from ..port import BadArgument, CrashExtError, Port
+from ..words import (argtype, check_count_word, check_member_word, check_type_word,
+                     pid_or_task_word, shown)
+from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
 
 try:
     from tabulate import tabulate
@@ -40,6 +41,16 @@ whoholds -p 5109 --json                from there, until a running task or a cyc
 MAX_HOPS = 64
 
 
+def check_lock_kind_word(word) -> str:
+    """Return the lock kind ``word`` names (``mutex``, ``rwsem``, ``struct semaphore``...
+    as :func:`~crash_ext.models.locks.normalize_kind` knows them); raises BadArgument."""
+    kind = L.normalize_kind(word) if isinstance(word, str) and len(word) < 64 else None
+    if kind is None:
+        raise BadArgument("not a lock type crash-ext decodes: %s (known: %s)"
+                          % (shown(word), ", ".join(L.KINDS)))
+    return kind
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``whoholds``."""
     p = VerbParser(prog="whoholds", add_help=True,
@@ -50,11 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lock address (hex, symbol, symbol+off), or STRUCT.MEMBER and the "
                         "address of the containing STRUCT")
     p.add_argument("-t", "--type", dest="lock_type", metavar="TYPE",
+                   type=argtype(check_lock_kind_word),
                    help="lock type: mutex, rw_semaphore, semaphore, rt_mutex, spinlock")
     p.add_argument("-p", "--pid", dest="pid", metavar="PID|TASK",
                    help="start from a task: what it is blocked on, then follow owners")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--max-waiters", type=int, default=L.MAX_WAITERS, metavar="N",
+    p.add_argument("--max-waiters", type=argtype(check_count_word, "--max-waiters",
+                                                 L.MAX_WAITERS),
+                   default=L.MAX_WAITERS, metavar="N",
                    help="stop walking a wait list after N waiters (default %(default)s)")
     p.add_argument("--no-candidates", action="store_true",
                    help="do not rank candidate holders for ownerless locks")
@@ -186,14 +200,15 @@ def format_blocked(b: Blocked) -> str:
 # ------------------------------------------------------------------ modes
 
 def _task_arg(port: Port, snap: Snapshot, word: str) -> int:
-    w = str(word).strip()
-    if w.isdigit() and len(w) < 10:
-        pid = check_pid_word(w)
-        e = snap.by_pid(pid)
+    """Return the task_struct address ``word`` names: a pid (ASCII digits) or a task
+    address/symbol.  Raises BadArgument when it is neither or no such task exists."""
+    kind, v = pid_or_task_word(word)
+    if kind == "pid":
+        e = snap.by_pid(v)
         if e is None:
-            raise BadArgument("no task with pid %d" % pid)
+            raise BadArgument("no task with pid %d" % v)
         return e.task
-    a = resolve_address(port, w)
+    a = resolve_address(port, v)
     if snap.by_task(a) is None:
         raise BadArgument("no task at %#x (not a pid, not a task_struct address)" % a)
     return a
@@ -205,12 +220,13 @@ def _lock_target(port: Port, opts) -> Tuple[int, Optional[str], Optional[tuple]]
         if "." in tg[0] and not re.match(r"^(0x)?[0-9a-fA-F]+$", tg[0]) and \
                 "+" not in tg[0]:
             raise BadArgument("%s needs the address of the containing object: "
-                              "whoholds %s ADDR" % (tg[0], tg[0]))
+                              "whoholds %s ADDR" % (shown(tg[0]), shown(tg[0])))
         return resolve_address(port, tg[0]), opts.lock_type, None
     if len(tg) == 2:
         sm = tg[0]
         if "." not in sm:
-            raise BadArgument("expected STRUCT.MEMBER ADDR, got %r %r" % tuple(tg))
+            raise BadArgument("expected STRUCT.MEMBER ADDR, got %s %s" % (shown(tg[0]),
+                                                                          shown(tg[1])))
         st, mem = sm.split(".", 1)
         st = check_type_word(st)
         mem = check_member_word(mem)
@@ -231,7 +247,8 @@ def _lock_target(port: Port, opts) -> Tuple[int, Optional[str], Optional[tuple]]
             raise BadArgument("%#x is %s, not a kernel %s" % (
                 base, "NULL" if base == 0 else "a user-space address", st))
         return base + off, kind, (st, mem, base)
-    raise BadArgument("expected ADDR or STRUCT.MEMBER ADDR (or -p PID)")
+    raise BadArgument("expected ADDR or STRUCT.MEMBER ADDR (or -p PID), got %d words"
+                      % len(tg))
 
 
 def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], str, int]:
@@ -278,8 +295,9 @@ def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], st
 def main(argv, port: Port, out=None) -> int:
     """Run ``whoholds`` with ``argv`` on ``port``; print to ``out`` (stdout).
 
-    Returns 0 (report printed), 1 (``-p`` found a cycle), 2 (bad input or crash error:
-    one line ``whoholds: error: ...``).
+    Returns 0 (report printed), 1 (``-p`` found a cycle), 2 (bad input or a crash
+    command's error: one line ``whoholds: error: ...``).  Raises CrashDied/CrashTimeout
+    when crash itself fails (``crash-ext`` exits 3).
     """
     out = out or sys.stdout
     opts, rc = parse_verb_args(build_parser(), argv, out)
@@ -326,7 +344,8 @@ def main(argv, port: Port, out=None) -> int:
         else:
             print(format_report(rep), file=out)
         return 0
+    except CRASH_FAILURES:
+        raise                         # crash itself failed: crash-ext says so, exit 3
     except CrashExtError as e:
-        msg = " ".join(str(e).split()) or e.__class__.__name__
-        print("whoholds: error: %s" % msg, file=out)
-        return exit_code(e)
+        print(error_line("whoholds", e), file=out)
+        return 2

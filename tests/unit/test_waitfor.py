@@ -442,9 +442,13 @@ def test_crash_dying_is_one_line_error_exit_3():
         def command(self, cmd):
             from crash_ext.port import CrashDied
             raise CrashDied("crash exited with status 1")
+    # crash itself failing is not an input error: the verb lets it through, so that
+    # crash-ext exits 3 and the prompt adapter says so (tests/test_cli.py, test_words.py)
+    from crash_ext.port import CrashDied
     err = io.StringIO()
-    rc = D.main([], Dead(ps, ""), out=io.StringIO(), err=err)
-    assert rc == 3 and err.getvalue().startswith("deadlock: error: crash exited")
+    with pytest.raises(CrashDied, match="crash exited"):
+        D.main([], Dead(ps, ""), out=io.StringIO(), err=err)
+    assert err.getvalue() == ""
 
 
 def test_usage_errors():
