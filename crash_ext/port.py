@@ -5,7 +5,7 @@ crash process from outside.  Adapters implement :class:`Port`; analyses take a p
 """
 
 import re
-from typing import List, Optional, Sequence, Tuple
+from .compat import List, Optional, Sequence, Tuple
 
 
 class CrashExtError(Exception):

@@ -8,7 +8,7 @@ per vmlinux (:mod:`.typestore`).
 
 import re
 import time
-from typing import Dict, Optional, Tuple
+from ..compat import Dict, Optional, Tuple
 
 from ..port import BadArgument, CrashCommandError, check_address_word, check_member_word, check_type_word
 

@@ -58,7 +58,7 @@ import shlex
 import signal
 import subprocess
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from ..compat import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..port import (BadArgument, CrashCommandError, CrashDied, CrashExtError, CrashTimeout,
                     MemoryReadError, Port)

@@ -15,7 +15,7 @@ from ``~/.crashrc``) and :func:`run_verb` (what ``whoholds ARGS`` runs at the pr
 """
 
 import sys
-from typing import Optional
+from ..compat import Optional
 
 from ..port import CrashCommandError, CrashExtError, MemoryReadError, Port
 from . import check_command

@@ -16,7 +16,7 @@
 
 import functools
 import re
-from typing import List, Optional, Tuple
+from ..compat import List, Optional, Tuple
 
 from ..models import locks as L
 from ..models.stack import Backtrace

@@ -6,15 +6,15 @@ Thin: parsing arguments, choosing tasks and frames, printing.  The recovery itse
 """
 
 import argparse
-import json
 import sys
-from typing import List, Optional
+from ..compat import List, Optional
 
 from ..analyses.args import Arg, FrameArgs, TaskArgs, recover_with_port
 from ..analyses.decode import decode_pointer
 from ..analyses.snapshot import Snapshot
 from ..models.stack import parse_backtraces
 from ..port import BadArgument, CrashExtError, Port, check_pid_word
+from ..render import jsontext
 from .registry import VerbParser, parse_verb_args
 
 EXAMPLES = """
@@ -183,7 +183,7 @@ def main(argv, port: Port, out=None) -> int:
             docs = [_render(port, ta, ta.frames, opts, False, out)
                     for ta in (recover_with_port(port, bt) for bt in bts.values())]
             if opts.json:
-                print(json.dumps(docs, indent=1), file=out)
+                print(jsontext.dumps(docs, indent=1), file=out)
             elif not bts:
                 print("argrecover: no task in state UN", file=out)
             return 0
@@ -191,7 +191,7 @@ def main(argv, port: Port, out=None) -> int:
             raise BadArgument("give a pid or task address (or -u)")
         doc = _one_task(port, _task_text(port, opts.task), opts, out)
         if opts.json:
-            print(json.dumps(doc, indent=1), file=out)
+            print(jsontext.dumps(doc, indent=1), file=out)
         return 0
     except CrashExtError as e:
         print("argrecover: error: %s" % e, file=out)

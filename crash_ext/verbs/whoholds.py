@@ -7,11 +7,9 @@
 """
 
 import argparse
-import dataclasses
-import json
 import re
 import sys
-from typing import Dict, List, Optional, Tuple
+from ..compat import Dict, List, Optional, Tuple
 
 from ..analyses.blockedon import blocked_on
 from ..analyses.lockreport import lock_report, resolve_address
@@ -20,12 +18,11 @@ from ..analyses.snapshot import Snapshot
 from ..models import locks as L
 from ..port import (BadArgument, CrashExtError, Port, check_member_word, check_pid_word,
                     check_type_word)
+from .. import record
+from ..render import jsontext
+from ..render.table import table
 from .registry import VerbParser, parse_verb_args
 
-try:
-    from tabulate import tabulate
-except ImportError:  # pragma: no cover - tabulate is a declared dependency
-    tabulate = None
 
 EXAMPLES = """
 whoholds ffff8cfcc22919b0              report the lock at that address (type detected)
@@ -77,7 +74,7 @@ def _hexify(obj, key=None):
 
 def to_json_obj(x) -> Dict:
     """Return a JSON-ready dict of a result dataclass (addresses as 0x-hex strings)."""
-    return _hexify(dataclasses.asdict(x))
+    return _hexify(record.asdict(x))
 
 
 # ------------------------------------------------------------------ text
@@ -148,10 +145,7 @@ def format_report(rep: LockReport) -> str:
                              "%x" % t.task, t.state or "?", w.mode or "-",
                              t.last_ran or "?"])
             hdr = ["#", "PID", "COMM", "TASK", "ST", "WAITS AS", "LAST RAN"]
-            if tabulate is not None:
-                tbl = tabulate(rows, headers=hdr, tablefmt="plain")
-            else:
-                tbl = "\n".join(" ".join(str(c) for c in r) for r in [hdr] + rows)
+            tbl = table(rows, hdr, "plain")
             out.extend("    " + line for line in tbl.splitlines())
     for p in rep.problems:
         out.append("  PROBLEM: %s" % p)
@@ -296,7 +290,7 @@ def main(argv, port: Port, out=None) -> int:
                                  "lock": to_json_obj(h["lock"]) if h["lock"] else None,
                                  "followed_candidate": bool(h.get("followed_candidate"))}
                                 for h in hops], "end": end}
-                print(json.dumps(js, indent=1), file=out)
+                print(jsontext.dumps(js, indent=1), file=out)
                 return rc
             shown = set()
             for h in hops:
@@ -320,7 +314,7 @@ def main(argv, port: Port, out=None) -> int:
         rep = lock_report(port, addr, kind, snapshot=snap, container=cont,
                           candidates=not opts.no_candidates, max_waiters=opts.max_waiters)
         if opts.json:
-            print(json.dumps(to_json_obj(rep), indent=1), file=out)
+            print(jsontext.dumps(to_json_obj(rep), indent=1), file=out)
         else:
             print(format_report(rep), file=out)
         return 0
