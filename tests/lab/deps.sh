@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the project needs (idempotent; quick when all are present).
 set -euo pipefail
-PKGS="qemu-system-x86 busybox-static zstd gcc make libc6-dev graphviz python3-venv dwarves"
+PKGS="qemu-system-x86 busybox-static zstd gcc make libc6-dev graphviz python3-venv dwarves libpython3.11-dev zip"
 missing=""
 for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"; done
 if [ -n "$missing" ]; then
