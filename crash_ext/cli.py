@@ -1,6 +1,7 @@
 """``crash-ext``: run a verb outside crash by driving a real crash process.
 
     crash-ext VERB [VERB ARGS...] [--vmlinux V --vmcore C] [--crash PATH]
+    crash-ext help VERB      what crash's `help VERB` prints (no crash needed)
 
 Without --vmlinux/--vmcore crash opens the running system (as root), as crash does.
 Exit codes: the verb's (0 nothing found, 1 deadlock/hang found), 2 usage or input error,
@@ -39,6 +40,9 @@ def main(argv=None):
     p.add_argument("--mod", action="append", default=[], metavar="NAME=KO",
                    help="load a module's debuginfo (crash `mod -s NAME KO`); repeatable")
     opts = p.parse_args(ours)
+    if rest[:1] == ["help"] and len(rest) == 2 and rest[1] in registry.VERBS:
+        sys.stdout.write(registry.help_text(rest[1]))
+        return 0
     if not rest or rest[0] in ("-h", "--help") or rest[0] not in registry.VERBS:
         if rest and rest[0] not in ("-h", "--help"):
             print("crash-ext: error: unknown verb %r" % rest[0], file=sys.stderr)

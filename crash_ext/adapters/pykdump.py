@@ -12,10 +12,21 @@ Written to pykdump's documented behaviour:
 
 Also the two entry points ``install.sh`` wires into crash: :func:`register_verbs` (run once
 from ``~/.crashrc``) and :func:`run_verb` (what ``whoholds ARGS`` runs at the prompt).
+What the verbs rely on from pykdump's C source (``Extension/epython.c``, ``functions.c``):
+
+- a registered command ``NAME ARGS`` runs the program ``NAME``/``NAME.py`` found in ``.`` or
+  on ``PYKDUMPPATH`` *as it was when mpykdump.so was loaded*, else the code object that
+  ``zipimport.zipimporter(mpykdump.so).get_code("progs/NAME")`` returns (the module is
+  looked up in ``sys.modules``, which lives as long as crash);
+- ``exec_crash_command`` captures crash's output in a temporary file, but crash's
+  ``error()`` also prints its message to ``pc->error_fp`` (stdout, or the pager or pipe
+  of the command at the prompt); ``crash_set_error(path)`` points that elsewhere;
+- nothing flushes ``sys.stdout`` after a program unless ``pykdump.API`` was imported.
 """
 
+import os
 import sys
-from ..compat import Optional
+from ..compat import Dict, Optional
 
 from ..port import CrashCommandError, CrashExtError, MemoryReadError, Port
 from . import check_command
@@ -26,10 +37,22 @@ from .typestore import TypeStore, session_files
 class PykdumpPort(CommandTypes, Port):
     """A :class:`Port` on pykdump's ``crash`` module (``crash_module`` for tests)."""
 
-    def __init__(self, crash_module=None):
+    def __init__(self, crash_module=None, errors=None):
         if crash_module is None:
             import crash as crash_module  # pykdump's C module: only inside crash
         self._crash = crash_module
+        self._errors = errors          # an ErrorCapture, or None
+        self._known = _SESSION_TYPES.get(id(crash_module))
+
+    def _memo(self):
+        """The answer cache, with the type facts earlier verb calls of this crash session
+        learned (see :func:`run_verb`)."""
+        if self._cache is None:
+            CommandTypes._memo(self)
+            if self._known:
+                for k, v in self._known.items():
+                    self._cache.setdefault(k, v)
+        return self._cache
 
     def _open_type_store(self):
         """The type store of the vmlinux crash reads (from ``sys``); none when live."""
@@ -45,19 +68,27 @@ class PykdumpPort(CommandTypes, Port):
         try:
             out = self._crash.exec_crash_command(cmd)
         except self._crash.error as e:
-            out = str(e.args[0]) if e.args else ""
+            out = self._with_errors(str(e.args[0]) if e.args else "")
             if not out.strip():
                 return ""
             err = find_error(cmd, out)
             exc = CrashCommandError(err[0] if err else out.strip().splitlines()[-1])
             exc.output = out
             raise exc
+        out = self._with_errors(out)
         err = find_error(cmd, out)
         if err is not None:
             exc = CrashCommandError(err[0])
             exc.output = out
             raise exc
         return out
+
+    def _with_errors(self, out: str) -> str:
+        """Return ``out`` followed by the error lines crash printed while making it."""
+        errors = self._errors.take() if self._errors is not None else ""
+        if not errors:
+            return out
+        return out + ("\n" if out and not out.endswith("\n") else "") + errors
 
     def read(self, addr: int, size: int) -> bytes:
         """Return ``size`` bytes at ``addr``; raises MemoryReadError (NULL, unreadable)."""
@@ -115,32 +146,166 @@ class PykdumpPort(CommandTypes, Port):
         return off
 
 
+
+#: type facts learned in this crash session, by id() of the crash module: a verb call starts
+#: with what earlier ones learned (the store on disk may be off: CRASH_EXT_TYPE_CACHE=0)
+_SESSION_TYPES = {}  # type: Dict[int, Dict[tuple, object]]
+
+
+class ErrorCapture:
+    """While active, crash's error lines go to a private temporary file (through
+    pykdump's ``crash_set_error``) instead of the terminal, pager or pipe; :meth:`take`
+    returns what was printed since the last call.  Does nothing when the crash module has
+    no ``crash_set_error`` or crash has no ``set_error()``."""
+
+    def __init__(self, crash_module):
+        self._crash = crash_module
+        self._fd = None
+        self._path = None
+        self._old = None
+
+    def __enter__(self):
+        setter = getattr(self._crash, "crash_set_error", None)
+        if setter is None:
+            return self
+        path = os.path.join(os.environ.get("TMPDIR") or "/tmp", "crash-ext-errors-%d-%s"
+                            % (os.getpid(), os.urandom(6).hex()))
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except OSError:
+            return self
+        try:
+            old = setter(path)
+        except Exception:   # noqa: BLE001 - crash.error: crash could not open it
+            old = None
+        if old is None:     # no set_error() in this crash: errors print as before
+            os.close(fd)
+            os.unlink(path)
+            return self
+        self._fd, self._path, self._old = fd, path, old
+        return self
+
+    def take(self) -> str:
+        """Return the error text crash printed since the last call ("" when none)."""
+        if self._fd is None:
+            return ""
+        chunks = []
+        while True:
+            b = os.read(self._fd, 65536)
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    def __exit__(self, *exc):
+        if self._fd is None:
+            return False
+        try:
+            self._crash.crash_set_error(self._old)
+        except Exception:   # noqa: BLE001 - leave crash's setting as it is
+            pass
+        os.close(self._fd)
+        try:
+            os.unlink(self._path)
+        except OSError:
+            pass
+        self._fd = None
+        return False
+
+
+def _printf_text(text: str) -> str:
+    """Return ``text`` safe as a printf format (crash prints help strings with fprintf)."""
+    return text.replace("%", "%%")
+
+
+def _verb_code(name: str):
+    """Return the code object of the program that runs verb ``name``."""
+    return compile("from crash_ext.adapters.pykdump import run_verb\nrun_verb(%r)\n" % name,
+                   "<crash-ext %s>" % name, "exec")
+
+
+def _install_lookup(names, crash_module) -> None:
+    """Make pykdump find the verbs' programs without ``PYKDUMPPATH``: a registered command
+    that is on neither ``.`` nor the ``PYKDUMPPATH`` of extend time is run from
+    ``zipimport.zipimporter(mpykdump.so).get_code("progs/NAME")``; answer those names.
+    Other look-ups go to the real zipimporter."""
+    real = sys.modules.get("zipimport")
+    if real is None:
+        import zipimport as real
+    base = getattr(real, "_crash_ext_real", real)
+    codes = dict(getattr(real, "_crash_ext_codes", {}))
+    codes.update(("progs/" + n, _verb_code(n)) for n in names)
+
+    class zipimporter(base.zipimporter):
+        def get_code(self, fullname):
+            code = codes.get(fullname)
+            if code is not None:
+                return code
+            return super().get_code(fullname)
+
+    module = type(sys)("zipimport")
+    module.__dict__.update(base.__dict__)
+    module.zipimporter = zipimporter
+    module._crash_ext_real = base
+    module._crash_ext_codes = codes
+    sys.modules["zipimport"] = module
+
+
 def register_verbs(crash_module=None):
     """Register whoholds, argrecover and deadlock as crash commands (pykdump's
-    ``register_epython_prog``); prints one line per verb.  Returns the names registered."""
+    ``register_epython_prog``, with crash-style help), make pykdump find their programs
+    in this session (also without ``PYKDUMPPATH``), and print one line.  Returns the names
+    registered."""
     from ..verbs import registry
     if crash_module is None:
         import crash as crash_module
+    _remember_path()
     done = []
-    for name, (_, summary) in registry.VERBS.items():
-        longhelp = registry.long_help(name)
-        crash_module.register_epython_prog(name, summary, "-h   - show the options", longhelp)
+    for name in registry.VERBS:
+        summary, synopsis, description = registry.crash_help(name)
+        if "%s" in description:
+            description = _printf_text(description)
+        crash_module.register_epython_prog(name, _printf_text(summary),
+                                           _printf_text(synopsis), description)
         done.append(name)
+    _install_lookup(done, crash_module)
     print("crash-ext: registered %s" % ", ".join(done))
+    sys.stdout.flush()
     return done
+
+
+#: the directory crash_ext was imported from (pykdump resets sys.path after each program)
+_LIB_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _remember_path() -> None:
+    if _LIB_DIR not in sys.path:
+        sys.path.insert(0, _LIB_DIR)
 
 
 def run_verb(name, argv=None, crash_module=None):
     """Run verb ``name`` at the crash prompt; never raises, never ends crash.
 
-    Returns the verb's exit code (2 for usage or input errors, 3 for internal errors).
+    Output is flushed before returning, also after errors (crash's output may be a file
+    or a pipe).  Crash's error lines are captured while the verb runs (they are part of
+    the command answers, not printed).  Type facts stay known for the rest of the crash
+    session.  Returns the verb's exit code (2 for usage or input errors, 3 for internal
+    errors).
     """
-    from ..verbs import registry
     argv = sys.argv[1:] if argv is None else list(argv)
     port = None
     try:
-        port = PykdumpPort(crash_module)
-        return registry.load(name).main(argv, port)
+        _remember_path()
+        from ..verbs import registry
+        if crash_module is None:
+            import crash as crash_module  # pykdump's C module: only inside crash
+        with ErrorCapture(crash_module) as errors:
+            port = PykdumpPort(crash_module, errors)
+            try:
+                return registry.load(name).main(argv, port)
+            finally:
+                if port._cache is not None:
+                    _SESSION_TYPES[id(crash_module)] = TypeStore.facts(port._cache)
     except SystemExit as e:          # argparse: -h or a usage error
         return e.code if isinstance(e.code, int) else 2
     except CrashExtError as e:
@@ -159,4 +324,9 @@ def run_verb(name, argv=None, crash_module=None):
             try:
                 port.flush_types()
             except Exception:   # noqa: BLE001 - the store is only a speed-up
+                pass
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:   # noqa: BLE001 - a closed pipe (| head): nothing to do
                 pass
