@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 CACHE   ?= $(HOME)/.cache/crash-ext
 N       ?= 2000
 
-.PHONY: all deps venv crash lab demo test unit bench compare docs clean lab-clean
+.PHONY: all deps venv crash pykdump lab demo test unit bench compare docs clean lab-clean
 
 all: test
 
@@ -23,6 +23,10 @@ venv: deps $(VPY)
 crash: deps
 	@tests/lab/build-crash.sh >/dev/null
 
+# pykdump's mpykdump.so from the vendored source, against crash's kept tree (cached)
+pykdump: crash
+	@tests/lab/build-mpykdump.sh >/dev/null
+
 SMALL   := --scenario seed --scenario abba-mutex --scenario cycle3 --scenario convoy \
            --scenario readers --scenario semaphore
 
@@ -33,13 +37,13 @@ lab: crash venv
 demo: lab
 	$(VPY) tests/lab/demo.py
 
-test: lab
+test: lab pykdump
 	$(VPY) -m pytest -q tests
 
 unit: venv
 	$(VPY) -m pytest -q tests/unit
 
-bench: lab
+bench: lab pykdump
 	$(VPY) tests/bench.py
 
 compare: lab
