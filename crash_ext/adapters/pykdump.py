@@ -42,7 +42,8 @@ class PykdumpPort(CommandTypes, Port):
             import crash as crash_module  # pykdump's C module: only inside crash
         self._crash = crash_module
         self._errors = errors          # an ErrorCapture, or None
-        self._known = _SESSION_TYPES.get(id(crash_module))
+        known = _SESSION_TYPES.get(id(crash_module))
+        self._known = known[1] if known is not None and known[0] is crash_module else None
 
     def _memo(self):
         """The answer cache, with the type facts earlier verb calls of this crash session
@@ -147,9 +148,10 @@ class PykdumpPort(CommandTypes, Port):
 
 
 
-#: type facts learned in this crash session, by id() of the crash module: a verb call starts
-#: with what earlier ones learned (the store on disk may be off: CRASH_EXT_TYPE_CACHE=0)
-_SESSION_TYPES = {}  # type: Dict[int, Dict[tuple, object]]
+#: type facts learned in this crash session: id(crash module) -> (that module, facts); a
+#: verb call starts with what earlier ones learned (the store on disk may be off:
+#: CRASH_EXT_TYPE_CACHE=0).  Holding the module keeps its id from being reused.
+_SESSION_TYPES = {}  # type: Dict[int, tuple]
 
 
 class ErrorCapture:
@@ -283,6 +285,14 @@ def _remember_path() -> None:
         sys.path.insert(0, _LIB_DIR)
 
 
+def _say(line: str) -> None:
+    """Print ``line``; nothing when the output has gone (a closed pipe)."""
+    try:
+        print(line)
+    except OSError:
+        pass
+
+
 def run_verb(name, argv=None, crash_module=None):
     """Run verb ``name`` at the crash prompt; never raises, never ends crash.
 
@@ -305,19 +315,22 @@ def run_verb(name, argv=None, crash_module=None):
                 return registry.load(name).main(argv, port)
             finally:
                 if port._cache is not None:
-                    _SESSION_TYPES[id(crash_module)] = TypeStore.facts(port._cache)
+                    _SESSION_TYPES[id(crash_module)] = (crash_module,
+                                                        TypeStore.facts(port._cache))
     except SystemExit as e:          # argparse: -h or a usage error
         return e.code if isinstance(e.code, int) else 2
+    except BrokenPipeError:          # "deadlock | head -3": the reader has gone
+        return 0
     except CrashExtError as e:
-        print("%s: error: %s" % (name, e))
+        _say("%s: error: %s" % (name, e))
         return 2
     except ImportError as e:
-        print("%s: error: pykdump's crash module is not available (%s); outside crash run "
-              "'crash-ext %s ... --vmlinux V --vmcore C'" % (name, e, name))
+        _say("%s: error: pykdump's crash module is not available (%s); outside crash run "
+             "'crash-ext %s ... --vmlinux V --vmcore C'" % (name, e, name))
         return 2
     except Exception as e:           # never a traceback at the crash> prompt
-        print("%s: internal error: %s: %s (please report it with the command line)"
-              % (name, type(e).__name__, e))
+        _say("%s: internal error: %s: %s (please report it with the command line)"
+             % (name, type(e).__name__, e))
         return 3
     finally:
         if port is not None:
