@@ -12,7 +12,21 @@ from ..compat import Dict, Optional, Tuple
 
 from ..port import BadArgument, CrashCommandError, check_address_word, check_member_word, check_type_word
 
-__all__ = ["CommandTypes", "find_error"]
+__all__ = ["CommandTypes", "find_error", "SET_C_LANGUAGE", "language_to_restore"]
+
+#: gdb prints types in the language of crash's current frame ("auto"): when that frame is
+#: assembly (an idle CPU's current task in a dump), ``whatis`` and ``struct -o`` drop the
+#: ``struct`` keyword ("list_head").  The adapters run their look-ups in C: the process
+#: adapter sets it once for its own crash, the pykdump adapter for the time of a verb.
+SET_C_LANGUAGE = "gdb set language c"
+
+
+def language_to_restore(show_language: str) -> Optional[str]:
+    """Return the ``gdb set language X`` that restores the setting ``gdb show language``
+    printed (``The current source language is "auto; currently asm".`` -> ``auto``), None
+    when the text says nothing readable."""
+    m = re.search(r'language is "([a-z0-9+_-]+)', show_language)
+    return "gdb set language %s" % m.group(1) if m else None
 
 # A line that reports an error: "rd: invalid ...", "crash: ...", "gdb: ...".
 _ERR_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (?!\s)")

@@ -63,7 +63,7 @@ from ..compat import Callable, Dict, List, Optional, Sequence, Tuple, Union
 from ..port import (BadArgument, CrashCommandError, CrashDied, CrashExtError, CrashTimeout,
                     MemoryReadError, Port)
 from . import check_command
-from .commandport import CommandTypes, find_error
+from .commandport import SET_C_LANGUAGE, CommandTypes, find_error
 from .typestore import TypeStore
 
 __all__ = ["CrashProcess"]
@@ -166,6 +166,7 @@ class CrashProcess(CommandTypes, Port):
         try:
             out = self._exchange([], self.startup_timeout, starting=True)
             self._probe_help_marker()
+            self._exchange([SET_C_LANGUAGE], self.timeout)   # our own crash: types in C
         except CrashTimeout:
             raise CrashTimeout("crash did not start within %gs: %s"
                                % (self.startup_timeout, " ".join(self.argv())))

@@ -30,7 +30,7 @@ from ..compat import Dict, Optional
 
 from ..port import CrashCommandError, CrashExtError, MemoryReadError, Port
 from . import check_command
-from .commandport import CommandTypes, find_error
+from .commandport import SET_C_LANGUAGE, CommandTypes, find_error, language_to_restore
 from .typestore import TypeStore, session_files
 
 
@@ -215,6 +215,37 @@ class ErrorCapture:
         return False
 
 
+class CLanguage:
+    """While active, gdb's language is C (see ``commandport.SET_C_LANGUAGE``); the user's
+    setting is restored afterwards.  Best effort: without an answer it does nothing."""
+
+    def __init__(self, crash_module):
+        self._crash = crash_module
+        self._restore = None
+
+    def __enter__(self):
+        try:
+            shown = self._crash.exec_crash_command("gdb show language")
+        except Exception:   # noqa: BLE001 - crash.error, or a stand-in without gdb
+            return self
+        restore = language_to_restore(str(shown))
+        if restore is not None and restore != SET_C_LANGUAGE:
+            try:
+                self._crash.exec_crash_command(SET_C_LANGUAGE)
+            except Exception:   # noqa: BLE001 - crash.error on empty output: it is set
+                pass
+            self._restore = restore
+        return self
+
+    def __exit__(self, *exc):
+        if self._restore is not None:
+            try:
+                self._crash.exec_crash_command(self._restore)
+            except Exception:   # noqa: BLE001 - empty output raises crash.error
+                pass
+        return False
+
+
 def _printf_text(text: str) -> str:
     """Return ``text`` safe as a printf format (crash prints help strings with fprintf)."""
     return text.replace("%", "%%")
@@ -309,7 +340,7 @@ def run_verb(name, argv=None, crash_module=None):
         from ..verbs import registry
         if crash_module is None:
             import crash as crash_module  # pykdump's C module: only inside crash
-        with ErrorCapture(crash_module) as errors:
+        with ErrorCapture(crash_module) as errors, CLanguage(crash_module):
             port = PykdumpPort(crash_module, errors)
             try:
                 return registry.load(name).main(argv, port)

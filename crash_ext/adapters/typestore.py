@@ -24,7 +24,7 @@ __all__ = ["TypeStore", "build_id", "session_files", "PERSISTED"]
 
 #: memo keys (first element) that are facts of the debuginfo
 PERSISTED = ("ctype", "size", "off", "mtype", "idents", "struct_o", "enum")
-_VERSION = 1
+_VERSION = 2   # 2: answers in gdb language C (1 may hold "list_head" for "struct list_head")
 
 
 def build_id(path: str) -> Optional[str]:
