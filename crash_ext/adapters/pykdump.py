@@ -140,8 +140,9 @@ class PykdumpPort(CommandTypes, Port):
             return memo[key]  # type: ignore
         off = self._crash.member_offset(c, member)
         if off is None or off < 0:
-            return CommandTypes.member_offset(self, type_name, member) if "." in member \
-                else None
+            if "." in member:
+                return CommandTypes.member_offset(self, type_name, member)
+            off = None          # no such member: a fact of the debuginfo, kept too
         memo[key] = off
         self._learned()
         return off
