@@ -342,6 +342,7 @@ def run_verb(name, argv=None, crash_module=None):
         if crash_module is None:
             import crash as crash_module  # pykdump's C module: only inside crash
         with ErrorCapture(crash_module) as errors, CLanguage(crash_module):
+            errors.take()       # anything said while setting the language is not ours
             port = PykdumpPort(crash_module, errors)
             try:
                 return registry.load(name).main(argv, port)
