@@ -14,7 +14,7 @@ KERNELS      ?= 5.10 6.1 6.12 6.12-rt 7
 TEST_KERNELS ?= 6.1,6.12
 CRASHES      ?= 8.0.6 9.0.2
 
-.PHONY: all deps venv crash crashes kernel lab demo test test-all unit fuzz bench compare docs \
+.PHONY: all deps venv crash crashes kernel lab demo test test-all unit fuzz pykdump bench compare docs \
         fresh clean lab-clean
 
 all: test
@@ -38,6 +38,10 @@ crash: deps
 crashes: deps
 	@for v in $(CRASHES); do tests/lab/build-crash.sh $$v >/dev/null || exit 1; done
 
+# pykdump's mpykdump.so from the vendored source, against crash's kept tree (cached)
+pykdump: crash
+	@tests/lab/build-mpykdump.sh >/dev/null
+
 kernel: deps
 	@tests/lab/fetch-kernel.sh 6.1 >/dev/null
 
@@ -54,10 +58,10 @@ demo: deps
 	@$(MAKE) --no-print-directory -j3 crash venv kernel
 	@$(VPY) tests/lab/demo.py
 
-test: lab
+test: lab pykdump
 	CRASH_EXT_KERNELS=$(TEST_KERNELS) $(VPY) -m pytest -q tests
 
-test-all: lab
+test-all: lab pykdump
 	CRASH_EXT_KERNELS=all $(VPY) -m pytest -q tests
 
 unit: venv
@@ -67,7 +71,7 @@ unit: venv
 fuzz: crash venv
 	$(VPY) -m tests.fuzz_hostile
 
-bench: lab
+bench: lab pykdump
 	$(VPY) tests/bench.py
 
 compare: lab

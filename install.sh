@@ -4,15 +4,16 @@
 #   ./install.sh [--mpykdump PATH] [--prefix DIR] [--no-cli]
 #   ./install.sh --uninstall [--prefix DIR]
 #
-# Inside crash: copies the crash_ext package and tabulate into PREFIX (default
-# ~/.local/share/crash-ext), writes one small program per verb there plus a loader, and adds
-# to ~/.crashrc (between "# >>> crash-ext >>>" markers, idempotently):
+# Inside crash: copies the crash_ext package into PREFIX (default ~/.local/share/crash-ext;
+# it needs only the standard library pykdump embeds), writes one small program per verb
+# there plus a loader, and adds to ~/.crashrc (between "# >>> crash-ext >>>" markers,
+# idempotently):
 #     extend MPYKDUMP
 #     epython PREFIX/pykdump/load.py
-# and exports PYKDUMPPATH=PREFIX/pykdump in ~/.bash_profile (or ~/.profile) so pykdump finds
-# the verbs by name.  mpykdump.so is looked for in: --mpykdump, $CRASH_EXTENSIONS, crash's
-# extension directories, /usr/local/lib.  Without it, the package is still installed and
-# you are told where to get pykdump.
+# The loader registers the verbs; the next `crash` (also from this shell) has them.
+# mpykdump.so is looked for in: --mpykdump, $CRASH_EXTENSIONS, crash's extension
+# directories, /usr/local/lib.  Without it, the package is still installed and you are told
+# where to get pykdump.
 # Outside crash: a virtualenv in PREFIX/venv with the `crash-ext` console script, linked
 # into ~/.local/bin (skip with --no-cli).
 # --uninstall removes exactly what this script added.
@@ -43,8 +44,6 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-PROFILE=$HOME/.bash_profile
-[ -f "$PROFILE" ] || PROFILE=$HOME/.profile
 CRASHRC=$HOME/.crashrc
 BIN=$HOME/.local/bin/crash-ext
 
@@ -90,16 +89,15 @@ find_mpykdump() {
     done
 }
 
-# The package and tabulate, where pykdump's interpreter can import them.
+# The package, where pykdump's interpreter can import it (no other packages: crash_ext
+# imports only what pykdump's stock standard-library lists have).
 rm -rf "$PREFIX/lib" "$PREFIX/pykdump"
 mkdir -p "$PREFIX/lib" "$PREFIX/pykdump"
 cp -r "$HERE/crash_ext" "$PREFIX/lib/"
 find "$PREFIX/lib" -name __pycache__ -prune -exec rm -rf {} +
-"$PY" -m pip install -q --disable-pip-version-check --no-compile --target "$PREFIX/lib" \
-    -r "$HERE/requirements.txt" >/dev/null || die "could not install tabulate (pip)"
 
 cat > "$PREFIX/pykdump/_crash_ext_path.py" <<EOF
-# Written by install.sh: where crash-ext and tabulate live.
+# Written by install.sh: where crash-ext lives.
 import sys
 if "$PREFIX/lib" not in sys.path:
     sys.path.insert(0, "$PREFIX/lib")
@@ -124,8 +122,9 @@ EOF
 MP=$(find_mpykdump || true)
 if [ -n "$MP" ]; then
     put_block "$CRASHRC" "extend $MP" "epython $PREFIX/pykdump/load.py"
-    put_block "$PROFILE" "export PYKDUMPPATH=\"$PREFIX/pykdump\${PYKDUMPPATH:+:\$PYKDUMPPATH}\""
-    echo "crash-ext: inside crash via $MP (~/.crashrc; PYKDUMPPATH in $PROFILE — log in again)"
+    remove_block "$HOME/.bash_profile"     # PYKDUMPPATH of earlier versions: not needed
+    remove_block "$HOME/.profile"
+    echo "crash-ext: inside crash via $MP (~/.crashrc): start crash, then e.g. 'help deadlock'"
 else
     echo "crash-ext: pykdump's mpykdump.so not found (looked in --mpykdump, \$CRASH_EXTENSIONS,"
     echo "  crash's extension directories, /usr/local/lib). Get it from"

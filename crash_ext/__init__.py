@@ -3,7 +3,7 @@
 Layers (see docs/design.md): ``port`` (kernel access interface) -> ``adapters`` (inside
 crash via pykdump, outside via a crash process) -> ``models`` (parsed crash output, lock
 layouts, x86-64) -> ``analyses`` (lock owners, argument recovery, wait-for graph) ->
-``verbs`` (argparse + tabulate + --json).
+``verbs`` (argparse, tables and --json from ``render``).
 """
 
 __version__ = "0.1.0"

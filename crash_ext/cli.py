@@ -1,6 +1,7 @@
 """``crash-ext``: run a verb outside crash by driving a real crash process.
 
     crash-ext VERB [VERB ARGS...] [--vmlinux V --vmcore C | --lab SCENARIO] [--crash PATH]
+    crash-ext help VERB      what crash's `help VERB` prints (no crash needed)
 
 Without --vmlinux/--vmcore crash opens the running system (as root), as crash does.
 Exit codes: the verb's (0 nothing found, 1 deadlock/hang found), 2 usage or input error,
@@ -112,10 +113,13 @@ def main(argv=None):
     ours, rest = _split(argv)
     p = build_parser()
     if rest[:1] == ["help"]:
+        if len(rest) == 2 and rest[1] in registry.VERBS:
+            sys.stdout.write(registry.help_text(rest[1]))
+            return 0
         if len(rest) == 1:
             p.print_help()
             return 0
-        rest = [rest[1], "--help"]
+        rest = rest[1:2]
     if not rest or rest[0] in ("-h", "--help"):
         if rest:
             p.print_help()

@@ -11,7 +11,7 @@ so a failed write leaves nothing half-written under the user's name.
 
 import os
 import re
-from typing import Iterable, List
+from .compat import Iterable, List
 
 from .port import BadArgument, CrashExtError
 from .words import check_path_word, shown

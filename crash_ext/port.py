@@ -4,7 +4,8 @@ Nothing above this module knows whether it runs inside crash (pykdump) or drives
 crash process from outside.  Adapters implement :class:`Port`; analyses take a port.
 """
 
-from typing import List, Optional, Sequence, Tuple
+import re
+from .compat import List, Optional, Sequence, Tuple
 
 
 class CrashExtError(Exception):

@@ -20,7 +20,7 @@ pykdump's embedded interpreter too.
 """
 
 import re
-from typing import Optional, Tuple, Union
+from .compat import Optional, Tuple, Union
 
 from .port import BadArgument
 

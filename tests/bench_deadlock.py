@@ -11,7 +11,8 @@ ratio is the median of its five ``deadlock`` times over the median of its five
 ``foreach`` times (this VM's bursts of slowness last a few runs: three pairs let one
 burst decide a session); the HEADLINE is the median of the sessions' ratios (the issue's
 target: at most 1.3, growing linearly in N).  The first run of each session is printed
-beside it.
+beside it.  Then the same ratio inside crash with the real pykdump
+(``tests/incrash_bench.py``), with the type store and without it.
 
 Type facts are kept on disk per vmlinux (``crash_ext/adapters/typestore.py``); this
 benchmark starts from an empty store of its own, and first prints the one session that
@@ -35,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from crash_ext.adapters.crashproc import CrashProcess  # noqa: E402
 from crash_ext.verbs import deadlock  # noqa: E402
+from tests import incrash_bench  # noqa: E402
 from tests.lab.labdumps import get_dump  # noqa: E402
 
 TARGET = 1.3
@@ -98,6 +100,10 @@ def bench(n, sessions):
     print("        first deadlock of each session / foreach: median %.2fx (%.2f-%.2f)" % (
         med(first), min(first), max(first)))
     print("        rc=%d  %s" % (rc, summary), flush=True)
+    # the same inside crash, with the real pykdump (same store of type facts)
+    incrash_bench.bench(n, sessions)
+    incrash_bench.bench(n, sessions, env={"CRASH_EXT_TYPE_CACHE": "0"},
+                        label="type store off")
     return med(nat), med(dls)
 
 

@@ -45,18 +45,27 @@ def test_install_twice_then_uninstall(home):
     prefix = home / ".local" / "share" / "crash-ext"
     assert "extend %s\n" % mp in crashrc
     assert "epython %s\n" % (prefix / "pykdump" / "load.py") in crashrc
-    profile = (home / ".profile").read_text()
-    assert _blocks(profile) == (1, 1) and "PYKDUMPPATH" in profile
+    # nothing in the login profile: the loader makes the verbs work without PYKDUMPPATH
+    assert (home / ".profile").read_text() == USER_PROFILE
     for verb in ("whoholds", "argrecover", "deadlock", "load"):
         assert (prefix / "pykdump" / (verb + ".py")).exists()
     assert (prefix / "lib" / "crash_ext" / "port.py").exists()
-    assert (prefix / "lib" / "tabulate").exists() or (prefix / "lib" / "tabulate.py").exists()
+    # crash_ext needs no other package inside crash
+    assert sorted(p.name for p in (prefix / "lib").iterdir()) == ["crash_ext"]
 
     r = _run(home, "--uninstall")
     assert r.returncode == 0, r.stderr
     assert (home / ".crashrc").read_text() == USER_CRASHRC
     assert (home / ".profile").read_text() == USER_PROFILE
     assert not prefix.exists()
+
+
+def test_install_removes_the_profile_block_of_earlier_versions(home):
+    old = "# >>> crash-ext >>>\nexport PYKDUMPPATH=/x\n# <<< crash-ext <<<\n"
+    (home / ".profile").write_text(USER_PROFILE + old)
+    mp = str(home.parent / "ext" / "mpykdump.so")
+    assert _run(home, "--mpykdump", mp, "--no-cli").returncode == 0
+    assert (home / ".profile").read_text() == USER_PROFILE
 
 
 def test_without_pykdump_says_where_to_get_it(home):

@@ -8,11 +8,125 @@ per vmlinux (:mod:`.typestore`).
 
 import re
 import time
-from typing import Dict, Optional, Tuple
+from ..compat import Dict, Optional, Tuple
 
 from ..port import BadArgument, CrashCommandError, check_address_word, check_member_word, check_type_word
 
-__all__ = ["CommandTypes", "find_error"]
+__all__ = ["CommandTypes", "find_error", "SET_C_LANGUAGE", "language_to_restore"]
+
+#: gdb prints types in the language of crash's current frame ("auto"): when that frame is
+#: assembly (an idle CPU's current task in a dump), ``whatis`` and ``struct -o`` drop the
+#: ``struct`` keyword ("list_head").  The adapters run their look-ups in C: the process
+#: adapter sets it once for its own crash, the pykdump adapter for the time of a verb.
+SET_C_LANGUAGE = "gdb set language c"
+
+
+def language_to_restore(show_language: str) -> Optional[str]:
+    """Return the ``gdb set language X`` that restores the setting ``gdb show language``
+    printed (``The current source language is "auto; currently asm".`` -> ``auto``), None
+    when the text says nothing readable."""
+    m = re.search(r'language is "([a-z0-9+_-]+)', show_language)
+    return "gdb set language %s" % m.group(1) if m else None
+
+# A line that reports an error: "rd: invalid ...", "crash: ...", "gdb: ...".
+_ERR_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (?!\s)")
+# gdb's own messages (crash passes them through unprefixed).
+_GDB_ERRORS = re.compile(
+    r"^(No symbol .* in current context\.|No struct type named .*\.|"
+    r"No union type named .*\.|No enum type named .*\.|There is no member named .*\.|"
+    r"A syntax error in expression.*|Attempt to .*|Cannot access memory at address .*|"
+    r"Invalid (?:cast|character|number).*|No symbol table is loaded.*|symbol not found: .*|"
+    r"Argument to arithmetic operation not a number or boolean\.|"
+    r"(?:The history is empty|History has not yet reached).*)$")
+
+
+# A memory-read error glued to the end of a partial output line ("addr:  0000 rd: ...").
+_MIDLINE_READ_ERR = re.compile(
+    r"(?:^|\s)(([A-Za-z_][A-Za-z0-9_]*): (?:invalid \w+ (?:virtual )?address|seek error|"
+    r"read error|page excluded|page incomplete)\b.*)$")
+
+
+def _is_error_line(line: str, cmd_word: str) -> bool:
+    m = _ERR_LINE.match(line)
+    if m and m.group(1) in (cmd_word, "crash", "gdb", _canonical(cmd_word)):
+        return True
+    return bool(_GDB_ERRORS.match(line))
+
+
+def _canonical(word: str) -> str:
+    return {"print": "p", "*": "struct", "gdb": "gdb"}.get(word, word)
+
+
+#: answers longer than this are first checked on their last lines only
+_TAIL_CHECK = 1 << 16
+#: commands whose answer can end in "possible alternatives:" and a list of any length
+#: (crash's cmd_sym, cmd_dis, cmd_rd, cmd_wr and cmd_datatype_common print it)
+_ALTERNATIVES = {"sym", "dis", "rd", "wr", "struct", "union", "*"}
+
+
+def find_error(cmd: str, text: str) -> Optional[Tuple[str, str]]:
+    """Return ``(message, partial)`` when ``text`` (crash's answer to ``cmd``) ends in an
+    error line, else None.  ``message`` is crash's error line(s) at the end, ``partial``
+    the output before them."""
+    words = cmd.split()
+    if len(text) > _TAIL_CHECK and words and \
+            words[0].lstrip("\\") not in _ALTERNATIVES:
+        # a long answer (a foreach over thousands of tasks): when its last lines end in
+        # no error, neither does the whole; split all of it only when they do
+        cut = text.find("\n", len(text) - _TAIL_CHECK)
+        tail = text[cut + 1:] if cut >= 0 else ""
+        if tail.strip() and _find_error(cmd, tail) is None:
+            return None
+    return _find_error(cmd, text)
+
+
+def _find_error(cmd: str, text: str) -> Optional[Tuple[str, str]]:
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        return None
+    word = cmd.split()[0].lstrip("\\") if cmd.split() else ""
+    # "sym NAME" ends with "symbol not found: NAME" + "possible alternatives:" + a list
+    for j in range(len(lines) - 1 if "possible alternatives:" in text else -1, -1, -1):
+        if lines[j] == "possible alternatives:":
+            if j > 0 and lines[j - 1].startswith("symbol not found: ") and all(
+                    l.startswith(" ") or not l.strip() for l in lines[j + 1:]):
+                return lines[j - 1].strip(), "\n".join(lines[:j - 1])
+            break
+    i = len(lines)
+    while i > 0 and _is_error_line(lines[i - 1].strip(), word):
+        i -= 1
+    if i == len(lines):
+        m = _MIDLINE_READ_ERR.search(lines[-1])
+        if m and m.group(2) in (word, "crash", _canonical(word)):
+            return m.group(1).strip(), "\n".join(lines[:-1] + [lines[-1][:m.start(1)]])
+        return None
+    msg = "\n".join(l.strip() for l in lines[i:])
+    partial = "\n".join(lines[:i])
+    return msg, partial
+
+
+def _hexint(s: str) -> int:
+    return int(s, 16)
+
+
+def _int_or_none(v: Optional[str]) -> Optional[int]:
+    """Return gdb's printed integer (decimal or 0x-hex) as int, None if it is not one."""
+    if v is None:
+        return None
+    try:
+        return int(v.split()[0], 0) if v.split() else None
+    except ValueError:
+        return None
+
+
+def language_to_restore(show_language: str) -> Optional[str]:
+    """Return the ``gdb set language X`` that restores the setting ``gdb show language``
+    printed (``The current source language is "auto; currently asm".`` -> ``auto``), None
+    when the text says nothing readable."""
+    m = re.search(r'language is "([a-z0-9+_-]+)', show_language)
+    return "gdb set language %s" % m.group(1) if m else None
 
 # A line that reports an error: "rd: invalid ...", "crash: ...", "gdb: ...".
 _ERR_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (?!\s)")

@@ -60,12 +60,12 @@ import shlex
 import signal
 import subprocess
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from ..compat import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..port import (BadArgument, CrashCommandError, CrashDied, CrashExtError, CrashTimeout,
                     MemoryReadError, Port)
 from . import check_command
-from .commandport import C_LANGUAGE, CommandTypes, find_error
+from .commandport import SET_C_LANGUAGE, CommandTypes, find_error
 from .typestore import TypeStore
 
 __all__ = ["CrashProcess"]
@@ -191,8 +191,7 @@ class CrashProcess(CommandTypes, Port):
         try:
             out = self._exchange([], self.startup_timeout, starting=True)
             self._probe_help_marker()
-            # our own session: gdb prints C for good (see commandport.C_LANGUAGE)
-            self._exchange([C_LANGUAGE], self.timeout)
+            self._exchange([SET_C_LANGUAGE], self.timeout)   # our own crash: types in C
         except CrashTimeout:
             raise CrashTimeout("crash did not start within %gs: %s"
                                % (self.startup_timeout, " ".join(self.argv())))

@@ -9,7 +9,7 @@ warning that it is incomplete.  Outside crash only (``crash-ext``); never raises
 
 import os
 import re
-from typing import List, Optional
+from ..compat import List, Optional
 
 __all__ = ["explain_start_failure", "startup_warning", "key_line"]
 

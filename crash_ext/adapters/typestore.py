@@ -14,17 +14,17 @@ module loaded later may define it).  ``CRASH_EXT_TYPE_CACHE=0`` turns the store 
 is never used on a live system (nothing is written on the machine being examined).
 """
 
-import hashlib
-import json
 import os
 import struct
-from typing import Dict, Optional
+import zlib
+from ..compat import Dict, Optional
+from ..render import jsontext
 
 __all__ = ["TypeStore", "build_id", "session_files", "PERSISTED"]
 
 #: memo keys (first element) that are facts of the debuginfo
 PERSISTED = ("ctype", "size", "off", "mtype", "idents", "struct_o", "enum")
-_VERSION = 1
+_VERSION = 2   # 2: answers in gdb language C (1 may hold "list_head" for "struct list_head")
 
 
 def build_id(path: str) -> Optional[str]:
@@ -80,7 +80,9 @@ def _identity(vmlinux: str) -> Optional[str]:
     except OSError:
         return None
     raw = "%s\0%d\0%d" % (os.path.realpath(vmlinux), st.st_size, st.st_mtime_ns)
-    return "path-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+    data = raw.encode()
+    # zlib, not hashlib: pykdump's embedded standard library has no hashlib
+    return "path-%08x%08x" % (zlib.crc32(data), zlib.adler32(data))
 
 
 def session_files(sys_text: str):
@@ -136,7 +138,7 @@ class TypeStore:
         unreadable or from another version of this format)."""
         try:
             with open(self.path) as f:
-                doc = json.load(f)
+                doc = jsontext.loads(f.read())
         except (OSError, ValueError):
             return {}
         if not isinstance(doc, dict) or doc.get("version") != _VERSION:
@@ -170,7 +172,7 @@ class TypeStore:
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             with open(tmp, "w") as f:
-                json.dump(doc, f, separators=(",", ":"))
+                f.write(jsontext.dumps(doc, separators=(",", ":")))
             os.replace(tmp, self.path)
             self._saved = len(facts)
         except OSError:

@@ -26,8 +26,8 @@ Entry point: :func:`recover` (recorded text through callbacks) and
 
 import re
 import weakref
-from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from ..record import dataclass, field
+from ..compat import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from ..models import x86
 from ..models.disasm import Insn, parse_dis

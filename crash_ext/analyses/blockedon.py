@@ -28,7 +28,7 @@ stays 'unknown' rather than being filed under a neighbouring address.
 
 import functools
 import re
-from typing import List, Optional, Tuple
+from ..compat import List, Optional, Tuple
 
 from ..models import locks as L
 from ..models.stack import Backtrace

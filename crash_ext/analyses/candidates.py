@@ -21,7 +21,7 @@ Waiters of the lock are never candidates.  Ties at the top are said to be ties.
 """
 
 import re
-from typing import Dict, List, Optional, Set
+from ..compat import Dict, List, Optional, Set
 
 from ..models import locks as L
 from ..port import CrashExtError, Port

@@ -4,7 +4,7 @@ Each decoder reads a few fields through the port and returns a short text, or No
 the value does not read as that type (the caller then prints the bare value).
 """
 
-from typing import Optional
+from ..compat import Optional
 
 from ..port import CrashExtError, Port
 

@@ -15,7 +15,7 @@ location keeps its value only if every incoming path gives the same one.
 
 import heapq
 import re
-from typing import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
+from ..compat import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 from ..models import x86
 from ..models.disasm import Insn, Operand, parse_dis, rip_target

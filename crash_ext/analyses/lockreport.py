@@ -8,10 +8,10 @@ Odd memory (loops, bad pointers, freed objects) is reported in ``problems``, nev
 raised.
 """
 
-import dataclasses
+from .. import record
 import re
 import weakref
-from typing import Dict, List, Optional, Tuple
+from ..compat import Dict, List, Optional, Tuple
 
 from ..models import locks as L
 from ..port import BadArgument, CrashExtError, MemoryReadError, Port
@@ -72,7 +72,7 @@ class SessionCache:
         """Return a TaskRef for ``task`` with its last-ran time filled in."""
         r = self.snap.ref(task)
         if self.read_last_ran:
-            r = dataclasses.replace(r, last_ran=self.ps_m().get(task))
+            r = record.replace(r, last_ran=self.ps_m().get(task))
         return r
 
     def remember_blocked(self, answers: Dict[int, object]) -> None:

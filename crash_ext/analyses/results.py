@@ -4,8 +4,8 @@ Every fact carries how it was found: ``evidence`` strings are shown to the user,
 inferred owner or a recovered value is never printed as if the kernel had recorded it.
 """
 
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from ..record import dataclass, field
+from ..compat import Dict, List, Optional
 
 
 @dataclass

@@ -6,7 +6,7 @@ whoholds) share one Snapshot so that every stack is read from crash once.
 
 import contextlib
 import gc
-from typing import Dict, Iterable, List, Optional
+from ..compat import Dict, Iterable, List, Optional
 
 from ..models.btlazy import (BacktraceStream, StackText, count_headers,
                              parse_backtraces_lazy, stack_span)

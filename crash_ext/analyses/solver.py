@@ -7,8 +7,8 @@ conflict, never merged.
 """
 
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from ..record import dataclass, field
+from ..compat import Dict, List, Optional, Tuple
 
 MASK = (1 << 64) - 1
 ZERO = "0"

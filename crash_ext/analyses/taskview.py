@@ -12,7 +12,7 @@ so a few percent are allowed there.
 """
 
 import re
-from typing import Optional, Tuple
+from ..compat import Optional, Tuple
 
 from ..port import CrashCannotRead, CrashCommandError, CrashExtError, Port
 

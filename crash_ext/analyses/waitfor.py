@@ -24,8 +24,8 @@ per state, then each lock's report once per address.
 """
 
 import itertools
-from dataclasses import dataclass, field
-from typing import (Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence,
+from ..record import dataclass, field
+from ..compat import (Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence,
                     Set, Tuple)
 
 from ..models import locks as L

@@ -20,7 +20,7 @@ Two helpers make the text useful without reading it all:
 import bisect
 import operator
 import re
-from typing import Callable, Dict, List, Optional, Sequence, Set
+from ..compat import Callable, Dict, List, Optional, Sequence, Set
 
 from .stack import _FRAME, _TASK, Backtrace, Frame, parse_backtraces, split_func_offset
 

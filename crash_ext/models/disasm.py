@@ -13,8 +13,8 @@ decimal unless ``dis -x`` was used; the parser accepts both (``+0x1f``).
 """
 
 import re
-from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from ..record import dataclass, field
+from ..compat import List, Optional, Tuple
 
 from . import x86
 

@@ -42,8 +42,8 @@ Layouts recognised (DESIGN.md, "Lock layouts"):
 
 import re
 import weakref
-from dataclasses import dataclass, field
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from ..record import dataclass, field
+from ..compat import Dict, List, NamedTuple, Optional, Tuple
 
 from ..port import CrashExtError, Port
 

@@ -12,8 +12,8 @@ gdb prints types only; names appear when the text came from elsewhere (``int a``
 """
 
 import re
-from dataclasses import dataclass, field
-from typing import List, Optional
+from ..record import dataclass, field
+from ..compat import List, Optional
 
 from .x86 import ARG_REGS
 from .disasm import split_top_level

@@ -12,7 +12,7 @@ Lines that are not task rows (headers, blank lines, crash errors, ``ps -t`` or
 """
 
 import re
-from typing import Iterable, List, NamedTuple, Optional, Union
+from ..compat import Iterable, List, NamedTuple, Optional, Union
 
 __all__ = ["PsEntry", "parse_ps", "parse_ps_line"]
 

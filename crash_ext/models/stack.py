@@ -9,8 +9,8 @@ before line #N+1; they are kept in ``Frame.words`` of frame N (and, all together
 """
 
 import re
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from ..record import dataclass, field
+from ..compat import Dict, List, Optional, Tuple
 
 _TASK = re.compile(
     r"^PID:\s*(?P<pid>\d+)\s+TASK:\s*(?P<task>[0-9a-fA-F]+)\s+CPU:\s*(?P<cpu>-?\d+|-)"

@@ -5,7 +5,7 @@ Register names are given without ``%``.  Every sub-register is mapped to its 64-
 register (``eax``/``ax``/``al``/``ah`` -> ``rax``, ``r8d``/``r8w``/``r8b`` -> ``r8``).
 """
 
-from typing import Dict, FrozenSet, List, Optional, Set, Tuple
+from ..compat import Dict, FrozenSet, List, Optional, Set, Tuple
 
 GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
         "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")

@@ -6,9 +6,10 @@ nodes and edges are red and thick.  Long queues of waiters that nobody waits beh
 folded into one "+N more" node per lock so that a 2,000-task picture stays readable.
 """
 
+import os
 import shutil
-import subprocess
-from typing import Dict, List, Optional, Set, Tuple
+import time
+from ..compat import Dict, List, Optional, Set, Tuple
 
 from ..analyses.waitfor import WaitFor, short_lock_name, task_label
 from ..port import CrashExtError
@@ -112,28 +113,33 @@ def dot_available() -> Optional[str]:
     return shutil.which("dot")
 
 
-def render_svg(dot_text: str, timeout: float = 300) -> bytes:
-    """Return the SVG that Graphviz's ``dot -Tsvg`` makes of ``dot_text`` (read from its
-    standard output: dot itself writes no file).
+def render_svg(dot_text: str, scratch: str, timeout: float = 300) -> bytes:
+    """Return the SVG that Graphviz's ``dot -Tsvg`` makes of ``dot_text``; dot writes it
+    to the file ``scratch`` (removed afterwards), so a large picture cannot fill a pipe
+    while its input is still being written.
 
     Raises CrashExtError when ``dot`` is missing, fails or takes longer than
-    ``timeout`` seconds (its message is included).
+    ``timeout`` seconds (its message is included).  Runs ``dot`` with ``os`` alone
+    (pykdump's embedded standard library has no ``subprocess``).
     """
     exe = dot_available()
     if exe is None:
         raise CrashExtError("--svg needs Graphviz's dot, which is not installed "
                             "(apt-get install graphviz); --dot FILE works without it")
     try:
-        r = subprocess.run([exe, "-Tsvg"], input=dot_text.encode(),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise CrashExtError("dot took longer than %ds" % timeout)
+        rc, err = _run(exe, ["-Tsvg", "-o", scratch], dot_text.encode(), timeout)
+        if rc is None:
+            raise CrashExtError("dot took longer than %ds" % timeout)
+        if rc != 0:
+            raise CrashExtError("dot failed: %s" % " ".join(
+                err.decode(errors="replace").split())[:300])
+        with open(scratch, "rb") as f:
+            return f.read()
     except OSError as e:
-        raise CrashExtError("cannot run dot: %s" % e)
-    if r.returncode != 0:
-        raise CrashExtError("dot failed: %s" % " ".join(
-            r.stderr.decode(errors="replace").split())[:300])
-    return r.stdout
+        raise CrashExtError("cannot read dot's picture: %s" % e)
+    finally:
+        if os.path.exists(scratch):
+            os.unlink(scratch)
 
 
 def write_svg(dot_text: str, path: str, timeout: float = 300) -> None:
@@ -142,4 +148,67 @@ def write_svg(dot_text: str, path: str, timeout: float = 300) -> None:
     checks ``path`` first (:func:`~crash_ext.outputs.check_output_path`).  Raises
     CrashExtError."""
     from ..outputs import mark_svg, write_output
-    write_output(path, mark_svg(render_svg(dot_text, timeout)))
+    scratch = "%s.dot-%d.tmp" % (path, os.getpid())
+    write_output(path, mark_svg(render_svg(dot_text, scratch, timeout)))
+
+
+def _run(exe: str, args: List[str], data: bytes, timeout: float):
+    """Run ``exe args`` with ``data`` on its stdin; return (exit status, stderr bytes),
+    the status None when it was killed after ``timeout`` seconds.  Raises CrashExtError
+    when it cannot be started."""
+    rin, win = os.pipe()
+    rerr, werr = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError as e:
+        for fd in (rin, win, rerr, werr):
+            os.close(fd)
+        raise CrashExtError("cannot run dot: %s" % e)
+    if pid == 0:                                  # the child: never returns
+        try:
+            os.dup2(rin, 0)
+            os.dup2(werr, 2)
+            for fd in (rin, win, rerr, werr):
+                os.close(fd)
+            os.execv(exe, [exe] + list(args))
+        finally:
+            os._exit(127)
+    os.close(rin)
+    os.close(werr)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(win, view):]
+    except OSError:
+        pass                                      # it exited early: its status says why
+    finally:
+        os.close(win)
+    os.set_blocking(rerr, False)
+    err, status = [], None
+    deadline = time.monotonic() + timeout
+    try:
+        while status is None:
+            try:
+                chunk = os.read(rerr, 65536)
+                if chunk:
+                    err.append(chunk)
+                    continue
+            except BlockingIOError:
+                pass
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = st
+            elif time.monotonic() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                return None, b"".join(err)
+            else:
+                time.sleep(0.02)
+        try:
+            err.append(os.read(rerr, 65536))
+        except BlockingIOError:
+            pass
+    finally:
+        os.close(rerr)
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    return code, b"".join(err)

@@ -6,9 +6,8 @@ Thin: parsing arguments, choosing tasks and frames, printing.  The recovery itse
 """
 
 import argparse
-import json
 import sys
-from typing import List, Optional
+from ..compat import List, Optional
 
 from ..analyses.args import (Arg, FrameArgs, TaskArgs, plain_view, recover_all,
                               recover_with_port)
@@ -19,6 +18,7 @@ from ..models.stack import parse_backtraces
 from ..port import BadArgument, CrashExtError, Port
 from ..words import check_frame_word, check_hex_word, pid_or_task_word, shown
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
+from ..render import jsontext
 
 EXAMPLES = """
 Arguments of every frame of the stuck rm, then only vfs_unlink's:
@@ -205,7 +205,7 @@ def main(argv, port: Port, out=None) -> int:
                     if opts.json:
                         docs.append(doc)
             if opts.json:
-                print(json.dumps(docs, indent=1), file=out)
+                print(jsontext.dumps(docs, indent=1), file=out)
             elif not bts:
                 print("argrecover: no task in state UN", file=out)
             return 0
@@ -216,7 +216,7 @@ def main(argv, port: Port, out=None) -> int:
         require_task_view(port)
         doc = _one_task(port, _task_text(port, opts.task), opts, out)
         if opts.json:
-            print(json.dumps(doc, indent=1), file=out)
+            print(jsontext.dumps(doc, indent=1), file=out)
         return 0
     except CRASH_FAILURES:
         raise                         # crash itself failed: crash-ext says so, exit 3

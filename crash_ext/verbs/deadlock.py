@@ -7,10 +7,9 @@ cycle or a convoy was found, 2 usage or input error (``deadlock: error: ...``).
 """
 
 import argparse
-import json
 import os
 import sys
-from typing import Dict, List, Optional
+from ..compat import Dict, List, Optional
 
 from ..analyses.results import TaskRef
 from ..analyses.snapshot import no_gc
@@ -20,11 +19,9 @@ from ..analyses.waitfor import (Cycle, HeldBy, LockNode, WaitFor, collect,
 from ..port import BadArgument, CrashExtError, Port
 from ..words import argtype, check_count_word, check_path_word, check_pid_word
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
+from ..render import jsontext
+from ..render.table import table
 
-try:
-    from tabulate import tabulate
-except ImportError:  # pragma: no cover - tabulate is a declared dependency
-    tabulate = None
 
 EXAMPLES = """
 deadlock                     tasks in UN state: cycles, the tasks behind them, convoys
@@ -97,12 +94,7 @@ def _where_blocked(step_caller: Optional[str], function: Optional[str]) -> str:
 
 
 def _table(rows: List[List], headers: List[str]) -> str:
-    if tabulate is not None:
-        return tabulate(rows, headers=headers, tablefmt="simple")
-    w = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    out = ["  ".join(str(h).ljust(n) for h, n in zip(headers, w))]
-    out += ["  ".join(str(c).ljust(n) for c, n in zip(r, w)) for r in rows]
-    return "\n".join(out)
+    return table(rows, headers, "simple")
 
 
 def _indent(text: str, n: int = 4) -> str:
@@ -427,7 +419,7 @@ def _main(argv, port: Port, out, err) -> int:
             if opts.svg:
                 write_svg(text, opts.svg)
         if opts.json:
-            print(json.dumps(to_json(res), indent=1), file=out)
+            print(jsontext.dumps(to_json(res), indent=1), file=out)
         else:
             out.write(format_text(res, opts.limit))
             for f, what in ((opts.dot, "Graphviz"), (opts.svg, "SVG")):

@@ -83,3 +83,33 @@ def long_help(name):
     if examples:
         out += ["", "EXAMPLES"] + ["  " + line if line else "" for line in examples.splitlines()]
     return "\n".join(out) + "\n"
+
+
+def crash_help(name):
+    """Return (summary, synopsis, description) of verb ``name`` as crash's command table
+    keeps them (``help NAME`` prints NAME, SYNOPSIS and DESCRIPTION from them, so the
+    description holds the options and EXAMPLES only).  Plain text, no printf escaping."""
+    mod = load(name)
+    parser = mod.build_parser()
+    usage = parser.format_usage().replace("usage: ", "", 1).strip()
+    first, _, rest = usage.partition("\n")
+    synopsis = first[len(name):].strip() if first.startswith(name) else first
+    lead = " " * (len(name) + 3)        # crash prints "  NAME " before the synopsis
+    synopsis = "\n".join([synopsis] + [lead + l.strip() for l in rest.splitlines() if l.strip()])
+    text = parser.format_help()
+    body = text.split("\n", 1)[1].strip() if "\n" in text else ""
+    if body.startswith(name) or body.startswith("["):        # argparse's wrapped usage
+        body = body.split("\n\n", 1)[1].strip() if "\n\n" in body else ""
+    out = ["  " + line if line else "" for line in body.splitlines()]
+    examples = getattr(mod, "EXAMPLES", "").strip("\n")
+    if examples:
+        out += ["", "EXAMPLES"] + ["  " + line if line else "" for line in examples.splitlines()]
+    return VERBS[name][1], synopsis, "\n".join(out)
+
+
+def help_text(name):
+    """Return what crash's ``help NAME`` prints for verb ``name`` (registered by the pykdump
+    adapter): the same bytes, so ``crash-ext help NAME`` prints them too."""
+    summary, synopsis, description = crash_help(name)
+    return "\nNAME\n  %s - %s\n\nSYNOPSIS\n  %s %s\n\nDESCRIPTION\n%s\n\n" % (
+        name, summary, name, synopsis, description)

@@ -7,11 +7,9 @@
 """
 
 import argparse
-import dataclasses
-import json
 import re
 import sys
-from typing import Dict, List, Optional, Tuple
+from ..compat import Dict, List, Optional, Tuple
 
 from ..analyses.blockedon import blocked_on
 from ..analyses.lockreport import lock_report, resolve_address
@@ -23,11 +21,10 @@ from ..port import BadArgument, CrashExtError, Port
 from ..words import (argtype, check_count_word, check_member_word, check_type_word,
                      pid_or_task_word, shown)
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
+from .. import record
+from ..render import jsontext
+from ..render.table import table
 
-try:
-    from tabulate import tabulate
-except ImportError:  # pragma: no cover - tabulate is a declared dependency
-    tabulate = None
 
 EXAMPLES = """
 whoholds ffff8cfcc22919b0              report the lock at that address (type detected)
@@ -92,7 +89,7 @@ def _hexify(obj, key=None):
 
 def to_json_obj(x) -> Dict:
     """Return a JSON-ready dict of a result dataclass (addresses as 0x-hex strings)."""
-    return _hexify(dataclasses.asdict(x))
+    return _hexify(record.asdict(x))
 
 
 # ------------------------------------------------------------------ text
@@ -163,10 +160,7 @@ def format_report(rep: LockReport) -> str:
                              "%x" % t.task, t.state or "?", w.mode or "-",
                              t.last_ran or "?"])
             hdr = ["#", "PID", "COMM", "TASK", "ST", "WAITS AS", "LAST RAN"]
-            if tabulate is not None:
-                tbl = tabulate(rows, headers=hdr, tablefmt="plain")
-            else:
-                tbl = "\n".join(" ".join(str(c) for c in r) for r in [hdr] + rows)
+            tbl = table(rows, hdr, "plain")
             out.extend("    " + line for line in tbl.splitlines())
     for p in rep.problems:
         out.append("  PROBLEM: %s" % p)
@@ -316,7 +310,7 @@ def main(argv, port: Port, out=None) -> int:
                                  "lock": to_json_obj(h["lock"]) if h["lock"] else None,
                                  "followed_candidate": bool(h.get("followed_candidate"))}
                                 for h in hops], "end": end}
-                print(json.dumps(js, indent=1), file=out)
+                print(jsontext.dumps(js, indent=1), file=out)
                 return rc
             shown = set()
             for h in hops:
@@ -340,7 +334,7 @@ def main(argv, port: Port, out=None) -> int:
         rep = lock_report(port, addr, kind, snapshot=snap, container=cont,
                           candidates=not opts.no_candidates, max_waiters=opts.max_waiters)
         if opts.json:
-            print(json.dumps(to_json_obj(rep), indent=1), file=out)
+            print(jsontext.dumps(to_json_obj(rep), indent=1), file=out)
         else:
             print(format_report(rep), file=out)
         return 0

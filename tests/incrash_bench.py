@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Benchmark inside crash: ``deadlock`` against ``foreach UN bt -f`` with the real pykdump.
+
+    python3 tests/incrash_bench.py [-r SESSIONS] [N ...]     (default: 2000)
+
+(`make bench` runs it from tests/bench_deadlock.py, beside the CLI figures.)
+
+For each of SESSIONS crash sessions on the lab's ``scale`` dump (mpykdump.so from
+``tests/lab/build-mpykdump.sh`` loaded by hand, then crash-ext's loader): this file runs
+*inside* crash (``epython tests/incrash_bench.py --inside PAIRS``) and times, in that one
+session, ``foreach UN bt -f`` once (crash reads the stacks for the first time), ``deadlock``
+once, then PAIRS pairs of the two (``exec_crash_command`` and ``run_verb``, output kept in
+memory).  The session's ratio is the median of its ``deadlock`` times over the median of
+its ``foreach`` times; printed is the median of the sessions' ratios.  Run with the type
+store on (as a user's second session on a kernel build) and off
+(``CRASH_EXT_TYPE_CACHE=0``: types known only from earlier calls in the session).
+
+A measurement, not a test: nothing is asserted.
+"""
+
+import os
+import sys
+import time
+
+
+def inside(pairs):
+    """Inside crash: print one line ``INCRASH first_foreach first_deadlock f d f d ...``."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[0]))))
+    import contextlib
+    import io
+    import crash
+    from crash_ext.adapters.pykdump import run_verb
+
+    def foreach():
+        t = time.perf_counter()
+        crash.exec_crash_command("foreach UN bt -f")
+        return time.perf_counter() - t
+
+    def ours():
+        buf = io.StringIO()
+        t = time.perf_counter()
+        with contextlib.redirect_stdout(buf):
+            run_verb("deadlock", [])
+        return time.perf_counter() - t, buf.getvalue().strip().splitlines()[-1]
+
+    times = [foreach(), ours()[0]]
+    summary = ""
+    for _ in range(pairs):
+        times.append(foreach())
+        t, summary = ours()
+        times.append(t)
+    print("INCRASH " + " ".join("%.4f" % x for x in times))
+    print("SUMMARY " + summary)
+    sys.stdout.flush()
+
+
+def session(d, mp, pairs, env=None):
+    """One crash session on dump ``d``; returns (first foreach, first deadlock,
+    [foreach...], [deadlock...], summary line).  Raises RuntimeError when crash did not
+    print the timing line."""
+    import subprocess
+    import tempfile
+    home = tempfile.mkdtemp(prefix="crash-ext-bench-")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = "\n".join([
+        "extend %s" % mp,
+        "mod -s crashext_lab %s" % d.module_ko,
+        "epython %s --inside %d" % (os.path.abspath(__file__), pairs), "q", ""])
+    e = dict(os.environ, HOME=home)
+    e.pop("PYKDUMPPATH", None)
+    e.update(env or {})
+    e["PYTHONPATH"] = root
+    r = subprocess.run([d.crash, "-s", d.vmlinux, d.vmcore], input=script.encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e, cwd=home,
+                       timeout=3600)
+    out = r.stdout.decode(errors="replace")
+    line = [l for l in out.splitlines() if l.startswith("INCRASH ")]
+    if not line:
+        raise RuntimeError("no timing from crash: %s %s" % (out[-2000:], r.stderr[-1000:]))
+    t = [float(x) for x in line[0].split()[1:]]
+    summary = [l for l in out.splitlines() if l.startswith("SUMMARY ")]
+    return t[0], t[1], t[2::2], t[3::2], summary[0][8:] if summary else ""
+
+
+def bench(n, sessions, pairs=5, env=None, label="type store on"):
+    """Print and return the median in-crash ratio deadlock / foreach UN bt -f."""
+    import statistics
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from tests import incrash
+    from tests.lab.labdumps import get_dump
+    d = get_dump("scale", n=n)
+    mp = incrash.mpykdump()
+    med = statistics.median
+    ratios = []
+    for i in range(sessions):
+        f0, d0, fs, ds, summary = session(d, mp, pairs, env)
+        ratios.append(med(ds) / med(fs))
+        print("  N=%-5d in crash (%s) session %d: foreach UN bt -f %s; deadlock %s: %.2fx; "
+              "first of the session: foreach %.3fs, deadlock %.3fs" % (
+                  n, label, i + 1, " ".join("%.3fs" % x for x in fs),
+                  " ".join("%.3fs" % x for x in ds), ratios[-1], f0, d0), flush=True)
+    print("N=%-5d IN CRASH (pykdump, %s) deadlock / foreach UN bt -f, same session "
+          "(median of %d sessions): %.2fx (sessions %.2f-%.2f)  %s" % (
+              n, label, sessions, med(ratios), min(ratios), max(ratios), summary),
+          flush=True)
+    return med(ratios)
+
+
+def main(argv):
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("-r", "--sessions", type=int, default=3)
+    p.add_argument("n", type=int, nargs="*")
+    a = p.parse_args(argv)
+    for n in a.n or [2000]:
+        bench(n, a.sessions)
+        bench(n, a.sessions, env={"CRASH_EXT_TYPE_CACHE": "0"}, label="type store off")
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--inside"]:
+        inside(int(sys.argv[2]))
+    else:
+        sys.exit(main(sys.argv[1:]))
