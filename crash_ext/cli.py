@@ -61,7 +61,7 @@ def _split(argv):
 def _crash_failed(e, opts, crash) -> str:
     """Return the one line for crash failing (CrashDied/CrashTimeout/CrashCannotRead)."""
     if isinstance(e, CrashCannotRead):
-        return str(e)
+        return "error: %s" % e
     if isinstance(e, CrashDied) and getattr(e, "starting", False):
         return explain_start_failure(getattr(e, "output", ""), opts.vmlinux, opts.vmcore,
                                      crash)
