@@ -495,7 +495,9 @@ def _via_own_waiter(port, snap, bt, task, layout, lock_idx):
                         "is on the wait list of the %s at %x, an address in its lock "
                         "frames (walked from the lock)%s" % (
                             w.type_name, rec, layout.kind, v, _damage_note(wk, layout, v)))
-                if wk.damaged is not None and _plausible_lock(wk, snap):
+                if wk.damaged is not None:
+                    # the task's own record links to this lock's list head, which the
+                    # lock frames name: the lock is real, its list broken
                     _note_damaged(snap, task, layout, v, wk)
         nodes, probs = _ring(port, cache, node)
         if probs:

@@ -314,13 +314,15 @@ def run_verb(cp, verb, argv):
 def verb_plan(dm):
     """Return the [(verb, argv)] run on each damaged copy: the whole graph, the chain
     from a waiter past the damage and from the first waiter, the lock itself, and
-    argument recovery of a waiter whose stack page may be the one overwritten."""
+    argument recovery of a waiter whose stack page may be the one overwritten, and the
+    lock again with its type (mutex, from the truth) given."""
     mid = len(dm.waiter_pids) // 2
     return [("deadlock", ["--json"]),
             ("whoholds", ["-p", str(dm.waiter_pids[-1]), "--json"]),
             ("whoholds", ["-p", str(dm.waiter_pids[0]), "--json"]),
             ("whoholds", ["%x" % dm.lock_addr, "--json"]),
-            ("argrecover", [str(dm.waiter_pids[mid - 2])])]
+            ("argrecover", [str(dm.waiter_pids[mid - 2])]),
+            ("whoholds", ["-t", "mutex", "%x" % dm.lock_addr, "--json"])]
 
 
 def lock_addresses(o):
