@@ -74,7 +74,8 @@ case "$VERSION" in
     ls crash_"$upstream".orig-gdb.tar.* >/dev/null 2>&1 \
         || fail "crash $srcver: no orig-gdb component tarball (crash would try to download gdb)"
     dpkg-source --no-check -x "$DSC" ../src >>"$LOG" 2>&1 || fail "dpkg-source -x $DSC failed"
-    cd ../src; rm -rf ../dl
+    # dpkg-source leaves copies of the orig tarballs beside the tree it unpacked
+    cd ../src; rm -rf ../dl ../crash_*.tar.*
     [ -d gdb ] || fail "crash $srcver: unpacked source has no gdb/ directory"
     ;;
 esac

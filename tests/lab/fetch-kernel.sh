@@ -93,8 +93,10 @@ if [ ${#newer[@]} -gt 0 ]; then
     done
 fi
 echo "$KDIR" > kdir
-dpkg-deb --fsys-tarfile debs/linux-image-"$ABI"-dbg_*.deb | tar x --wildcards './usr/lib/debug/boot/vmlinux-*'
-mv usr/lib/debug/boot/vmlinux-"$ABI" vmlinux; rm -rf usr
+# boot/vmlinux-ABI is the file, or (sid) a symlink to lib/modules/ABI/vmlinux
+dpkg-deb --fsys-tarfile debs/linux-image-"$ABI"-dbg_*.deb | tar x --wildcards './usr/lib/debug/*vmlinux*'
+mv "$(readlink -f usr/lib/debug/boot/vmlinux-"$ABI")" vmlinux; rm -rf usr
+[ -f vmlinux ] && [ ! -L vmlinux ] || { log "no vmlinux in linux-image-$ABI-dbg"; exit 1; }
 # /boot/vmlinuz-ABI, or (sid's merged /usr) /usr/lib/modules/ABI/vmlinuz
 for z in root/boot/vmlinuz-"$ABI" root/usr/lib/modules/"$ABI"/vmlinuz; do
     [ -f "$z" ] && { cp "$z" vmlinuz; break; }
