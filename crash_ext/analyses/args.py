@@ -879,8 +879,9 @@ def _compile(source: str):
 def plain_view(bt: Backtrace) -> Optional[tuple]:
     """Return :func:`task_view` of a lazily read back trace whose text is only frame
     and plain word lines, from its text alone (so also while ``foreach`` is still
-    being read: see Snapshot.backtraces' ``on_task``); None for any other."""
-    got = bt.plain_stack() if isinstance(bt, LazyBacktrace) else None
+    being read: see Snapshot.backtraces' ``on_task``), the words' values as printed
+    (hex text, turned into numbers only when read); None for any other."""
+    got = bt.plain_stack(hex_words=True) if isinstance(bt, LazyBacktrace) else None
     if got is None:
         return None
     frames = sorted(got[0], key=lambda f: f[0])
@@ -891,7 +892,8 @@ def plain_view(bt: Backtrace) -> Optional[tuple]:
 
 def task_view(bt: Backtrace) -> tuple:
     """Return (:func:`shape_of`, the innermost frame's stack slot or None without
-    frames, :func:`task_words`) of ``bt``: what a :class:`Template` needs of a task."""
+    frames, :func:`task_words` -- values as ints or, from :func:`plain_view`, hex
+    text) of ``bt``: what :meth:`Template.env_for` needs of a task."""
     got = plain_view(bt)
     if got is not None:
         return got
@@ -909,7 +911,7 @@ class Template:
     parameter list on first reuse.
     """
 
-    __slots__ = ("result", "ps", "shape", "_holds", "_hexes", "_values", "_plan", "_defs")
+    __slots__ = ("result", "ps", "shape", "_holds", "_hexes", "_values", "_plan", "_env")
 
     def __init__(self, result: TaskArgs, ps: Params, shape: tuple):
         self.result = result
@@ -929,8 +931,27 @@ class Template:
         self._holds = _compile("lambda e: %s" % (" and ".join(tests) or "True"))
         self._hexes = _compile("lambda e: [%s]" % ",".join(
             "'%%x'%%%s" % _expr(m) for m in ps.marks))
-        self._defs = [(d[0], _compile("lambda e: %s" % _expr(d[1])) if d[0] != "sp" else None,
-                       d[2] if d[0] == "word" else None) for d in ps.defs]
+        # the parameters of a task: read_word's answer for each word, or None when it
+        # comes from elsewhere than it came for this recovery's task
+        body = ["def env(sp0, w, rd):", " e = []", " a = e.append"]
+        for d in ps.defs:
+            if d[0] == "sp":
+                body.append(" a(sp0)")
+            elif d[0] == "lo32":
+                body.append(" a(%s & 0xffffffff)" % _expr(d[1]))
+            else:
+                body.append(" x = %s" % _expr(d[1]))
+                if d[2] == "bt -f":
+                    body += [" v = w.get(x)", " if v is None: return None",
+                             " a(v if v.__class__ is int else int(v, 16))"]
+                else:
+                    body += [" if w.get(x) is not None: return None",
+                             " v = rd(x)", " if (v is None) != %s: return None" % (d[2] is None),
+                             " a(0 if v is None else v)"]
+        body.append(" return e")
+        scope = {}  # type: Dict[str, object]
+        exec(compile("\n".join(body), "<argrecover template>", "exec"), scope)
+        self._env = scope["env"]
         values = []  # type: List[str]
 
         def val(x):
@@ -970,18 +991,7 @@ class Template:
             return None
         if self._plan is None:
             self._prepare()
-        env = []  # type: List[int]
-        for kind, fn, want in self._defs:
-            if kind == "word":
-                v, src = read_word(fn(env), words, read_fn)
-                if (src or None) != want:
-                    return None
-                env.append(v if v is not None else 0)
-            elif kind == "sp":
-                env.append(sp0)
-            else:                       # lo32
-                env.append(fn(env) & 0xFFFFFFFF)
-        return env
+        return self._env(sp0, words, lambda x: read_word(x, {}, read_fn)[0])
 
     def holds(self, env: List[int]) -> bool:
         """Return True when every decision the recovery took comes out the same with
@@ -1008,17 +1018,24 @@ class Template:
         warnings, frames = self._plan
         out = TaskArgs(pid=bt.pid, task=bt.task, command=bt.command,
                        warnings=[r(w) for w in warnings])
+        new = object.__new__            # the dataclasses' fields, filled directly
         for index, function, module, proto, clone, args, regs, fwarn in frames:
-            out.frames.append(FrameArgs(
-                index=index, function=function, module=module, prototype=proto,
-                clone=clone,
-                args=[Arg(name=name, type=typ, register=reg, value=v(value),
-                          provenance=[r(x) for x in prov], status=status, reason=r(reason),
-                          alternatives=[(v(av), [r(x) for x in ch]) for av, ch in alts],
-                          weak=weak)
-                      for name, typ, reg, value, prov, status, reason, alts, weak in args],
-                registers={k: v(x) for k, x in regs},
-                warnings=[r(w) for w in fwarn]))
+            fa = new(FrameArgs)
+            fa.__dict__ = {"index": index, "function": function, "module": module,
+                           "prototype": proto, "clone": clone, "args": [],
+                           "registers": {k: v(x) for k, x in regs},
+                           "warnings": [r(w) for w in fwarn]}
+            add = fa.args.append
+            for name, typ, reg, value, prov, status, reason, alts, weak in args:
+                a = new(Arg)
+                a.__dict__ = {"name": name, "type": typ, "register": reg, "value": v(value),
+                              "provenance": [r(x) for x in prov], "status": status,
+                              "reason": r(reason),
+                              "alternatives": [(v(av), [r(x) for x in ch])
+                                               for av, ch in alts] if alts else [],
+                              "weak": weak}
+                add(a)
+            out.frames.append(fa)
         return out
 
 

@@ -223,26 +223,27 @@ class LazyBacktrace(Backtrace):
                 a += 8
         return words
 
-    def plain_stack(self) -> Optional[tuple]:
+    def plain_stack(self, hex_words: bool = False) -> Optional[tuple]:
         """Return (frames, words) when every line after the header is a frame line, a
         plain word line (``    ADDR: WORD WORD``) or blank, the first non-blank one a
         frame line; None otherwise.  Then no frame has an exception RIP, registers, a
         stack marker or a source line, ``frames`` is [(index, sp, function, ret_addr,
-        module)] as printed and ``words`` the union of the frames' words.  Reads only
-        the text, so it also works while the stream is being read."""
+        module)] as printed and ``words`` the union of the frames' words (their values
+        as printed, 16 hex digits, with ``hex_words``).  Reads only the text, so it also
+        works while the stream is being read."""
         fm = self._fm
         if not fm:
             return None
         text = fm[0].string
         end = self._end - self._off
         words = {}  # type: Dict[int, int]
-        n = len(fm)
-        for m in _WORD_LINE.finditer(text, fm[0].end(), end):
-            a = int(m.group(1), 16)
-            for v in m.group(2).split():
-                words[a] = int(v, 16)
+        lines = _WORD_LINE.findall(text, fm[0].end(), end)
+        n = len(fm) + len(lines)
+        for addr, vals in lines:
+            a = int(addr, 16)
+            for v in vals.split():
+                words[a] = v if hex_words else int(v, 16)
                 a += 8
-            n += 1
         body = text[self._hdr_end + 1:end].rstrip("\n")
         if body.count("\n") + 1 != n:
             # blank lines are allowed: count the non-blank ones

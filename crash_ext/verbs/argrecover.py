@@ -114,13 +114,15 @@ def _decode(port: Port, a: Arg, enabled: bool) -> Optional[str]:
     return decode_pointer(port, a.type, a.value)
 
 
-def _print_frame(f: FrameArgs, port: Port, decode: bool, out) -> None:
+def _frame_lines(f: FrameArgs, port: Port, decode: bool, lines: List[str]) -> None:
+    """Append the text lines of frame ``f`` to ``lines``."""
+    add = lines.append
     mod = " [%s]" % f.module if f.module else ""
-    print(" #%d %s%s" % (f.index, f.function, mod), file=out)
+    add(" #%d %s%s" % (f.index, f.function, mod))
     if f.prototype:
-        print("    %s" % f.prototype.strip(), file=out)
+        add("    %s" % f.prototype.strip())
     for w in f.warnings:
-        print("    note: %s" % w, file=out)
+        add("    note: %s" % w)
     for a in f.args:
         typ = " (%s)" % a.type if a.type else ""
         reg = " %%%s" % a.register if a.register else ""
@@ -128,18 +130,17 @@ def _print_frame(f: FrameArgs, port: Port, decode: bool, out) -> None:
             d = _decode(port, a, decode)
             weak = "  [weak: rests on a stack slot a callee could have changed]" if a.weak \
                 else ""
-            print("    %s%s%s = %s%s%s" % (a.name, typ, reg, _show(a), "  -> " + d if d else "",
-                                            weak), file=out)
+            add("    %s%s%s = %s%s%s" % (a.name, typ, reg, _show(a), "  -> " + d if d else "",
+                                         weak))
             for step in a.provenance:
-                print("        <- %s" % step, file=out)
+                add("        <- %s" % step)
         elif a.status == "conflict":
-            print("    %s%s%s = CONFLICT: %s" % (a.name, typ, reg, a.reason or ""), file=out)
+            add("    %s%s%s = CONFLICT: %s" % (a.name, typ, reg, a.reason or ""))
             for v, chain in ([(a.value, a.provenance)] if a.value is not None else []) + \
                     list(a.alternatives):
-                print("        %x <- %s" % (v, "; ".join(chain)), file=out)
+                add("        %x <- %s" % (v, "; ".join(chain)))
         else:
-            print("    %s%s%s = unknown (%s)" % (a.name, typ, reg, a.reason or "no evidence"),
-                  file=out)
+            add("    %s%s%s = unknown (%s)" % (a.name, typ, reg, a.reason or "no evidence"))
 
 
 def _render(port: Port, ta: TaskArgs, frames: List[FrameArgs], opts, decode: bool,
@@ -153,11 +154,12 @@ def _render(port: Port, ta: TaskArgs, frames: List[FrameArgs], opts, decode: boo
                             "warnings": f.warnings,
                             "args": [_arg_json(a, _decode(port, a, decode)) for a in f.args]}
                            for f in frames]}
-    print('PID: %s  TASK: %s  COMMAND: "%s"' % (ta.pid, _hx(ta.task), ta.command), file=out)
-    for w in ta.warnings:
-        print("  note: %s" % w, file=out)
+    lines = ['PID: %s  TASK: %s  COMMAND: "%s"' % (ta.pid, _hx(ta.task), ta.command)]
+    lines.extend("  note: %s" % w for w in ta.warnings)
     for f in frames:
-        _print_frame(f, port, decode, out)
+        _frame_lines(f, port, decode, lines)
+    lines.append("")
+    out.write("\n".join(lines))
     return None
 
 
