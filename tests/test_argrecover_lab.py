@@ -75,7 +75,7 @@ def test_seed_vfs_unlink_dentry_is_fire_js(lab, target):
     (["99999"], "invalid task or pid value"),
     (["{pid}", "99"], "no frame #99"),
     (["{pid}", "no_such_function"], "no frame of function"),
-    (["not-a-pid"], "not a pid or task address"),
+    (["not-a-pid"], "not a pid (decimal digits 0-9) or task address"),
     (["{running}"], "is running"),
     ([], "give a pid"),
 ])
