@@ -21,6 +21,7 @@ import subprocess
 from typing import List, NamedTuple, Optional, Tuple
 
 from .port import BadArgument, CrashDied
+from .words import shown
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -59,7 +60,7 @@ def find_crash(option: Optional[str], lab: bool = False) -> str:
                 return found
             raise CrashDied("cannot run crash: %s%s is not an executable file (name one "
                             "with --crash PATH or CRASH=PATH)"
-                            % (how if how == "CRASH=" else how + " ", _short(path)))
+                            % (how if how == "CRASH=" else how + " ", shown(path)))
     if lab:
         built = lab_crashes()
         if built:
@@ -70,12 +71,6 @@ def find_crash(option: Optional[str], lab: bool = False) -> str:
     raise CrashDied("cannot run crash: no 'crash' on PATH; install it (apt-get install "
                     "crash; for Debian 12's 6.1 kernels build >= 8.0.4: "
                     "tests/lab/build-crash.sh) or name one with --crash PATH or CRASH=PATH")
-
-
-def _short(word: str, limit: int = 40) -> str:
-    """Return ``word`` cut to ``limit`` characters (with ``...``) for an error line."""
-    w = str(word)
-    return repr(w if len(w) <= limit else w[:limit] + "...")
 
 
 def compression_of(path: str) -> Optional[str]:
@@ -138,19 +133,19 @@ def readable_dump(path: str) -> str:
             if not shutil.which("zstd"):
                 raise BadArgument("%s is zstd-compressed and the zstd program is missing: "
                                   "apt-get install zstd, or decompress it yourself (%s)"
-                                  % (_short(path), by_hand))
+                                  % (shown(path), by_hand))
             r = subprocess.run(["zstd", "-dqf", path, "-o", tmp], stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             if r.returncode != 0:
                 raise BadArgument("cannot decompress %s: %s (try: %s)" % (
-                    _short(path), r.stderr.decode("utf-8", "replace").strip()[-200:],
+                    shown(path), r.stderr.decode("utf-8", "replace").strip()[-200:],
                     by_hand))
         else:
             with gzip.open(path, "rb") as src, open(tmp, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
         os.rename(tmp, dest)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise BadArgument("cannot decompress %s: %s (try: %s)" % (_short(path), e, by_hand))
+        raise BadArgument("cannot decompress %s: %s (try: %s)" % (shown(path), e, by_hand))
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -176,7 +171,7 @@ def find_lab_dump(spec: str) -> LabDumpFiles:
     scenario, _, kernel = str(spec).partition("@")
     if not scenario or not all(c.isascii() and (c.isalnum() or c in "-_.")
                                for c in scenario + kernel):
-        raise BadArgument("--lab takes SCENARIO or SCENARIO@KERNEL, not %s" % _short(spec))
+        raise BadArgument("--lab takes SCENARIO or SCENARIO@KERNEL, not %s" % shown(spec))
     metas = []
     pattern = os.path.join(cache_dir(), "lab", "*", "%s-*" % scenario, "meta.json")
     for m in glob.glob(pattern):
@@ -194,7 +189,7 @@ def find_lab_dump(spec: str) -> LabDumpFiles:
     if not metas:
         raise BadArgument("no lab dump %s in %s; build it with 'make demo' (seed) or "
                           "'python3 tests/lab/mklab.py --scenario %s%s'"
-                          % (_short(spec), os.path.join(cache_dir(), "lab"), scenario,
+                          % (shown(spec), os.path.join(cache_dir(), "lab"), scenario,
                              " --kernel " + kernel if kernel else ""))
     d, meta = max(metas, key=lambda dm: dm[1].get("built", ""))
     return LabDumpFiles(scenario, meta["kernel_abi"], meta["vmlinux"],
