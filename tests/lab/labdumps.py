@@ -10,9 +10,9 @@ first time it is asked for one.
 
 import json
 import os
-import re
 import subprocess
 
+from crash_ext.adapters.crashproc import crash_binary_version
 from crash_ext.dumpfiles import readable_dump
 from tests.lab import mklab
 
@@ -40,15 +40,11 @@ class LabDump:
 
 def crash_version(path):
     """Return crash's version tuple, e.g. (8, 0, 6); raises mklab.LabError when unreadable."""
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True,
-                             timeout=60).stdout
-    except OSError as e:
-        raise mklab.LabError("cannot run crash at %s: %s" % (path, e))
-    m = re.search(r"crash (\d+)\.(\d+)\.(\d+)", out)
-    if not m:
+    v = crash_binary_version(path)
+    nums = tuple(int(x) for x in v.split(".")[:3] if x.isdigit()) if v else ()
+    if len(nums) < 3:
         raise mklab.LabError("%s --version did not print a crash version" % path)
-    return tuple(int(x) for x in m.groups())
+    return nums
 
 
 #: crash versions the lab builds from Debian's sources (build-crash.sh VERSION), oldest first
