@@ -1,8 +1,32 @@
-"""What crash answers to ``ps ADDR ...``, made from a recorded ``ps`` table (for fake
-ports): the rows of the tasks asked for, an error line for each address that is none."""
+"""Pieces of fake ports for unit tests: what crash answers to ``ps ADDR ...`` from a
+recorded ``ps`` table, and a port that knows no symbol, type or memory."""
 
 from crash_ext.models.ps import parse_ps, parse_ps_line
-from crash_ext.port import CrashCommandError
+from crash_ext.port import CrashCommandError, MemoryReadError, Port
+
+
+class TextOnlyPort(Port):
+    """A port whose subclasses answer commands from recorded text; it knows no symbol,
+    member or type (None) and reads no memory (MemoryReadError, as crash's adapters
+    raise for an unreadable address)."""
+
+    def read(self, addr, size):
+        raise MemoryReadError("invalid kernel virtual address: %x" % addr)
+
+    def symbol_address(self, name):
+        return None
+
+    def address_symbol(self, addr):
+        return None
+
+    def member_offset(self, t, m):
+        return None
+
+    def member_type(self, t, m):
+        return None
+
+    def type_size(self, t):
+        return None
 
 
 def ps_lookup(ps_text, cmd):

@@ -11,9 +11,9 @@ import pytest
 from crash_ext.analyses import waitfor as W
 from crash_ext.analyses.results import Blocked, Candidate, LockReport, TaskRef, Waiter
 from crash_ext.models.stack import parse_backtraces
-from crash_ext.port import CrashCommandError, Port
+from crash_ext.port import CrashCommandError
 from crash_ext.render.dot import to_dot
-from tests.unit.fakecrash import ps_lookup
+from tests.unit.fakecrash import TextOnlyPort, ps_lookup
 from crash_ext.verbs import deadlock as D
 
 
@@ -335,7 +335,7 @@ def test_dot_folds_long_queues():
 
 # ------------------------------------------------------------------- verb on fake ports
 
-class FakePort(Port):
+class FakePort(TextOnlyPort):
     """Answers ``ps`` and ``foreach UN bt -f`` from recorded text; nothing else."""
 
     def __init__(self, ps, bt, fail_bt=False):
@@ -353,25 +353,6 @@ class FakePort(Port):
         if cmd.startswith("ps ") and not cmd.startswith("ps -"):
             return ps_lookup(self.ps, cmd)
         raise CrashCommandError("%s: not recorded" % cmd)
-
-    def read(self, addr, size):
-        from crash_ext.port import MemoryReadError
-        raise MemoryReadError("not recorded")
-
-    def symbol_address(self, name):
-        return None
-
-    def address_symbol(self, addr):
-        return None
-
-    def member_offset(self, t, m):
-        return None
-
-    def member_type(self, t, m):
-        return None
-
-    def type_size(self, t):
-        return None
 
 
 PS_HDR = "      PID    PPID  CPU       TASK        ST  %MEM      VSZ      RSS  COMM\n"

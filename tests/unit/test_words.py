@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crash_ext import cli, words
-from crash_ext.port import BadArgument, CrashCommandError, MemoryReadError, Port
+from crash_ext.port import BadArgument, CrashCommandError
+from tests.unit.fakecrash import TextOnlyPort
 from crash_ext.verbs import argrecover as A
 from crash_ext.verbs import deadlock as D
 from crash_ext.verbs import whoholds as W
@@ -142,7 +143,7 @@ PS = PS_HDR + ("      1       0   0  ffff8d7ec0250000  IN   0.0     1000      10
                "     97       1   1  ffff8d7ec0251000  UN   0.0     1000      100  rm\n")
 
 
-class EmptyCrash(Port):
+class EmptyCrash(TextOnlyPort):
     """A crash session with two tasks, no stacks, no symbols, no readable memory: every
     command other than ps/foreach gets crash's error line.  Records the commands."""
 
@@ -158,24 +159,6 @@ class EmptyCrash(Port):
         if cmd.startswith("foreach"):
             return ""
         raise CrashCommandError("%s: invalid argument" % cmd.split()[0])
-
-    def read(self, addr, size):
-        raise MemoryReadError("invalid kernel virtual address: %x" % addr)
-
-    def symbol_address(self, name):
-        return None
-
-    def address_symbol(self, addr):
-        return None
-
-    def member_offset(self, t, m):
-        return None
-
-    def member_type(self, t, m):
-        return None
-
-    def type_size(self, t):
-        return None
 
 
 OPTS = ["-p", "--pid", "-t", "--type", "--json", "--max-waiters", "--no-candidates",
