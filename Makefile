@@ -8,8 +8,7 @@ N       ?= 2000
 export CRASH_EXT_T0 ?= $(shell date +%s)
 
 # The kernel matrix (tests/lab/labdumps.py KERNELS).  `make test` stages and tests
-# TEST_KERNELS (6.1 always: the demo's and scale's kernel); `make test-all` (and CI's
-# `make test TEST_KERNELS=all`) every kernel.
+# TEST_KERNELS (6.1 always: the demo's and scale's kernel); `make test-all` every kernel.
 KERNELS      ?= 5.10 6.1 6.12 6.12-rt 7
 TEST_KERNELS ?= 6.1,6.12
 CRASHES      ?= 8.0.6 9.0.2

@@ -32,7 +32,9 @@ papt_security_mirror() {
 # papt_setup SUITE: point PAPT_OPTS at SUITE's private index, fetching it when missing or
 # older than a day.  A stable suite (bullseye, bookworm, trixie) comes with its -updates
 # and -security suites, as a user of that release has them (new kernels land there first).
-# Returns non-zero (apt's output is on stderr) when the update fails.
+# Returns non-zero (apt's output is on stderr) when the update fails.  The signatures are
+# checked; a Release file's Valid-Until is not: the registry this project reaches may be a
+# mirror snapshot older than sid's one-week validity (apt then refuses the whole suite).
 papt_setup() {
     local suite=$1 dir=$PAPT_CACHE/$1 mirror sec s
     mirror=$(papt_mirror); sec=$(papt_security_mirror)
@@ -50,7 +52,7 @@ papt_setup() {
     PAPT_OPTS=(-o "Dir::Etc::sourcelist=$dir/sources.list" -o "Dir::Etc::sourceparts=-"
                -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir"
                -o "Dir::Cache::archives=$dir/archives" -o "APT::Get::List-Cleanup=0"
-               -o "Debug::NoLocking=1")
+               -o "Debug::NoLocking=1" -o "Acquire::Check-Valid-Until=false")
     if [ -z "$(find "$dir/.updated" -mmin -1440 2>/dev/null)" ]; then
         apt-get "${PAPT_OPTS[@]}" update -q >&2 || return 1
         touch "$dir/.updated"
