@@ -24,7 +24,7 @@ from ..compat import Callable, Dict, List, Optional, Sequence, Set
 
 from .stack import _FRAME, _TASK, Backtrace, Frame, parse_backtraces, split_func_offset
 
-__all__ = ["parse_backtraces_lazy", "LazyBacktrace", "LazyFrame", "StackText",
+__all__ = ["parse_backtraces_lazy", "LazyBacktrace", "LazyFrame", "PrintedWords", "StackText",
            "count_headers", "text_search"]
 
 # anything but printable ASCII, tab and newline: such text is read by the full parser
@@ -39,6 +39,17 @@ _FLINE = re.compile(r"\n[ \t]*#(\d+)[ \t]+\[[ \t]*([0-9a-fA-F]+)\][ \t]+(\S+)"
 _STRICT_WORD = re.compile(r"^    ([0-9a-f]{16}):((?: [0-9a-f]{16})+) ?$")
 _WORD_LINE = re.compile(r"\n    ([0-9a-f]{16}):((?: [0-9a-f]{16})+) ?(?=\n|$)")
 _MOD = re.compile(r"\[(?P<mod>[A-Za-z0-9_\-]+)\]")
+_SKEL = bytes.maketrans(b"0123456789abcdef", b"x" * 16)
+# {skeleton of a valid text after a header: its frame lines} and {frame lines: view},
+# see LazyBacktrace.printed_view
+_VALID = {}  # type: Dict[bytes, int]
+_VIEWS = {}  # type: Dict[tuple, tuple]
+# the text after a header when every line is a frame line (as _FLINE reads one), a word
+# line of one or two words, or blank, the first non-blank one a frame line: what
+# plain_stack accepts, with at most two words a line (crash's bt -f prints two)
+_FRAME_TEXT = r"[ \t]*#\d+[ \t]+\[[ \t]*[0-9a-fA-F]+\][ \t]+\S[^\n]*"
+_PLAIN_BODY = re.compile(r"(?:[ \t]*\n)*%s(?:\n(?:%s|    [0-9a-f]{16}:(?: [0-9a-f]{16}){1,2} ?"
+                         r"|[ \t]*))*" % (_FRAME_TEXT, _FRAME_TEXT))
 
 
 _PLAIN = bytes(range(0x20, 0x7f)) + b"\t\n"
@@ -257,6 +268,68 @@ class LazyBacktrace(Backtrace):
                            int(ret, 16) if ret else None, mod.group("mod") if mod else None))
         return frames, words
 
+    def printed_view(self) -> Optional[tuple]:
+        """Return (frames, sp0, words) when :meth:`plain_stack` would return frames:
+        ``frames`` ((index, function, ret_addr, module, sp - sp0), ...) by index,
+        ``sp0`` the stack slot of the lowest-numbered frame, ``words`` a
+        :class:`PrintedWords` over the text (each word found when asked for, as the
+        hex text ``plain_stack(hex_words=True)`` gives); None otherwise.  Tasks of one
+        stack shape get the same ``frames`` object."""
+        fm = self._fm
+        if not fm:
+            return None
+        text = fm[0].string
+        lo, end = self._hdr_end + 1, self._end - self._off
+        body = text[lo:end]
+        if not body.isascii():
+            return self._view_of(self.plain_stack(hex_words=True))
+        # the text with every hex digit made an 'x' is the same for every task of a
+        # stack shape: checked once by _PLAIN_BODY, then known by heart
+        skel = body.encode("ascii").translate(_SKEL)
+        nf = _VALID.get(skel)
+        if nf is None:
+            if _PLAIN_BODY.fullmatch(text, lo, end) is None:
+                return self._view_of(self.plain_stack(hex_words=True))
+            if len(_VALID) > 4096:
+                _VALID.clear()
+            nf = _VALID[skel] = len(fm)
+        elif nf != len(fm):
+            # a line the valid one's skeleton had as a frame line is not one here
+            return self._view_of(self.plain_stack(hex_words=True))
+        groups = [m.groups() for m in fm]
+        sps = [int(g[1], 16) for g in groups]
+        sp = sps[0]
+        # (index, function, return address, rest of the line) of each frame line
+        key = (tuple([g[0] + " " + g[2] + " " + (g[3] or "-") + "\n" + g[4]
+                      for g in groups]),
+               tuple([x - sp for x in sps]))
+        got = _VIEWS.get(key)
+        if got is None:
+            frames = []
+            for (idx, _sp, func, ret, tail), sp in zip(groups, sps):
+                mod = _MOD.search(tail) if "[" in tail else None
+                frames.append((int(idx), sp, split_func_offset(func)[0],
+                               int(ret, 16) if ret else None,
+                               mod.group("mod") if mod else None))
+            frames.sort(key=lambda f: f[0])
+            first = sps.index(frames[0][1])
+            got = (tuple((i, fn, r, md, sp - frames[0][1]) for i, sp, fn, r, md in frames),
+                   first)
+            if len(_VIEWS) > 4096:
+                _VIEWS.clear()
+            _VIEWS[key] = got
+        return got[0], sps[got[1]], PrintedWords(text, fm[0].end(), end)
+
+    @staticmethod
+    def _view_of(got: Optional[tuple]) -> Optional[tuple]:
+        """Return :meth:`printed_view`'s answer from :meth:`plain_stack`'s ``got``."""
+        if got is None:
+            return None
+        frames = sorted(got[0], key=lambda f: f[0])
+        sp0 = frames[0][1]
+        return (tuple((i, fn, r, md, sp - sp0) for i, sp, fn, r, md in frames), sp0,
+                got[1])
+
     def frame_sp(self, index: int) -> Optional[int]:
         """Return the stack address of the frame numbered ``index``, or None."""
         for m in self._fm:
@@ -327,6 +400,72 @@ class LazyBacktrace(Backtrace):
                      lambda self, v: self._lazy.__setitem__("words", v))
     messages = property(lambda self: self._get("messages"),
                         lambda self, v: self._lazy.__setitem__("messages", v))
+
+
+class PrintedWords:
+    """The stack words of one back trace's text, every line after its first frame line
+    a frame line, a word line of one or two words (``    ADDR: WORD WORD``) or blank
+    (as :meth:`LazyBacktrace.printed_stack` checked): ``get(addr)`` returns the word
+    printed for ``addr`` as its 16 hex digits -- what the dict of
+    ``plain_stack(hex_words=True)`` holds -- found in the text when asked for."""
+
+    __slots__ = ("_text", "_lo", "_hi", "_all")
+
+    def __init__(self, text: str, lo: int, hi: int):
+        self._text = text
+        self._lo = lo
+        self._hi = hi
+        self._all = None  # type: Optional[Dict[int, str]]
+
+    def _line(self, addr: int) -> int:
+        """Return where the word line starting at ``addr`` is (its newline), -1 when
+        none is, -2 when more than one is."""
+        if not 0 <= addr < 1 << 64:
+            return -1
+        key = "\n    %016x:" % addr
+        p = self._text.rfind(key, self._lo, self._hi)
+        if p >= 0 and self._text.find(key, self._lo, p) >= 0:
+            return -2
+        return p
+
+    def get(self, addr: int, default=None):
+        """Return the word printed at ``addr`` (hex text), ``default`` when none is."""
+        if self._all is None:
+            # the first word of its line, or the second of the line 8 bytes lower
+            p, q = self._line(addr), self._line(addr - 8)
+            if p != -2 and q != -2:
+                text = self._text
+                second = None
+                if q >= 0 and text[q + 39:q + 40] == " ":
+                    w = text[q + 40:q + 56]
+                    if len(w) == 16 and "\n" not in w and q + 56 <= self._hi:
+                        second = w
+                if second is not None and q > p:
+                    return second   # printed twice: the later one (as a dict keeps)
+                if p >= 0:
+                    return text[p + 23:p + 39]
+                return default if second is None else second
+            self._all = self._dict()
+        return self._all.get(addr, default)
+
+    def _dict(self) -> Dict[int, str]:
+        """Return every word printed ({address: hex text}), later lines winning."""
+        words = {}  # type: Dict[int, str]
+        for addr, vals in _WORD_LINE.findall(self._text, self._lo, self._hi):
+            a = int(addr, 16)
+            for v in vals.split():
+                words[a] = v
+                a += 8
+        return words
+
+    def __contains__(self, addr) -> bool:
+        return self.get(addr) is not None
+
+    def __getitem__(self, addr: int) -> str:
+        w = self.get(addr)
+        if w is None:
+            raise KeyError(addr)
+        return w
 
 
 def parse_backtraces_lazy(text: str) -> List[Backtrace]:
