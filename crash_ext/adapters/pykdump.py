@@ -42,6 +42,9 @@ class PykdumpPort(CommandTypes, Port):
             import crash as crash_module  # pykdump's C module: only inside crash
         self._crash = crash_module
         self._errors = errors          # an ErrorCapture, or None
+        #: what stays the same for every verb call of this crash session (each call
+        #: makes its own port): caches of facts of the code live that long
+        self.session_identity = crash_module
         known = _SESSION_TYPES.get(id(crash_module))
         self._known = known[1] if known is not None and known[0] is crash_module else None
 

@@ -1331,14 +1331,24 @@ _SHARED = weakref.WeakKeyDictionary()  # type: weakref.WeakKeyDictionary
 
 def sources_for(port) -> PortSources:
     """Return the PortSources shared by every recovery on ``port`` (caches of
-    disassembly, prototypes, memory words and recoveries live as long as the port)."""
+    disassembly, prototypes, memory words and recoveries live as long as the port).
+
+    A port with a ``session_identity`` (pykdump's: one port per verb call inside one
+    crash session) shares them with the earlier ports of that session -- all but the
+    memory words, read again in each call (a live system's memory changes); the code,
+    the prototypes and the recoveries (functions of each task's own words) stay."""
+    key = getattr(port, "session_identity", None)
+    key = port if key is None else key
     try:
-        src = _SHARED.get(port)
+        src = _SHARED.get(key)
         if src is None:
             src = PortSources(port)
-            _SHARED[port] = src
+            _SHARED[key] = src
+        elif src.port is not port:
+            src.port = port
+            src._words = {}
         return src
-    except TypeError:          # port not weak-referenceable
+    except TypeError:          # not weak-referenceable
         return PortSources(port)
 
 
