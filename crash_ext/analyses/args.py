@@ -1334,9 +1334,10 @@ def sources_for(port) -> PortSources:
     disassembly, prototypes, memory words and recoveries live as long as the port).
 
     A port with a ``session_identity`` (pykdump's: one port per verb call inside one
-    crash session) shares them with the earlier ports of that session -- all but the
-    memory words, read again in each call (a live system's memory changes); the code,
-    the prototypes and the recoveries (functions of each task's own words) stay."""
+    crash session) shares them with the earlier ports of that session: the code, the
+    prototypes and the recoveries (functions of each task's own words); the memory
+    words too when the port's ``memory_fixed()`` says it reads a dump (a live system's
+    memory changes: read again in each call)."""
     key = getattr(port, "session_identity", None)
     key = port if key is None else key
     try:
@@ -1346,7 +1347,8 @@ def sources_for(port) -> PortSources:
             _SHARED[key] = src
         elif src.port is not port:
             src.port = port
-            src._words = {}
+            if not getattr(port, "memory_fixed", lambda: False)():
+                src._words = {}
         return src
     except TypeError:          # not weak-referenceable
         return PortSources(port)
