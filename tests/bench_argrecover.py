@@ -21,8 +21,11 @@ Memory: the peak RSS of the Python process (``resource.getrusage``) at the end o
 N's sessions, and its RSS before the first ``argrecover -u`` (crash-ext, the session,
 ``foreach``'s text).  argrecover's text output is counted and dropped, not kept.
 
-Runs only through the Port (``crash_ext.adapters.crashproc``, crash driven from
-outside); inside crash the same code runs on pykdump's port.
+Through the Port (``crash_ext.adapters.crashproc``, crash driven from outside); then,
+for the largest N, the same inside crash with the real pykdump
+(``tests/incrash_bench.py``: ``argrecover -u`` against ``foreach UN bt -f`` in each
+session), printed beside the CLI's figures.  Each session's line gives the load average
+(this machine is shared: compare ratios, not times).
 
 A measurement, not a test: nothing is asserted.
 """
@@ -102,6 +105,7 @@ def session(d, pairs=PAIRS):
             nat.append(_timed(lambda: crash.command("foreach UN bt -f"))[0])
             ar.append(_timed(ours)[0])
         return {"foreach0": n0, "first": a0, "foreach": nat, "argrecover": ar,
+                "load": os.getloadavg()[0],
                 "rss_before_kb": rss0, "rc": state["rc"], "tasks": state["tasks"],
                 "chars": state["chars"]}
     finally:
@@ -129,11 +133,11 @@ def report(r, first_n):
         note = " (vmlinux never seen: empty type store)" if first_n and i == 0 else ""
         print("  N=%-5d session %d: %d tasks, rc=%d, %d KB of text; foreach UN bt -f %s; "
               "argrecover -u %s: %.2fx; first argrecover -u of the session %.3fs "
-              "(%.2fx)%s" % (
+              "(%.2fx); load %.1f%s" % (
                   n, i + 1, s["tasks"], s["rc"], s["chars"] // 1024,
                   " ".join("%.3fs" % x for x in s["foreach"]),
                   " ".join("%.3fs" % x for x in s["argrecover"]), ma / mf, s["first"],
-                  s["first"] / mf, note), flush=True)
+                  s["first"] / mf, s.get("load", 0.0), note), flush=True)
     fe = med([med(s["foreach"]) for s in r["sessions"]])
     ar = med([med(s["argrecover"]) for s in r["sessions"]])
     tasks = r["sessions"][0]["tasks"] or 1
@@ -179,6 +183,13 @@ def main(argv):
             if i == 0:
                 print("argrecover -u on scale, kernel %s" % res["kernel"])
             rows.append((n,) + report(res, i == 0))
+        # inside crash (pykdump), the largest N, its own sessions side by side
+        from tests import incrash_bench
+        incrash_bench.bench(ns[-1], a.sessions, env={"CRASH_EXT_TYPES": store},
+                            verb="argrecover -u")
+        n, fe, ar, t = rows[-1]
+        print("N=%-5d CLI (crash driven from outside) argrecover -u median %.3fs, %.2fx its "
+              "sessions' foreach" % (n, ar, ar / fe))
         if len(rows) > 1:
             print("Growth (median seconds per 1000 tasks): " + ", ".join(
                 "N=%d: foreach %.3f argrecover -u %.3f" % (n, 1000 * x / t, 1000 * y / t)

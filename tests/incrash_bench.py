@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""Benchmark inside crash: ``deadlock`` against ``foreach UN bt -f`` with the real pykdump.
+"""Benchmark inside crash: a verb (``deadlock``, or ``argrecover -u``) against ``foreach UN
+bt -f`` with the real pykdump.
 
-    python3 tests/incrash_bench.py [-r SESSIONS] [N ...]     (default: 2000)
+    python3 tests/incrash_bench.py [-r SESSIONS] [--verb "argrecover -u"] [N ...]
+                                                              (default: deadlock, 2000)
 
-(`make bench` runs it from tests/bench_deadlock.py, beside the CLI figures.)
+(`make bench` runs it from tests/bench_deadlock.py and tests/bench_argrecover.py, beside
+the CLI figures.)
 
 For each of SESSIONS crash sessions on the lab's ``scale`` dump (mpykdump.so from
 ``tests/lab/build-mpykdump.sh`` loaded by hand, then crash-ext's loader): this file runs
-*inside* crash (``epython tests/incrash_bench.py --inside PAIRS``) and times, in that one
-session, ``foreach UN bt -f`` once (crash reads the stacks for the first time), ``deadlock``
-once, then PAIRS pairs of the two (``exec_crash_command`` and ``run_verb``, output kept in
-memory).  The session's ratio is the median of its ``deadlock`` times over the median of
-its ``foreach`` times; printed is the median of the sessions' ratios.  Run with the type
+*inside* crash (``epython tests/incrash_bench.py --inside PAIRS VERB [ARG...]``) and
+times, in that one session, ``foreach UN bt -f`` once (crash reads the stacks for the first
+time), the verb once, then PAIRS pairs of the two (``exec_crash_command`` and
+``run_verb``, output kept in memory).  The session's ratio is the median of its verb
+times over the median of its ``foreach`` times; printed is the median of the sessions' ratios.  Run with the type
 store on (as a user's second session on a kernel build) and off
 (``CRASH_EXT_TYPE_CACHE=0``: types known only from earlier calls in the session).
 
@@ -23,8 +26,9 @@ import sys
 import time
 
 
-def inside(pairs):
-    """Inside crash: print one line ``INCRASH first_foreach first_deadlock f d f d ...``."""
+def inside(pairs, verb=("deadlock",)):
+    """Inside crash: print one line ``INCRASH first_foreach first_verb f v f v ...`` and
+    ``SUMMARY`` with the verb's last output line."""
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[0]))))
     import contextlib
     import io
@@ -40,7 +44,7 @@ def inside(pairs):
         buf = io.StringIO()
         t = time.perf_counter()
         with contextlib.redirect_stdout(buf):
-            run_verb("deadlock", [])
+            run_verb(verb[0], list(verb[1:]))
         return time.perf_counter() - t, buf.getvalue().strip().splitlines()[-1]
 
     times = [foreach(), ours()[0]]
@@ -54,9 +58,9 @@ def inside(pairs):
     sys.stdout.flush()
 
 
-def session(d, mp, pairs, env=None):
-    """One crash session on dump ``d``; returns (first foreach, first deadlock,
-    [foreach...], [deadlock...], summary line).  Raises RuntimeError when crash did not
+def session(d, mp, pairs, env=None, verb="deadlock"):
+    """One crash session on dump ``d``; returns (first foreach, first ``verb``,
+    [foreach...], [verb...], summary line).  Raises RuntimeError when crash did not
     print the timing line."""
     import subprocess
     import tempfile
@@ -65,7 +69,7 @@ def session(d, mp, pairs, env=None):
     script = "\n".join([
         "extend %s" % mp,
         "mod -s crashext_lab %s" % d.module_ko,
-        "epython %s --inside %d" % (os.path.abspath(__file__), pairs), "q", ""])
+        "epython %s --inside %d %s" % (os.path.abspath(__file__), pairs, verb), "q", ""])
     e = dict(os.environ, HOME=home)
     e.pop("PYKDUMPPATH", None)
     e.update(env or {})
@@ -82,8 +86,9 @@ def session(d, mp, pairs, env=None):
     return t[0], t[1], t[2::2], t[3::2], summary[0][8:] if summary else ""
 
 
-def bench(n, sessions, pairs=5, env=None, label="type store on"):
-    """Print and return the median in-crash ratio deadlock / foreach UN bt -f."""
+def bench(n, sessions, pairs=5, env=None, label="type store on", verb="deadlock"):
+    """Print and return the median in-crash ratio ``verb`` / foreach UN bt -f (and
+    print the verb's median time)."""
     import statistics
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from tests import incrash
@@ -91,17 +96,20 @@ def bench(n, sessions, pairs=5, env=None, label="type store on"):
     d = get_dump("scale", n=n)
     mp = incrash.mpykdump()
     med = statistics.median
-    ratios = []
+    ratios, times = [], []
     for i in range(sessions):
-        f0, d0, fs, ds, summary = session(d, mp, pairs, env)
+        f0, d0, fs, ds, summary = session(d, mp, pairs, env, verb)
         ratios.append(med(ds) / med(fs))
-        print("  N=%-5d in crash (%s) session %d: foreach UN bt -f %s; deadlock %s: %.2fx; "
-              "first of the session: foreach %.3fs, deadlock %.3fs" % (
-                  n, label, i + 1, " ".join("%.3fs" % x for x in fs),
-                  " ".join("%.3fs" % x for x in ds), ratios[-1], f0, d0), flush=True)
-    print("N=%-5d IN CRASH (pykdump, %s) deadlock / foreach UN bt -f, same session "
-          "(median of %d sessions): %.2fx (sessions %.2f-%.2f)  %s" % (
-              n, label, sessions, med(ratios), min(ratios), max(ratios), summary),
+        times.append(med(ds))
+        print("  N=%-5d in crash (%s) session %d: foreach UN bt -f %s; %s %s: %.2fx; "
+              "first of the session: foreach %.3fs, %s %.3fs; load %.1f" % (
+                  n, label, i + 1, " ".join("%.3fs" % x for x in fs), verb,
+                  " ".join("%.3fs" % x for x in ds), ratios[-1], f0, verb, d0,
+                  os.getloadavg()[0]), flush=True)
+    print("N=%-5d IN CRASH (pykdump, %s) %s / foreach UN bt -f, same session "
+          "(median of %d sessions): %.2fx (sessions %.2f-%.2f); %s median %.3fs  %s" % (
+              n, label, verb, sessions, med(ratios), min(ratios), max(ratios), verb,
+              med(times), summary if verb == "deadlock" else ""),
           flush=True)
     return med(ratios)
 
@@ -110,16 +118,18 @@ def main(argv):
     import argparse
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("-r", "--sessions", type=int, default=3)
+    p.add_argument("--verb", default="deadlock", help="verb and its arguments")
     p.add_argument("n", type=int, nargs="*")
     a = p.parse_args(argv)
     for n in a.n or [2000]:
-        bench(n, a.sessions)
-        bench(n, a.sessions, env={"CRASH_EXT_TYPE_CACHE": "0"}, label="type store off")
+        bench(n, a.sessions, verb=a.verb)
+        bench(n, a.sessions, env={"CRASH_EXT_TYPE_CACHE": "0"}, label="type store off",
+              verb=a.verb)
     return 0
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--inside"]:
-        inside(int(sys.argv[2]))
+        inside(int(sys.argv[2]), tuple(sys.argv[3:]) or ("deadlock",))
     else:
         sys.exit(main(sys.argv[1:]))

@@ -42,8 +42,24 @@ class PykdumpPort(CommandTypes, Port):
             import crash as crash_module  # pykdump's C module: only inside crash
         self._crash = crash_module
         self._errors = errors          # an ErrorCapture, or None
+        #: what stays the same for every verb call of this crash session (each call
+        #: makes its own port): caches of facts of the code live that long
+        self.session_identity = crash_module
         known = _SESSION_TYPES.get(id(crash_module))
         self._known = known[1] if known is not None and known[0] is crash_module else None
+
+    def memory_fixed(self) -> bool:
+        """Return True when crash reads a dump (its memory is the same in every verb call
+        of the session), False on a live system or when ``sys`` fails; asked once per
+        crash session."""
+        got = _FIXED.get(id(self._crash))
+        if got is None or got[0] is not self._crash:
+            try:
+                live = session_files(self.command("sys"))[1]
+            except CrashExtError:
+                live = True
+            got = _FIXED[id(self._crash)] = (self._crash, not live)
+        return got[1]
 
     def crash_version(self):
         """Return the running crash's version (pykdump's ``crash.Crash_run``), or None."""
@@ -158,6 +174,7 @@ class PykdumpPort(CommandTypes, Port):
 #: verb call starts with what earlier ones learned (the store on disk may be off:
 #: CRASH_EXT_TYPE_CACHE=0).  Holding the module keeps its id from being reused.
 _SESSION_TYPES = {}  # type: Dict[int, tuple]
+_FIXED = {}  # type: Dict[int, tuple]   # id(crash module): (it, memory_fixed)
 
 
 class ErrorCapture:

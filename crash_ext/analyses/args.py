@@ -880,14 +880,22 @@ def plain_view(bt: Backtrace) -> Optional[tuple]:
     """Return :func:`task_view` of a lazily read back trace whose text is only frame
     and plain word lines, from its text alone (so also while ``foreach`` is still
     being read: see Snapshot.backtraces' ``on_task``), the words' values as printed
-    (hex text, turned into numbers only when read); None for any other."""
-    got = bt.plain_stack(hex_words=True) if isinstance(bt, LazyBacktrace) else None
+    (hex text, found in the text and turned into numbers only when read:
+    :class:`~crash_ext.models.btlazy.PrintedWords`); None for any other."""
+    got = bt.printed_view() if isinstance(bt, LazyBacktrace) else None
     if got is None:
         return None
-    frames = sorted(got[0], key=lambda f: f[0])
-    sp0 = frames[0][1]
-    return (tuple((i, fn, ret, mod, sp - sp0, None, None, False)
-                  for i, sp, fn, ret, mod in frames), sp0, got[1])
+    frames = got[0]
+    shape = _SHAPES.get(frames)
+    if shape is None:
+        if len(_SHAPES) > 4096:
+            _SHAPES.clear()
+        shape = _SHAPES[frames] = tuple((i, fn, ret, mod, rel, None, None, False)
+                                        for i, fn, ret, mod, rel in frames)
+    return shape, got[1], got[2]
+
+
+_SHAPES = {}  # type: Dict[tuple, tuple]   # plain_view's shapes, one object per shape
 
 
 def task_view(bt: Backtrace) -> tuple:
@@ -911,7 +919,8 @@ class Template:
     parameter list on first reuse.
     """
 
-    __slots__ = ("result", "ps", "shape", "_holds", "_hexes", "_values", "_plan", "_env")
+    __slots__ = ("result", "ps", "shape", "_holds", "_hexes", "_values", "_plan", "_env",
+                 "_answer")
 
     def __init__(self, result: TaskArgs, ps: Params, shape: tuple):
         self.result = result
@@ -981,6 +990,7 @@ class Template:
                            [txt(w) for w in fa.warnings]))
         self._values = _compile("lambda e: [%s]" % ",".join(values))
         self._plan = ([txt(w) for w in t.warnings], frames)
+        self._answer = _answer_function(self._plan, self._hexes, self._values)
 
     def env_for(self, sp0: Optional[int], words: Dict[int, int],
                 read_fn: Optional[ReadFn]) -> Optional[List[int]]:
@@ -1005,38 +1015,63 @@ class Template:
         ``env`` (from :meth:`env_for`, checked with :meth:`holds`)."""
         if self._plan is None:
             self._prepare()
-        hexes = self._hexes(env)
-        vals = self._values(env)
+        return self._answer(bt, env)
 
-        def r(x):
-            if x.__class__ is tuple:
-                return x[0] % tuple([hexes[i] for i in x[1]])
-            return x
 
-        def v(x):
-            return x[1] if x[0] == "int" else vals[x[1]]
-        warnings, frames = self._plan
-        out = TaskArgs(pid=bt.pid, task=bt.task, command=bt.command,
-                       warnings=[r(w) for w in warnings])
-        new = object.__new__            # the dataclasses' fields, filled directly
-        for index, function, module, proto, clone, args, regs, fwarn in frames:
-            fa = new(FrameArgs)
-            fa.__dict__ = {"index": index, "function": function, "module": module,
-                           "prototype": proto, "clone": clone, "args": [],
-                           "registers": {k: v(x) for k, x in regs},
-                           "warnings": [r(w) for w in fwarn]}
-            add = fa.args.append
-            for name, typ, reg, value, prov, status, reason, alts, weak in args:
-                a = new(Arg)
-                a.__dict__ = {"name": name, "type": typ, "register": reg, "value": v(value),
-                              "provenance": [r(x) for x in prov], "status": status,
-                              "reason": r(reason),
-                              "alternatives": [(v(av), [r(x) for x in ch])
-                                               for av, ch in alts] if alts else [],
-                              "weak": weak}
-                add(a)
-            out.frames.append(fa)
-        return out
+def _answer_function(plan: tuple, hexes, values):
+    """Return the function ``f(bt, env)`` that builds a Template's TaskArgs for a task
+    from its ``plan`` (see Template._prepare: texts as they are or (format, mark
+    indexes), numbers as ("int", n) or ("lin", index in ``values(env)``)) and the mark
+    texts ``hexes(env)``: one generated expression, with the records' fields filled
+    directly (no dataclass __init__)."""
+    def text(x) -> str:
+        if x.__class__ is tuple:
+            return "(%r%%(%s,))" % (x[0], ",".join("h[%d]" % i for i in x[1]))
+        return repr(x)
+
+    def num(x) -> str:
+        return repr(x[1]) if x[0] == "int" else "v[%d]" % x[1]
+
+    def texts(xs) -> str:
+        return "[%s]" % ",".join(text(x) for x in xs)
+
+    def rec(cls: str, fields) -> str:
+        return "mk(%s,{%s})" % (cls, ",".join("%r:%s" % kv for kv in fields))
+
+    warnings, frames = plan
+    fexprs = []
+    for index, function, module, proto, clone, args, regs, fwarn in frames:
+        aexprs = [rec("Arg", [
+            ("name", repr(name)), ("type", repr(typ)), ("register", repr(reg)),
+            ("value", num(value)), ("provenance", texts(prov)), ("status", repr(status)),
+            ("reason", text(reason)),
+            ("alternatives", "[%s]" % ",".join("(%s,%s)" % (num(av), texts(ch))
+                                               for av, ch in alts)),
+            ("weak", repr(weak))])
+            for name, typ, reg, value, prov, status, reason, alts, weak in args]
+        fexprs.append(rec("FrameArgs", [
+            ("index", repr(index)), ("function", repr(function)), ("module", repr(module)),
+            ("prototype", repr(proto)), ("clone", repr(clone)),
+            ("args", "[%s]" % ",".join(aexprs)),
+            ("registers", "{%s}" % ",".join("%r:%s" % (k, num(x)) for k, x in regs)),
+            ("warnings", texts(fwarn))]))
+    body = rec("TaskArgs", [("pid", "bt.pid"), ("task", "bt.task"), ("command", "bt.command"),
+                            ("frames", "[%s]" % ",".join(fexprs)),
+                            ("warnings", texts(warnings))])
+    source = "\n".join([
+        "def answer(bt, e):",
+        " h = hexes(e)" if "h[" in body else "",
+        " v = values(e)" if "v[" in body else "",
+        " return " + body])
+
+    def mk(cls, fields):
+        o = object.__new__(cls)
+        o.__dict__ = fields
+        return o
+    scope = {"mk": mk, "hexes": hexes, "values": values, "Arg": Arg, "FrameArgs": FrameArgs,
+             "TaskArgs": TaskArgs}
+    exec(compile(source, "<argrecover template>", "exec"), scope)
+    return scope["answer"]
 
 
 def build_template(bt: Backtrace, dis_fn: DisFn, read_fn: Optional[ReadFn] = None,
@@ -1296,14 +1331,26 @@ _SHARED = weakref.WeakKeyDictionary()  # type: weakref.WeakKeyDictionary
 
 def sources_for(port) -> PortSources:
     """Return the PortSources shared by every recovery on ``port`` (caches of
-    disassembly, prototypes, memory words and recoveries live as long as the port)."""
+    disassembly, prototypes, memory words and recoveries live as long as the port).
+
+    A port with a ``session_identity`` (pykdump's: one port per verb call inside one
+    crash session) shares them with the earlier ports of that session: the code, the
+    prototypes and the recoveries (functions of each task's own words); the memory
+    words too when the port's ``memory_fixed()`` says it reads a dump (a live system's
+    memory changes: read again in each call)."""
+    key = getattr(port, "session_identity", None)
+    key = port if key is None else key
     try:
-        src = _SHARED.get(port)
+        src = _SHARED.get(key)
         if src is None:
             src = PortSources(port)
-            _SHARED[port] = src
+            _SHARED[key] = src
+        elif src.port is not port:
+            src.port = port
+            if not getattr(port, "memory_fixed", lambda: False)():
+                src._words = {}
         return src
-    except TypeError:          # port not weak-referenceable
+    except TypeError:          # not weak-referenceable
         return PortSources(port)
 
 

@@ -24,7 +24,7 @@ from ..compat import Callable, Dict, List, Optional, Sequence, Set
 
 from .stack import _FRAME, _TASK, Backtrace, Frame, parse_backtraces, split_func_offset
 
-__all__ = ["parse_backtraces_lazy", "LazyBacktrace", "LazyFrame", "StackText",
+__all__ = ["parse_backtraces_lazy", "LazyBacktrace", "LazyFrame", "PrintedWords", "StackText",
            "count_headers", "text_search"]
 
 # anything but printable ASCII, tab and newline: such text is read by the full parser
@@ -39,6 +39,18 @@ _FLINE = re.compile(r"\n[ \t]*#(\d+)[ \t]+\[[ \t]*([0-9a-fA-F]+)\][ \t]+(\S+)"
 _STRICT_WORD = re.compile(r"^    ([0-9a-f]{16}):((?: [0-9a-f]{16})+) ?$")
 _WORD_LINE = re.compile(r"\n    ([0-9a-f]{16}):((?: [0-9a-f]{16})+) ?(?=\n|$)")
 _MOD = re.compile(r"\[(?P<mod>[A-Za-z0-9_\-]+)\]")
+_SKEL = bytes.maketrans(b"0123456789abcdef", b"x" * 16)
+# {skeleton of a valid text after a header: (its frame lines, _Layout)} and {frame
+# lines: view},
+# see LazyBacktrace.printed_view
+_VALID = {}  # type: Dict[bytes, tuple]
+_VIEWS = {}  # type: Dict[tuple, tuple]
+# the text after a header when every line is a frame line (as _FLINE reads one), a word
+# line of one or two words, or blank, the first non-blank one a frame line: what
+# plain_stack accepts, with at most two words a line (crash's bt -f prints two)
+_FRAME_TEXT = r"[ \t]*#\d+[ \t]+\[[ \t]*[0-9a-fA-F]+\][ \t]+\S[^\n]*"
+_PLAIN_BODY = re.compile(r"(?:[ \t]*\n)*%s(?:\n(?:%s|    [0-9a-f]{16}:(?: [0-9a-f]{16}){1,2} ?"
+                         r"|[ \t]*))*" % (_FRAME_TEXT, _FRAME_TEXT))
 
 
 _PLAIN = bytes(range(0x20, 0x7f)) + b"\t\n"
@@ -257,6 +269,68 @@ class LazyBacktrace(Backtrace):
                            int(ret, 16) if ret else None, mod.group("mod") if mod else None))
         return frames, words
 
+    def printed_view(self) -> Optional[tuple]:
+        """Return (frames, sp0, words) when :meth:`plain_stack` would return frames:
+        ``frames`` ((index, function, ret_addr, module, sp - sp0), ...) by index,
+        ``sp0`` the stack slot of the lowest-numbered frame, ``words`` a
+        :class:`PrintedWords` over the text (each word found when asked for, as the
+        hex text ``plain_stack(hex_words=True)`` gives); None otherwise.  Tasks of one
+        stack shape get the same ``frames`` object."""
+        fm = self._fm
+        if not fm:
+            return None
+        text = fm[0].string
+        lo, end = self._hdr_end + 1, self._end - self._off
+        body = text[lo:end]
+        if not body.isascii():
+            return self._view_of(self.plain_stack(hex_words=True))
+        # the text with every hex digit made an 'x' is the same for every task of a
+        # stack shape: checked once by _PLAIN_BODY, then known by heart
+        skel = body.encode("ascii").translate(_SKEL)
+        known = _VALID.get(skel)
+        if known is None:
+            if _PLAIN_BODY.fullmatch(text, lo, end) is None:
+                return self._view_of(self.plain_stack(hex_words=True))
+            if len(_VALID) > 4096:
+                _VALID.clear()
+            known = _VALID[skel] = (len(fm), _Layout(body))
+        elif known[0] != len(fm):
+            # a line the valid one's skeleton had as a frame line is not one here
+            return self._view_of(self.plain_stack(hex_words=True))
+        groups = [m.groups() for m in fm]
+        sps = [int(g[1], 16) for g in groups]
+        sp = sps[0]
+        # (index, function, return address, rest of the line) of each frame line
+        key = (tuple([g[0] + " " + g[2] + " " + (g[3] or "-") + "\n" + g[4]
+                      for g in groups]),
+               tuple([x - sp for x in sps]))
+        got = _VIEWS.get(key)
+        if got is None:
+            frames = []
+            for (idx, _sp, func, ret, tail), sp in zip(groups, sps):
+                mod = _MOD.search(tail) if "[" in tail else None
+                frames.append((int(idx), sp, split_func_offset(func)[0],
+                               int(ret, 16) if ret else None,
+                               mod.group("mod") if mod else None))
+            frames.sort(key=lambda f: f[0])
+            first = sps.index(frames[0][1])
+            got = (tuple((i, fn, r, md, sp - frames[0][1]) for i, sp, fn, r, md in frames),
+                   first)
+            if len(_VIEWS) > 4096:
+                _VIEWS.clear()
+            _VIEWS[key] = got
+        return got[0], sps[got[1]], PrintedWords(text, lo, end, known[1])
+
+    @staticmethod
+    def _view_of(got: Optional[tuple]) -> Optional[tuple]:
+        """Return :meth:`printed_view`'s answer from :meth:`plain_stack`'s ``got``."""
+        if got is None:
+            return None
+        frames = sorted(got[0], key=lambda f: f[0])
+        sp0 = frames[0][1]
+        return (tuple((i, fn, r, md, sp - sp0) for i, sp, fn, r, md in frames), sp0,
+                got[1])
+
     def frame_sp(self, index: int) -> Optional[int]:
         """Return the stack address of the frame numbered ``index``, or None."""
         for m in self._fm:
@@ -327,6 +401,109 @@ class LazyBacktrace(Backtrace):
                      lambda self, v: self._lazy.__setitem__("words", v))
     messages = property(lambda self: self._get("messages"),
                         lambda self, v: self._lazy.__setitem__("messages", v))
+
+
+_LAYOUT_LINE = re.compile(r"(?m)^    ([0-9a-f]{16}):((?: [0-9a-f]{16})+) ?$")
+
+
+class _Layout:
+    """Where the word lines are in a back trace's text after its header, the same for
+    every text of one skeleton (see :meth:`LazyBacktrace.printed_view`), read from the
+    first text of that skeleton: ``addresses(body)`` gives the address texts of the
+    word lines of a body of that skeleton; ``where`` maps an address (less the first
+    line's) to the offset of the word printed for it; ``quick`` is False when that
+    first text's addresses do not rise strictly (its words are then read as a dict)."""
+
+    __slots__ = ("addresses", "where", "quick", "base", "number", "ones", "span")
+
+    def __init__(self, body: str):
+        ms = list(_LAYOUT_LINE.finditer(body))
+        starts = [m.start(1) for m in ms]
+        getter = operator.itemgetter(*[slice(s, s + 16) for s in starts]) \
+            if len(ms) > 1 else None
+        self.addresses = getter if getter is not None else (
+            (lambda b: (b[starts[0]:starts[0] + 16],)) if ms else (lambda b: ()))
+        addrs = [int(m.group(1), 16) for m in ms]
+        self.quick = bool(ms) and all(a < b for a, b in zip(addrs, addrs[1:]))
+        self.where = {}  # type: Dict[int, int]
+        if not self.quick:
+            return
+        self.base = addrs[0]
+        self.span = addrs[-1] - addrs[0]
+        # the addresses' digits as one number, and what adding d to each one adds
+        self.number = int("".join(m.group(1) for m in ms), 16)
+        self.ones = sum(1 << (64 * k) for k in range(len(ms)))
+        for m, a in zip(ms, addrs):
+            for k in range(len(m.group(2)) // 17):
+                # a word printed twice: the later one (as a dict filled line by line)
+                self.where[a + 8 * k - self.base] = m.start(1) + 18 + 17 * k
+
+
+class PrintedWords:
+    """The stack words of one back trace's text, every line after its first frame line
+    a frame line, a word line of one or two words (``    ADDR: WORD WORD``) or blank
+    (as :meth:`LazyBacktrace.printed_view` checked): ``get(addr)`` returns the word
+    printed for ``addr`` as its 16 hex digits -- what the dict of
+    ``plain_stack(hex_words=True)`` holds -- found in the text when asked for."""
+
+    __slots__ = ("_text", "_lo", "_hi", "_layout", "_base", "_all")
+
+    def __init__(self, text: str, lo: int, hi: int, layout: _Layout):
+        # ``lo``: where the text after the header starts, ``hi``: where the task ends
+        self._text = text
+        self._lo = lo
+        self._hi = hi
+        self._layout = layout
+        self._base = None  # type: Optional[int]
+        self._all = None  # type: Optional[Dict[int, str]]
+
+    def _index(self) -> None:
+        """Read the word lines' addresses: when they are the layout's first text's,
+        all moved by one amount, a word is found by its place in the layout (``_base``
+        set); otherwise read them all into a dict (``_all``)."""
+        lay = self._layout
+        if lay.quick:
+            addrs = lay.addresses(self._text[self._lo:self._hi])
+            base = int(addrs[0], 16)
+            # each address is the first text's plus (base - lay.base), with no carry
+            # between them: the digits as one number say so at once
+            if base + lay.span < 1 << 64 and \
+                    int("".join(addrs), 16) == lay.number + (base - lay.base) * lay.ones:
+                self._base = base
+                return
+        self._all = self._dict()
+
+    def get(self, addr: int, default=None):
+        """Return the word printed at ``addr`` (hex text), ``default`` when none is."""
+        if self._base is None:
+            if self._all is None:
+                self._index()
+            if self._all is not None:
+                return self._all.get(addr, default)
+        pos = self._layout.where.get(addr - self._base)
+        if pos is None:
+            return default
+        pos += self._lo
+        return self._text[pos:pos + 16]
+
+    def _dict(self) -> Dict[int, str]:
+        """Return every word printed ({address: hex text}), later lines winning."""
+        words = {}  # type: Dict[int, str]
+        for addr, vals in _WORD_LINE.findall(self._text, self._lo - 1, self._hi):
+            a = int(addr, 16)
+            for v in vals.split():
+                words[a] = v
+                a += 8
+        return words
+
+    def __contains__(self, addr) -> bool:
+        return self.get(addr) is not None
+
+    def __getitem__(self, addr: int) -> str:
+        w = self.get(addr)
+        if w is None:
+            raise KeyError(addr)
+        return w
 
 
 def parse_backtraces_lazy(text: str) -> List[Backtrace]:
