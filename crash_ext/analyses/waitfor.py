@@ -32,7 +32,7 @@ from ..models import locks as L
 from ..models.btlazy import text_search
 from ..port import CrashExtError, Port
 from .blockedon import (SCHED_FUNCS, blocked_on, classify_function, classify_stack,
-                        own_records, rt_lock_waiters)
+                        explain_wait, own_records, rt_lock_waiters)
 from .lockreport import lock_report, prefetch_locks, session_cache
 from .results import Blocked, Candidate, LockReport, TaskRef
 from .snapshot import Snapshot, no_gc
@@ -894,8 +894,9 @@ def blocked_all(port: Port, snap, bts: Dict[int, object],
                 ev = ("blocking frame #%d %s" % (f.index, f.function) if okind != "other"
                       else "first non-scheduler frame #%d %s is not a lock or completion "
                            "wait" % (f.index, f.function))
-                out[task] = Blocked(task=ref, kind=okind, function=f.function,
-                                    frame=f.index, evidence=[ev])
+                out[task] = explain_wait(port, snap, Blocked(
+                    task=ref, kind=okind, function=f.function, frame=f.index,
+                    evidence=[ev]), bt)
             continue
         if not listed(task, ref, lock_idx, kind, mode, func):
             search[task] = (ref, lock_idx, kind, mode, func)
