@@ -71,7 +71,8 @@ class Wait:
     structure known here).  ``completion``: the ``struct completion`` the task sleeps on
     (None when it could not be confirmed); ``where``: where it lives (a task's stack, a
     slab object, a symbol); ``container``: the structure it is embedded in, in words;
-    ``object``: the work_struct / task_struct waited on; ``what``: the wait in words
+    ``object``: the work_struct / task_struct waited on (``object_where``: where it
+    lives); ``what``: the wait in words
     ("work item X (lab_dev_work_fn)"); ``must_act``: the tasks whose progress ends the
     wait (the kworker running the work item, the kthread to exit), each recorded by the
     kernel (``evidence`` says which field); ``pending``: when no task runs the work yet,
@@ -81,6 +82,7 @@ class Wait:
     where: Optional[str] = None
     container: Optional[str] = None
     object: Optional[int] = None
+    object_where: Optional[str] = None
     what: Optional[str] = None
     must_act: List[TaskRef] = field(default_factory=list)
     pending: Optional[str] = None

@@ -190,7 +190,7 @@ def _stack_owner(port: Port, snap, addr: int, first: Optional[int] = None
 
 def where_is(port: Port, snap, addr: int, task: Optional[int] = None) -> str:
     """Return where ``addr`` lives, in words: ``slab cache NAME, object X+0xOFF``,
-    ``symbol NAME``, ``the stack of PID N (COMM)`` (``task``'s stack tried first), or
+    ``symbol NAME``, ``on the stack of PID N (COMM)`` (``task``'s stack tried first), or
     that none of those holds it.  Cached per address."""
     memo = _memo(snap).setdefault("where", {})  # type: Dict[int, str]
     if addr in memo:
@@ -217,7 +217,7 @@ def where_is(port: Port, snap, addr: int, task: Optional[int] = None) -> str:
     if out is None and owner is None:
         owner = _stack_owner(port, snap, addr)
     if owner is not None:
-        out = "the stack of PID %s (%s)" % (owner.pid, owner.comm or "?")
+        out = "on the stack of PID %s (%s)" % (owner.pid, owner.comm or "?")
     memo[addr] = out or "not on a task's stack, in a slab object or at a symbol"
     return memo[addr]
 
@@ -314,8 +314,7 @@ def _as_barrier(port: Port, snap, comp: int, task: int) -> Optional[Wait]:
         name = _sym(port, func) or ("%x" % func if func else "?")
         wq = _wq_name(port, pwq)
         w.object, w.must_act = cur, [ref]
-        w.what = "work item %x (%s)%s" % (cur or 0, name,
-                                           " of workqueue %s" % wq if wq else "")
+        w.what = "work item %s%s" % (name, " of workqueue %s" % wq if wq else "")
         w.evidence.append(
             "the barrier is queued first on worker.scheduled of the struct worker at %x, "
             "whose task is PID %s (%s)%s: it runs the work item flushed, current_work = "
@@ -339,7 +338,7 @@ def _as_barrier(port: Port, snap, comp: int, task: int) -> Optional[Wait]:
         pool = _u64(port, pwq + poff) if poff is not None else None
         pool_txt, wq = _pool_text(port, pool), _wq_name(port, pwq)
     w.object = target
-    w.what = "work item %x (%s)%s" % (target, name, " of workqueue %s" % wq if wq else "")
+    w.what = "work item %s%s" % (name, " of workqueue %s" % wq if wq else "")
     w.pending = "not running yet, queued on %s" % pool_txt
     w.evidence.append("the barrier is queued right behind the work item at %x (func = %s), "
                       "which no worker runs yet: %s" % (target, name, w.pending))
@@ -422,4 +421,9 @@ def _completion_wait(port: Port, snap, task: int, bt, frame: int) -> Wait:
         or Wait(kind="completion", completion=comp)
     w.evidence.insert(0, how)
     w.where = where_is(port, snap, comp, task)
+    if w.object is not None and w.kind == "work":
+        w.object_where = where_is(port, snap, w.object, task)
+    elif w.object is not None:
+        w.object_where = "task_struct of PID %s" % (w.must_act[0].pid if w.must_act
+                                                    else "?")
     return w
