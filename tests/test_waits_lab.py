@@ -1,7 +1,8 @@
 """Waits that are not locks, on the lab's real dumps, checked against the module's truth.
 
 ``flush-work``: a task holds a device's mutex and flushes the device's work item, whose
-function, on a kworker, blocks on that mutex.  ``kthread-stop``: a task holds the mutex
+function, on a kworker, blocks on that mutex; ``flush-wq``: the same through
+``flush_workqueue`` of the device's workqueue.  ``kthread-stop``: a task holds the mutex
 and stops the device's poll thread, which blocks on it.  The module publishes who waits
 on what, which task must act (the kworker it saw run the work function, the poll
 thread) and the mutex's holder; every expected value below is computed from that truth.
@@ -24,7 +25,7 @@ from tests.lab import labdumps
 
 KERNELS = [k for k in ("6.1", "6.12") if k in labdumps.selected_kernels()]
 TARGETS = [t for t in labdumps.targets(KERNELS)]
-WAITS = [(s, t) for t in TARGETS for s in ("flush-work", "kthread-stop")]
+WAITS = [(s, t) for t in TARGETS for s in ("flush-work", "kthread-stop", "flush-wq")]
 # completion waiters of the scenarios that have them, and scale's roots on 6.1
 COMPLETIONS = [(s, t) for t in TARGETS for s in ("convoy", "readers", "semaphore")] \
     + [("scale", t) for t in TARGETS if t.startswith("6.1@")]
@@ -93,6 +94,11 @@ def test_cycle_through_the_wait_matches_truth(lab, scenario, target):
             assert (dump.truth["devices"][0]["workqueue_name"]) in w.what
             assert w.where.startswith("on the stack of PID %d " % t["pid"])
             assert "wq_barrier" in w.container
+        elif t["waits"] == "flush_workqueue":
+            assert w.kind == "workqueue" and "wq_flusher" in w.container
+            assert w.object == int(dump.truth["devices"][0]["workqueue"], 16)
+            assert "workqueue %s" % dump.truth["devices"][0]["workqueue_name"] in w.what
+            assert w.where.startswith("on the stack of PID %d " % t["pid"])
         else:
             assert w.kind == "kthread" and "to exit" in w.what
             assert w.object == int(dump.truth["devices"][0]["poller_task"], 16)

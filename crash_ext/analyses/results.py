@@ -67,11 +67,11 @@ class Wait:
     """What a task waits for that is not a lock, and who must act for the wait to end.
 
     ``kind``: 'work' (a work item flushed: ``flush_work``, ``cancel_work_sync``),
-    'kthread' (a kthread stopped: ``kthread_stop``), or 'completion' (a completion in no
-    structure known here).  ``completion``: the ``struct completion`` the task sleeps on
+    'workqueue' (a workqueue flushed or drained), 'kthread' (a kthread stopped:
+    ``kthread_stop``), or 'completion' (a completion in no structure known here).  ``completion``: the ``struct completion`` the task sleeps on
     (None when it could not be confirmed); ``where``: where it lives (a task's stack, a
     slab object, a symbol); ``container``: the structure it is embedded in, in words;
-    ``object``: the work_struct / task_struct waited on (``object_where``: where it
+    ``object``: the work_struct / workqueue_struct / task_struct waited on (``object_where``: where it
     lives); ``what``: the wait in words
     ("work item X (lab_dev_work_fn)"); ``must_act``: the tasks whose progress ends the
     wait (the kworker running the work item, the kthread to exit), each recorded by the

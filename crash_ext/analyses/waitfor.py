@@ -214,7 +214,7 @@ def waits_at(b: Optional[Blocked]) -> Optional[int]:
 
 
 #: the graph's name of each kind of wait that is not a lock
-WAIT_TYPES = {"work": "work_struct", "kthread": "kthread"}
+WAIT_TYPES = {"work": "work_struct", "kthread": "kthread", "workqueue": "workqueue_struct"}
 
 
 def wait_node(b: Blocked) -> LockNode:

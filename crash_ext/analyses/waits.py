@@ -14,6 +14,11 @@ head.  Then the structure the completion is embedded in says who must act:
   ``current_work``/``current_func`` name the item; the kworker's ``kthread.data`` is
   checked to be that worker), or behind the pending item on its pool's list ("not
   running yet, queued on pool N");
+* ``struct wq_flusher.done`` (``flush_workqueue``, ``__flush_workqueue``,
+  ``drain_workqueue``): the workqueue (of the ``workqueues`` list) whose
+  ``first_flusher`` it is or whose ``flusher_queue``/``flusher_overflow`` holds it, and
+  the kworkers running its items now (``worker.current_pwq->wq``; kworkers are the tasks
+  whose ``kthread.data`` is a ``struct worker`` naming them back);
 * ``struct kthread.exited`` (``kthread_stop``) or ``.parked`` (``kthread_park``): the
   kthread whose ``struct kthread`` it is (``task_struct.worker_private``, or
   ``set_child_tid`` on older kernels), among the tasks its stack names;
@@ -218,7 +223,13 @@ def where_is(port: Port, snap, addr: int, task: Optional[int] = None) -> str:
         owner = _stack_owner(port, snap, addr)
     if owner is not None:
         out = "on the stack of PID %s (%s)" % (owner.pid, owner.comm or "?")
-    memo[addr] = out or "not on a task's stack, in a slab object or at a symbol"
+    if out is None:
+        bases = _memo(snap).get("stacks", {})
+        unread = sum(1 for b in bases.values() if b is None)
+        out = ("not in a slab object or at a symbol, and on none of the task stacks read "
+               "(%d could not be read)" % unread if unread else
+               "not on a task's stack, in a slab object or at a symbol")
+    memo[addr] = out
     return memo[addr]
 
 
@@ -371,6 +382,91 @@ def _worker_running(port: Port, snap, head: int):
         u("current_pwq"), ev
 
 
+def _workers(port: Port, snap) -> List[Tuple[int, int]]:
+    """Return [(task, struct worker)] of the dump's kworkers: tasks named ``kworker/...``
+    whose ``kthread.data`` is a ``struct worker`` whose ``task`` is that task.  Cached."""
+    m = _memo(snap)
+    if "workers" in m:
+        return m["workers"]
+    out = []  # type: List[Tuple[int, int]]
+    doff = port.member_offset("kthread", "data")
+    toff = port.member_offset("worker", "task")
+    tasks = [e.task for e in snap.tasks() if (e.comm or "").startswith("kworker/")]
+    if doff is not None and toff is not None and tasks:
+        kts = [_kthread_of(port, t)[0] for t in tasks]
+        pairs = [(t, k) for t, k in zip(tasks, kts) if k and L.is_kernel_pointer(k)]
+        datas = port.read_many([(k + doff, 8) for _, k in pairs])
+        cands = [(t, int.from_bytes(raw, "little")) for (t, _), raw in zip(pairs, datas)
+                 if raw is not None]
+        backs = port.read_many([(w + toff, 8) for _, w in cands])
+        out = [(t, w) for (t, w), raw in zip(cands, backs)
+               if raw is not None and int.from_bytes(raw, "little") == t]
+    m["workers"] = out
+    return out
+
+
+def _as_flusher(port: Port, snap, comp: int, task: int) -> Optional[Wait]:
+    """Return the workqueue flush wait when ``comp`` is ``done`` of a ``struct
+    wq_flusher`` a workqueue of the ``workqueues`` list knows, else None."""
+    off_done = port.member_offset("wq_flusher", "done")
+    off_list = port.member_offset("wq_flusher", "list")
+    o = {k: port.member_offset("workqueue_struct", k) for k in
+         ("list", "first_flusher", "flusher_queue", "flusher_overflow", "name")}
+    head = port.symbol_address("workqueues")
+    if None in (off_done, off_list, head) or None in o.values():
+        return None
+    fl = comp - off_done
+    # the flusher is first (wq.first_flusher) or queued: its list's ring holds the head
+    nodes = set()
+    cur = fl + off_list
+    for _ in range(64):
+        cur = _u64(port, cur)
+        if cur is None or cur == fl + off_list or not L.is_kernel_pointer(cur):
+            break
+        nodes.add(cur)
+    wqs, cur = [], _u64(port, head)
+    while cur and cur != head and len(wqs) < 4096 and L.is_kernel_pointer(cur):
+        wqs.append(cur - o["list"])
+        cur = _u64(port, cur)
+    got = port.read_many([(q + o["first_flusher"], 8) for q in wqs])
+    wq, how = None, None
+    for q, raw in zip(wqs, got):
+        if raw is not None and int.from_bytes(raw, "little") == fl:
+            wq, how = q, "first_flusher"
+        elif q + o["flusher_queue"] in nodes or q + o["flusher_overflow"] in nodes:
+            wq, how = q, ("flusher_queue" if q + o["flusher_queue"] in nodes
+                          else "flusher_overflow")
+        if wq is not None:
+            break
+    if wq is None:
+        return None
+    name = _text(port, wq + o["name"], 24) or "?"
+    w = Wait(kind="workqueue", completion=comp, object=wq,
+             container="wq_flusher %x" % fl, what="workqueue %s to drain" % name,
+             object_where="workqueue_struct %s" % name)
+    w.evidence.append("the completion is done of the struct wq_flusher at %x, which is "
+                      "%s of workqueue %s (workqueue_struct %x, on the workqueues list): a "
+                      "flush of the whole workqueue" % (fl, how, name, wq))
+    po = port.member_offset("worker", "current_pwq")
+    fo = port.member_offset("worker", "current_func")
+    qo = port.member_offset("pool_workqueue", "wq")
+    if None in (po, fo, qo):
+        return w
+    for t, wk in _workers(port, snap):
+        pwq = _u64(port, wk + po)
+        if not pwq or _u64(port, pwq + qo) != wq:
+            continue
+        ref = snap.ref(t)
+        func = _sym(port, _u64(port, wk + fo)) or "?"
+        w.must_act.append(ref)
+        w.evidence.append("PID %s (%s) runs an item of it: its struct worker %x (its "
+                          "kthread.data) has current_pwq->wq = this workqueue, "
+                          "current_func = %s" % (ref.pid, ref.comm, wk, func))
+    if not w.must_act:
+        w.pending = "no kworker runs an item of it now (its pending items wait in its pools)"
+    return w
+
+
 def _as_kthread(port: Port, snap, comp: int, task: int, bt) -> Optional[Wait]:
     """Return the kthread wait when ``comp`` is ``exited`` (or ``parked``) of the
     ``struct kthread`` of a task the waiter's stack names, else None."""
@@ -418,12 +514,12 @@ def _completion_wait(port: Port, snap, task: int, bt, frame: int) -> Wait:
     if comp is None:
         return Wait(kind="completion", evidence=["completion unknown: %s" % how])
     w = _as_barrier(port, snap, comp, task) or _as_kthread(port, snap, comp, task, bt) \
-        or Wait(kind="completion", completion=comp)
+        or _as_flusher(port, snap, comp, task) or Wait(kind="completion", completion=comp)
     w.evidence.insert(0, how)
     w.where = where_is(port, snap, comp, task)
     if w.object is not None and w.kind == "work":
         w.object_where = where_is(port, snap, w.object, task)
-    elif w.object is not None:
+    elif w.object is not None and w.kind == "kthread":
         w.object_where = "task_struct of PID %s" % (w.must_act[0].pid if w.must_act
                                                     else "?")
     return w

@@ -123,3 +123,11 @@ scenario_kthread_stop() {
     spawn lab_remove "stop labdev1"
     cmd devgate labdev1
 }
+
+# flush-wq: lab_suspend holds labdev2's mutex, queues its event work and flushes the
+# whole labdev_events workqueue; the work function blocks on the mutex.
+scenario_flush_wq() {
+    cmd devinit labdev2
+    spawn lab_suspend "sync labdev2"
+    cmd devgate labdev2
+}

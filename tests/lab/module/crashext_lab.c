@@ -480,6 +480,9 @@ static noinline __noclone int lab_hold(struct lab_lock *l, void *lock, char mode
  *               blocks in mutex_lock(&dev->lock).
  *   stop DEV    lab_dev_stop(): mutex_lock(&dev->lock); kthread_stop(dev->poller) --
  *               while the poll thread, woken, blocks in mutex_lock(&dev->lock).
+ *   sync DEV    lab_dev_sync(): mutex_lock(&dev->lock); queue the event work;
+ *               flush_workqueue() of the device's workqueue -- the work function blocks
+ *               as for reset.
  *
  * Orchestrator commands: "devinit DEV" (create it), "devpoll DEV" (start its poll
  * thread), "devgate DEV" (wait until both tasks of the deadlock sleep where they will
@@ -497,7 +500,7 @@ struct lab_dev {
 	unsigned long polls;
 	/* truth, recorded by the code paths as they run */
 	struct task_struct *actor;	/* the task in lab_dev_reset / lab_dev_stop */
-	const char *actor_wait;		/* "flush_work" or "kthread_stop", once it waits */
+	const char *actor_wait;		/* "flush_work", "flush_workqueue" or "kthread_stop" */
 	struct task_struct *worker;	/* the task running lab_dev_work_fn */
 	char worker_comm[TASK_COMM_LEN];
 };
@@ -554,6 +557,17 @@ static noinline __noclone void lab_dev_reset(struct lab_dev *dev)
 	mutex_unlock(&dev->lock);
 }
 
+/* The suspend path: queues a last event and drains the device's workqueue, lock held. */
+static noinline __noclone void lab_dev_sync(struct lab_dev *dev)
+{
+	mutex_lock(&dev->lock);
+	dev->generation++;
+	queue_work(lab_dev_wq, &dev->work);
+	WRITE_ONCE(dev->actor_wait, "flush_workqueue");
+	flush_workqueue(lab_dev_wq);
+	mutex_unlock(&dev->lock);
+}
+
 /* The remove path: stops the poll thread, lock held. */
 static noinline __noclone void lab_dev_stop(struct lab_dev *dev)
 {
@@ -603,12 +617,12 @@ static int lab_dev_start_poll(const char *name)
 	return 0;
 }
 
-/* A script step on a device ("reset DEV", "stop DEV"); -ENOENT when VERB is not one. */
+/* A script step on a device ("reset", "sync" or "stop" DEV); -ENOENT for another VERB. */
 static int lab_dev_step(const char *verb, const char *name)
 {
 	struct lab_dev *dev;
 
-	if (strcmp(verb, "reset") && strcmp(verb, "stop"))
+	if (strcmp(verb, "reset") && strcmp(verb, "stop") && strcmp(verb, "sync"))
 		return -ENOENT;
 	dev = lab_dev_find(name);
 	if (!dev || READ_ONCE(dev->actor))
@@ -619,6 +633,8 @@ static int lab_dev_step(const char *verb, const char *name)
 	WRITE_ONCE(dev->actor, current);
 	if (!strcmp(verb, "reset"))
 		lab_dev_reset(dev);
+	else if (!strcmp(verb, "sync"))
+		lab_dev_sync(dev);
 	else
 		lab_dev_stop(dev);
 	return 0;
@@ -638,7 +654,7 @@ static struct task_struct *lab_dev_blocked(struct lab_dev *dev)
 {
 	if (!dev->actor_wait)
 		return NULL;
-	return !strcmp(dev->actor_wait, "flush_work") ? READ_ONCE(dev->worker) : dev->poller;
+	return strcmp(dev->actor_wait, "kthread_stop") ? READ_ONCE(dev->worker) : dev->poller;
 }
 
 /*
@@ -701,6 +717,9 @@ static void lab_show_devs(struct seq_file *m)
 		if (!strcmp(d->actor_wait, "flush_work"))
 			seq_printf(m, "\"object\": \"0x%lx\", \"work_func\": \"%ps\"}",
 				   (unsigned long)&d->work, d->work.func);
+		else if (!strcmp(d->actor_wait, "flush_workqueue"))
+			seq_printf(m, "\"object\": \"0x%lx\", \"work_func\": \"%ps\"}",
+				   (unsigned long)lab_dev_wq, d->work.func);
 		else
 			seq_printf(m, "\"object\": \"0x%lx\"}", (unsigned long)b);
 		/* ... and waits on the mutex the actor holds: the cycle */
