@@ -183,7 +183,10 @@ def find_lab_dump(spec: str) -> LabDumpFiles:
         if meta.get("scenario") == scenario:
             metas.append((os.path.dirname(m), meta))
     if kernel:
-        metas = [(d, m) for d, m in metas if m.get("kernel_abi", "").startswith(kernel)]
+        # a series names whole version parts: 6.1 is 6.1.0-57, not 6.12.95
+        metas = [(d, m) for d, m in metas if m.get("kernel_abi", "") == kernel or
+                 m.get("kernel_abi", "").startswith(kernel) and
+                 not m.get("kernel_abi", "")[len(kernel)].isdigit()]
     elif any(m.get("kernel_abi", "").startswith("6.1.") for _, m in metas):
         metas = [(d, m) for d, m in metas if m.get("kernel_abi", "").startswith("6.1.")]
     if not metas:

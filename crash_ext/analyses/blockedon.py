@@ -24,6 +24,10 @@
 A lock whose wait list is corrupt before it reaches the task is named as corrupt in
 the evidence ("wait list of mutex X is corrupt after N entries: ..."), and the task
 stays 'unknown' rather than being filed under a neighbouring address.
+
+A completion wait is explained by :func:`explain_wait` (:mod:`.waits`): the completion,
+where it lives, and the task that must act (a kworker running the work item flushed,
+the kthread stopped).
 """
 
 import functools
@@ -37,7 +41,7 @@ from .lockreport import session_cache
 from .results import Blocked, TaskRef
 from .snapshot import Snapshot
 
-__all__ = ["blocked_on", "classify_function", "classify_stack", "own_records",
+__all__ = ["blocked_on", "classify_function", "classify_stack", "own_records", "explain_wait",
            "rt_lock_waiters", "corrupt_text", "SCHED_FUNCS"]
 
 SCHED_FUNCS = {"__schedule", "schedule", "schedule_timeout", "schedule_preempt_disabled",
@@ -184,8 +188,9 @@ def _blocked_on(port, snap, ref, ps, use_args) -> Blocked:
     lock_frame, kind, mode, other = classify_stack(bt.frames)
     if other is not None and other[0] != "other":
         f = other[1]
-        return Blocked(task=ref, kind=other[0], function=f.function, frame=f.index,
-                       evidence=["blocking frame #%d %s" % (f.index, f.function)])
+        return explain_wait(port, snap, Blocked(
+            task=ref, kind=other[0], function=f.function, frame=f.index,
+            evidence=["blocking frame #%d %s" % (f.index, f.function)]), bt)
     if lock_frame is None:
         if not bt.frames:
             return Blocked(task=ref, kind="unknown", evidence=["no back trace frames"])
@@ -235,6 +240,16 @@ def _blocked_on(port, snap, ref, ps, use_args) -> Blocked:
     if wmode:
         res.mode = wmode
     res.evidence.append(how)
+    return res
+
+
+def explain_wait(port: Port, snap: Snapshot, res: Blocked, bt: Backtrace) -> Blocked:
+    """Return ``res`` with ``wait`` filled for a completion wait: which completion the
+    task sleeps on, where it lives, and who must act (:mod:`.waits`); other kinds are
+    returned as they are.  Never raises."""
+    if res.kind == "completion" and res.frame is not None:
+        from .waits import completion_wait      # waits reads blockedon's list helpers
+        res.wait = completion_wait(port, snap, res.task.task, bt, res.frame)
     return res
 
 

@@ -63,12 +63,41 @@ class LockReport:
 
 
 @dataclass
+class Wait:
+    """What a task waits for that is not a lock, and who must act for the wait to end.
+
+    ``kind``: 'work' (a work item flushed: ``flush_work``, ``cancel_work_sync``),
+    'workqueue' (a workqueue flushed or drained), 'kthread' (a kthread stopped:
+    ``kthread_stop``), or 'completion' (a completion in no structure known here).  ``completion``: the ``struct completion`` the task sleeps on
+    (None when it could not be confirmed); ``where``: where it lives (a task's stack, a
+    slab object, a symbol); ``container``: the structure it is embedded in, in words;
+    ``object``: the work_struct / workqueue_struct / task_struct waited on (``object_where``: where it
+    lives); ``what``: the wait in words
+    ("work item X (lab_dev_work_fn)"); ``must_act``: the tasks whose progress ends the
+    wait (the kworker running the work item, the kthread to exit), each recorded by the
+    kernel (``evidence`` says which field); ``pending``: when no task runs the work yet,
+    where it is queued.  ``evidence``: how each fact was read."""
+    kind: str
+    completion: Optional[int] = None
+    where: Optional[str] = None
+    container: Optional[str] = None
+    object: Optional[int] = None
+    object_where: Optional[str] = None
+    what: Optional[str] = None
+    must_act: List[TaskRef] = field(default_factory=list)
+    pending: Optional[str] = None
+    evidence: List[str] = field(default_factory=list)
+
+
+@dataclass
 class Blocked:
     """What a task waits for: a lock (``lock`` set) or something else (``kind`` says).
 
     ``kind``: 'lock', 'completion', 'io', 'other', 'running', 'unknown'.  ``function`` and
     ``frame`` name the blocking frame; ``evidence`` says how the lock address was found
     (argument recovery, stack scan) and that the task was confirmed on its wait list.
+    ``wait``: for a 'completion' wait, which completion and who must act (:class:`Wait`),
+    when that could be read.
     """
     task: TaskRef
     kind: str
@@ -78,3 +107,4 @@ class Blocked:
     function: Optional[str] = None
     frame: Optional[int] = None
     evidence: List[str] = field(default_factory=list)
+    wait: Optional[Wait] = None

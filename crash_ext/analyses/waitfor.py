@@ -32,9 +32,9 @@ from ..models import locks as L
 from ..models.btlazy import text_search
 from ..port import CrashExtError, Port
 from .blockedon import (SCHED_FUNCS, blocked_on, classify_function, classify_stack,
-                        own_records, rt_lock_waiters)
+                        explain_wait, own_records, rt_lock_waiters)
 from .lockreport import lock_report, prefetch_locks, session_cache
-from .results import Blocked, Candidate, LockReport, TaskRef
+from .results import Blocked, Candidate, LockReport, TaskRef, Wait
 from .snapshot import Snapshot, no_gc
 
 __all__ = ["HeldBy", "LockNode", "Step", "Cycle", "BehindTask", "Convoy", "WaitForGraph",
@@ -53,22 +53,29 @@ Node = Tuple[str, int]     # ('t', task address) or ('l', lock address)
 @dataclass
 class HeldBy:
     """A held-by edge: lock -> holder task.  ``inferred`` False when the lock records
-    its owner (``evidence`` then names the field); ``mode`` 'writer'/'reader'/None."""
+    its owner (``evidence`` then names the field); ``mode`` 'writer'/'reader'/None.
+    ``relation`` 'holds', or 'must act' for the edge from a wait that is not a lock (a
+    work item, a kthread to stop) to the task whose progress ends it."""
     task: TaskRef
     inferred: bool
     evidence: List[str] = field(default_factory=list)
     mode: Optional[str] = None
+    relation: str = "holds"
 
 
 @dataclass
 class LockNode:
     """A lock of the graph: its report, held-by edges, and, when no holder could be
-    named, the candidates that were considered (``unresolved`` says why)."""
+    named, the candidates that were considered (``unresolved`` says why).  A wait that
+    is not a lock (a work item flushed, a kthread stopped) is a node too: ``wait`` is
+    set, ``report.type`` names the object (``work_struct``, ``kthread``) and its edges
+    are 'must act'."""
     address: int
     report: LockReport
     holders: List[HeldBy] = field(default_factory=list)
     candidates: List[Candidate] = field(default_factory=list)
     unresolved: Optional[str] = None
+    wait: Optional[Wait] = None
 
     @property
     def type(self) -> str:
@@ -141,10 +148,8 @@ class WaitForGraph:
         """Return the nodes ``node`` has edges to (task -> lock, lock -> holders)."""
         kind, addr = node
         if kind == "t":
-            b = self.blocked.get(addr)
-            if b is not None and b.kind == "lock" and b.lock_address in self.locks:
-                return [("l", b.lock_address)]
-            return []
+            a = waits_at(self.blocked.get(addr))
+            return [("l", a)] if a is not None and a in self.locks else []
         ln = self.locks.get(addr)
         if ln is None:
             return []
@@ -161,9 +166,8 @@ class WaitForGraph:
         locks, blocked = self.locks, self.blocked
         out = {}  # type: Dict[Node, List[Node]]
         for t in sorted(self.tasks):
-            b = blocked.get(t)
-            out[("t", t)] = [("l", b.lock_address)] if (
-                b is not None and b.kind == "lock" and b.lock_address in locks) else []
+            a = waits_at(blocked.get(t))
+            out[("t", t)] = [("l", a)] if a is not None and a in locks else []
         for a in sorted(locks):
             out[("l", a)] = self.successors(("l", a))
         return out
@@ -195,10 +199,43 @@ class WaitFor:
 
 # ------------------------------------------------------------------- naming
 
+def waits_at(b: Optional[Blocked]) -> Optional[int]:
+    """Return the graph node a blocked task waits at: its lock's address, or the object
+    of a wait that is not a lock when some task must act for it (``Blocked.wait``);
+    None otherwise."""
+    if b is None:
+        return None
+    if b.kind == "lock":
+        return b.lock_address
+    w = b.wait
+    if w is not None and w.must_act and w.object is not None:
+        return w.object
+    return None
+
+
+#: the graph's name of each kind of wait that is not a lock
+WAIT_TYPES = {"work": "work_struct", "kthread": "kthread", "workqueue": "workqueue_struct"}
+
+
+def wait_node(b: Blocked) -> LockNode:
+    """Return the graph node of ``b``'s wait that is not a lock, with a 'must act' edge
+    to each task ``b.wait`` names (recorded by the kernel: a worker's ``current_work``,
+    a task's ``struct kthread``; the evidence says which)."""
+    w = b.wait
+    rep = LockReport(address=w.object, type=WAIT_TYPES.get(w.kind, w.kind),
+                     where=w.object_where, locked=True,
+                     state={"wait": w.what or "", "completion": w.completion})
+    return LockNode(address=w.object, report=rep, wait=w, holders=[
+        HeldBy(task=t, inferred=False, relation="must act", evidence=list(w.evidence[1:]))
+        for t in w.must_act])
+
+
 def short_lock_name(rep: LockReport) -> str:
     """Return where a lock lives in a few words: ``inode.i_rwsem of /tmp/js/fire.js``,
     ``symbol foo_lock``, ``kmalloc-192+0x58``, or its address when nothing is known."""
     st = rep.state or {}
+    if isinstance(st, dict) and st.get("wait"):
+        return st["wait"]
     ino = st.get("inode") if isinstance(st, dict) else None
     cont = st.get("container") if isinstance(st, dict) else None
     if isinstance(ino, dict) and ino.get("path"):
@@ -357,11 +394,16 @@ def build_graph(blocked: Iterable[Blocked], reports: Dict[int, LockReport],
         g.callers[t] = known[t] if t in known else _caller(bts.get(t), b.frame)
     for addr, rep in reports.items():
         g.locks[addr] = LockNode(address=addr, report=rep, candidates=list(rep.candidates))
+    for t, b in bl.items():
+        a = waits_at(b)
+        if b.kind != "lock" and a is not None and a not in g.locks:
+            g.locks[a] = wait_node(b)
     owners = set()  # type: Set[int]
     search = []     # [text_search of bts], made for the first lock that needs it
     for ln in g.locks.values():
-        ln.holders = _recorded_holders(ln.report)
-        owners.update(h.task.task for h in ln.holders)
+        if ln.wait is None:
+            ln.holders = _recorded_holders(ln.report)
+        owners.update(h.task.task for h in ln.holders if h.relation == "holds")
     on_lock = {}  # type: Dict[int, Set[int]]   # lock -> analysed tasks blocked on it
     for t, b in bl.items():
         if b.lock_address is not None:
@@ -538,7 +580,7 @@ def _behind_list(g: WaitForGraph, dist: Dict[Node, int], exclude: Set[Node]
         if k != "t" or ("t", a) in exclude:
             continue
         b = g.blocked.get(a)
-        out.append(BehindTask(g.tasks[a], b.lock_address if b else None,
+        out.append(BehindTask(g.tasks[a], waits_at(b),
                               b.function if b else None, g.callers.get(a), (d + 1) // 2))
     out.sort(key=lambda x: (x.depth, x.task.pid if x.task.pid is not None else 1 << 30,
                             x.task.task))
@@ -565,9 +607,21 @@ def _root_what(g: WaitForGraph, task: int) -> str:
                 b.lock_type, b.function or "?")
         return "unknown (%s)" % "; ".join(b.evidence[:1])
     what = {"completion": "a completion", "io": "I/O"}.get(b.kind, b.kind)
+    w = b.wait
+    if w is not None and w.completion is not None:
+        what = "completion %x (%s%s)" % (w.completion, w.where or "where unknown",
+                                         "; in %s" % w.container if w.container else "")
     fn = b.function or "?"
     caller = g.callers.get(task)
-    return "waits on %s in %s%s" % (what, fn, " from %s" % caller if caller else "")
+    out = "waits on %s in %s%s" % (what, fn, " from %s" % caller if caller else "")
+    if w is not None and w.what:
+        out += ": waits for %s%s" % (w.what, " at %x" % w.object if w.object is not None
+                                     and w.kind == "work" else "")
+    if w is not None and w.pending:
+        out += ", %s" % w.pending
+    elif w is not None and w.completion is None and w.evidence:
+        out += " (%s)" % w.evidence[-1]
+    return out
 
 
 def _orders(steps: List[Step]) -> List[Tuple[int, int]]:
@@ -894,8 +948,9 @@ def blocked_all(port: Port, snap, bts: Dict[int, object],
                 ev = ("blocking frame #%d %s" % (f.index, f.function) if okind != "other"
                       else "first non-scheduler frame #%d %s is not a lock or completion "
                            "wait" % (f.index, f.function))
-                out[task] = Blocked(task=ref, kind=okind, function=f.function,
-                                    frame=f.index, evidence=[ev])
+                out[task] = explain_wait(port, snap, Blocked(
+                    task=ref, kind=okind, function=f.function, frame=f.index,
+                    evidence=[ev]), bt)
             continue
         if not listed(task, ref, lock_idx, kind, mode, func):
             search[task] = (ref, lock_idx, kind, mode, func)

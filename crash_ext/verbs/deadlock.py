@@ -75,6 +75,8 @@ def _lock_text(ln: LockNode) -> str:
 
 
 def _held_text(h: HeldBy) -> str:
+    if h.relation == "must act":
+        return "must act: %s [%s]" % (_tl(h.task), "; ".join(h.evidence) or "recorded")
     if not h.inferred:
         return "held by %s [%s]" % (_tl(h.task), "; ".join(h.evidence) or "recorded")
     return "held by %s [INFERRED: %s]" % (_tl(h.task), "; ".join(
@@ -120,10 +122,12 @@ def format_cycle(res: WaitFor, i: int, c: Cycle, limit: int) -> str:
     """Return the story of cycle number ``i``."""
     n = len(c.steps)
     kind = "INFERRED " if c.inferred else ""
+    waits = [s for s in c.steps if s.lock.wait is not None]
     out = ["DEADLOCK %d: %s%d-task cycle%s" % (
         i, kind.lower().strip() + " " if kind else "", n,
         " (at least one 'held by' is inferred, not recorded by the lock)" if c.inferred
-        else " (every 'held by' recorded by the lock)")]
+        else " (every 'held by' recorded by the lock)" if not waits else
+        " (every 'held by' recorded by the lock, every 'must act' by the kernel)")]
     for k, s in enumerate(c.steps):
         out.append("  %d. %s is blocked in %s" % (
             k + 1, _tl(s.task), _where_blocked(s.caller, s.blocked.function)))
@@ -136,11 +140,22 @@ def format_cycle(res: WaitFor, i: int, c: Cycle, limit: int) -> str:
     if len(set(names.values())) < len(names):       # not telling the locks apart
         names = {s.lock.address: "%s %x" % (s.lock.type, s.lock.address)
                  for s in c.steps}
-    out.append("  Lock-order inversion:")
+    out.append("  Lock-order inversion:" if not waits else
+               "  Lock-order inversion, through %d wait%s that %s not a lock:" % (
+                   len(waits), "" if len(waits) == 1 else "s",
+                   "is" if len(waits) == 1 else "are"))
     for s, (held, wanted) in zip(c.steps, c.orders):
-        out.append("     %s holds %s, then wants %s" % (
-            _tl(s.task), _lock_short(res, held), _lock_short(res, wanted)))
-    if n == 2:
+        hs = res.graph.locks.get(held)
+        holds = ("must act for %s" if hs is not None and hs.wait is not None
+                 else "holds %s") % _lock_short(res, held)
+        wants = ("waits for %s" if s.lock.wait is not None else "wants %s") % \
+            _lock_short(res, wanted)
+        out.append("     %s %s, then %s" % (_tl(s.task), holds, wants))
+    if waits:
+        seq = [names.get(h, "%x" % h) for h, _ in c.orders] + [
+            names.get(c.orders[0][0], "")]
+        out.append("     => each waits for the next: %s" % " -> ".join(seq))
+    elif n == 2:
         a, b = c.orders[0]
         out.append("     => %s and %s are taken in both orders (ABBA)." % (
             names.get(a, "%x" % a), names.get(b, "%x" % b)))
@@ -277,7 +292,8 @@ def _tj(t: TaskRef) -> Dict[str, object]:
 
 def _hj(h: HeldBy) -> Dict[str, object]:
     d = _tj(h.task)
-    d.update({"inferred": h.inferred, "evidence": list(h.evidence), "mode": h.mode})
+    d.update({"inferred": h.inferred, "evidence": list(h.evidence), "mode": h.mode,
+              "relation": h.relation})
     return d
 
 
@@ -293,6 +309,18 @@ def _lj(ln: LockNode) -> Dict[str, object]:
                            for c in ln.candidates],
             "waiters": [dict(_tj(w.task), mode=w.mode) for w in r.waiters],
             "problems": list(r.problems)}
+
+
+def _wj(w) -> Optional[Dict[str, object]]:
+    """JSON of a :class:`~crash_ext.analyses.results.Wait` (None stays None)."""
+    if w is None:
+        return None
+    hx = lambda v: "%#x" % v if v is not None else None  # noqa: E731
+    return {"kind": w.kind, "completion": hx(w.completion), "where": w.where,
+            "container": w.container, "object": hx(w.object),
+            "object_where": w.object_where, "what": w.what,
+            "must_act": [_tj(t) for t in w.must_act], "pending": w.pending,
+            "evidence": list(w.evidence)}
 
 
 def _bj(res: WaitFor, b) -> Dict[str, object]:
@@ -314,7 +342,8 @@ def to_json(res: WaitFor) -> Dict[str, object]:
                        "blocked_evidence": list(s.blocked.evidence),
                        "lock": {"address": "%#x" % s.lock.address, "type": s.lock.type,
                                 "name": short_lock_name(s.lock.report),
-                                "where": s.lock.report.where},
+                                "where": s.lock.report.where,
+                                "wait": _wj(s.lock.wait)},
                        "held_by": _hj(s.held_by)} for s in c.steps],
             "lock_orders": [{"task": _tj(s.task), "holds": "%#x" % a, "wants": "%#x" % b}
                             for s, (a, b) in zip(c.steps, c.orders)],
@@ -333,7 +362,7 @@ def to_json(res: WaitFor) -> Dict[str, object]:
                           lock="%#x" % b.lock_address if b.lock_address else None,
                           lock_type=b.lock_type, mode=b.mode, function=b.function,
                           caller=g.callers.get(a), frame=b.frame,
-                          evidence=list(b.evidence)))
+                          evidence=list(b.evidence), wait=_wj(b.wait)))
     return {"states": list(res.states), "summary": summary_line(res),
             "cycles": cycles, "convoys": convoys,
             "alone": [_tj(t) for t in res.alone],

@@ -82,7 +82,7 @@ def _hexify(obj, key=None):
     if isinstance(obj, list):
         return [_hexify(v, key) for v in obj]
     if isinstance(obj, int) and not isinstance(obj, bool) and key in (
-            "task", "address", "lock_address", "waiter"):
+            "task", "address", "lock_address", "waiter", "completion", "object"):
         return "%#x" % obj
     return obj
 
@@ -188,6 +188,22 @@ def format_blocked(b: Blocked) -> str:
                                                                  b.function))
     for e in b.evidence:
         out.append("    - %s" % e)
+    w = b.wait
+    if w is not None:
+        if w.completion is not None:
+            out.append("  COMPLETION: %x  WHERE: %s%s" % (w.completion, w.where or "?",
+                                                     "; %s" % w.container if w.container
+                                                     else ""))
+        if w.what:
+            out.append("  WAITS FOR: %s%s%s" % (
+                w.what, " at %x" % w.object if w.object is not None and w.kind == "work"
+                else "", " (%s)" % w.object_where if w.object_where else ""))
+        for t in w.must_act:
+            out.append("  MUST ACT: %s" % _task_line(t))
+        if w.pending:
+            out.append("  PENDING: %s" % w.pending)
+        for e in w.evidence:
+            out.append("    - %s" % e)
     return "\n".join(out)
 
 
@@ -255,16 +271,32 @@ def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], st
             i = seen.index(task)
             cyc = [snap.by_task(t) for t in seen[i:]] + [snap.by_task(task)]
             desc = " -> ".join("%s(%s)" % (e.pid, e.comm) for e in cyc if e is not None)
-            return hops, ("CYCLE: %s.  Each waits for a lock the next holds: a deadlock; "
-                          "run `deadlock` for the whole wait-for graph." % desc), 1
+            acts = any(h["blocked"].kind != "lock" for h in hops[i:])
+            return hops, ("CYCLE: %s.  Each waits for a lock the next holds%s: a deadlock; "
+                          "run `deadlock` for the whole wait-for graph." % (
+                              desc, " or for what the next must do" if acts else "")), 1
         seen.append(task)
         b = blocked_on(port, task, snapshot=snap, use_args=opts.args)
         hop = {"blocked": b, "lock": None}  # type: Dict
         hops.append(hop)
+        w = b.wait
+        if b.kind != "lock" and w is not None and len(w.must_act) == 1:
+            hop["must_act"] = True
+            task = w.must_act[0].task
+            continue
+        if b.kind != "lock" and w is not None and w.must_act:
+            return hops, "END: PID %s waits for %s; %d tasks must act: %s." % (
+                b.task.pid, w.what or w.kind, len(w.must_act), ", ".join(
+                    "%s(%s)" % (t.pid, t.comm) for t in w.must_act)), 0
         if b.kind != "lock":
             why = {"running": "is running or runnable",
                    "unknown": "is not confirmed to wait on any lock"}.get(
                 b.kind, "waits on a %s, not a lock" % b.kind)
+            if w is not None and w.completion is not None:
+                why = "waits on completion %x (%s)%s%s" % (
+                    w.completion, w.where or "where unknown",
+                    ", for %s" % w.what if w.what else "",
+                    ", %s" % w.pending if w.pending else ", no task is known to complete it")
             return hops, "END: PID %s %s." % (b.task.pid, why), 0
         rep = lock_report(port, b.lock_address, b.lock_type, snapshot=snap,
                           candidates=not opts.no_candidates, max_waiters=opts.max_waiters)
@@ -308,7 +340,8 @@ def main(argv, port: Port, out=None) -> int:
             if opts.json:
                 js = {"chain": [{"blocked": to_json_obj(h["blocked"]),
                                  "lock": to_json_obj(h["lock"]) if h["lock"] else None,
-                                 "followed_candidate": bool(h.get("followed_candidate"))}
+                                 "followed_candidate": bool(h.get("followed_candidate")),
+                                 "followed_must_act": bool(h.get("must_act"))}
                                 for h in hops], "end": end}
                 print(jsontext.dumps(js, indent=1), file=out)
                 return rc
@@ -327,6 +360,9 @@ def main(argv, port: Port, out=None) -> int:
                     if h.get("followed_candidate"):
                         print("  -> following the top CANDIDATE (inferred, not recorded)",
                               file=out)
+                if h.get("must_act"):
+                    print("  -> following the task that MUST ACT (recorded by the kernel)",
+                          file=out)
                 print("", file=out)
             print(end, file=out)
             return rc

@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 from crash_ext.dumpfiles import decompressed_copies  # noqa: E402
 CACHE = os.environ.get("CRASH_EXT_CACHE", os.path.expanduser("~/.cache/crash-ext"))
 SCENARIOS = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore", "scale",
-             "rt-spin"]
+             "rt-spin", "flush-work", "kthread-stop", "flush-wq"]
 SMALL = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore"]
 #: scenarios a PREEMPT_RT kernel cannot stage, and why
 NOT_ON_RT = {"readers": "PREEMPT_RT rw_semaphores admit new readers while a writer waits for "

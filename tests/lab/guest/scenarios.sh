@@ -105,3 +105,29 @@ scenario_rt_spin() {
     spawn rt_spin_c "take p:rt_spin"
     cmd gate p:rt_spin 2
 }
+
+# Waits that are not locks (the device section of the module).  flush-work: lab_reset
+# holds labdev0's mutex and flushes its event work; the work function, on a kworker of
+# the labdev_events workqueue, blocks on that mutex.
+scenario_flush_work() {
+    cmd devinit labdev0
+    spawn lab_reset "reset labdev0"
+    cmd devgate labdev0
+}
+
+# kthread-stop: lab_remove holds labdev1's mutex and stops its poll thread, which, woken
+# from its sleep, blocks on that mutex before it can see the stop.
+scenario_kthread_stop() {
+    cmd devinit labdev1
+    cmd devpoll labdev1
+    spawn lab_remove "stop labdev1"
+    cmd devgate labdev1
+}
+
+# flush-wq: lab_suspend holds labdev2's mutex, queues its event work and flushes the
+# whole labdev_events workqueue; the work function blocks on the mutex.
+scenario_flush_wq() {
+    cmd devinit labdev2
+    spawn lab_suspend "sync labdev2"
+    cmd devgate labdev2
+}

@@ -54,6 +54,7 @@
 #include <linux/pid.h>
 #include <linux/utsname.h>
 #include <linux/version.h>
+#include <linux/workqueue.h>
 
 /*
  * Kernel API differences the module meets on the lab's kernels (5.10 .. 7.x):
@@ -468,6 +469,270 @@ static noinline __noclone int lab_hold(struct lab_lock *l, void *lock, char mode
 	return err;
 }
 
+/* ==== waits that are not locks: a driver's work item and poll thread ============ *
+ *
+ * A device as a driver would have it: a kmalloc'ed struct with a mutex guarding its
+ * state, a work_struct handling its events on a workqueue, and a poll kthread.  Two
+ * classic deadlocks a lock graph alone cannot close:
+ *
+ *   reset DEV   lab_dev_reset(): mutex_lock(&dev->lock); queue the event work;
+ *               flush_work(&dev->work) -- while the work function, on a kworker,
+ *               blocks in mutex_lock(&dev->lock).
+ *   stop DEV    lab_dev_stop(): mutex_lock(&dev->lock); kthread_stop(dev->poller) --
+ *               while the poll thread, woken, blocks in mutex_lock(&dev->lock).
+ *   sync DEV    lab_dev_sync(): mutex_lock(&dev->lock); queue the event work;
+ *               flush_workqueue() of the device's workqueue -- the work function blocks
+ *               as for reset.
+ *
+ * Orchestrator commands: "devinit DEV" (create it), "devpoll DEV" (start its poll
+ * thread), "devgate DEV" (wait until both tasks of the deadlock sleep where they will
+ * stay).  Truth: "devices" (addresses, which task runs the work, the poll thread) and
+ * "waits" (who waits on what, who must act, the work function), printed by lab_show_devs.
+ */
+struct lab_dev {
+	struct list_head node;		/* lab_devs, under lab_truth_lock */
+	char name[LAB_NAME_LEN];
+	struct mutex lock;		/* guards the device state */
+	struct work_struct work;	/* the event handler */
+	struct task_struct *poller;	/* the poll thread, when started */
+	unsigned long generation;
+	unsigned long events;
+	unsigned long polls;
+	/* truth, recorded by the code paths as they run */
+	struct task_struct *actor;	/* the task in lab_dev_reset / lab_dev_stop */
+	const char *actor_wait;		/* "flush_work", "flush_workqueue" or "kthread_stop" */
+	struct task_struct *worker;	/* the task running lab_dev_work_fn */
+	char worker_comm[TASK_COMM_LEN];
+};
+
+static LIST_HEAD(lab_devs);
+static struct workqueue_struct *lab_dev_wq;
+
+static struct lab_dev *lab_dev_find(const char *name)
+{
+	struct lab_dev *d;
+
+	spin_lock(&lab_truth_lock);
+	list_for_each_entry(d, &lab_devs, node)
+		if (!strcmp(d->name, name))
+			goto out;
+	d = NULL;
+out:
+	spin_unlock(&lab_truth_lock);
+	return d;
+}
+
+static void lab_dev_work_fn(struct work_struct *work)
+{
+	struct lab_dev *dev = container_of(work, struct lab_dev, work);
+
+	WRITE_ONCE(dev->worker, current);	/* truth: this task runs the work */
+	get_task_comm(dev->worker_comm, current);
+	mutex_lock(&dev->lock);
+	dev->events++;
+	mutex_unlock(&dev->lock);
+}
+
+static int lab_dev_poll(void *data)
+{
+	struct lab_dev *dev = data;
+
+	while (!kthread_should_stop()) {
+		schedule_timeout_interruptible(HZ / 10);
+		mutex_lock(&dev->lock);
+		dev->polls++;
+		mutex_unlock(&dev->lock);
+	}
+	return 0;
+}
+
+/* The reset path: raises the device's event and waits for its handler, lock held. */
+static noinline __noclone void lab_dev_reset(struct lab_dev *dev)
+{
+	mutex_lock(&dev->lock);
+	dev->generation++;
+	queue_work(lab_dev_wq, &dev->work);
+	WRITE_ONCE(dev->actor_wait, "flush_work");
+	flush_work(&dev->work);
+	mutex_unlock(&dev->lock);
+}
+
+/* The suspend path: queues a last event and drains the device's workqueue, lock held. */
+static noinline __noclone void lab_dev_sync(struct lab_dev *dev)
+{
+	mutex_lock(&dev->lock);
+	dev->generation++;
+	queue_work(lab_dev_wq, &dev->work);
+	WRITE_ONCE(dev->actor_wait, "flush_workqueue");
+	flush_workqueue(lab_dev_wq);
+	mutex_unlock(&dev->lock);
+}
+
+/* The remove path: stops the poll thread, lock held. */
+static noinline __noclone void lab_dev_stop(struct lab_dev *dev)
+{
+	mutex_lock(&dev->lock);
+	dev->generation++;
+	WRITE_ONCE(dev->actor_wait, "kthread_stop");
+	kthread_stop(dev->poller);
+	dev->poller = NULL;
+	mutex_unlock(&dev->lock);
+}
+
+static int lab_dev_init(const char *name)
+{
+	struct lab_dev *dev;
+
+	if (lab_dev_find(name))
+		return -EEXIST;
+	if (!lab_dev_wq) {
+		lab_dev_wq = alloc_workqueue("labdev_events", 0, 0);
+		if (!lab_dev_wq)
+			return -ENOMEM;
+	}
+	dev = kzalloc(sizeof(*dev), GFP_KERNEL);
+	if (!dev)
+		return -ENOMEM;
+	strscpy(dev->name, name, sizeof(dev->name));
+	mutex_init(&dev->lock);
+	INIT_WORK(&dev->work, lab_dev_work_fn);
+	spin_lock(&lab_truth_lock);
+	list_add_tail(&dev->node, &lab_devs);
+	spin_unlock(&lab_truth_lock);
+	return 0;
+}
+
+static int lab_dev_start_poll(const char *name)
+{
+	struct lab_dev *dev = lab_dev_find(name);
+	struct task_struct *t;
+
+	if (!dev || dev->poller)
+		return -EINVAL;
+	t = kthread_run(lab_dev_poll, dev, "%s-poll", dev->name);
+	if (IS_ERR(t))
+		return PTR_ERR(t);
+	get_task_struct(t);		/* the truth prints it after kthread_stop began */
+	dev->poller = t;
+	return 0;
+}
+
+/* A script step on a device ("reset", "sync" or "stop" DEV); -ENOENT for another VERB. */
+static int lab_dev_step(const char *verb, const char *name)
+{
+	struct lab_dev *dev;
+
+	if (strcmp(verb, "reset") && strcmp(verb, "stop") && strcmp(verb, "sync"))
+		return -ENOENT;
+	dev = lab_dev_find(name);
+	if (!dev || READ_ONCE(dev->actor))
+		return -EINVAL;
+	if (!strcmp(verb, "stop") && !dev->poller)
+		return -EINVAL;
+	get_task_struct(current);
+	WRITE_ONCE(dev->actor, current);
+	if (!strcmp(verb, "reset"))
+		lab_dev_reset(dev);
+	else if (!strcmp(verb, "sync"))
+		lab_dev_sync(dev);
+	else
+		lab_dev_stop(dev);
+	return 0;
+}
+
+static bool lab_task_sleeps_un(struct task_struct *t)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(5, 14, 0)
+	return t && READ_ONCE(t->__state) == TASK_UNINTERRUPTIBLE;
+#else
+	return t && READ_ONCE(t->state) == TASK_UNINTERRUPTIBLE;
+#endif
+}
+
+/* The task that waits on the device's mutex in the staged deadlock. */
+static struct task_struct *lab_dev_blocked(struct lab_dev *dev)
+{
+	if (!dev->actor_wait)
+		return NULL;
+	return strcmp(dev->actor_wait, "kthread_stop") ? READ_ONCE(dev->worker) : dev->poller;
+}
+
+/*
+ * Wait (bounded) until the actor sleeps uninterruptibly after announcing its wait and
+ * the other task sleeps uninterruptibly on the held mutex (its only UN sleep), the same
+ * on three looks 20 ms apart.
+ */
+static int lab_dev_gate(const char *name)
+{
+	struct lab_dev *dev = lab_dev_find(name);
+	int waited, stable = 0;
+
+	if (!dev)
+		return -EINVAL;
+	for (waited = 0; waited < GATE_TIMEOUT_MS && stable < 3; waited += 20) {
+		msleep(20);
+		if (READ_ONCE(dev->actor_wait) && mutex_is_locked(&dev->lock) &&
+		    lab_task_sleeps_un(dev->actor) && lab_task_sleeps_un(lab_dev_blocked(dev)))
+			stable++;
+		else
+			stable = 0;
+	}
+	if (stable < 3) {
+		pr_err("crashext_lab: devgate %s: the deadlock did not settle\n", name);
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+static void lab_show_devs(struct seq_file *m)
+{
+	struct lab_dev *d;
+	struct task_struct *b;
+	bool first = true;
+
+	seq_puts(m, ",\n \"devices\": [");
+	list_for_each_entry(d, &lab_devs, node) {
+		seq_printf(m, "%s\n  {\"name\": \"%s\", \"address\": \"0x%lx\", \"type\": "
+			   "\"crashext_lab lab_dev\", \"mutex\": \"0x%lx\", \"work\": \"0x%lx\", "
+			   "\"work_func\": \"%ps\", \"workqueue\": \"0x%lx\", \"workqueue_name\": "
+			   "\"labdev_events\", \"worker_pid\": %d, \"worker_comm\": \"%s\", "
+			   "\"poller_pid\": %d, \"poller_task\": \"0x%lx\"}",
+			   first ? "" : ",", d->name, (unsigned long)d, (unsigned long)&d->lock,
+			   (unsigned long)&d->work, d->work.func, (unsigned long)lab_dev_wq,
+			   d->worker ? d->worker->pid : 0, d->worker ? d->worker_comm : "",
+			   d->poller ? d->poller->pid : 0, (unsigned long)d->poller);
+		first = false;
+	}
+	seq_puts(m, "],\n \"waits\": [");
+	first = true;
+	list_for_each_entry(d, &lab_devs, node) {
+		b = lab_dev_blocked(d);
+		if (!d->actor || !d->actor_wait || !b)
+			continue;
+		/* the actor waits on the work item / the poll thread, which must act ... */
+		seq_printf(m, "%s\n  {\"pid\": %d, \"comm\": \"%s\", \"waits\": \"%s\", "
+			   "\"must_act_pid\": %d, \"must_act_comm\": \"%s\", ",
+			   first ? "" : ",", d->actor->pid, d->actor->comm, d->actor_wait,
+			   b->pid, b->comm);
+		if (!strcmp(d->actor_wait, "flush_work"))
+			seq_printf(m, "\"object\": \"0x%lx\", \"work_func\": \"%ps\"}",
+				   (unsigned long)&d->work, d->work.func);
+		else if (!strcmp(d->actor_wait, "flush_workqueue"))
+			seq_printf(m, "\"object\": \"0x%lx\", \"work_func\": \"%ps\"}",
+				   (unsigned long)lab_dev_wq, d->work.func);
+		else
+			seq_printf(m, "\"object\": \"0x%lx\"}", (unsigned long)b);
+		/* ... and waits on the mutex the actor holds: the cycle */
+		seq_printf(m, ",\n  {\"pid\": %d, \"comm\": \"%s\", \"waits\": \"mutex\", "
+			   "\"object\": \"0x%lx\", \"holder_pid\": %d}",
+			   b->pid, b->comm, (unsigned long)&d->lock, d->actor->pid);
+		first = false;
+	}
+	seq_puts(m, "]");
+}
+
+/* ==== end of waits that are not locks ============================================= */
+
 /* Runs one step; a "take" runs the rest of the script (*rest) itself, under the lock. */
 static int lab_step(char *step, char **rest)
 {
@@ -489,6 +754,9 @@ static int lab_step(char *step, char **rest)
 		*rest = NULL;
 		return err;
 	}
+	err = lab_dev_step(verb, arg);
+	if (err != -ENOENT)
+		return err;
 	e = lab_event_get(arg);
 	if (!e)
 		return -ENOMEM;
@@ -858,6 +1126,12 @@ static ssize_t lab_proc_write(struct file *file, const char __user *ubuf, size_t
 					msecs_to_jiffies(GATE_TIMEOUT_MS)) ? 0 : -ETIMEDOUT;
 	} else if (!strcmp(verb, "verify")) {
 		err = lab_verify();
+	} else if (!strcmp(verb, "devinit") && cmd) {
+		err = lab_dev_init(strim(cmd));
+	} else if (!strcmp(verb, "devpoll") && cmd) {
+		err = lab_dev_start_poll(strim(cmd));
+	} else if (!strcmp(verb, "devgate") && cmd) {
+		err = lab_dev_gate(strim(cmd));
 	}
 	kfree(buf);
 	return err ? err : len;
@@ -913,9 +1187,10 @@ static int lab_proc_show(struct seq_file *m, void *v)
 	seq_puts(m, "],\n \"events\": [");
 	first = true;
 	list_for_each_entry(e, &lab_events, node) {
-		seq_printf(m, "%s{\"name\": \"%s\", \"address\": \"0x%lx\", \"done\": %s}",
+		seq_printf(m, "%s{\"name\": \"%s\", \"address\": \"0x%lx\", \"done\": %s, "
+			   "\"container\": \"0x%lx\", \"container_size\": %zu}",
 			   first ? "" : ", ", e->name, (unsigned long)&e->done,
-			   completion_done(&e->done) ? "true" : "false");
+			   completion_done(&e->done) ? "true" : "false", (unsigned long)e, ksize(e));
 		first = false;
 	}
 	seq_puts(m, "],\n \"tasks\": [");
@@ -935,7 +1210,9 @@ static int lab_proc_show(struct seq_file *m, void *v)
 			   c->value);
 		first = false;
 	}
-	seq_puts(m, "]}\n");
+	seq_puts(m, "]");
+	lab_show_devs(m);
+	seq_puts(m, "}\n");
 	spin_unlock(&lab_truth_lock);
 	return 0;
 }
