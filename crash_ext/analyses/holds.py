@@ -40,7 +40,8 @@ from ..port import CrashExtError
 from . import flow as fl
 
 __all__ = ["HeldLock", "TaskHolds", "Summary", "SiteLock", "HoldsAnalyser",
-           "analyser_for", "function_holds", "summarise", "lockdep_held"]
+           "analyser_for", "function_holds", "summarise", "lockdep_held", "code_holders",
+           "lockdep_locks", "lockdep_matches"]
 
 MASK = (1 << 64) - 1
 #: callees of a frame's function are summarised from their own calls of lock
@@ -528,6 +529,7 @@ class HoldsAnalyser:
         self.summaries = {}  # type: Dict[Tuple[int, int], Optional[Summary]]
         self.sites = {}  # type: Dict[int, Tuple[List[SiteLock], Optional[str]]]
         self.dep_maps = None  # type: Optional[Dict[str, int]]
+        self.tasks = {}  # type: Dict[tuple, TaskHolds]
         self.has_lockdep = None  # type: Optional[bool]
 
     def _insns(self, addr: int) -> List[Insn]:
@@ -594,6 +596,13 @@ class HoldsAnalyser:
         greater than ``above``, the frame it blocks in, when given).  ``args``: its
         TaskArgs when already recovered (recovered here only when a lock's address
         needs it).  Never raises for unreadable code or memory (they become notes)."""
+        key = (bt.task, above, bt.frames[0].sp if bt.frames else None, args is None)
+        got = self.tasks.get(key)
+        if got is None:
+            got = self.tasks[key] = self._task_holds(bt, above, args)
+        return got
+
+    def _task_holds(self, bt, above, args) -> TaskHolds:
         out = TaskHolds(task=bt.task, pid=bt.pid)
         dep = self._lockdep(bt.task, out)
         if dep is not None:
@@ -708,6 +717,34 @@ class HoldsAnalyser:
         if self.dep_maps is None:
             self.dep_maps = dep_map_offsets(self.port)
         return lockdep_locks(recs, self.dep_maps, self.port.address_symbol)
+
+
+def code_holders(port, backtraces: Dict[int, object], blocked: Dict[int, object],
+                 locks: Set[int]) -> Dict[int, List[Tuple[int, HeldLock]]]:
+    """Return {lock address: [(task, HeldLock)]} for the ``locks`` that tasks of
+    ``backtraces`` hold by :meth:`HoldsAnalyser.task_holds` (frames above the one each
+    blocks in, from ``blocked``: {task: Blocked}; running tasks are left out: their
+    stacks move).  Never raises for crash errors."""
+    out = {}  # type: Dict[int, List[Tuple[int, HeldLock]]]
+    if not locks:
+        return out
+    an = analyser_for(port)
+    for t, bt in backtraces.items():
+        b = blocked.get(t)
+        if b is None or getattr(b, "kind", None) == "running" or not getattr(bt, "frames", None):
+            continue
+        try:
+            th = an.task_holds(bt, above=b.frame)
+        except CrashExtError:
+            continue
+        for h in th.held:
+            a = h.address
+            if h.source == "lockdep" and a not in locks:
+                a = next((x for x in locks for k in (an.dep_maps or {})
+                          if lockdep_matches(h, x, k, an.dep_maps or {})), a)
+            if a in locks and t not in [x[0] for x in out.get(a, [])]:
+                out.setdefault(a, []).append((t, h))
+    return out
 
 
 def lockdep_locks(recs, dep_maps: Dict[str, int], sym_fn=None) -> List[HeldLock]:
