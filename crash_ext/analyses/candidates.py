@@ -36,6 +36,7 @@ __all__ = ["rank_candidates", "MAX_CANDIDATES"]
 
 MAX_CANDIDATES = 10
 CODE_SCORE = 200
+_CODE_WORDS = ("its code holds the lock: ", "recorded as held by lockdep: ")
 _GENERIC = re.compile(
     r"^(entry_\w+|do_syscall_\w+|__x64_sys_\w+|__ia32_sys_\w+|__do_sys_\w+|__se_sys_\w+|"
     r"ksys_\w+|vfs_\w+|ret_from_fork\w*|kthread|worker_thread|process_one_work|"
@@ -152,8 +153,7 @@ def rank_candidates(port: Port, snap: Snapshot, rep: LockReport,
         if bt is not None and not e.active:
             for h in _code_holds(port, bt, bidx, addr, rep.type):
                 score += CODE_SCORE
-                ev.append(("recorded as held by lockdep: " if h.source == "lockdep" else
-                           "its code holds the lock: ") + "; ".join(h.evidence))
+                ev.append(_CODE_WORDS[h.source == "lockdep"] + "; ".join(h.evidence))
                 break
         live = set()  # type: Set[int]
         if bt is not None:
@@ -212,8 +212,9 @@ def rank_candidates(port: Port, snap: Snapshot, rep: LockReport,
     if len(others) == 1:
         c = scored[others[0]]
         c.score += 25
-        c.evidence.insert(0, "the only task besides the waiters whose stack refers to the "
-                             "lock")
+        code = c.evidence[:1] and c.evidence[0].startswith(_CODE_WORDS)
+        c.evidence.insert(1 if code else 0, "the only task besides the waiters whose stack "
+                                            "refers to the lock")
     ranked = sorted(scored.values(), key=lambda c: (-c.score, c.task.pid or 0))
     if ranked:
         top = ranked[0].score
