@@ -314,7 +314,7 @@ def _analyse(flow: fl.Flow, summary_of: Optional[SummaryFn],
         i = work.pop()
         passes[i] = passes.get(i, 0) + 1
         if passes[i] > MAX_PASSES:
-            break
+            return {}           # no fixpoint: claim nothing rather than half an answer
         f = ins_facts[i].copy()
         ins = flow.insns[i]
         if ins.mnemonic == "call":
@@ -418,18 +418,41 @@ def function_holds(insns: List[Insn], end: int, summary_of: Optional[SummaryFn] 
     """Return (locks held at instruction ``end`` -- a frame's call site --, problem):
     each located where the dump keeps it at that point (:class:`SiteLock`).  ``insns``:
     the function from its entry.  ``problem`` says why nothing could be analysed."""
+    locks, _rel, problem = function_site(insns, end, summary_of, dis_fn, fid)
+    return locks, problem
+
+
+class SiteRelease(NamedTuple):
+    """A release, on some path to a call site, of a lock the function did not take:
+    ``loc`` as in SiteLock (None: its address is not known), ``how`` 'up at f+12'."""
+    kind: str
+    loc: Optional[tuple]
+    how: str
+    rsp: Optional[int]
+
+
+def function_site(insns: List[Insn], end: int, summary_of: Optional[SummaryFn] = None,
+                  dis_fn: Optional[Callable[[int], str]] = None, fid: str = "#h"
+                  ) -> Tuple[List[SiteLock], List[SiteRelease], Optional[str]]:
+    """Return (locks held at instruction ``end``, releases of locks taken by callers on
+    some path to it, problem): see :func:`function_holds`.  The releases matter to the
+    frames further out: a lock a caller took and this frame dropped (the page-fault path
+    dropping ``mmap_lock`` before it sleeps) is not held."""
     if not insns or end >= len(insns):
-        return [], "no disassembly up to the call site"
+        return [], [], "no disassembly up to the call site"
     if insns[0].offset != 0:
-        return [], "the disassembly does not start at the function's entry"
+        return [], [], "the disassembly does not start at the function's entry"
     flow = fl.Flow(fid, insns[0].func, insns)
     fl.run(flow, end, dis_fn=dis_fn)
     if flow.error:
-        return [], flow.error
+        return [], [], flow.error
     facts = _analyse(flow, summary_of, _reaching(flow, end))
     at = facts.get(end)
     if at is None:
-        return [], "the call site is not reached in the lock analysis"
+        return [], [SiteRelease(k, None, "the lock analysis of %s" % insns[0].func, None)
+                    for k in ("mutex", "rw_semaphore", "semaphore", "spinlock", "rwlock",
+                              "rt_mutex")], \
+            "the call site is not reached in the lock analysis"
     st = flow.state
     rsp = st.regs["rsp"]
     delta = fl.signed(rsp.off) if rsp.node == flow.entry("rsp") else None
@@ -437,7 +460,11 @@ def function_holds(insns: List[Insn], end: int, summary_of: Optional[SummaryFn] 
     for key, a in sorted(at.held.items()):
         out.append(SiteLock(a, _locate(flow, st, a.node, a.off, 3),
                             LC.RELEASES.get(a.kind, "a release"), insns[end].where, delta))
-    return out, None
+    rels = [SiteRelease(kind, _locate(flow, st, k[0], k[1], 3), how, delta)
+            for k, (kind, _m, how) in sorted(at.rel.items())]
+    rels += [SiteRelease(kind, None, "a release of %s at an unknown address" % _article(kind),
+                         delta) for kind in sorted(at.rel_unknown)]
+    return out, rels, None
 
 
 def _locate(flow: fl.Flow, st: fl.State, node: str, off: int, depth: int):
@@ -527,7 +554,7 @@ class HoldsAnalyser:
         self.port = port
         self.src = sources or sources_for(port)
         self.summaries = {}  # type: Dict[Tuple[int, int], Optional[Summary]]
-        self.sites = {}  # type: Dict[int, Tuple[List[SiteLock], Optional[str]]]
+        self.sites = {}  # type: Dict[int, Tuple[List[SiteLock], List[SiteRelease], Optional[str]]]
         self.dep_maps = None  # type: Optional[Dict[str, int]]
         self.tasks = {}  # type: Dict[tuple, TaskHolds]
         self.has_lockdep = None  # type: Optional[bool]
@@ -566,14 +593,15 @@ class HoldsAnalyser:
             return self.summary(t, name, depth)
         return of
 
-    def site(self, ret_addr: int) -> Tuple[List[SiteLock], Optional[str]]:
-        """Return (SiteLocks, problem) for the call before ``ret_addr`` (cached)."""
+    def site(self, ret_addr: int) -> Tuple[List[SiteLock], List[SiteRelease], Optional[str]]:
+        """Return (SiteLocks, SiteReleases, problem) for the call before ``ret_addr``
+        (cached)."""
         if ret_addr in self.sites:
             return self.sites[ret_addr]
         try:
             insns = self._insns(ret_addr)
         except CrashExtError as e:
-            r = ([], "no disassembly: %s" % e)
+            r = ([], [], "no disassembly: %s" % e)   # type: tuple
             self.sites[ret_addr] = r
             return r
         idx = None
@@ -582,10 +610,10 @@ class HoldsAnalyser:
                 idx = i
                 break
         if not idx or insns[idx - 1].mnemonic != "call":
-            r = ([], "the instruction before the return address is not a call")
+            r = ([], [], "the instruction before the return address is not a call")
         else:
-            r = function_holds(insns, idx - 1, self._summary_fn(SUMMARY_DEPTH),
-                               self.src.dis)
+            r = function_site(insns, idx - 1, self._summary_fn(SUMMARY_DEPTH),
+                              self.src.dis)
         self.sites[ret_addr] = r
         return r
 
@@ -611,21 +639,20 @@ class HoldsAnalyser:
         from .blockedon import classify_function, SCHED_FUNCS
         frames = sorted(bt.frames, key=lambda f: f.index)
         sites = []
-        for f in frames:
-            if above is not None and f.index <= above:
-                continue
-            if f.ret_addr is None or f.exception_rip or f.function in SCHED_FUNCS:
+        for f in frames:                        # innermost first
+            if f.ret_addr is None or f.exception_rip or f.regs or f.function in SCHED_FUNCS:
                 continue
             k, _m, o = classify_function(f.function)
-            if k is not None or o is not None:
-                continue
-            locks, _problem = self.site(f.ret_addr)
-            if locks:
-                sites.append((f, locks))
-        if not sites:
+            inner = (above is not None and f.index <= above) or k is not None or \
+                o is not None
+            locks, rels, _problem = self.site(f.ret_addr)
+            if locks or rels:
+                sites.append((f, [] if inner else locks, rels))
+        if not any(locks for _f, locks, _r in sites):
             return out
         words = None
-        for f, locks in sites:
+        dropped = []  # type: List[Tuple[object, SiteRelease]]   # releases further in
+        for f, locks, rels in sites:
             for sl in locks:
                 if sl.loc is None:
                     out.notes.append(
@@ -639,6 +666,14 @@ class HoldsAnalyser:
                     from .args import task_words
                     words = task_words(bt)
                 val, how, weak = self._value(bt, f, sl.loc, args, words, sl.rsp)
+                gone = self._released_further_in(bt, dropped, sl.acq.kind, val, args, words)
+                if gone is not None:
+                    out.notes.append("frame #%d %s took %s by %s at %s, but frame #%d %s may "
+                                     "have released it (%s) before it blocked: not counted"
+                                     % (f.index, f.function, _article(sl.acq.kind),
+                                        sl.acq.call, sl.acq.where, gone[0].index,
+                                        gone[0].function, gone[1].how))
+                    continue
                 if val is None:
                     out.notes.append("frame #%d %s holds %s taken by %s at %s; its address "
                                      "(%s) is not recovered%s" % (
@@ -650,7 +685,23 @@ class HoldsAnalyser:
                     address=val, kind=sl.acq.kind, mode=sl.acq.mode, frame=f.index,
                     function=f.function, source="code", weak=weak,
                     evidence=[_evidence(f, sl, val, how)]))
+            dropped.extend((f, r) for r in rels)
         return out
+
+    def _released_further_in(self, bt, dropped, kind: str, val: Optional[int], args, words):
+        """The (frame, SiteRelease) of an inner frame that may have released a lock of
+        ``kind`` at ``val`` (None: any), or None."""
+        for g, r in dropped:
+            if r.kind != kind:
+                continue
+            if r.loc is None or val is None:
+                return g, r
+            if _needs_args(r.loc) and args is None:
+                args = self._args(bt)
+            v, _how, _weak = self._value(bt, g, r.loc, args, words, r.rsp)
+            if v is None or v == val:
+                return g, r
+        return None
 
     def _args(self, bt):
         try:
