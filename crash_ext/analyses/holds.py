@@ -161,7 +161,7 @@ class _Facts:
     def __init__(self):
         self.held = {}  # type: Dict[Key, Acq]
         self.tent = {}  # type: Dict[str, Tuple[Acq, str]]
-        self.rel = {}  # type: Dict[Key, Tuple[str, Optional[str], str]]
+        self.rel = {}  # type: Dict[Key, Tuple[str, bool, str]]   # kind, direct, how
         self.rel_unknown = set()  # type: Set[str]
 
     def copy(self) -> "_Facts":
@@ -196,8 +196,10 @@ def _distinct(a: Key, b: Key) -> bool:
     return False
 
 
-def _release(f: _Facts, key: Optional[Key], kind: str, call: str, where: str) -> None:
-    """Apply a release of the lock at ``key`` (None: unknown address) of ``kind``."""
+def _release(f: _Facts, key: Optional[Key], kind: str, call: str, where: str,
+             direct: bool = True) -> None:
+    """Apply a release of the lock at ``key`` (None: unknown address) of ``kind``;
+    ``direct``: by a primitive this function calls (not inside a summarised callee)."""
     if key is not None and key in f.held:
         del f.held[key]
         return
@@ -207,7 +209,7 @@ def _release(f: _Facts, key: Optional[Key], kind: str, call: str, where: str) ->
     if key is None:
         f.rel_unknown.add(kind)
     else:
-        f.rel[key] = (kind, None, "%s at %s" % (call, where))
+        f.rel[key] = (kind, direct, "%s at %s" % (call, where))
 
 
 def _test_of(flow: fl.Flow, i: int) -> Optional[Tuple[str, str]]:
@@ -291,9 +293,9 @@ def _apply_call(flow: fl.Flow, f: _Facts, i: int, summary_of: Optional[SummaryFn
         return (v.node, (v.off + a.off) & MASK)
 
     for a in s.releases:
-        _release(f, at_call(a), a.kind, name or "?", ins.where)
+        _release(f, at_call(a), a.kind, name or "?", ins.where, False)
     for kind in sorted(s.releases_unknown):
-        _release(f, None, kind, name or "?", ins.where)
+        _release(f, None, kind, name or "?", ins.where, False)
     for a in s.acquires:
         k = at_call(a)
         f.held[k] = Acq(k[0], k[1], a.kind, a.mode, name or "?", ins.where, s.describe(a))
@@ -402,8 +404,8 @@ def summarise(name: str, insns: List[Insn], summary_of: Optional[SummaryFn] = No
         e = expr(nd, off, a.kind, a.mode, "%s at %s" % (a.call, a.where))
         if e is not None:
             s.acquires.append(e)
-    for (nd, off), (kind, mode, how) in sorted(must.rel.items()):
-        e = expr(nd, off, kind, mode, how)
+    for (nd, off), (kind, _direct, how) in sorted(must.rel.items()):
+        e = expr(nd, off, kind, None, how)
         if e is not None:
             s.releases.append(e)
         else:
@@ -460,10 +462,14 @@ def function_site(insns: List[Insn], end: int, summary_of: Optional[SummaryFn] =
     for key, a in sorted(at.held.items()):
         out.append(SiteLock(a, _locate(flow, st, a.node, a.off, 3),
                             LC.RELEASES.get(a.kind, "a release"), insns[end].where, delta))
-    rels = [SiteRelease(kind, _locate(flow, st, k[0], k[1], 3), how, delta)
-            for k, (kind, _m, how) in sorted(at.rel.items())]
-    rels += [SiteRelease(kind, None, "a release of %s at an unknown address" % _article(kind),
-                         delta) for kind in sorted(at.rel_unknown)]
+    # releases by its own primitive calls (the "drop the lock, then sleep" idiom), and
+    # those inside callees whose address is located here; a callee's release of an
+    # address nothing here keeps (a loop's earlier step) is not taken as this one
+    rels = []
+    for k, (kind, direct, how) in sorted(at.rel.items()):
+        loc = _locate(flow, st, k[0], k[1], 3)
+        if direct or loc is not None:
+            rels.append(SiteRelease(kind, loc, how, delta))
     return out, rels, None
 
 
