@@ -630,9 +630,12 @@ class HoldsAnalyser:
         greater than ``above``, the frame it blocks in, when given).  ``args``: its
         TaskArgs when already recovered (recovered here only when a lock's address
         needs it).  Never raises for unreadable code or memory (they become notes)."""
-        key = (bt.task, above, bt.frames[0].sp if bt.frames else None, args is None)
+        key = (bt.task, above, args is None,
+               tuple((f.sp, f.ret_addr) for f in bt.frames[:2]), len(bt.frames))
         got = self.tasks.get(key)
         if got is None:
+            if len(self.tasks) > 65536:
+                self.tasks.clear()
             got = self.tasks[key] = self._task_holds(bt, above, args)
         return got
 
@@ -644,18 +647,22 @@ class HoldsAnalyser:
             return out
         from .blockedon import classify_function, SCHED_FUNCS
         frames = sorted(bt.frames, key=lambda f: f.index)
-        sites = []
+        todo = []
         for f in frames:                        # innermost first
             if f.ret_addr is None or f.exception_rip or f.regs or f.function in SCHED_FUNCS:
                 continue
             k, _m, o = classify_function(f.function)
-            inner = (above is not None and f.index <= above) or k is not None or \
-                o is not None
+            todo.append((f, (above is not None and f.index <= above) or k is not None or
+                         o is not None))
+        # the frames that may hold first; the inner ones (lock and wait code) are read
+        # for their releases only when some frame holds a lock
+        if not any(self.site(f.ret_addr)[0] for f, inner in todo if not inner):
+            return out
+        sites = []
+        for f, inner in todo:
             locks, rels, _problem = self.site(f.ret_addr)
             if locks or rels:
                 sites.append((f, [] if inner else locks, rels))
-        if not any(locks for _f, locks, _r in sites):
-            return out
         words = None
         dropped = []  # type: List[Tuple[object, SiteRelease]]   # releases further in
         for f, locks, rels in sites:
@@ -861,13 +868,16 @@ _ANALYSERS = weakref.WeakKeyDictionary()  # type: ignore
 
 
 def analyser_for(port) -> HoldsAnalyser:
-    """Return the HoldsAnalyser shared by every use of ``port`` (its caches live as long
-    as the port)."""
+    """Return the HoldsAnalyser shared by every use of ``port`` and of the ports made
+    over it (a snapshot's stack-reading port is keyed by its ``base_port``): the
+    per-function caches live as long as the crash session, across verbs and runs.  Its
+    per-task answers are kept per back trace (the task's stack pointer)."""
+    base = getattr(port, "base_port", port)
     try:
-        a = _ANALYSERS.get(port)
+        a = _ANALYSERS.get(base)
         if a is None:
-            a = HoldsAnalyser(port)
-            _ANALYSERS[port] = a
+            a = HoldsAnalyser(base)
+            _ANALYSERS[base] = a
         return a
     except TypeError:
-        return HoldsAnalyser(port)
+        return HoldsAnalyser(base)
