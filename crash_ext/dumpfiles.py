@@ -162,6 +162,17 @@ class LabDumpFiles(NamedTuple):
     directory: str
 
 
+def _abi_is(abi: str, kernel: str) -> bool:
+    """True when the kernel ABI ``abi`` (``6.12.95+deb12-rt-amd64``) is of ``kernel``: an
+    ABI prefix ending at a version boundary (``6.1`` is not ``6.12``), or ``SERIES-rt``."""
+    rt = kernel.endswith("-rt")
+    series = kernel[:-3] if rt else kernel
+    if rt and "-rt-" not in abi:
+        return False
+    return abi == series or abi.startswith(series + ".") or abi.startswith(series + "-") \
+        or (not rt and abi.startswith(series) and not abi[len(series):len(series) + 1].isdigit())
+
+
 def find_lab_dump(spec: str) -> LabDumpFiles:
     """Return the newest lab dump of ``spec``: ``SCENARIO`` (on Debian 12's 6.1 kernel
     when one exists) or ``SCENARIO@KERNEL`` (a kernel ABI prefix such as ``6.12``).
@@ -183,10 +194,7 @@ def find_lab_dump(spec: str) -> LabDumpFiles:
         if meta.get("scenario") == scenario:
             metas.append((os.path.dirname(m), meta))
     if kernel:
-        # a series names whole version parts: 6.1 is 6.1.0-57, not 6.12.95
-        metas = [(d, m) for d, m in metas if m.get("kernel_abi", "") == kernel or
-                 m.get("kernel_abi", "").startswith(kernel) and
-                 not m.get("kernel_abi", "")[len(kernel)].isdigit()]
+        metas = [(d, m) for d, m in metas if _abi_is(m.get("kernel_abi", ""), kernel)]
     elif any(m.get("kernel_abi", "").startswith("6.1.") for _, m in metas):
         metas = [(d, m) for d, m in metas if m.get("kernel_abi", "").startswith("6.1.")]
     if not metas:

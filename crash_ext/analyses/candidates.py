@@ -5,6 +5,8 @@ Nothing here is certain, and every candidate carries the evidence that ranks it:
 ==========================================================  =====
 evidence                                                    score
 ==========================================================  =====
+its frames' code took the lock and has not released it        200
+(or lockdep records it as held: :mod:`.holds`)
 a live frame above its blocking point holds the lock address   50
 ... holds the containing object's address                      30
 a live frame at/below its blocking point holds the address     20 (10 container)
@@ -17,7 +19,9 @@ shares a specific call path with the waiters                    3
 running on a CPU                                                2
 ==========================================================  =====
 
-Waiters of the lock are never candidates.  Ties at the top are said to be ties.
+The code evidence outweighs every other line together: a holder the code shows always
+ranks above one the hints point at.  Waiters of the lock are never candidates.  Ties at
+the top are said to be ties.
 """
 
 import re
@@ -31,6 +35,8 @@ from .snapshot import Snapshot
 __all__ = ["rank_candidates", "MAX_CANDIDATES"]
 
 MAX_CANDIDATES = 10
+CODE_SCORE = 200
+_CODE_WORDS = ("its code holds the lock: ", "recorded as held by lockdep: ")
 _GENERIC = re.compile(
     r"^(entry_\w+|do_syscall_\w+|__x64_sys_\w+|__ia32_sys_\w+|__do_sys_\w+|__se_sys_\w+|"
     r"ksys_\w+|vfs_\w+|ret_from_fork\w*|kthread|worker_thread|process_one_work|"
@@ -72,6 +78,19 @@ def _path_funcs(bt, lock_idx: Optional[int]) -> List[str]:
             continue
         out.append(f.function)
     return out
+
+
+def _code_holds(port: Port, bt, bidx: int, addr: int, kind: str):
+    """The HeldLocks of :mod:`.holds` by which the task of ``bt`` holds the lock at
+    ``addr`` (frames above ``bidx``).  Never raises for crash errors."""
+    from .holds import analyser_for, lockdep_matches
+    an = analyser_for(port)
+    try:
+        th = an.task_holds(bt, above=bidx if bidx >= 0 else None)
+    except CrashExtError:
+        return []
+    return [h for h in th.held if h.address == addr or (
+        h.source == "lockdep" and lockdep_matches(h, addr, kind, an.dep_maps or {}))]
 
 
 def rank_candidates(port: Port, snap: Snapshot, rep: LockReport,
@@ -131,6 +150,11 @@ def rank_candidates(port: Port, snap: Snapshot, rep: LockReport,
         except CrashExtError:
             b = None
         bidx = b.frame if b is not None and b.frame is not None else -1
+        if bt is not None and not e.active:
+            for h in _code_holds(port, bt, bidx, addr, rep.type):
+                score += CODE_SCORE
+                ev.append(_CODE_WORDS[h.source == "lockdep"] + "; ".join(h.evidence))
+                break
         live = set()  # type: Set[int]
         if bt is not None:
             for f in bt.frames:
@@ -188,8 +212,9 @@ def rank_candidates(port: Port, snap: Snapshot, rep: LockReport,
     if len(others) == 1:
         c = scored[others[0]]
         c.score += 25
-        c.evidence.insert(0, "the only task besides the waiters whose stack refers to the "
-                             "lock")
+        code = c.evidence[:1] and c.evidence[0].startswith(_CODE_WORDS)
+        c.evidence.insert(1 if code else 0, "the only task besides the waiters whose stack "
+                                            "refers to the lock")
     ranked = sorted(scored.values(), key=lambda c: (-c.score, c.task.pid or 0))
     if ranked:
         top = ranked[0].score

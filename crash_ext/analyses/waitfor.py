@@ -6,6 +6,8 @@ Nodes are tasks and locks.  Edges: a task *waits for* the lock it is blocked on 
 the lock itself (a mutex's or rwsem's ``owner`` field) or inferred, and an inferred edge
 carries its evidence:
 
+* the holder's own code: a frame of a blocked task took the lock and has not released
+  it on the way to its current call (or lockdep records it; :mod:`.holds`), or
 * a candidate holder ranked first, alone, by ``lock_report`` (stack words, owner hints;
   see :mod:`.candidates`), or
 * the lock's address in a live frame of a blocked task above the frame it blocks in, or
@@ -31,6 +33,7 @@ from ..compat import (Callable, Dict, Iterable, List, NamedTuple, Optional, Sequ
 from ..models import locks as L
 from ..models.btlazy import text_search
 from ..port import CrashExtError, Port
+from .holds import code_holders
 from .blockedon import (SCHED_FUNCS, blocked_on, classify_function, classify_stack,
                         explain_wait, own_records, rt_lock_waiters)
 from .lockreport import lock_report, prefetch_locks, session_cache
@@ -323,6 +326,21 @@ def _from_candidates(rep: LockReport, waiters: Set[int]) -> Tuple[List[HeldBy], 
     return out, ""
 
 
+def _from_code(waiters: Set[int], found, tasks: Dict[int, TaskRef]) -> List[HeldBy]:
+    """Held-by edges from :func:`~.holds.code_holders`' answers for one lock (``found``:
+    [(task, HeldLock)]), waiters excluded: every task whose code holds it."""
+    out = []
+    for t, h in found:
+        if t in waiters or t not in tasks:
+            continue
+        first = "its code holds it" if h.source == "code" else \
+            "recorded by lockdep (task_struct.held_locks)"
+        out.append(HeldBy(task=tasks[t], inferred=True, mode=h.mode,
+                          evidence=["%s: %s" % (first, h.evidence[0])] + h.evidence[1:]))
+    out.sort(key=lambda hb: (hb.task.pid or 0, hb.task.task))
+    return out
+
+
 def _from_stacks(addr: int, waiters: Set[int], blocked: Dict[int, Blocked],
                  backtraces: Dict[int, object], want: int,
                  containing: Optional[Callable[[int], Set[int]]] = None) -> List[HeldBy]:
@@ -373,15 +391,17 @@ def _by_elimination(rep: LockReport, waiters: Set[int], blocked: Dict[int, Block
 def build_graph(blocked: Iterable[Blocked], reports: Dict[int, LockReport],
                 backtraces: Optional[Dict[int, object]] = None,
                 problems: Optional[List[str]] = None,
-                callers: Optional[Dict[int, Optional[str]]] = None) -> WaitForGraph:
+                callers: Optional[Dict[int, Optional[str]]] = None,
+                code_held: Optional[Dict[int, list]] = None) -> WaitForGraph:
     """Return the wait-for graph of ``blocked`` tasks over the locks in ``reports``.
 
     ``backtraces``: {task: Backtrace} of the analysed tasks, for callers and the stack
     evidence of inferred holders (optional); ``callers``: each task's caller when already
-    known (see :func:`_caller`).  A lock that records an owner gets that one
+    known (see :func:`_caller`); ``code_held``: {lock: [(task, HeldLock)]} from
+    :func:`~.holds.code_holders`.  A lock that records an owner gets that one
     held-by edge; one that records none (or names a reader count) gets inferred edges
-    only when the evidence singles out its holder(s) -- otherwise none, and its
-    candidates are kept for the report.  Never raises.
+    only when the evidence singles out its holder(s) -- the holders' own code first --,
+    otherwise none, and its candidates are kept for the report.  Never raises.
     """
     bl = {}  # type: Dict[int, Blocked]
     for b in blocked:
@@ -419,7 +439,9 @@ def build_graph(blocked: Iterable[Blocked], reports: Dict[int, LockReport],
                 % rep.type
             continue
         want = _expected_holders(rep)
-        held, why = _from_candidates(rep, waiters)
+        held, why = _from_code(waiters, (code_held or {}).get(addr, ()), g.tasks), ""
+        if not held:
+            held, why = _from_candidates(rep, waiters)
         if not held:
             if not search:
                 ts = text_search(bts.values())
@@ -1185,5 +1207,10 @@ def _collect(port: Port, states: Sequence[str], snapshot, use_candidates,
                 a, type(ex).__name__, ex))
             reports[a] = LockReport(address=a, type=b.lock_type or "unknown",
                                     problems=[str(ex)])
-    g = build_graph(blocked, reports, backtraces=bts, problems=problems, callers=callers)
+    # the ownerless locks: which blocked task's code holds each
+    ownerless = {a for a, r in reports.items() if r.owner is None and r.locked is not False
+                 and r.type in ("semaphore", "rw_semaphore", "mutex", "spinlock")}
+    code_held = code_holders(port, readable, {b.task.task: b for b in blocked}, ownerless)
+    g = build_graph(blocked, reports, backtraces=bts, problems=problems, callers=callers,
+                    code_held=code_held)
     return analyse(g, states)

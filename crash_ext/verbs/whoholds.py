@@ -4,6 +4,7 @@
     whoholds [-t TYPE] STRUCT.MEMBER ADDR    the lock MEMBER of the STRUCT at ADDR
     whoholds -p PID|TASK                     what the task waits for, that lock's report,
                                              then its owner's wait, hop by hop
+    whoholds --held PID|TASK                 the locks the task holds, with evidence
 """
 
 import argparse
@@ -33,6 +34,8 @@ whoholds inode.i_rwsem ffff8f518276b4a0   the i_rwsem inside the inode at that a
 whoholds inode.i_mutex ffff8808a3dbf588   (older kernels)
 whoholds -p 5109                       what pid 5109 waits for, who holds it, and on
 whoholds -p 5109 --json                from there, until a running task or a cycle
+whoholds --held 4724                   the locks pid 4724 holds: lockdep's record, or
+                                       what its frames' code took and did not release
 """
 
 MAX_HOPS = 64
@@ -62,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lock type: mutex, rw_semaphore, semaphore, rt_mutex, spinlock")
     p.add_argument("-p", "--pid", dest="pid", metavar="PID|TASK",
                    help="start from a task: what it is blocked on, then follow owners")
+    p.add_argument("--held", dest="held", metavar="PID|TASK",
+                   help="list the locks the task holds (lockdep's record when the kernel "
+                        "keeps one, else what its frames' code took and has not released), "
+                        "each with its evidence")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--max-waiters", type=argtype(check_count_word, "--max-waiters",
                                                  L.MAX_WAITERS),
@@ -209,6 +216,59 @@ def format_blocked(b: Blocked) -> str:
 
 # ------------------------------------------------------------------ modes
 
+def held_report(port: Port, snap: Snapshot, task: int) -> Dict:
+    """Return {"blocked": Blocked, "holds": TaskHolds, "locks": {address: LockReport}}
+    for ``task``: what it waits on and what it holds (:mod:`~crash_ext.analyses.holds`),
+    each held lock's report (its state and waiters, no candidates)."""
+    from ..analyses.holds import analyser_for
+    b = blocked_on(port, task, snapshot=snap)
+    bt = snap.backtrace(task)
+    th = analyser_for(port).task_holds(bt, above=b.frame if b.kind != "running" else None)
+    reps = {}  # type: Dict[int, LockReport]
+    for h in th.held:
+        if h.kind in L.KINDS and h.address not in reps:
+            try:
+                reps[h.address] = lock_report(port, h.address, h.kind, snapshot=snap,
+                                              candidates=False)
+            except CrashExtError as e:
+                th.notes.append("lock %x: %s" % (h.address, e))
+    return {"blocked": b, "holds": th, "locks": reps}
+
+
+def format_held(r: Dict) -> str:
+    """Return the text of :func:`held_report`'s answer."""
+    b, th, reps = r["blocked"], r["holds"], r["locks"]
+    out = [format_blocked(b).split("\n")[0]]
+    if b.kind == "running":
+        out.append("  (running or runnable: its stack is moving; frames may be stale)")
+    src = {h.source for h in th.held}
+    if not th.held:
+        out.append("  HOLDS: nothing its frames' code shows%s" % (
+            " (and lockdep records none)" if "lockdep" in src else ""))
+    else:
+        out.append("  HOLDS (%s):" % ("recorded by lockdep" if src == {"lockdep"} else
+                                      "inferred from its frames' code, NOT recorded by "
+                                      "the locks"))
+    for i, h in enumerate(th.held, 1):
+        rep = reps.get(h.address)
+        where = " (%s)" % rep.where if rep is not None and rep.where else ""
+        st = ""
+        if rep is not None:
+            st = "  [%s, %d waiter(s)]" % ("locked" if rep.locked else "NOT locked" if
+                                           rep.locked is False else "state unknown",
+                                           len(rep.waiters))
+        out.append("    %d. %s %x%s%s%s" % (i, h.kind, h.address, where,
+                                          " as %s" % h.mode if h.mode else "", st))
+        for e in h.evidence:
+            out.append("       - %s" % e)
+        if h.weak:
+            out.append("       - (the address rests on memory read now; it may have "
+                       "changed since)")
+    for n in th.notes:
+        out.append("  NOTE: %s" % n)
+    return "\n".join(out)
+
+
 def _task_arg(port: Port, snap: Snapshot, word: str) -> int:
     """Return the task_struct address ``word`` names: a pid (ASCII digits) or a task
     address/symbol.  Raises BadArgument when it is neither or no such task exists."""
@@ -332,6 +392,20 @@ def main(argv, port: Port, out=None) -> int:
     try:
         require_task_view(port)
         snap = Snapshot(port)
+        if opts.held is not None:
+            if opts.target or opts.pid is not None:
+                raise BadArgument("give --held PID alone (not with -p or a lock)")
+            r = held_report(port, snap, _task_arg(port, snap, opts.held))
+            if opts.json:
+                js = {"blocked": to_json_obj(r["blocked"]),
+                      "held": [dict(to_json_obj(h), where=(
+                          r["locks"][h.address].where if h.address in r["locks"] else None))
+                          for h in r["holds"].held],
+                      "notes": list(r["holds"].notes)}
+                print(jsontext.dumps(js, indent=1), file=out)
+            else:
+                print(format_held(r), file=out)
+            return 0
         if opts.pid is not None:
             if opts.target:
                 raise BadArgument("give either -p PID or a lock, not both")

@@ -37,12 +37,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 from crash_ext.dumpfiles import decompressed_copies  # noqa: E402
 CACHE = os.environ.get("CRASH_EXT_CACHE", os.path.expanduser("~/.cache/crash-ext"))
 SCENARIOS = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore", "scale",
-             "rt-spin", "flush-work", "kthread-stop", "flush-wq"]
-SMALL = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore"]
+             "rt-spin", "global-sems", "wrapper", "rwsem-readers", "flush-work", "kthread-stop",
+             "flush-wq"]
+SMALL = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore", "global-sems",
+         "wrapper", "rwsem-readers"]
 #: scenarios a PREEMPT_RT kernel cannot stage, and why
 NOT_ON_RT = {"readers": "PREEMPT_RT rw_semaphores admit new readers while a writer waits for "
                         "the readers to drain, and that writer waits on no wait list: the "
-                        "scenario's queue (writer, then reader_4) cannot exist there"}
+                        "scenario's queue (writer, then reader_4) cannot exist there",
+             "rwsem-readers": "as readers: a PREEMPT_RT rw_semaphore queues no writer "
+                              "behind readers on a wait list"}
 #: scenarios only a PREEMPT_RT kernel stages (a sleeping spinlock_t)
 RT_ONLY = {"rt-spin": "spinlock_t spins on a kernel without PREEMPT_RT: no task can block "
                       "holding one"}

@@ -131,3 +131,40 @@ scenario_flush_wq() {
     spawn lab_suspend "sync labdev2"
     cmd devgate labdev2
 }
+
+# ---- Held locks only the code shows (issue 14) -------------------------------------
+
+# ABBA over two driver-global semaphores taken RIP-relative (down(&lab_global_sem_a)):
+# neither holder keeps a semaphore's address in a register or a stack slot.
+scenario_global_sems() {
+    spawn gsem_a "gsem a; signal a_held; wait b_held; gsem b"
+    spawn gsem_b "wait a_held; gsem b; signal b_held; gsem a"
+    cmd gate g:lab_global_sem_b 1
+    cmd gate g:lab_global_sem_a 1
+}
+
+# ABBA over the semaphores inside two kmalloc'ed xnodes, taken through the noinline
+# xfs_ilock()-style wrapper lab_xnode_ilock(xn); the holders keep only the xnode;
+# xfs_c queues on ino_a behind xfs_b.
+scenario_wrapper() {
+    spawn xfs_a "xlock x:ino_a; signal a_held; wait b_held; xlock x:ino_b"
+    spawn xfs_b "wait a_held; xlock x:ino_b; signal b_held; xlock x:ino_a"
+    cmd gate x:ino_b 1
+    cmd gate x:ino_a 1
+    spawn xfs_c "xlock x:ino_a"
+    cmd gate x:ino_a 2
+}
+
+# An mmap_lock-style rw_semaphore in a kmalloc'ed lab_mm held for read by three tasks
+# through lab_mmap_read_lock(mm), each then stuck on a completion; a writer queues
+# behind them, then a fourth reader behind the writer.
+scenario_rwsem_readers() {
+    for i in 1 2 3; do
+        spawn "mm_reader_$i" "mmread mm:mm_a; signal mr$i; wait mm_stuck_$i"
+        cmd await mr$i
+    done
+    spawn mm_writer "mmwrite mm:mm_a"
+    cmd gate mm:mm_a 1
+    spawn mm_reader_4 "mmread mm:mm_a"
+    cmd gate mm:mm_a 2
+}

@@ -105,6 +105,10 @@ struct lab_lock {
 		spinlock_t spin;	/* LAB_SPIN, PREEMPT_RT only */
 	};
 	struct path path;		/* LAB_INODE only */
+	void *ext;			/* the held-locks section's locks: the lock itself */
+	void *ext_obj;			/* ... the object it is a member of (NULL: a global) */
+	const char *ext_type;		/* ... that object's type, and the lock's member */
+	const char *ext_member;
 	struct list_head owners;
 	struct list_head waiters;	/* confirmed, queue order */
 	struct list_head pending;	/* declared, not yet confirmed by a gate */
@@ -230,6 +234,8 @@ static const char *lab_kind_type(enum lab_kind k)
 
 static void *lab_lock_addr(struct lab_lock *l)
 {
+	if (l->ext)
+		return l->ext;
 	switch (l->kind) {
 	case LAB_MUTEX: return &l->mutex;
 	case LAB_RWSEM: return &l->rwsem;
@@ -251,6 +257,8 @@ static struct rt_mutex_base *lab_rtm(struct lab_lock *l)
 	}
 }
 #endif
+
+static int lab_held_lock_init(struct lab_lock *l, const char *name);
 
 static struct lab_lock *lab_lock_get(const char *name, int *err)
 {
@@ -289,6 +297,8 @@ static struct lab_lock *lab_lock_get(const char *name, int *err)
 #else
 		*err = -EOPNOTSUPP;	/* a spinning lock: no task may sleep holding it */
 #endif
+	} else if ((*err = lab_held_lock_init(l, name)) != -ENOENT) {
+		/* g:, x:, mm: the held-locks section's locks (0, or its error) */
 	} else {
 		*err = -EINVAL;
 	}
@@ -423,6 +433,7 @@ static noinline __noclone int lab_take(struct lab_lock *l, char mode)
 }
 
 static int lab_run(char *script);
+static int lab_held_step(const char *verb, const char *arg, char **rest, int *err);
 
 static void lab_release(struct lab_lock *l, void *lock, char mode)
 {
@@ -745,6 +756,8 @@ static int lab_step(char *step, char **rest)
 
 	if (!verb || !arg)
 		return -EINVAL;
+	if (lab_held_step(verb, arg, rest, &err))
+		return err;
 	if (!strcmp(verb, "take")) {
 		l = lab_lock_get(arg, &err);
 		if (!l)
@@ -801,6 +814,250 @@ static int lab_kthread(void *data)
 	while (!kthread_should_stop())
 		schedule_timeout_interruptible(MAX_SCHEDULE_TIMEOUT);
 	return 0;
+}
+
+/* ---- held locks only the code shows (issue 14) ---------------------------------------
+ *
+ * Real kernel code rarely keeps a held lock's address where a debugger finds it: a
+ * driver-global semaphore is reached RIP-relative (down(&foo_sem) ... up(&foo_sem)), a
+ * lock inside an object is taken through a noinline wrapper handed the object
+ * (xfs_ilock(ip, ...), inode_lock(inode), mmap_read_lock(mm)) and the caller keeps only
+ * the object.  These steps stage exactly that; the lab_lock records keep only the truth
+ * (the bookkeeping calls take the lab_lock record, never the lock's address).
+ *
+ *   run gsem a|b           down(&lab_global_sem_a|b), the rest of the script, up(...)
+ *   run xlock x:NAME       lab_xnode_ilock(xnode NAME), the rest, lab_xnode_iunlock(...)
+ *   run mmread mm:NAME     lab_mmap_read_lock(lab_mm NAME), the rest, ..._read_unlock(...)
+ *   run mmwrite mm:NAME    lab_mmap_write_lock(lab_mm NAME), the rest, ..._write_unlock(...)
+ *
+ * Their locks are named g:lab_global_sem_a, g:lab_global_sem_b, x:NAME (a semaphore at
+ * a non-zero offset in a kmalloc'ed struct lab_xnode) and mm:NAME (an rw_semaphore in a
+ * kmalloc'ed struct lab_mm), for gate and verify as any other lock.
+ */
+static struct semaphore lab_global_sem_a = __SEMAPHORE_INITIALIZER(lab_global_sem_a, 1);
+static struct semaphore lab_global_sem_b = __SEMAPHORE_INITIALIZER(lab_global_sem_b, 1);
+
+struct lab_xnode {		/* an xfs_inode-like object: its iolock deep inside */
+	unsigned long x_ino;
+	unsigned long x_flags;
+	char x_name[LAB_NAME_LEN];
+	struct semaphore x_iolock;
+	struct lab_lock *x_truth;
+};
+
+struct lab_mm {			/* an mm_struct-like object */
+	unsigned long flags;
+	atomic_t mm_users;
+	char name[LAB_NAME_LEN];
+	struct rw_semaphore mmap_lock;
+	struct lab_lock *truth;
+};
+
+/* Returns 0 after setting up a g:, x: or mm: lock in @l, -ENOENT for other names. */
+static int lab_held_lock_init(struct lab_lock *l, const char *name)
+{
+	if (!strcmp(name, "g:lab_global_sem_a") || !strcmp(name, "g:lab_global_sem_b")) {
+		l->kind = LAB_SEM;
+		l->ext = name[17] == 'a' ? &lab_global_sem_a : &lab_global_sem_b;
+		return 0;
+	}
+	if (!strncmp(name, "x:", 2)) {
+		struct lab_xnode *xn = kzalloc(sizeof(*xn), GFP_KERNEL);
+
+		if (!xn)
+			return -ENOMEM;
+		strscpy(xn->x_name, name + 2, sizeof(xn->x_name));
+		xn->x_ino = 1000 + name[strlen(name) - 1];
+		sema_init(&xn->x_iolock, 1);
+		xn->x_truth = l;
+		l->kind = LAB_SEM;
+		l->ext = &xn->x_iolock;
+		l->ext_obj = xn;
+		l->ext_type = "crashext_lab lab_xnode";
+		l->ext_member = "x_iolock";
+		return 0;
+	}
+	if (!strncmp(name, "mm:", 3)) {
+		struct lab_mm *mm = kzalloc(sizeof(*mm), GFP_KERNEL);
+
+		if (!mm)
+			return -ENOMEM;
+		strscpy(mm->name, name + 3, sizeof(mm->name));
+		atomic_set(&mm->mm_users, 1);
+		init_rwsem(&mm->mmap_lock);
+		mm->truth = l;
+		l->kind = LAB_RWSEM;
+		l->ext = &mm->mmap_lock;
+		l->ext_obj = mm;
+		l->ext_type = "crashext_lab lab_mm";
+		l->ext_member = "mmap_lock";
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Truth: the current task is about to wait for @l; returns its pending record. */
+static noinline struct lab_ref *lab_book_wait(struct lab_lock *l, char mode)
+{
+	struct lab_ref *r = lab_ref_new(current, mode);
+
+	lab_add_ref(&l->pending, r);
+	lab_note_task(current, "lock", l->name, (unsigned long)lab_lock_addr(l));
+	return r;
+}
+
+/* Truth: the current task now holds @l (its pending record @r moves to the owners). */
+static noinline void lab_book_owned(struct lab_lock *l, struct lab_ref *r)
+{
+	if (r) {
+		spin_lock(&lab_truth_lock);
+		list_del(&r->node);
+		list_add_tail(&r->node, &l->owners);
+		l->nowners++;
+		spin_unlock(&lab_truth_lock);
+	}
+	lab_note_task(current, "", "", 0);
+}
+
+static noinline __noclone int lab_gsem_a_section(char *rest)
+{
+	int err;
+	struct lab_lock *l = lab_lock_get("g:lab_global_sem_a", &err);
+	struct lab_ref *r;
+
+	if (!l)
+		return err;
+	r = lab_book_wait(l, '-');
+	down(&lab_global_sem_a);
+	lab_book_owned(l, r);
+	err = lab_run(rest);
+	up(&lab_global_sem_a);
+	return err;
+}
+
+static noinline __noclone int lab_gsem_b_section(char *rest)
+{
+	int err;
+	struct lab_lock *l = lab_lock_get("g:lab_global_sem_b", &err);
+	struct lab_ref *r;
+
+	if (!l)
+		return err;
+	r = lab_book_wait(l, '-');
+	down(&lab_global_sem_b);
+	lab_book_owned(l, r);
+	err = lab_run(rest);
+	up(&lab_global_sem_b);
+	return err;
+}
+
+/* xfs_ilock()-style wrappers: handed the object, they lock a member of it. */
+static noinline __noclone void lab_xnode_ilock(struct lab_xnode *xn)
+{
+	struct lab_ref *r = lab_book_wait(xn->x_truth, '-');
+
+	down(&xn->x_iolock);
+	lab_book_owned(xn->x_truth, r);
+}
+
+static noinline __noclone void lab_xnode_iunlock(struct lab_xnode *xn)
+{
+	up(&xn->x_iolock);
+}
+
+static noinline __noclone int lab_xnode_section(struct lab_xnode *xn, char *rest)
+{
+	int err;
+
+	lab_xnode_ilock(xn);
+	xn->x_flags |= 1;
+	err = lab_run(rest);
+	xn->x_flags &= ~1UL;
+	lab_xnode_iunlock(xn);
+	return err;
+}
+
+/* mmap_read_lock()-style wrappers on a lab_mm */
+static noinline __noclone void lab_mmap_read_lock(struct lab_mm *mm)
+{
+	struct lab_ref *r = lab_book_wait(mm->truth, 'r');
+
+	down_read(&mm->mmap_lock);
+	lab_book_owned(mm->truth, r);
+}
+
+static noinline __noclone void lab_mmap_read_unlock(struct lab_mm *mm)
+{
+	up_read(&mm->mmap_lock);
+}
+
+static noinline __noclone void lab_mmap_write_lock(struct lab_mm *mm)
+{
+	struct lab_ref *r = lab_book_wait(mm->truth, 'w');
+
+	down_write(&mm->mmap_lock);
+	lab_book_owned(mm->truth, r);
+}
+
+static noinline __noclone void lab_mmap_write_unlock(struct lab_mm *mm)
+{
+	up_write(&mm->mmap_lock);
+}
+
+static noinline __noclone int lab_mm_read_section(struct lab_mm *mm, char *rest)
+{
+	int err;
+
+	lab_mmap_read_lock(mm);
+	atomic_inc(&mm->mm_users);
+	err = lab_run(rest);
+	atomic_dec(&mm->mm_users);
+	lab_mmap_read_unlock(mm);
+	return err;
+}
+
+static noinline __noclone int lab_mm_write_section(struct lab_mm *mm, char *rest)
+{
+	int err;
+
+	lab_mmap_write_lock(mm);
+	mm->flags |= 1;
+	err = lab_run(rest);
+	mm->flags &= ~1UL;
+	lab_mmap_write_unlock(mm);
+	return err;
+}
+
+/*
+ * Runs a held-locks step (gsem, xlock, mmread, mmwrite), which runs the rest of the
+ * script (*rest) itself; returns 1 with the step's result in *err, 0 for other verbs.
+ */
+static int lab_held_step(const char *verb, const char *arg, char **rest, int *err)
+{
+	struct lab_lock *l;
+	char *script = *rest;
+
+	if (!strcmp(verb, "gsem")) {
+		*rest = NULL;
+		*err = *arg == 'a' ? lab_gsem_a_section(script) :
+		       *arg == 'b' ? lab_gsem_b_section(script) : -EINVAL;
+		return 1;
+	}
+	if (strcmp(verb, "xlock") && strcmp(verb, "mmread") && strcmp(verb, "mmwrite"))
+		return 0;
+	*rest = NULL;
+	l = lab_lock_get(arg, err);
+	if (!l)
+		return 1;
+	if (!strcmp(verb, "xlock"))
+		*err = l->ext_type && !strncmp(arg, "x:", 2) ?
+		       lab_xnode_section(l->ext_obj, script) : -EINVAL;
+	else if (l->ext_type && !strncmp(arg, "mm:", 3))
+		*err = verb[2] == 'r' ? lab_mm_read_section(l->ext_obj, script) :
+		       lab_mm_write_section(l->ext_obj, script);
+	else
+		*err = -EINVAL;
+	return 1;
 }
 
 /* ---- gates and verification ------------------------------------------------- */
@@ -898,13 +1155,16 @@ static int lab_count_waiters(struct lab_lock *l, struct task_struct **tasks, int
 		break;
 	}
 #endif
-	default:	/* LAB_SEM */
+	default: {	/* LAB_SEM */
+		struct semaphore *s = lab_lock_addr(l);
+
 #ifdef LAB_FIRST_WAITER
-		head = (struct list_head *)&l->sem.first_waiter;
+		head = (struct list_head *)&s->first_waiter;
 #else
-		head = &l->sem.wait_list;
+		head = &s->wait_list;
 #endif
-		wl = &l->sem.lock;
+		wl = &s->lock;
+	}
 	}
 #ifdef LAB_MUTEX_WAIT_LOCK_IS_SPINLOCK
 	if (mwl)
@@ -1169,7 +1429,14 @@ static int lab_proc_show(struct seq_file *m, void *v)
 		seq_printf(m, "%s\n  {\"name\": \"%s\", \"type\": \"%s\", \"address\": \"0x%lx\", ",
 			   first ? "" : ",", l->name, lab_kind_type(l->kind),
 			   (unsigned long)lab_lock_addr(l));
-		if (l->kind == LAB_INODE)
+		if (l->ext && !l->ext_obj)
+			seq_printf(m, "\"container\": {\"type\": \"global\", \"symbol\": \"%s\"}, ",
+				   l->name + 2);
+		else if (l->ext)
+			seq_printf(m, "\"container\": {\"type\": \"%s\", \"member\": \"%s\", "
+				   "\"address\": \"0x%lx\"}, ", l->ext_type, l->ext_member,
+				   (unsigned long)l->ext_obj);
+		else if (l->kind == LAB_INODE)
 			seq_printf(m, "\"container\": {\"type\": \"inode\", \"member\": \"i_rwsem\", "
 				   "\"address\": \"0x%lx\", \"dentry\": \"0x%lx\", \"path\": \"%s\"}, ",
 				   (unsigned long)d_inode(l->path.dentry),
