@@ -51,7 +51,7 @@ def test_report_exit_0():
     fire = next(l for l in d.truth["locks"] if l["name"].startswith("i:"))
     _, r = _cli("whoholds", "inode.i_rwsem", fire["container"]["address"])
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "OWNER: PID %d " % fire["owners"][0]["pid"] in r.stdout
+    assert "OWNER: PID: %d " % fire["owners"][0]["pid"] in r.stdout
 
 
 def test_input_error_exit_2_one_line():

@@ -21,9 +21,12 @@ from ..port import BadArgument, CrashExtError, Port
 from ..words import (argtype, check_count_word, check_member_word, check_type_word,
                      pid_or_task_word, shown)
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
-from .. import record
+from ..analyses.waitfor import short_lock_name
 from ..render import jsontext
+from ..render.shape import document, hexaddr, to_json
 from ..render.table import table
+from ..render.text import (DEFAULT_WIDTH, bullets, task_header, task_short, wait_address,
+                           width, wrap)
 
 
 EXAMPLES = """
@@ -76,31 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------ JSON
 
-def _hexify(obj, key=None):
-    if isinstance(obj, dict):
-        return {k: _hexify(v, k) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_hexify(v, key) for v in obj]
-    if isinstance(obj, int) and not isinstance(obj, bool) and key in (
-            "task", "address", "lock_address", "waiter"):
-        return "%#x" % obj
-    return obj
-
-
-def to_json_obj(x) -> Dict:
-    """Return a JSON-ready dict of a result dataclass (addresses as 0x-hex strings)."""
-    return _hexify(record.asdict(x))
-
-
 # ------------------------------------------------------------------ text
 
 def _task_line(t: TaskRef) -> str:
-    s = "PID %s  TASK %x  \"%s\"  %s  CPU %s" % (
-        t.pid if t.pid is not None else "?", t.task, t.comm or "?", t.state or "?",
-        t.cpu if t.cpu is not None else "?")
-    if t.last_ran:
-        s += "  last ran %s ago" % t.last_ran
-    return s
+    return task_header(t)
 
 
 def format_report(rep: LockReport) -> str:
@@ -140,9 +122,12 @@ def format_report(rep: LockReport) -> str:
             out.append("  OWNER HINT (not proof): %s" % _task_line(rep.owner_hint))
             out.append("         %s" % (rep.owner_hint_why or ""))
         if rep.candidates:
-            out.append("  CANDIDATE HOLDERS (inferred, ranked, NOT certain):")
+            out.append("  CANDIDATE HOLDERS (inferred, NOT certain; most evidence first):")
             for i, c in enumerate(rep.candidates, 1):
-                out.append("    %d. %s  score %g" % (i, _task_line(c.task), c.score))
+                tie = [j for j, o in enumerate(rep.candidates, 1)
+                       if j != i and o.score == c.score]
+                out.append("    %d. %s%s" % (i, _task_line(c.task), "  (tied with %s)" % (
+                    ", ".join("#%d" % j for j in tie)) if tie else ""))
                 for e in c.evidence:
                     out.append("         - %s" % e)
             note = rep.state.get("candidates_note")
@@ -167,12 +152,11 @@ def format_report(rep: LockReport) -> str:
     return "\n".join(out)
 
 
-def format_blocked(b: Blocked) -> str:
-    """Return the text of what a task is blocked on."""
-    t = b.task
-    out = ["PID: %s  TASK: %x  CPU: %s  COMMAND: \"%s\"  [%s]%s" % (
-        t.pid, t.task, t.cpu if t.cpu is not None else "?", t.comm or "?", t.state or "?",
-        "  last ran %s ago" % t.last_ran if t.last_ran else "")]
+def format_blocked(b: Blocked, cols: int = DEFAULT_WIDTH) -> str:
+    """Return the text of what a task is blocked on (crash's task header first), its
+    evidence wrapped to ``cols``."""
+    out = [task_header(b.task)]
+    addr = wait_address(b)
     if b.kind == "lock":
         out.append("  BLOCKED ON: %s %x%s, in #%s %s" % (
             b.lock_type, b.lock_address, " as %s" % b.mode if b.mode else "", b.frame,
@@ -184,10 +168,10 @@ def format_blocked(b: Blocked) -> str:
             " (in #%s %s, a %s slow path)" % (b.frame, b.function, b.lock_type)
             if b.lock_type else ""))
     else:
-        out.append("  BLOCKED ON: not a lock: %s, in #%s %s" % (b.kind, b.frame,
-                                                                 b.function))
-    for e in b.evidence:
-        out.append("    - %s" % e)
+        out.append("  BLOCKED ON: not a lock: %s%s, in #%s %s" % (
+            b.kind, " %x" % addr if addr is not None else " (address unknown)", b.frame,
+            b.function))
+    out.extend(bullets(b.evidence, cols, "    "))
     return "\n".join(out)
 
 
@@ -245,27 +229,53 @@ def _lock_target(port: Port, opts) -> Tuple[int, Optional[str], Optional[tuple]]
                       % len(tg))
 
 
-def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], str, int]:
-    """Follow task -> lock -> owner hops; return (hops, end text, exit code)."""
+def _end(kind: str, task: Optional[TaskRef], text: str, **more) -> Dict:
+    """Return a structured outcome of ``whoholds -p``: ``kind``, the ``pid`` it ends
+    at, ``text`` (the sentence the text output prints) and ``more``."""
+    d = {"kind": kind, "pid": task.pid if task is not None else None}  # type: Dict
+    d.update(more)
+    d["text"] = text
+    return d
+
+
+def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], Dict, int]:
+    """Follow task -> lock -> owner hops; return (hops, outcome, exit code).
+
+    The outcome's ``kind``: ``cycle`` (``pids`` in wait order), ``running``,
+    ``unknown`` (not confirmed to wait on any lock), ``not_a_lock`` (``waits_on``:
+    the kind of wait, ``address`` when known), ``no_owner``, ``tied_candidates``,
+    ``hop_limit``."""
     hops = []  # type: List[Dict]
     seen = []  # type: List[int]
     task = start
     for _ in range(MAX_HOPS):
         if task in seen:
             i = seen.index(task)
-            cyc = [snap.by_task(t) for t in seen[i:]] + [snap.by_task(task)]
-            desc = " -> ".join("%s(%s)" % (e.pid, e.comm) for e in cyc if e is not None)
-            return hops, ("CYCLE: %s.  Each waits for a lock the next holds: a deadlock; "
-                          "run `deadlock` for the whole wait-for graph." % desc), 1
+            cyc = [snap.ref(t) for t in seen[i:]]
+            desc = " -> ".join(task_short(t) for t in cyc + cyc[:1])
+            return hops, _end(
+                "cycle", cyc[0], "DEADLOCK: %s: each waits for a lock the next holds; run "
+                "`deadlock` for the whole wait-for graph." % desc,
+                pids=[t.pid for t in cyc]), 1
         seen.append(task)
         b = blocked_on(port, task, snapshot=snap, use_args=opts.args)
         hop = {"blocked": b, "lock": None}  # type: Dict
         hops.append(hop)
         if b.kind != "lock":
-            why = {"running": "is running or runnable",
-                   "unknown": "is not confirmed to wait on any lock"}.get(
-                b.kind, "waits on a %s, not a lock" % b.kind)
-            return hops, "END: PID %s %s." % (b.task.pid, why), 0
+            if b.kind == "running":
+                return hops, _end("running", b.task, "%s is running or runnable: it is "
+                                  "not waiting." % task_short(b.task)), 0
+            if b.kind == "unknown":
+                return hops, _end("unknown", b.task, "%s is not confirmed to wait on any "
+                                  "lock." % task_short(b.task)), 0
+            addr = wait_address(b)
+            what = "a %s" % b.kind if b.kind != "io" else "I/O"
+            return hops, _end(
+                "not_a_lock", b.task, "%s waits on %s%s in %s, not on a lock." % (
+                    task_short(b.task), what,
+                    " at %x" % addr if addr is not None else " (address unknown)",
+                    b.function or "?"),
+                waits_on=b.kind, address=hexaddr(addr), function=b.function), 0
         rep = lock_report(port, b.lock_address, b.lock_type, snapshot=snap,
                           candidates=not opts.no_candidates, max_waiters=opts.max_waiters)
         rep.state["type_from"] = "blocking frame #%s %s" % (b.frame, b.function)
@@ -277,13 +287,60 @@ def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], st
             top = rep.candidates[0]
             tied = len(rep.candidates) > 1 and rep.candidates[1].score == top.score
             if tied:
-                return hops, ("END: the lock records no owner and the top candidates are "
-                              "tied; not following a guess."), 0
+                return hops, _end(
+                    "tied_candidates", b.task, "the %s %x records no owner and its top "
+                    "candidate holders are tied; not following a guess." % (
+                        rep.type, rep.address), lock=hexaddr(rep.address)), 0
             hop["followed_candidate"] = True
             task = top.task.task
             continue
-        return hops, "END: the lock records no owner and no candidate was found.", 0
-    return hops, "END: stopped after %d hops." % MAX_HOPS, 0
+        return hops, _end("no_owner", b.task, "the %s %x records no owner and no "
+                          "candidate holder was found." % (rep.type, rep.address),
+                          lock=hexaddr(rep.address)), 0
+    return hops, _end("hop_limit", None, "stopped after %d hops." % MAX_HOPS), 0
+
+
+def _hop_line(h: Dict, first: bool) -> str:
+    """Return one hop of the answer: ``rm 100 waits for rw_semaphore ADDR (name)`` and,
+    when known, who holds it and how that is known."""
+    b, rep = h["blocked"], h["lock"]
+    lead = "" if first else "  -> "
+    if rep is None:
+        return lead + task_short(b.task)
+    s = "%s%s waits in %s for %s %x (%s)" % (
+        lead, task_short(b.task), b.function or "?", rep.type, rep.address,
+        short_lock_name(rep))
+    if rep.owner is not None:
+        s += ", held by %s (recorded in %s)" % (task_short(rep.owner), rep.owner_source)
+    elif h.get("followed_candidate") and rep.candidates:
+        s += ", held by %s (INFERRED: top-ranked candidate, not recorded)" % (
+            task_short(rep.candidates[0].task))
+    return s
+
+
+def format_chain(hops: List[Dict], outcome: Dict, cols: int = DEFAULT_WIDTH) -> str:
+    """Return ``whoholds -p``'s text: the answer (outcome and the hops in one line
+    each), then each hop's task and lock report."""
+    out = wrap("ANSWER: %s" % outcome["text"], cols, "", "  ")
+    for i, h in enumerate(hops):
+        out.extend(wrap(_hop_line(h, i == 0), cols, "  ", "       "))
+    out.append("")
+    shown_locks = set()
+    for i, h in enumerate(hops):
+        out.append("HOP %d of %d" % (i + 1, len(hops)))
+        out.append(format_blocked(h["blocked"], cols))
+        rep = h["lock"]
+        if rep is not None and rep.address in shown_locks:
+            out.append("  (lock %x reported above; owner %s)" % (
+                rep.address, "PID %s" % rep.owner.pid if rep.owner else "not recorded"))
+        elif rep is not None:
+            shown_locks.add(rep.address)
+            out.append("")
+            out.append(format_report(rep))
+            if h.get("followed_candidate"):
+                out.append("  -> following the top CANDIDATE (inferred, not recorded)")
+        out.append("")
+    return "\n".join(out)
 
 
 def main(argv, port: Port, out=None) -> int:
@@ -304,37 +361,24 @@ def main(argv, port: Port, out=None) -> int:
             if opts.target:
                 raise BadArgument("give either -p PID or a lock, not both")
             start = _task_arg(port, snap, opts.pid)
-            hops, end, rc = _chain(port, snap, start, opts)
+            hops, outcome, rc = _chain(port, snap, start, opts)
             if opts.json:
-                js = {"chain": [{"blocked": to_json_obj(h["blocked"]),
-                                 "lock": to_json_obj(h["lock"]) if h["lock"] else None,
-                                 "followed_candidate": bool(h.get("followed_candidate"))}
-                                for h in hops], "end": end}
+                js = document("whoholds", port, {
+                    "mode": "chain", "outcome": outcome,
+                    "chain": [{"blocked": to_json(h["blocked"]),
+                               "lock": to_json(h["lock"]) if h["lock"] else None,
+                               "followed_candidate": bool(h.get("followed_candidate"))}
+                              for h in hops]})
                 print(jsontext.dumps(js, indent=1), file=out)
                 return rc
-            shown = set()
-            for h in hops:
-                print(format_blocked(h["blocked"]), file=out)
-                rep = h["lock"]
-                if rep is not None and rep.address in shown:
-                    print("  (lock %x reported above; owner %s)" % (
-                        rep.address, "PID %s" % rep.owner.pid if rep.owner else "not "
-                        "recorded"), file=out)
-                elif rep is not None:
-                    shown.add(rep.address)
-                    print("", file=out)
-                    print(format_report(rep), file=out)
-                    if h.get("followed_candidate"):
-                        print("  -> following the top CANDIDATE (inferred, not recorded)",
-                              file=out)
-                print("", file=out)
-            print(end, file=out)
+            out.write(format_chain(hops, outcome, width(out)))
             return rc
         addr, kind, cont = _lock_target(port, opts)
         rep = lock_report(port, addr, kind, snapshot=snap, container=cont,
                           candidates=not opts.no_candidates, max_waiters=opts.max_waiters)
         if opts.json:
-            print(jsontext.dumps(to_json_obj(rep), indent=1), file=out)
+            print(jsontext.dumps(document("whoholds", port, {
+                "mode": "lock", "lock": to_json(rep)}), indent=1), file=out)
         else:
             print(format_report(rep), file=out)
         return 0
