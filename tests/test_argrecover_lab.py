@@ -1,6 +1,7 @@
 """argrecover on real lab dumps, against the lab module's truth and against drgn."""
 
 import io
+import re
 
 import pytest
 
@@ -65,10 +66,18 @@ def test_seed_vfs_unlink_dentry_is_fire_js(lab, target):
     out = io.StringIO()
     assert argrecover.main([str(rm), "vfs_unlink"], crash, out=out) == 0
     text = out.getvalue()
+    assert re.match(r'PID: %d  TASK: [0-9a-f]+  CPU: \d+  COMMAND: "rm"' % rm, text)
+    flat = " ".join(text.split())             # lines wrapped at 80 columns joined
+    assert re.search(r'\(struct dentry \*\) %%rdx = %x -> dentry "fire.js" in "js" '
+                     r'\[[^]]*stack slot[^]]*\]' % int(fire["container"]["dentry"], 16),
+                     flat), text
+    assert "<-" not in text                   # compact: a tag, not the chain
+    out = io.StringIO()
+    assert argrecover.main([str(rm), "vfs_unlink", "-v"], crash, out=out) == 0
+    text = out.getvalue()
     line = next(l for l in text.splitlines() if "(struct dentry *)" in l)
-    assert "= %x" % int(fire["container"]["dentry"], 16) in line
-    assert 'dentry "fire.js" in "js"' in line
     assert "<-" in text.split(line, 1)[1].splitlines()[1]   # the evidence follows
+    assert "\u2190" not in text
 
 
 @pytest.mark.parametrize("argv,message", [

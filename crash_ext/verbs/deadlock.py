@@ -526,7 +526,8 @@ def to_json(res: WaitFor) -> Dict[str, object]:
         convoys.append({"roots": [task_json(r) for r in cv.roots],
                         "root_lock": hexaddr(cv.root_lock) if cv.root_lock else None,
                         "what": cv.what, "via": [hexaddr(a) for a in cv.via],
-                        "behind_count": len(cv.behind), "depth": cv.depth,
+                        "behind_count": len(cv.behind),
+                        "max_depth": max([b.depth for b in cv.behind] or [0]),
                         "behind": [_bj(res, b) for b in cv.behind]})
     tasks = []
     for a in sorted(g.analysed, key=lambda x: (g.tasks[x].pid or 0, x)):
