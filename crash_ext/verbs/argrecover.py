@@ -38,10 +38,12 @@ Every task in TASK_UNINTERRUPTIBLE:
 def build_parser() -> argparse.ArgumentParser:
     """Return the argparse parser of ``argrecover`` (also used for crash's help)."""
     p = VerbParser(
-        prog="argrecover",
+        prog="argrecover", examples=EXAMPLES,
         description="Recover the arguments of a sleeping task's stack frames from the stack "
-                    "and the disassembly (x86-64), printing each value with the chain of "
-                    "evidence that produced it, or 'unknown' and why.")
+                    "and the disassembly (x86-64): one line per argument (name, type, "
+                    "register, value, a decode of well-known pointer types and a short "
+                    "tag saying where the value came from), or 'unknown'; -v prints the "
+                    "whole chain of evidence behind each value, or why it is unknown.")
     p.add_argument("task", nargs="?", help="pid, or task_struct address (hex)")
     p.add_argument("frame", nargs="?",
                    help="one frame: its number (#N in bt) or its function's name")

@@ -39,11 +39,13 @@ deadlock --dot /tmp/wf.dot --svg /tmp/wf.svg   a Graphviz picture, the cycle in 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``deadlock``."""
-    p = VerbParser(prog="deadlock", add_help=True,
+    p = VerbParser(prog="deadlock", examples=EXAMPLES, add_help=True,
                 description="Wait-for graph of blocked tasks: deadlock cycles told step by "
                             "step (each 'held by' marked recorded or inferred, with its "
                             "evidence), the tasks stuck behind them, then chains without a "
-                            "cycle (convoys) by their root.")
+                            "cycle (convoys) by their root.  The answer comes first (each "
+                            "cycle as its victims see it), then the evidence.  " +
+                            DEPTH_TEXT)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--include-in", action="store_true",
                    help="also analyse tasks in IN (interruptible sleep) state")

@@ -53,7 +53,7 @@ def check_lock_kind_word(word) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``whoholds``."""
-    p = VerbParser(prog="whoholds", add_help=True,
+    p = VerbParser(prog="whoholds", examples=EXAMPLES, add_help=True,
                 description="Who holds a kernel lock, who waits on it, and what a task is "
                             "blocked on.  Owners the lock does not record are shown as "
                             "ranked candidates with evidence, never as fact.")
