@@ -20,7 +20,8 @@ from ..port import BadArgument, CrashExtError, Port
 from ..words import check_frame_word, check_hex_word, pid_or_task_word, shown
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
 from ..render import jsontext
-from ..render.shape import document, hexaddr, task_json
+from ..models.btf import param_names, read_vmlinux_btf
+from ..render.shape import document, dump_identity, hexaddr, task_json
 from ..render.text import DEFAULT_WIDTH, task_header, width, wrap
 from ..analyses.results import TaskRef
 
@@ -212,6 +213,30 @@ def _frame_lines(f: FrameArgs, port: Port, decode: bool, lines: List[str],
             add("    %s%s%s = unknown  [-v says why]" % (a.name, typ, reg))
 
 
+_ARGN = re.compile(r"arg[0-9]+\??\Z")
+
+
+def name_params(port: Port, frames: List[FrameArgs]) -> None:
+    """Give the arguments of ``frames`` that gdb's prototype left unnamed (``argN``)
+    their names from the vmlinux's BTF (:mod:`crash_ext.models.btf`: the DWARF names,
+    as pahole copied them), when BTF describes the function with as many parameters;
+    a GCC clone's names keep their ``?``.  Module functions keep ``argN`` (a module's
+    BTF, when it has one, is not read).  Never raises."""
+    btf, loaded = None, False
+    for f in frames:
+        if f.module or not f.prototype or not f.args or not any(
+                _ARGN.match(a.name) for a in f.args):
+            continue
+        if not loaded:
+            btf, loaded = read_vmlinux_btf(dump_identity(port).get("vmlinux")), True
+        names = param_names(btf, f.function, len(f.args))
+        if names is None:
+            continue
+        for a, n in zip(f.args, names):
+            if _ARGN.match(a.name):
+                a.name = n + ("?" if a.name.endswith("?") else "")
+
+
 def _ref(snap: Optional[Snapshot], ta: TaskArgs) -> TaskRef:
     """Return the task of ``ta`` as the verbs show tasks (pid, comm, state, cpu from
     ``ps``), from what ``bt`` printed when ``ps`` does not list it."""
@@ -226,6 +251,7 @@ def _render(port: Port, ta: TaskArgs, frames: List[FrameArgs], opts, decode: boo
             out, snap: Optional[Snapshot] = None) -> Optional[dict]:
     """Print ``frames`` of ``ta`` (returns None), or with --json return their object."""
     ref = _ref(snap, ta)
+    name_params(port, frames)
     if opts.json:
         return {"task": task_json(ref), "warnings": ta.warnings,
                 "frames": [{"index": f.index, "function": f.function, "module": f.module,
