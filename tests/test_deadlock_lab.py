@@ -256,7 +256,7 @@ def test_seed_json_and_pid_filter(lab, target):
     addrs = {int(l["address"], 16) for l in dump.truth["locks"]}
     assert {int(s["lock"]["address"], 16) for s in c["steps"]} == addrs
     assert all(not s["held_by"]["inferred"] for s in c["steps"])
-    assert [b["comm"] for b in c["behind"]] == ["rm"]
+    assert [b["task"]["comm"] for b in c["behind"]] == ["rm"]
     rm = [t["pid"] for t in dump.truth["tasks"] if t["comm"] == "rm"][0]
     out = io.StringIO()
     assert D.main(["-p", str(rm), "--json"], crash, out=out) == 1

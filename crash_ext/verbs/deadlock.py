@@ -410,6 +410,9 @@ def format_text(res: WaitFor, limit: int = 20, cols: int = DEFAULT_WIDTH) -> str
         out.append("")
         out.append("EVIDENCE")
     evidence = []
+    indented = out[-1] == "EVIDENCE"         # the evidence is indented under its title
+    if indented:
+        cols -= 2
     for i, c in enumerate(res.cycles):
         evidence.append(format_cycle(res, i + 1, c, limit, cols))
         evidence.append("")
@@ -457,8 +460,7 @@ def format_text(res: WaitFor, limit: int = 20, cols: int = DEFAULT_WIDTH) -> str
     if any(c.behind for c in res.cycles) or res.convoys:
         evidence.append("")
         evidence.extend(wrap(DEPTH_TEXT, cols))
-    out.extend(_indent("\n".join(evidence), 2).split("\n") if out[-1] == "EVIDENCE"
-               else evidence)
+    out.extend(_indent("\n".join(evidence), 2).split("\n") if indented else evidence)
     out.append("")
     out.append(summary_line(res))        # one line, always last: for grep and scripts
     return "\n".join(out) + "\n"

@@ -91,27 +91,6 @@ def load(name):
     return importlib.import_module(VERBS[name][0])
 
 
-def long_help(name):
-    """Return crash-style help for verb ``name``: NAME, SYNOPSIS, DESCRIPTION, EXAMPLES.
-
-    Built from the verb's ``build_parser()`` and its module-level ``EXAMPLES`` text.
-    """
-    mod = load(name)
-    parser = mod.build_parser()
-    usage = parser.format_usage().replace("usage: ", "").strip()
-    text = _options_help(parser)
-    body = text.split("\n", 1)[1].strip() if "\n" in text else ""
-    if body.startswith(name) or body.startswith("["):        # argparse's wrapped usage
-        body = body.split("\n\n", 1)[1].strip() if "\n\n" in body else ""
-    examples = getattr(mod, "EXAMPLES", "").strip("\n")
-    out = ["NAME", "  %s - %s" % (name, VERBS[name][1]), "", "SYNOPSIS", "  " + usage, "",
-           "DESCRIPTION"]
-    out += ["  " + line if line else "" for line in body.splitlines()]
-    if examples:
-        out += ["", "EXAMPLES"] + ["  " + line if line else "" for line in examples.splitlines()]
-    return "\n".join(out) + "\n"
-
-
 def crash_help(name):
     """Return (summary, synopsis, description) of verb ``name`` as crash's command table
     keeps them (``help NAME`` prints NAME, SYNOPSIS and DESCRIPTION from them, so the

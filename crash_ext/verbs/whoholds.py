@@ -85,17 +85,21 @@ def _task_line(t: TaskRef) -> str:
     return task_header(t)
 
 
-def format_report(rep: LockReport) -> str:
-    """Return the crash-like text of a lock report, waiters as a table."""
-    out = []
+def format_report(rep: LockReport, cols: int = DEFAULT_WIDTH) -> str:
+    """Return the crash-like text of a lock report, waiters as a table, long lines
+    wrapped to ``cols``."""
+    out = []  # type: List[str]
+
+    def line(text: str, hang: str = "      ") -> None:
+        out.extend(wrap(text, cols, "", hang))
     out.append("LOCK: %x  TYPE: %s" % (rep.address, rep.type))
     tf = rep.state.get("type_from")
     if tf:
-        out.append("  TYPE FROM: %s" % tf)
+        line("  TYPE FROM: %s" % tf)
     if rep.layout:
-        out.append("  LAYOUT: %s" % rep.layout)
+        line("  LAYOUT: %s" % rep.layout)
     if rep.where:
-        out.append("  WHERE: %s" % rep.where)
+        line("  WHERE: %s" % rep.where)
     if rep.type != "unknown":
         st = "locked" if rep.locked else ("unlocked" if rep.locked is False else "unknown")
         held = rep.state.get("held_as")
@@ -106,7 +110,7 @@ def format_report(rep: LockReport) -> str:
                                                      "owner_thread_info", "last_holder",
                                                      "raw_lock", "owner_cpu")
                if k in rep.state]
-        out.append("  STATE: %s%s%s" % (st, "  " + "  ".join(raw) if raw else "",
+        line("  STATE: %s%s%s" % (st, "  " + "  ".join(raw) if raw else "",
                                         "  flags: " + " ".join(rep.flags) if rep.flags
                                         else ""))
         if rep.owner is not None:
@@ -120,7 +124,7 @@ def format_report(rep: LockReport) -> str:
                 out.append("  OWNER: not recorded by this %s" % rep.type)
         if rep.owner_hint is not None:
             out.append("  OWNER HINT (not proof): %s" % _task_line(rep.owner_hint))
-            out.append("         %s" % (rep.owner_hint_why or ""))
+            out.extend(wrap(rep.owner_hint_why or "", cols, "         "))
         if rep.candidates:
             out.append("  CANDIDATE HOLDERS (inferred, NOT certain; most evidence first):")
             for i, c in enumerate(rep.candidates, 1):
@@ -128,8 +132,7 @@ def format_report(rep: LockReport) -> str:
                        if j != i and o.score == c.score]
                 out.append("    %d. %s%s" % (i, _task_line(c.task), "  (tied with %s)" % (
                     ", ".join("#%d" % j for j in tie)) if tie else ""))
-                for e in c.evidence:
-                    out.append("         - %s" % e)
+                out.extend(bullets(c.evidence, cols, "       "))
             note = rep.state.get("candidates_note")
             if note:
                 out.append("    (%s)" % note)
@@ -148,7 +151,7 @@ def format_report(rep: LockReport) -> str:
             tbl = table(rows, hdr, "plain")
             out.extend("    " + line for line in tbl.splitlines())
     for p in rep.problems:
-        out.append("  PROBLEM: %s" % p)
+        line("  PROBLEM: %s" % p)
     return "\n".join(out)
 
 
@@ -336,7 +339,7 @@ def format_chain(hops: List[Dict], outcome: Dict, cols: int = DEFAULT_WIDTH) -> 
         elif rep is not None:
             shown_locks.add(rep.address)
             out.append("")
-            out.append(format_report(rep))
+            out.append(format_report(rep, cols))
             if h.get("followed_candidate"):
                 out.append("  -> following the top CANDIDATE (inferred, not recorded)")
         out.append("")
@@ -380,7 +383,7 @@ def main(argv, port: Port, out=None) -> int:
             print(jsontext.dumps(document("whoholds", port, {
                 "mode": "lock", "lock": to_json(rep)}), indent=1), file=out)
         else:
-            print(format_report(rep), file=out)
+            print(format_report(rep, width(out)), file=out)
         return 0
     except CRASH_FAILURES:
         raise                         # crash itself failed: crash-ext says so, exit 3
