@@ -34,6 +34,36 @@ def write_reference():
         f.write("\n".join(parts))
 
 
+JSON_DOC = os.path.join(ROOT, "docs", "json.md")
+_EXAMPLE = re.compile(r"<!-- example: (.*?) -->\n```json\n.*?\n```\n", re.S)
+
+
+def write_json_examples(d, crash):
+    """Paste into docs/json.md, under each ``<!-- example: ARGV -->`` marker, what that
+    verb prints with ``--json`` on the seed dump (``{rm}``, ``{fire}``: the rm's pid and
+    fire.js's lock from the truth; ``| first hop``: whoholds -p's chain cut to its
+    first hop)."""
+    import json
+    t = d.truth
+    fire = next(l for l in t["locks"] if l["name"].startswith("i:"))
+    words = {"rm": str(fire["waiters"][-1]["pid"]), "fire": fire["address"]}
+
+    def example(m):
+        spec = m.group(1)
+        cmd, _, cut = spec.partition(" | ")
+        argv = cmd.format(**words).split()
+        buf = io.StringIO()
+        registry.load(argv[0]).main(argv[1:], crash, out=buf)
+        doc = json.loads(buf.getvalue())
+        if cut == "first hop":
+            doc["chain"] = doc["chain"][:1]
+        return "<!-- example: %s -->\n```json\n%s\n```\n" % (spec, json.dumps(doc, indent=1))
+    with open(JSON_DOC) as f:
+        text = f.read()
+    with open(JSON_DOC, "w") as f:
+        f.write(_EXAMPLE.sub(example, text))
+
+
 def block(crash, cmd, tail=None):
     """Return a markdown code block of ``crash> cmd`` and its output (last ``tail`` lines)."""
     out = crash.command(cmd, check=False).rstrip("\n").splitlines()
@@ -115,11 +145,12 @@ def main():
             add(verb_block(crash, argv))
         else:
             add(block(crash, cmd, tail=TAILS.get(argv[0])))
+    write_json_examples(d, crash)
     crash.close()
     with open(OUT, "w") as f:
         f.write("\n".join(parts))
     write_reference()
-    print("wrote %s and %s" % (OUT, REFERENCE))
+    print("wrote %s, %s and %s" % (OUT, REFERENCE, JSON_DOC))
 
 
 if __name__ == "__main__":

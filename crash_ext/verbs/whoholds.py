@@ -21,6 +21,7 @@ from ..port import BadArgument, CrashExtError, Port
 from ..words import (argtype, check_count_word, check_member_word, check_type_word,
                      pid_or_task_word, shown)
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
+from ..analyses.waitfor import _caller as blocking_caller  # deadlock's 'in vfs_unlink'
 from ..analyses.waitfor import short_lock_name
 from ..render import jsontext
 from ..render.shape import document, hexaddr, to_json
@@ -262,7 +263,11 @@ def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], Di
                 pids=[t.pid for t in cyc]), 1
         seen.append(task)
         b = blocked_on(port, task, snapshot=snap, use_args=opts.args)
-        hop = {"blocked": b, "lock": None}  # type: Dict
+        hop = {"blocked": b, "lock": None, "caller": None}  # type: Dict
+        try:
+            hop["caller"] = blocking_caller(snap.backtrace(task), b.frame)
+        except CrashExtError:
+            pass
         hops.append(hop)
         if b.kind != "lock":
             if b.kind == "running":
@@ -310,9 +315,9 @@ def _hop_line(h: Dict, first: bool) -> str:
     lead = "" if first else "  -> "
     if rep is None:
         return lead + task_short(b.task)
-    s = "%s%s waits in %s for %s %x (%s)" % (
-        lead, task_short(b.task), b.function or "?", rep.type, rep.address,
-        short_lock_name(rep))
+    s = "%s%s in %s waits for %s %x (%s)" % (
+        lead, task_short(b.task), h.get("caller") or b.function or "?", rep.type,
+        rep.address, short_lock_name(rep))
     if rep.owner is not None:
         s += ", held by %s (recorded in %s)" % (task_short(rep.owner), rep.owner_source)
     elif h.get("followed_candidate") and rep.candidates:
@@ -368,7 +373,7 @@ def main(argv, port: Port, out=None) -> int:
             if opts.json:
                 js = document("whoholds", port, {
                     "mode": "chain", "outcome": outcome,
-                    "chain": [{"blocked": to_json(h["blocked"]),
+                    "chain": [{"blocked": to_json(h["blocked"]), "caller": h["caller"],
                                "lock": to_json(h["lock"]) if h["lock"] else None,
                                "followed_candidate": bool(h.get("followed_candidate"))}
                               for h in hops]})
