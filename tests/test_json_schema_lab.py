@@ -95,7 +95,7 @@ def _seed_like():
                                    "lock_type": "rw_semaphore", "mode": "writer",
                                    "function": "rwsem_down_write_slowpath", "frame": 2,
                                    "evidence": []},
-                       "lock": None, "followed_candidate": False}]}
+                       "caller": "vfs_unlink", "lock": None, "followed_candidate": False}]}
 
 
 @pytest.mark.parametrize("break_it", [
