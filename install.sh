@@ -28,7 +28,9 @@ PY=${PYTHON:-python3}
 BEGIN="# >>> crash-ext >>>"
 END="# <<< crash-ext <<<"
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+# --help prints the comment block at the top (the lines after the first that start
+# with '#'), up to the first line that does not
+usage() { sed -n '2,/^[^#]/p' "$0" | sed '/^[^#]/d; s/^# \{0,1\}//'; }
 die() { echo "install.sh: $*" >&2; exit 2; }
 
 while [ $# -gt 0 ]; do

@@ -90,7 +90,8 @@ def build_parser():
                         "~/.cache/crash-ext/run (default: the live system)")
     p.add_argument("--lab", metavar="SCENARIO[@KERNEL]",
                    help="a lab dump from the cache with its vmlinux, module and the lab's "
-                        "crash (e.g. seed, convoy@6.12)")
+                        "crash (e.g. seed, convoy@6.12; default: none, KERNEL defaults "
+                        "to Debian 12's 6.1 when that dump exists)")
     p.add_argument("--crash", metavar="PATH", type=argtype(check_path_word, "--crash path"),
                    help="crash binary (default: $CRASH, then with --lab the lab's build, "
                         "then crash on PATH)")

@@ -1,6 +1,8 @@
 """argrecover on real lab dumps, against the lab module's truth and against drgn."""
 
 import io
+import json
+import re
 
 import pytest
 
@@ -65,10 +67,19 @@ def test_seed_vfs_unlink_dentry_is_fire_js(lab, target):
     out = io.StringIO()
     assert argrecover.main([str(rm), "vfs_unlink"], crash, out=out) == 0
     text = out.getvalue()
+    assert re.match(r'PID: %d  TASK: [0-9a-f]+  CPU: \d+  COMMAND: "rm"' % rm, text)
+    flat = " ".join(text.split())             # lines wrapped at 80 columns joined
+    assert re.search(r'\(struct dentry \*\) %%rdx = %x -> dentry "fire.js" in "js" '
+                     r'\[[^]]*stack slot[^]]*\]' % int(fire["container"]["dentry"], 16),
+                     flat), text
+    assert "<-" not in text                   # compact: a tag, not the chain
+    out = io.StringIO()
+    assert argrecover.main([str(rm), "vfs_unlink", "-v"], crash, out=out) == 0
+    text = out.getvalue()
     line = next(l for l in text.splitlines() if "(struct dentry *)" in l)
-    assert "= %x" % int(fire["container"]["dentry"], 16) in line
-    assert 'dentry "fire.js" in "js"' in line
-    assert "<-" in text.split(line, 1)[1].splitlines()[1]   # the evidence follows
+    after = text.split(line, 1)[1].splitlines()[1:4]       # the evidence follows
+    assert any(l.lstrip().startswith("<- ") for l in after), after
+    assert "\u2190" not in text
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -98,3 +109,24 @@ def test_agrees_with_drgn_and_recovers_at_least_as_much(lab, scenario):
     assert t.frames > 0 and t.both > 0
     assert t.conflicts == []
     assert t.ours >= t.drgn, (t.ours, t.drgn)
+
+
+@pytest.mark.parametrize("target", SEEDS)
+def test_vmlinux_parameter_names_are_the_dwarf_names(lab, target):
+    """argrecover names vfs_unlink's arguments as its DWARF does: the oracle is gdb's
+    ``info scope vfs_unlink`` (safe on this function: it has no goto label, which makes
+    gdb 10.2's info scope abort), its first symbols being the parameters in order."""
+    dump, crash = lab("seed", target=target)
+    fire = next(l for l in dump.truth["locks"] if l["name"].startswith("i:"))
+    rm = fire["waiters"][-1]["pid"]
+    scope = crash.command("gdb info scope vfs_unlink")
+    dwarf = re.findall(r"^Symbol (\w+) is", scope, re.M)
+    out = io.StringIO()
+    assert argrecover.main([str(rm), "vfs_unlink", "--json"], crash, out=out) == 0
+    (task,) = json.loads(out.getvalue())["tasks"]
+    (frame,) = task["frames"]
+    names = [a["name"] for a in frame["args"]]
+    assert len(names) == 4 and names == dwarf[:len(names)], (names, dwarf)
+    dentry = frame["args"][names.index("dentry")]
+    assert dentry["type"] == "struct dentry *"
+    assert int(dentry["value"], 16) == int(fire["container"]["dentry"], 16)

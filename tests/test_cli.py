@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from crash_ext.verbs import registry
+
 from tests.lab import mklab
 from tests.lab.labdumps import get_dump
 
@@ -51,7 +53,7 @@ def test_report_exit_0():
     fire = next(l for l in d.truth["locks"] if l["name"].startswith("i:"))
     _, r = _cli("whoholds", "inode.i_rwsem", fire["container"]["address"])
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "OWNER: PID %d " % fire["owners"][0]["pid"] in r.stdout
+    assert "OWNER: PID: %d " % fire["owners"][0]["pid"] in r.stdout
 
 
 def test_input_error_exit_2_one_line():
@@ -72,6 +74,41 @@ def test_usage_errors():
 def test_help_verb():
     r = _run(["help", "deadlock"], timeout=60)
     assert r.returncode == 0 and "--json" in r.stdout
+
+
+@pytest.mark.parametrize("verb", ["whoholds", "argrecover", "deadlock"])
+def test_verb_help_is_crash_help_with_examples(verb):
+    """``crash-ext help VERB`` and ``crash-ext VERB --help`` print the same text as
+    crash's ``help VERB`` (registry.help_text): sections once each, EXAMPLES included,
+    no argparse usage line left at the top of DESCRIPTION."""
+    a = _run(["help", verb], timeout=60)
+    b = _run([verb, "--help"], timeout=60)
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    assert a.stdout == b.stdout == registry.help_text(verb)
+    lines = a.stdout.splitlines()
+    for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "EXAMPLES"):
+        assert lines.count(section) == 1, section
+    desc = lines[lines.index("DESCRIPTION") + 1]
+    assert not desc.strip().startswith((verb, "[", "usage")), desc
+
+
+def test_crash_ext_help_describes_every_option():
+    r = _run(["--help"], timeout=60)
+    assert r.returncode == 0
+    for opt in ("--vmlinux", "--vmcore", "--lab", "--crash", "--timeout", "--mod"):
+        line = [l for l in r.stdout.splitlines() if l.strip().startswith(opt)][0]
+        block = r.stdout.split(line, 1)[1].split("\n  -", 1)[0]
+        assert "default" in line + block, opt
+    assert "examples:" in r.stdout
+
+
+def test_install_sh_help_prints_only_help():
+    sh = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "install.sh")
+    r = subprocess.run(["bash", sh, "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "./install.sh" in r.stdout
+    for bad in ("#!", "set -", "fi\n", "esac", "$(", "\n#"):
+        assert bad not in r.stdout, bad
 
 
 def test_missing_crash_exit_3_names_the_options():

@@ -7,6 +7,7 @@ their roots and counts.  Nothing is copied from our own output.
 
 import io
 import json
+import re
 import shutil
 import subprocess
 
@@ -217,17 +218,30 @@ def test_seed_text_story(lab, target):
     assert rc == 1
     fire = [l for l in dump.truth["locks"] if l["container"].get("type") == "inode"][0]
     path = fire["container"]["path"]
-    assert "DEADLOCK 1: 2-task cycle" in text and "DEADLOCK 2" not in text
+    assert "DEADLOCK 1: ABBA, 2 tasks" in text and "DEADLOCK 2" not in text
     assert "inode.i_rwsem of %s" % path in text
     assert "%x" % int(fire["address"], 16) in text
     rubies = sorted(p for p, c in tr.comm.items() if c == "ruby")
     for p in rubies:
-        assert "PID %d (ruby)" % p in text
+        assert re.search(r"PID: %d  TASK: [0-9a-f]+  CPU: \d+  COMMAND: \"ruby\"" % p, text)
     assert "back to the start" in text and "ABBA" in text
     rm = [p for p, c in tr.comm.items() if c == "rm"][0]
+    # the answer comes first, in the victims' order: rm, fire.js's lock, its owner,
+    # the other lock, its owner, back to fire.js's lock (owners from the truth)
+    iolock = [l for l in dump.truth["locks"] if l is not fire][0]
+    answer = " ".join(text.split("EVIDENCE")[0].split())
+    assert text.startswith("ANSWER\n1. rm %d in vfs_unlink -> " % rm)
+    assert re.search(r"rm %d in vfs_unlink -> rw_semaphore %x \(inode.i_rwsem of %s\) -> "
+                     r"held by ruby %d -> waits in \S+ for rw_semaphore %x .* -> held by "
+                     r"ruby %d -> waits in \S+ for inode.i_rwsem of %s: DEADLOCK \(ABBA\)" % (
+                         rm, int(fire["address"], 16), re.escape(path),
+                         fire["owners"][0]["pid"], int(iolock["address"], 16),
+                         iolock["owners"][0]["pid"], re.escape(path)), answer), answer
     behind = text.split("Stuck behind this cycle: 1 task")[1]
     assert " rm " in behind.splitlines()[3] and str(rm) in behind.splitlines()[3]
     assert "vfs_unlink" in behind
+    for line in text.splitlines()[:-1]:
+        assert len(line) <= 80, line        # not a terminal: 80 columns
     assert text.strip().splitlines()[-1].startswith("deadlock: 3 tasks analysed (UN): 1 "
                                                     "cycle")
 
@@ -242,7 +256,7 @@ def test_seed_json_and_pid_filter(lab, target):
     addrs = {int(l["address"], 16) for l in dump.truth["locks"]}
     assert {int(s["lock"]["address"], 16) for s in c["steps"]} == addrs
     assert all(not s["held_by"]["inferred"] for s in c["steps"])
-    assert [b["comm"] for b in c["behind"]] == ["rm"]
+    assert [b["task"]["comm"] for b in c["behind"]] == ["rm"]
     rm = [t["pid"] for t in dump.truth["tasks"] if t["comm"] == "rm"][0]
     out = io.StringIO()
     assert D.main(["-p", str(rm), "--json"], crash, out=out) == 1

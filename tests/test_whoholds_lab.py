@@ -120,11 +120,11 @@ def test_seed_chain_from_rm(lab, target):
     assert "%x" % int(fire["address"], 16) in out
     assert "inode.i_rwsem" in out
     o1 = fire["owners"][0]
-    assert re.search(r"OWNER: PID %d .*\"%s\"" % (o1["pid"], o1["comm"]), out)
+    assert re.search(r"OWNER: PID: %d .*\"%s\"" % (o1["pid"], o1["comm"]), out)
     assert "%x" % int(iolock["address"], 16) in out
     o2 = iolock["owners"][0]
-    assert re.search(r"OWNER: PID %d .*\"%s\"" % (o2["pid"], o2["comm"]), out)
-    assert "CYCLE" in out and "deadlock" in out
+    assert re.search(r"OWNER: PID: %d .*\"%s\"" % (o2["pid"], o2["comm"]), out)
+    assert out.startswith("ANSWER: DEADLOCK: ") and "`deadlock`" in out
     # order: rm's lock first, then the i_iolock
     assert out.index("%x" % int(fire["address"], 16)) < out.index(
         "%x" % int(iolock["address"], 16))
@@ -132,7 +132,9 @@ def test_seed_chain_from_rm(lab, target):
     d = json.loads(js)
     assert [h["lock"]["address"] for h in d["chain"] if h["lock"]][:2] == [
         fire["address"], iolock["address"]]
-    assert "CYCLE" in d["end"]
+    assert d["outcome"]["kind"] == "cycle"
+    assert sorted(d["outcome"]["pids"]) == sorted(
+        l["owners"][0]["pid"] for l in dump.truth["locks"])
 
 
 def test_struct_member_form(lab):
@@ -141,6 +143,8 @@ def test_struct_member_form(lab):
     rc, js = _run(crash, ["inode.i_rwsem", fire["container"]["address"], "--json"])
     assert rc == 0, js
     d = json.loads(js)
+    assert d["verb"] == "whoholds" and d["mode"] == "lock"
+    d = d["lock"]
     assert d["address"] == fire["address"]
     assert d["type"] == "rw_semaphore"
     assert d["owner"]["pid"] == fire["owners"][0]["pid"]

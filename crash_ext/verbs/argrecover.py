@@ -6,6 +6,7 @@ Thin: parsing arguments, choosing tasks and frames, printing.  The recovery itse
 """
 
 import argparse
+import re
 import sys
 from ..compat import List, Optional
 
@@ -19,6 +20,10 @@ from ..port import BadArgument, CrashExtError, Port
 from ..words import check_frame_word, check_hex_word, pid_or_task_word, shown
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
 from ..render import jsontext
+from ..models.btf import param_names, read_vmlinux_btf
+from ..render.shape import document, dump_identity, hexaddr, task_json
+from ..render.text import DEFAULT_WIDTH, task_header, width, wrap
+from ..analyses.results import TaskRef
 
 EXAMPLES = """
 Arguments of every frame of the stuck rm, then only vfs_unlink's:
@@ -34,10 +39,12 @@ Every task in TASK_UNINTERRUPTIBLE:
 def build_parser() -> argparse.ArgumentParser:
     """Return the argparse parser of ``argrecover`` (also used for crash's help)."""
     p = VerbParser(
-        prog="argrecover",
+        prog="argrecover", examples=EXAMPLES,
         description="Recover the arguments of a sleeping task's stack frames from the stack "
-                    "and the disassembly (x86-64), printing each value with the chain of "
-                    "evidence that produced it, or 'unknown' and why.")
+                    "and the disassembly (x86-64): one line per argument (name, type, "
+                    "register, value, a decode of well-known pointer types and a short "
+                    "tag saying where the value came from), or 'unknown'; -v prints the "
+                    "whole chain of evidence behind each value, or why it is unknown.")
     p.add_argument("task", nargs="?", help="pid, or task_struct address (hex)")
     p.add_argument("frame", nargs="?",
                    help="one frame: its number (#N in bt) or its function's name")
@@ -46,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-decode", action="store_true",
                    help="do not decode well-known pointer types (dentry, inode, locks)")
+    p.add_argument("-v", "--evidence", action="store_true",
+                   help="print each value's whole chain of evidence (default: one line "
+                        "per argument with a short tag)")
     return p
 
 
@@ -62,13 +72,15 @@ def _task_text(port: Port, word: str) -> str:
     return port.command("bt -f %#x" % addr)
 
 
-def _check_sleeping(port: Port, bt) -> None:
-    """Raise BadArgument for a task that is running (its registers are live, not saved)."""
+def _check_sleeping(port: Port, bt) -> Snapshot:
+    """Return the session's task list; raise BadArgument for a task that is running
+    (its registers are live, not saved)."""
     snap = Snapshot(port)
     entry = snap.by_task(bt.task) if bt.task is not None else None
     if entry is not None and entry.state == "RU":
         raise BadArgument("PID %d (%s) is running: its registers are live, not saved on the "
                           "stack; argrecover works on sleeping tasks" % (entry.pid, entry.comm))
+    return snap
 
 
 def _select(ta: TaskArgs, frame: Optional[str]) -> List[FrameArgs]:
@@ -97,15 +109,17 @@ def _show(a: Arg) -> str:
     return "%x" % a.value
 
 
-def _hx(v: Optional[int]) -> Optional[str]:
-    return None if v is None else "%x" % v
+def _chain(steps: List[str]) -> List[str]:
+    """Return evidence steps with one arrow form (``<-``) throughout."""
+    return [s.replace("\u2190", "<-") for s in steps]
 
 
 def _arg_json(a: Arg, decoded: Optional[str]) -> dict:
     return {"name": a.name, "type": a.type, "register": a.register, "status": a.status,
-            "value": _hx(a.value), "provenance": a.provenance, "reason": a.reason,
-            "weak": a.weak, "decoded": decoded,
-            "alternatives": [{"value": _hx(v), "provenance": p} for v, p in a.alternatives]}
+            "value": hexaddr(a.value), "provenance": _chain(a.provenance),
+            "reason": a.reason, "weak": a.weak, "decoded": decoded,
+            "alternatives": [{"value": hexaddr(v), "provenance": _chain(p)}
+                             for v, p in a.alternatives]}
 
 
 def _decode(port: Port, a: Arg, enabled: bool) -> Optional[str]:
@@ -114,52 +128,144 @@ def _decode(port: Port, a: Arg, enabled: bool) -> Optional[str]:
     return decode_pointer(port, a.type, a.value)
 
 
-def _frame_lines(f: FrameArgs, port: Port, decode: bool, lines: List[str]) -> None:
-    """Append the text lines of frame ``f`` to ``lines``."""
+_REG = re.compile(r"%(r[0-9a-z]+|e[a-z]+)")
+
+
+def evidence_tag(a: Arg) -> str:
+    """Return a few words saying where a recovered value came from: the registers its
+    chain passes through and where it ends (``via %rbx, stack slot``); ``-v`` prints
+    the whole chain."""
+    text = " ".join(a.provenance)
+    regs = []  # type: List[str]
+    for r in _REG.findall(text):
+        if r != a.register and r not in regs and r not in ("rsp", "rbp", "rip"):
+            regs.append(r)
+    ends = "stack slot" if "read [" in text else (
+        "register block" if "register block" in text or "exception frame" in text
+        else "")
+    bits = []
+    if regs:
+        bits.append("via " + ", ".join("%" + r for r in regs[:3]))
+    if ends:
+        bits.append(ends)
+    if a.weak:
+        bits.append("WEAK")
+    return ", ".join(bits) or "%d step%s" % (len(a.provenance),
+                                             "" if len(a.provenance) == 1 else "s")
+
+
+#: the hint when a module's functions have no prototype (its debuginfo is not loaded)
+MOD_HINT = ("no prototype for module %s's functions: load its debuginfo (crash-ext: "
+            "--mod %s=FILE.ko; inside crash: mod -s %s FILE.ko), then their arguments "
+            "have types and names")
+
+
+def _frame_lines(f: FrameArgs, port: Port, decode: bool, lines: List[str],
+                 evidence: bool = False, cols: int = DEFAULT_WIDTH) -> None:
+    """Append the text lines of frame ``f`` to ``lines``: one line per argument (name,
+    type, register, value, decode, evidence tag), or with ``evidence`` each value's
+    whole chain."""
     add = lines.append
     mod = " [%s]" % f.module if f.module else ""
     add(" #%d %s%s" % (f.index, f.function, mod))
     if f.prototype:
-        add("    %s" % f.prototype.strip())
-    for w in f.warnings:
-        add("    note: %s" % w)
+        lines.extend(wrap(f.prototype.strip(), cols, "    ", "        "))
+    warnings = list(f.warnings)
+    if f.module and not f.prototype:
+        warnings = [w for w in warnings if not w.startswith("no prototype for ")]
+        warnings.append(MOD_HINT % (f.module, f.module, f.module))
+    for w in warnings:
+        lines.extend(wrap("note: %s" % w, cols, "    ", "      "))
+    if f.module and not f.prototype and not evidence and all(
+            a.status == "unknown" for a in f.args):
+        add("    arguments: unknown (%d argument registers, no prototype)" % len(f.args))
+        return
     for a in f.args:
         typ = " (%s)" % a.type if a.type else ""
         reg = " %%%s" % a.register if a.register else ""
         if a.status == "recovered":
             d = _decode(port, a, decode)
-            weak = "  [weak: rests on a stack slot a callee could have changed]" if a.weak \
-                else ""
-            add("    %s%s%s = %s%s%s" % (a.name, typ, reg, _show(a), "  -> " + d if d else "",
-                                         weak))
-            for step in a.provenance:
-                add("        <- %s" % step)
+            if evidence:
+                weak = "  [weak: rests on a stack slot a callee could have changed]" \
+                    if a.weak else ""
+                lines.extend(wrap("%s%s%s = %s%s%s" % (
+                    a.name, typ, reg, _show(a), "  -> " + d if d else "", weak), cols,
+                    "    ", "        "))
+                for step in _chain(a.provenance):
+                    lines.extend(wrap("<- %s" % step, cols,
+                                      "        ", "           "))
+            else:
+                lines.extend(wrap("%s%s%s = %s%s  [%s]" % (
+                    a.name, typ, reg, _show(a), "  -> " + d if d else "",
+                    evidence_tag(a)), cols, "    ", "        "))
         elif a.status == "conflict":
-            add("    %s%s%s = CONFLICT: %s" % (a.name, typ, reg, a.reason or ""))
-            for v, chain in ([(a.value, a.provenance)] if a.value is not None else []) + \
-                    list(a.alternatives):
-                add("        %x <- %s" % (v, "; ".join(chain)))
+            lines.extend(wrap("%s%s%s = CONFLICT: %s" % (a.name, typ, reg, a.reason or ""),
+                              cols, "    ", "        "))
+            if evidence:
+                for v, chain in ([(a.value, a.provenance)] if a.value is not None
+                                 else []) + list(a.alternatives):
+                    lines.extend(wrap("%x <- %s" % (v, "; ".join(chain).replace(
+                        "\u2190", "<-")), cols, "        ", "           "))
+        elif evidence:
+            lines.extend(wrap("%s%s%s = unknown (%s)" % (
+                a.name, typ, reg, a.reason or "no evidence"), cols, "    ", "        "))
         else:
-            add("    %s%s%s = unknown (%s)" % (a.name, typ, reg, a.reason or "no evidence"))
+            add("    %s%s%s = unknown  [-v says why]" % (a.name, typ, reg))
+
+
+_ARGN = re.compile(r"arg[0-9]+\??\Z")
+
+
+def name_params(port: Port, frames: List[FrameArgs]) -> None:
+    """Give the arguments of ``frames`` that gdb's prototype left unnamed (``argN``)
+    their names from the vmlinux's BTF (:mod:`crash_ext.models.btf`: the DWARF names,
+    as pahole copied them), when BTF describes the function with as many parameters;
+    a GCC clone's names keep their ``?``.  Module functions keep ``argN`` (a module's
+    BTF, when it has one, is not read).  Never raises."""
+    btf, loaded = None, False
+    for f in frames:
+        if f.module or not f.prototype or not f.args or not any(
+                _ARGN.match(a.name) for a in f.args):
+            continue
+        if not loaded:
+            btf, loaded = read_vmlinux_btf(dump_identity(port).get("vmlinux")), True
+        names = param_names(btf, f.function, len(f.args))
+        if names is None:
+            continue
+        for a, n in zip(f.args, names):
+            if _ARGN.match(a.name):
+                a.name = n + ("?" if a.name.endswith("?") else "")
+
+
+def _ref(snap: Optional[Snapshot], ta: TaskArgs) -> TaskRef:
+    """Return the task of ``ta`` as the verbs show tasks (pid, comm, state, cpu from
+    ``ps``), from what ``bt`` printed when ``ps`` does not list it."""
+    if snap is not None and ta.task is not None:
+        r = snap.ref(ta.task)
+        if r.pid is not None:
+            return r
+    return TaskRef(task=ta.task or 0, pid=ta.pid, comm=ta.command)
 
 
 def _render(port: Port, ta: TaskArgs, frames: List[FrameArgs], opts, decode: bool,
-            out) -> Optional[dict]:
-    """Print ``frames`` of ``ta`` (returns None), or with --json return their document."""
+            out, snap: Optional[Snapshot] = None) -> Optional[dict]:
+    """Print ``frames`` of ``ta`` (returns None), or with --json return their object."""
+    ref = _ref(snap, ta)
+    name_params(port, frames)
     if opts.json:
-        return {"pid": ta.pid, "task": _hx(ta.task), "command": ta.command,
-                "warnings": ta.warnings,
+        return {"task": task_json(ref), "warnings": ta.warnings,
                 "frames": [{"index": f.index, "function": f.function, "module": f.module,
                             "prototype": f.prototype, "clone": f.clone,
                             "warnings": f.warnings,
                             "args": [_arg_json(a, _decode(port, a, decode)) for a in f.args]}
                            for f in frames]}
-    lines = ['PID: %s  TASK: %s  COMMAND: "%s"' % (ta.pid, _hx(ta.task), ta.command)]
+    cols = width(out)
+    lines = [task_header(ref)]
     lines.extend("  note: %s" % w for w in ta.warnings)
     for f in frames:
-        _frame_lines(f, port, decode, lines)
+        _frame_lines(f, port, decode, lines, opts.evidence, cols)
     lines.append("")
-    out.write("\n".join(lines))
+    out.write("\n".join(lines) + "\n")
     return None
 
 
@@ -176,9 +282,9 @@ def _one_task(port: Port, text: str, opts, out) -> Optional[dict]:
     bts = parse_backtraces(text)
     if not bts or not bts[0].frames:
         raise BadArgument("crash printed no stack frames for this task")
-    _check_sleeping(port, bts[0])
+    snap = _check_sleeping(port, bts[0])
     ta = recover_with_port(port, bts[0])
-    return _render(port, ta, _select(ta, opts.frame), opts, not opts.no_decode, out)
+    return _render(port, ta, _select(ta, opts.frame), opts, not opts.no_decode, out, snap)
 
 
 def main(argv, port: Port, out=None) -> int:
@@ -203,11 +309,12 @@ def main(argv, port: Port, out=None) -> int:
                 # each task's shape and words are read while crash prints the next ones
                 bts = snap.backtraces("UN", on_task=lambda bt: _view(views, bt))
                 for ta in recover_all(port, list(bts.values()), views=views):
-                    doc = _render(port, ta, ta.frames, opts, False, out)
+                    doc = _render(port, ta, ta.frames, opts, False, out, snap)
                     if opts.json:
                         docs.append(doc)
             if opts.json:
-                print(jsontext.dumps(docs, indent=1), file=out)
+                print(jsontext.dumps(document("argrecover", port, {"tasks": docs}),
+                                     indent=1), file=out)
             elif not bts:
                 print("argrecover: no task in state UN", file=out)
             return 0
@@ -218,7 +325,8 @@ def main(argv, port: Port, out=None) -> int:
         require_task_view(port)
         doc = _one_task(port, _task_text(port, opts.task), opts, out)
         if opts.json:
-            print(jsontext.dumps(doc, indent=1), file=out)
+            print(jsontext.dumps(document("argrecover", port, {"tasks": [doc]}), indent=1),
+                  file=out)
         return 0
     except CRASH_FAILURES:
         raise                         # crash itself failed: crash-ext says so, exit 3

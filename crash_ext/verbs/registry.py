@@ -21,10 +21,35 @@ VERBS = {
 
 class VerbParser(argparse.ArgumentParser):
     """argparse for verbs: a usage error raises BadArgument (one line at the prompt)
-    instead of printing usage and exiting; ``-h`` still prints help and exits 0."""
+    instead of printing usage and exiting; ``-h`` still prints help and exits 0, with
+    the verb's ``examples`` (its module's EXAMPLES) under the options, as crash's
+    ``help VERB`` shows them."""
+
+    def __init__(self, *args, **kwargs):
+        self.examples = kwargs.pop("examples", "")
+        argparse.ArgumentParser.__init__(self, *args, **kwargs)
 
     def error(self, message):
         raise BadArgument(shorten_message(message))
+
+    def format_help(self):
+        """Return what crash's ``help VERB`` prints for a registered verb (NAME,
+        SYNOPSIS, DESCRIPTION with the options, EXAMPLES): ``VERB --help`` and ``help
+        VERB`` are the same text.  Another parser: argparse's help, then examples."""
+        if self.prog in VERBS:
+            return help_text(self.prog)
+        text = argparse.ArgumentParser.format_help(self)
+        ex = (self.examples or "").strip("\n")
+        if ex:
+            text += "\nexamples:\n" + "\n".join("  " + l if l else "" for l in
+                                                 ex.splitlines()) + "\n"
+        return text
+
+
+def _options_help(parser) -> str:
+    """Return argparse's own help of ``parser`` (no EXAMPLES: the callers add them in
+    crash's layout)."""
+    return argparse.ArgumentParser.format_help(parser)
 
 
 def error_line(prog, e) -> str:
@@ -66,25 +91,6 @@ def load(name):
     return importlib.import_module(VERBS[name][0])
 
 
-def long_help(name):
-    """Return crash-style help for verb ``name``: NAME, SYNOPSIS, DESCRIPTION, EXAMPLES.
-
-    Built from the verb's ``build_parser()`` and its module-level ``EXAMPLES`` text.
-    """
-    mod = load(name)
-    parser = mod.build_parser()
-    usage = parser.format_usage().replace("usage: ", "").strip()
-    body = parser.format_help().split("\n", 1)[1].strip() if "\n" in parser.format_help() \
-        else ""
-    examples = getattr(mod, "EXAMPLES", "").strip("\n")
-    out = ["NAME", "  %s - %s" % (name, VERBS[name][1]), "", "SYNOPSIS", "  " + usage, "",
-           "DESCRIPTION"]
-    out += ["  " + line if line else "" for line in body.splitlines()]
-    if examples:
-        out += ["", "EXAMPLES"] + ["  " + line if line else "" for line in examples.splitlines()]
-    return "\n".join(out) + "\n"
-
-
 def crash_help(name):
     """Return (summary, synopsis, description) of verb ``name`` as crash's command table
     keeps them (``help NAME`` prints NAME, SYNOPSIS and DESCRIPTION from them, so the
@@ -96,7 +102,7 @@ def crash_help(name):
     synopsis = first[len(name):].strip() if first.startswith(name) else first
     lead = " " * (len(name) + 3)        # crash prints "  NAME " before the synopsis
     synopsis = "\n".join([synopsis] + [lead + l.strip() for l in rest.splitlines() if l.strip()])
-    text = parser.format_help()
+    text = _options_help(parser)
     body = text.split("\n", 1)[1].strip() if "\n" in text else ""
     if body.startswith(name) or body.startswith("["):        # argparse's wrapped usage
         body = body.split("\n\n", 1)[1].strip() if "\n\n" in body else ""

@@ -22,9 +22,13 @@ from ..port import BadArgument, CrashExtError, Port
 from ..words import (argtype, check_count_word, check_member_word, check_type_word,
                      pid_or_task_word, shown)
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
-from .. import record
+from ..analyses.waitfor import _caller as blocking_caller  # deadlock's 'in vfs_unlink'
+from ..analyses.waitfor import short_lock_name
 from ..render import jsontext
+from ..render.shape import document, hexaddr, to_json
 from ..render.table import table
+from ..render.text import (DEFAULT_WIDTH, bullets, task_header, task_short, wait_address,
+                           width, wrap)
 
 
 EXAMPLES = """
@@ -53,7 +57,7 @@ def check_lock_kind_word(word) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``whoholds``."""
-    p = VerbParser(prog="whoholds", add_help=True,
+    p = VerbParser(prog="whoholds", examples=EXAMPLES, add_help=True,
                 description="Who holds a kernel lock, who waits on it, and what a task is "
                             "blocked on.  Owners the lock does not record are shown as "
                             "ranked candidates with evidence, never as fact.")
@@ -83,44 +87,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------ JSON
 
-def _hexify(obj, key=None):
-    if isinstance(obj, dict):
-        return {k: _hexify(v, k) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_hexify(v, key) for v in obj]
-    if isinstance(obj, int) and not isinstance(obj, bool) and key in (
-            "task", "address", "lock_address", "waiter", "completion", "object"):
-        return "%#x" % obj
-    return obj
-
-
-def to_json_obj(x) -> Dict:
-    """Return a JSON-ready dict of a result dataclass (addresses as 0x-hex strings)."""
-    return _hexify(record.asdict(x))
-
-
 # ------------------------------------------------------------------ text
 
 def _task_line(t: TaskRef) -> str:
-    s = "PID %s  TASK %x  \"%s\"  %s  CPU %s" % (
-        t.pid if t.pid is not None else "?", t.task, t.comm or "?", t.state or "?",
-        t.cpu if t.cpu is not None else "?")
-    if t.last_ran:
-        s += "  last ran %s ago" % t.last_ran
-    return s
+    return task_header(t)
 
 
-def format_report(rep: LockReport) -> str:
-    """Return the crash-like text of a lock report, waiters as a table."""
-    out = []
+def format_report(rep: LockReport, cols: int = DEFAULT_WIDTH) -> str:
+    """Return the crash-like text of a lock report, waiters as a table, long lines
+    wrapped to ``cols``."""
+    out = []  # type: List[str]
+
+    def line(text: str, hang: str = "      ") -> None:
+        out.extend(wrap(text, cols, "", hang))
     out.append("LOCK: %x  TYPE: %s" % (rep.address, rep.type))
     tf = rep.state.get("type_from")
     if tf:
-        out.append("  TYPE FROM: %s" % tf)
+        line("  TYPE FROM: %s" % tf)
     if rep.layout:
-        out.append("  LAYOUT: %s" % rep.layout)
+        line("  LAYOUT: %s" % rep.layout)
     if rep.where:
-        out.append("  WHERE: %s" % rep.where)
+        line("  WHERE: %s" % rep.where)
     if rep.type != "unknown":
         st = "locked" if rep.locked else ("unlocked" if rep.locked is False else "unknown")
         held = rep.state.get("held_as")
@@ -131,7 +118,7 @@ def format_report(rep: LockReport) -> str:
                                                      "owner_thread_info", "last_holder",
                                                      "raw_lock", "owner_cpu")
                if k in rep.state]
-        out.append("  STATE: %s%s%s" % (st, "  " + "  ".join(raw) if raw else "",
+        line("  STATE: %s%s%s" % (st, "  " + "  ".join(raw) if raw else "",
                                         "  flags: " + " ".join(rep.flags) if rep.flags
                                         else ""))
         if rep.owner is not None:
@@ -145,13 +132,15 @@ def format_report(rep: LockReport) -> str:
                 out.append("  OWNER: not recorded by this %s" % rep.type)
         if rep.owner_hint is not None:
             out.append("  OWNER HINT (not proof): %s" % _task_line(rep.owner_hint))
-            out.append("         %s" % (rep.owner_hint_why or ""))
+            out.extend(wrap(rep.owner_hint_why or "", cols, "         "))
         if rep.candidates:
-            out.append("  CANDIDATE HOLDERS (inferred, ranked, NOT certain):")
+            out.append("  CANDIDATE HOLDERS (inferred, NOT certain; most evidence first):")
             for i, c in enumerate(rep.candidates, 1):
-                out.append("    %d. %s  score %g" % (i, _task_line(c.task), c.score))
-                for e in c.evidence:
-                    out.append("         - %s" % e)
+                tie = [j for j, o in enumerate(rep.candidates, 1)
+                       if j != i and o.score == c.score]
+                out.append("    %d. %s%s" % (i, _task_line(c.task), "  (tied with %s)" % (
+                    ", ".join("#%d" % j for j in tie)) if tie else ""))
+                out.extend(bullets(c.evidence, cols, "       "))
             note = rep.state.get("candidates_note")
             if note:
                 out.append("    (%s)" % note)
@@ -170,16 +159,15 @@ def format_report(rep: LockReport) -> str:
             tbl = table(rows, hdr, "plain")
             out.extend("    " + line for line in tbl.splitlines())
     for p in rep.problems:
-        out.append("  PROBLEM: %s" % p)
+        line("  PROBLEM: %s" % p)
     return "\n".join(out)
 
 
-def format_blocked(b: Blocked) -> str:
-    """Return the text of what a task is blocked on."""
-    t = b.task
-    out = ["PID: %s  TASK: %x  CPU: %s  COMMAND: \"%s\"  [%s]%s" % (
-        t.pid, t.task, t.cpu if t.cpu is not None else "?", t.comm or "?", t.state or "?",
-        "  last ran %s ago" % t.last_ran if t.last_ran else "")]
+def format_blocked(b: Blocked, cols: int = DEFAULT_WIDTH) -> str:
+    """Return the text of what a task is blocked on (crash's task header first), its
+    evidence wrapped to ``cols``."""
+    out = [task_header(b.task)]
+    addr = wait_address(b)
     if b.kind == "lock":
         out.append("  BLOCKED ON: %s %x%s, in #%s %s" % (
             b.lock_type, b.lock_address, " as %s" % b.mode if b.mode else "", b.frame,
@@ -191,26 +179,26 @@ def format_blocked(b: Blocked) -> str:
             " (in #%s %s, a %s slow path)" % (b.frame, b.function, b.lock_type)
             if b.lock_type else ""))
     else:
-        out.append("  BLOCKED ON: not a lock: %s, in #%s %s" % (b.kind, b.frame,
-                                                                 b.function))
-    for e in b.evidence:
-        out.append("    - %s" % e)
+        out.append("  BLOCKED ON: not a lock: %s%s, in #%s %s" % (
+            b.kind, " %x" % addr if addr is not None else " (address unknown)", b.frame,
+            b.function))
+    out.extend(bullets(b.evidence, cols, "    "))
     w = b.wait
     if w is not None:
         if w.completion is not None:
-            out.append("  COMPLETION: %x  WHERE: %s%s" % (w.completion, w.where or "?",
-                                                     "; %s" % w.container if w.container
-                                                     else ""))
+            out.extend(wrap("COMPLETION: %x  WHERE: %s%s" % (
+                w.completion, w.where or "?", "; %s" % w.container if w.container else ""),
+                cols, "  ", "    "))
         if w.what:
-            out.append("  WAITS FOR: %s%s%s" % (
+            out.extend(wrap("WAITS FOR: %s%s%s" % (
                 w.what, " at %x" % w.object if w.object is not None and w.kind == "work"
-                else "", " (%s)" % w.object_where if w.object_where else ""))
+                else "", " (%s)" % w.object_where if w.object_where else ""), cols, "  ",
+                "    "))
         for t in w.must_act:
             out.append("  MUST ACT: %s" % _task_line(t))
         if w.pending:
-            out.append("  PENDING: %s" % w.pending)
-        for e in w.evidence:
-            out.append("    - %s" % e)
+            out.extend(wrap("PENDING: %s" % w.pending, cols, "  ", "    "))
+        out.extend(bullets(w.evidence, cols, "    "))
     return "\n".join(out)
 
 
@@ -321,23 +309,43 @@ def _lock_target(port: Port, opts) -> Tuple[int, Optional[str], Optional[tuple]]
                       % len(tg))
 
 
-def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], str, int]:
-    """Follow task -> lock -> owner hops; return (hops, end text, exit code)."""
+def _end(kind: str, task: Optional[TaskRef], text: str, **more) -> Dict:
+    """Return a structured outcome of ``whoholds -p``: ``kind``, the ``pid`` it ends
+    at, ``text`` (the sentence the text output prints) and ``more``."""
+    d = {"kind": kind, "pid": task.pid if task is not None else None}  # type: Dict
+    d.update(more)
+    d["text"] = text
+    return d
+
+
+def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], Dict, int]:
+    """Follow task -> lock -> owner hops; return (hops, outcome, exit code).
+
+    The outcome's ``kind``: ``cycle`` (``pids`` in wait order), ``running``,
+    ``unknown`` (not confirmed to wait on any lock), ``not_a_lock`` (``waits_on``:
+    the kind of wait, ``address`` when known), ``no_owner``, ``tied_candidates``,
+    ``hop_limit``."""
     hops = []  # type: List[Dict]
     seen = []  # type: List[int]
     task = start
     for _ in range(MAX_HOPS):
         if task in seen:
             i = seen.index(task)
-            cyc = [snap.by_task(t) for t in seen[i:]] + [snap.by_task(task)]
-            desc = " -> ".join("%s(%s)" % (e.pid, e.comm) for e in cyc if e is not None)
+            cyc = [snap.ref(t) for t in seen[i:]]
+            desc = " -> ".join(task_short(t) for t in cyc + cyc[:1])
             acts = any(h["blocked"].kind != "lock" for h in hops[i:])
-            return hops, ("CYCLE: %s.  Each waits for a lock the next holds%s: a deadlock; "
-                          "run `deadlock` for the whole wait-for graph." % (
-                              desc, " or for what the next must do" if acts else "")), 1
+            return hops, _end(
+                "cycle", cyc[0], "DEADLOCK: %s: each waits for a lock the next holds%s; "
+                "run `deadlock` for the whole wait-for graph." % (
+                    desc, " or for what the next must do" if acts else ""),
+                pids=[t.pid for t in cyc]), 1
         seen.append(task)
         b = blocked_on(port, task, snapshot=snap, use_args=opts.args)
-        hop = {"blocked": b, "lock": None}  # type: Dict
+        hop = {"blocked": b, "lock": None, "caller": None}  # type: Dict
+        try:
+            hop["caller"] = blocking_caller(snap.backtrace(task), b.frame)
+        except CrashExtError:
+            pass
         hops.append(hop)
         w = b.wait
         if b.kind != "lock" and w is not None and len(w.must_act) == 1:
@@ -345,19 +353,35 @@ def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], st
             task = w.must_act[0].task
             continue
         if b.kind != "lock" and w is not None and w.must_act:
-            return hops, "END: PID %s waits for %s; %d tasks must act: %s." % (
-                b.task.pid, w.what or w.kind, len(w.must_act), ", ".join(
-                    "%s(%s)" % (t.pid, t.comm) for t in w.must_act)), 0
+            return hops, _end(
+                "must_act", b.task, "%s waits for %s; %d tasks must act: %s." % (
+                    task_short(b.task), w.what or w.kind, len(w.must_act),
+                    ", ".join(task_short(t) for t in w.must_act)),
+                pids=[t.pid for t in w.must_act]), 0
         if b.kind != "lock":
-            why = {"running": "is running or runnable",
-                   "unknown": "is not confirmed to wait on any lock"}.get(
-                b.kind, "waits on a %s, not a lock" % b.kind)
+            if b.kind == "running":
+                return hops, _end("running", b.task, "%s is running or runnable: it is "
+                                  "not waiting." % task_short(b.task)), 0
+            if b.kind == "unknown":
+                return hops, _end("unknown", b.task, "%s is not confirmed to wait on any "
+                                  "lock." % task_short(b.task)), 0
+            addr = wait_address(b)
             if w is not None and w.completion is not None:
-                why = "waits on completion %x (%s)%s%s" % (
-                    w.completion, w.where or "where unknown",
-                    ", for %s" % w.what if w.what else "",
-                    ", %s" % w.pending if w.pending else ", no task is known to complete it")
-            return hops, "END: PID %s %s." % (b.task.pid, why), 0
+                return hops, _end(
+                    "not_a_lock", b.task, "%s waits on completion %x (%s)%s%s." % (
+                        task_short(b.task), w.completion, w.where or "where unknown",
+                        ", for %s" % w.what if w.what else "",
+                        ", %s" % w.pending if w.pending else
+                        ", no task is known to complete it"),
+                    waits_on=b.kind, address=hexaddr(w.completion),
+                    function=b.function), 0
+            what = "a %s" % b.kind if b.kind != "io" else "I/O"
+            return hops, _end(
+                "not_a_lock", b.task, "%s waits on %s%s in %s, not on a lock." % (
+                    task_short(b.task), what,
+                    " at %x" % addr if addr is not None else " (address unknown)",
+                    b.function or "?"),
+                waits_on=b.kind, address=hexaddr(addr), function=b.function), 0
         rep = lock_report(port, b.lock_address, b.lock_type, snapshot=snap,
                           candidates=not opts.no_candidates, max_waiters=opts.max_waiters)
         rep.state["type_from"] = "blocking frame #%s %s" % (b.frame, b.function)
@@ -369,13 +393,66 @@ def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], st
             top = rep.candidates[0]
             tied = len(rep.candidates) > 1 and rep.candidates[1].score == top.score
             if tied:
-                return hops, ("END: the lock records no owner and the top candidates are "
-                              "tied; not following a guess."), 0
+                return hops, _end(
+                    "tied_candidates", b.task, "the %s %x records no owner and its top "
+                    "candidate holders are tied; not following a guess." % (
+                        rep.type, rep.address), lock=hexaddr(rep.address)), 0
             hop["followed_candidate"] = True
             task = top.task.task
             continue
-        return hops, "END: the lock records no owner and no candidate was found.", 0
-    return hops, "END: stopped after %d hops." % MAX_HOPS, 0
+        return hops, _end("no_owner", b.task, "the %s %x records no owner and no "
+                          "candidate holder was found." % (rep.type, rep.address),
+                          lock=hexaddr(rep.address)), 0
+    return hops, _end("hop_limit", None, "stopped after %d hops." % MAX_HOPS), 0
+
+
+def _hop_line(h: Dict, first: bool) -> str:
+    """Return one hop of the answer: ``rm 100 waits for rw_semaphore ADDR (name)`` and,
+    when known, who holds it and how that is known."""
+    b, rep = h["blocked"], h["lock"]
+    lead = "" if first else "  -> "
+    if rep is None and h.get("must_act") and b.wait is not None:
+        return "%s%s in %s waits for %s; must act: %s (recorded by the kernel)" % (
+            lead, task_short(b.task), h.get("caller") or b.function or "?",
+            b.wait.what or b.wait.kind, task_short(b.wait.must_act[0]))
+    if rep is None:
+        return lead + task_short(b.task)
+    s = "%s%s in %s waits for %s %x (%s)" % (
+        lead, task_short(b.task), h.get("caller") or b.function or "?", rep.type,
+        rep.address, short_lock_name(rep))
+    if rep.owner is not None:
+        s += ", held by %s (recorded in %s)" % (task_short(rep.owner), rep.owner_source)
+    elif h.get("followed_candidate") and rep.candidates:
+        s += ", held by %s (INFERRED: top-ranked candidate, not recorded)" % (
+            task_short(rep.candidates[0].task))
+    return s
+
+
+def format_chain(hops: List[Dict], outcome: Dict, cols: int = DEFAULT_WIDTH) -> str:
+    """Return ``whoholds -p``'s text: the answer (outcome and the hops in one line
+    each), then each hop's task and lock report."""
+    out = wrap("ANSWER: %s" % outcome["text"], cols, "", "  ")
+    for i, h in enumerate(hops):
+        out.extend(wrap(_hop_line(h, i == 0), cols, "  ", "       "))
+    out.append("")
+    shown_locks = set()
+    for i, h in enumerate(hops):
+        out.append("HOP %d of %d" % (i + 1, len(hops)))
+        out.append(format_blocked(h["blocked"], cols))
+        rep = h["lock"]
+        if rep is not None and rep.address in shown_locks:
+            out.append("  (lock %x reported above; owner %s)" % (
+                rep.address, "PID %s" % rep.owner.pid if rep.owner else "not recorded"))
+        elif rep is not None:
+            shown_locks.add(rep.address)
+            out.append("")
+            out.append(format_report(rep, cols))
+            if h.get("followed_candidate"):
+                out.append("  -> following the top CANDIDATE (inferred, not recorded)")
+        if h.get("must_act"):
+            out.append("  -> following the task that MUST ACT (recorded by the kernel)")
+        out.append("")
+    return "\n".join(out)
 
 
 def main(argv, port: Port, out=None) -> int:
@@ -397,11 +474,12 @@ def main(argv, port: Port, out=None) -> int:
                 raise BadArgument("give --held PID alone (not with -p or a lock)")
             r = held_report(port, snap, _task_arg(port, snap, opts.held))
             if opts.json:
-                js = {"blocked": to_json_obj(r["blocked"]),
-                      "held": [dict(to_json_obj(h), where=(
-                          r["locks"][h.address].where if h.address in r["locks"] else None))
-                          for h in r["holds"].held],
-                      "notes": list(r["holds"].notes)}
+                js = document("whoholds", port, {
+                    "mode": "held", "blocked": to_json(r["blocked"]),
+                    "held": [dict(to_json(h), where=(
+                        r["locks"][h.address].where if h.address in r["locks"] else None))
+                        for h in r["holds"].held],
+                    "notes": list(r["holds"].notes)})
                 print(jsontext.dumps(js, indent=1), file=out)
             else:
                 print(format_held(r), file=out)
@@ -410,43 +488,27 @@ def main(argv, port: Port, out=None) -> int:
             if opts.target:
                 raise BadArgument("give either -p PID or a lock, not both")
             start = _task_arg(port, snap, opts.pid)
-            hops, end, rc = _chain(port, snap, start, opts)
+            hops, outcome, rc = _chain(port, snap, start, opts)
             if opts.json:
-                js = {"chain": [{"blocked": to_json_obj(h["blocked"]),
-                                 "lock": to_json_obj(h["lock"]) if h["lock"] else None,
-                                 "followed_candidate": bool(h.get("followed_candidate")),
-                                 "followed_must_act": bool(h.get("must_act"))}
-                                for h in hops], "end": end}
+                js = document("whoholds", port, {
+                    "mode": "chain", "outcome": outcome,
+                    "chain": [{"blocked": to_json(h["blocked"]), "caller": h["caller"],
+                               "lock": to_json(h["lock"]) if h["lock"] else None,
+                               "followed_candidate": bool(h.get("followed_candidate")),
+                               "followed_must_act": bool(h.get("must_act"))}
+                              for h in hops]})
                 print(jsontext.dumps(js, indent=1), file=out)
                 return rc
-            shown = set()
-            for h in hops:
-                print(format_blocked(h["blocked"]), file=out)
-                rep = h["lock"]
-                if rep is not None and rep.address in shown:
-                    print("  (lock %x reported above; owner %s)" % (
-                        rep.address, "PID %s" % rep.owner.pid if rep.owner else "not "
-                        "recorded"), file=out)
-                elif rep is not None:
-                    shown.add(rep.address)
-                    print("", file=out)
-                    print(format_report(rep), file=out)
-                    if h.get("followed_candidate"):
-                        print("  -> following the top CANDIDATE (inferred, not recorded)",
-                              file=out)
-                if h.get("must_act"):
-                    print("  -> following the task that MUST ACT (recorded by the kernel)",
-                          file=out)
-                print("", file=out)
-            print(end, file=out)
+            out.write(format_chain(hops, outcome, width(out)))
             return rc
         addr, kind, cont = _lock_target(port, opts)
         rep = lock_report(port, addr, kind, snapshot=snap, container=cont,
                           candidates=not opts.no_candidates, max_waiters=opts.max_waiters)
         if opts.json:
-            print(jsontext.dumps(to_json_obj(rep), indent=1), file=out)
+            print(jsontext.dumps(document("whoholds", port, {
+                "mode": "lock", "lock": to_json(rep)}), indent=1), file=out)
         else:
-            print(format_report(rep), file=out)
+            print(format_report(rep, width(out)), file=out)
         return 0
     except CRASH_FAILURES:
         raise                         # crash itself failed: crash-ext says so, exit 3

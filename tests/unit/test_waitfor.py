@@ -293,9 +293,13 @@ def _abba():
 
 def test_text_tells_the_story():
     text = D.format_text(_abba())
-    assert "DEADLOCK 1: inferred 2-task cycle" in text
-    assert "PID 97 (ruby) is blocked in" in text
-    assert "INFERRED: ranked first" in text and "frame #5 holds it" in text
+    assert "DEADLOCK 1: ABBA, 2 tasks; at least one 'held by' is INFERRED" in text
+    assert 'PID: 97  TASK: ' in text and 'COMMAND: "ruby"' in text
+    assert "held by ruby 98: INFERRED (not recorded by the lock), because:" in text
+    assert "\n        - frame #5 holds it" in text
+    assert "score" not in text
+    # the answer first: rm, behind the cycle, then the cycle from the holder of its lock
+    assert text.startswith("ANSWER\n1. rm 99 in ")
     assert "recorded by the lock (rw_semaphore.owner)" in text
     assert "back to the start" in text and "ABBA" in text
     assert "Stuck behind this cycle: 1 task" in text and " rm " in text
@@ -309,7 +313,7 @@ def test_json_carries_the_same_facts():
     c = js["cycles"][0]
     assert [s["task"]["pid"] for s in c["steps"]] == [97, 98]
     assert [s["held_by"]["inferred"] for s in c["steps"]] == [True, False]
-    assert c["behind"][0]["pid"] == 99
+    assert c["behind"][0]["task"]["pid"] == 99
     assert js["summary"].startswith("deadlock: 3 tasks")
 
 
