@@ -24,7 +24,10 @@ with open(os.path.join(ROOT, "docs", "json-schema.json")) as _f:
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 KERNELS = [k for k in ("6.1", "6.12") if k in labdumps.selected_kernels()]
-MATRIX = labdumps.matrix(kernels=KERNELS) if KERNELS else []
+#: the waits that are not locks (their truth lists ``waits``, not ``locks``)
+WAITS = ("flush-work", "flush-wq", "kthread-stop")
+MATRIX = (labdumps.matrix(kernels=KERNELS) + labdumps.matrix(WAITS, kernels=KERNELS)
+          if KERNELS else [])
 
 
 def _doc(crash, argv):
@@ -44,8 +47,10 @@ def _argvs(truth):
            ["argrecover", "-u", "--json"]]
     for lk in truth["locks"]:
         out.append(["whoholds", "--json", lk["address"]])
-    for t in truth["tasks"]:
-        out.append(["whoholds", "-p", str(t["pid"]), "--json"])
+    pids = [t["pid"] for t in truth["tasks"]] + [w["pid"] for w in truth.get("waits", [])]
+    for pid in pids:
+        out.append(["whoholds", "-p", str(pid), "--json"])
+        out.append(["whoholds", "--held", str(pid), "--json"])
     if truth["tasks"]:
         out.append(["argrecover", str(truth["tasks"][0]["pid"]), "--json"])
     return out
@@ -64,7 +69,9 @@ def test_every_verb_json_validates_and_names_its_dump(lab, scenario, target):
         assert doc["dump"]["crash_version"] == version, argv
         assert os.path.samefile(doc["dump"]["vmcore"], dump.vmcore), argv
         assert os.path.samefile(doc["dump"]["vmlinux"], dump.vmlinux), argv
-        if argv[0] == "whoholds" and "-p" not in argv:
+        if argv[0] == "whoholds" and "--held" in argv:
+            assert doc["blocked"]["task"]["pid"] == int(argv[2])
+        elif argv[0] == "whoholds" and "-p" not in argv:
             lk = [l for l in truth["locks"] if l["address"] == argv[-1]][0]
             assert doc["lock"]["address"] == lk["address"]
             if lk["owners"] and doc["lock"]["owner"] is not None:
@@ -72,7 +79,9 @@ def test_every_verb_json_validates_and_names_its_dump(lab, scenario, target):
         if argv[0] == "whoholds" and "-p" in argv:
             assert doc["chain"][0]["blocked"]["task"]["pid"] == int(argv[2])
             if doc["outcome"]["kind"] == "cycle":
-                owners = {o["pid"] for l in truth["locks"] for o in l["owners"]}
+                owners = {o["pid"] for l in truth["locks"] for o in l["owners"]} | {
+                    w.get(k) for w in truth.get("waits", [])
+                    for k in ("must_act_pid", "holder_pid")}
                 assert set(doc["outcome"]["pids"]) <= owners, (argv, doc["outcome"])
         if argv[0] == "deadlock":
             for c in doc["cycles"]:
