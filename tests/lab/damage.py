@@ -335,8 +335,8 @@ def lock_addresses(o):
     for ln in d.get("locks", []):
         out.add(int(ln["address"], 16))
     for t in d.get("tasks", []):
-        if t.get("lock"):
-            out.add(int(t["lock"], 16))
+        if t.get("lock_address"):
+            out.add(int(t["lock_address"], 16))
     for hop in d.get("chain", []):
         b = hop.get("blocked") or {}
         if b.get("lock_address"):
@@ -363,11 +363,12 @@ def check(dm, o, expect_cycles=0):
     if isinstance(d, dict) and o.verb == "deadlock":
         if len(d.get("cycles", [])) != expect_cycles:
             bad.append("false cycle: %d cycles" % len(d["cycles"]))
-        by_pid = {t["pid"]: t for t in d.get("tasks", [])}
+        by_pid = {t["task"]["pid"]: t for t in d.get("tasks", [])}
         for pid in dm.waiter_pids:
             t = by_pid.get(pid)
-            if t is not None and t.get("lock") and int(t["lock"], 16) != dm.lock_addr:
-                bad.append("waiter %d filed under %s" % (pid, t["lock"]))
+            if t is not None and t.get("lock_address") and \
+                    int(t["lock_address"], 16) != dm.lock_addr:
+                bad.append("waiter %d filed under %s" % (pid, t["lock_address"]))
     if isinstance(d, dict) and o.verb == "whoholds" and "chain" in d:
         for hop in d["chain"]:
             b = hop["blocked"]
