@@ -59,10 +59,11 @@ def test_damaged_copy(results, dm, name):
     assert dl.rc in (0, 1) and dl.doc is not None, dl.text[-2000:]
     assert lock.rc == 0 and lock.doc is not None, lock.text[-2000:]
     assert typed.rc == 0 and typed.doc is not None, typed.text[-2000:]
-    if lock.doc["type"] == "unknown":       # detection may fail on a broken list head,
-        assert name == "head", lock.doc     # and then says so
-        assert "lock type not detected" in " ".join(lock.doc["problems"])
-    problems = " ".join(typed.doc.get("problems", []))
+    lk, tlk = lock.doc["lock"], typed.doc["lock"]
+    if lk["type"] == "unknown":             # detection may fail on a broken list head,
+        assert name == "head", lk           # and then says so
+        assert "lock type not detected" in " ".join(lk["problems"])
+    problems = " ".join(tlk.get("problems", []))
     if name in LIST_DAMAGE:
         # the damage is named as such, on the real lock
         assert "wait list of mutex %x is corrupt after" % dm.lock_addr in problems, problems
@@ -77,10 +78,10 @@ def test_waiters_before_the_damage_keep_their_lock(results, dm, name):
     v, outs, _ = results[name]
     patched = v[1][0][0]                       # the node whose next was overwritten
     upto = dm.nodes.index(patched) + 1
-    by_pid = {t["pid"]: t for t in outs[0].doc["tasks"]}
+    by_pid = {t["task"]["pid"]: t for t in outs[0].doc["tasks"]}
     for pid in dm.waiter_pids[:upto]:
-        assert by_pid[pid]["lock"] is not None and \
-            int(by_pid[pid]["lock"], 16) == dm.lock_addr, (pid, by_pid[pid])
+        assert by_pid[pid]["lock_address"] is not None and \
+            int(by_pid[pid]["lock_address"], 16) == dm.lock_addr, (pid, by_pid[pid])
 
 
 # ------------------------------------------------------------------ crash-ext's exit 3
