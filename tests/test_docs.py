@@ -47,10 +47,15 @@ _MASKS = [(re.compile(r"\b(0x)?[0-9a-f]{8,16}\b"), "ADDR"),
           (re.compile(r"\b\d+\b"), "N")]
 
 
+#: a run of ``bt -f`` stack-word lines: how a frame's words fall into lines of two
+#: depends on the stack's alignment, which differs from boot to boot
+_WORD_LINES = re.compile(r"(?m)^ ?ADDR:( ADDR)+ ?$(\n ?ADDR:( ADDR)+ ?$)*")
+
+
 def _mask(text):
     for rx, repl in _MASKS:
         text = rx.sub(repl, text)
-    return re.sub(r" +", " ", text)
+    return _WORD_LINES.sub("ADDR: WORDS", re.sub(r" +", " ", text))
 
 
 def _named(text):
