@@ -24,10 +24,7 @@ with open(os.path.join(ROOT, "docs", "json-schema.json")) as _f:
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 KERNELS = [k for k in ("6.1", "6.12") if k in labdumps.selected_kernels()]
-#: the waits that are not locks (their truth lists ``waits``, not ``locks``)
-WAITS = ("flush-work", "flush-wq", "kthread-stop")
-MATRIX = (labdumps.matrix(kernels=KERNELS) + labdumps.matrix(WAITS, kernels=KERNELS)
-          if KERNELS else [])
+MATRIX = labdumps.matrix(kernels=KERNELS) if KERNELS else []
 
 
 def _doc(crash, argv):
