@@ -369,12 +369,11 @@ def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], Di
             if w is not None and w.completion is not None:
                 return hops, _end(
                     "not_a_lock", b.task, "%s waits on completion %x (%s)%s%s." % (
-                        task_short(b.task), w.completion, w.where or "where unknown",
+                        task_short(b.task), addr, w.where or "where unknown",
                         ", for %s" % w.what if w.what else "",
                         ", %s" % w.pending if w.pending else
                         ", no task is known to complete it"),
-                    waits_on=b.kind, address=hexaddr(w.completion),
-                    function=b.function), 0
+                    waits_on=b.kind, address=hexaddr(addr), function=b.function), 0
             what = "a %s" % b.kind if b.kind != "io" else "I/O"
             return hops, _end(
                 "not_a_lock", b.task, "%s waits on %s%s in %s, not on a lock." % (
