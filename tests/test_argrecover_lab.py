@@ -55,7 +55,9 @@ def _param_index(frame, name):
               "lab_inode_lock": ["dentry", "inode"], "lab_mutex_lock": ["lock"],
               "lab_rwsem_down_write": ["sem"], "lab_rwsem_down_read": ["sem"],
               "lab_sem_down": ["sem"], "lab_wait_event": ["done"],
-              "lab_spin_lock": ["lock"]}
+              "lab_spin_lock": ["lock"], "lab_gsem_a_section": ["rest"],
+              "lab_gsem_b_section": ["rest"], "lab_xnode_ilock": ["xn"],
+              "lab_mmap_read_lock": ["mm"], "lab_mmap_write_lock": ["mm"]}
     return protos[frame.function].index(name)
 
 

@@ -823,7 +823,8 @@ static int lab_kthread(void *data)
  * lock inside an object is taken through a noinline wrapper handed the object
  * (xfs_ilock(ip, ...), inode_lock(inode), mmap_read_lock(mm)) and the caller keeps only
  * the object.  These steps stage exactly that; the lab_lock records keep only the truth
- * (the bookkeeping calls take the lab_lock record, never the lock's address).
+ * (the bookkeeping calls take the lab_lock record, and the argument truth records the
+ * object or script the frame was handed, never the lock's address).
  *
  *   run gsem a|b           down(&lab_global_sem_a|b), the rest of the script, up(...)
  *   run xlock x:NAME       lab_xnode_ilock(xnode NAME), the rest, lab_xnode_iunlock(...)
@@ -927,6 +928,7 @@ static noinline __noclone int lab_gsem_a_section(char *rest)
 
 	if (!l)
 		return err;
+	lab_note_call(__func__, "rest", rest);
 	r = lab_book_wait(l, '-');
 	down(&lab_global_sem_a);
 	lab_book_owned(l, r);
@@ -943,6 +945,7 @@ static noinline __noclone int lab_gsem_b_section(char *rest)
 
 	if (!l)
 		return err;
+	lab_note_call(__func__, "rest", rest);
 	r = lab_book_wait(l, '-');
 	down(&lab_global_sem_b);
 	lab_book_owned(l, r);
@@ -954,7 +957,10 @@ static noinline __noclone int lab_gsem_b_section(char *rest)
 /* xfs_ilock()-style wrappers: handed the object, they lock a member of it. */
 static noinline __noclone void lab_xnode_ilock(struct lab_xnode *xn)
 {
-	struct lab_ref *r = lab_book_wait(xn->x_truth, '-');
+	struct lab_ref *r;
+
+	lab_note_call(__func__, "xn", xn);
+	r = lab_book_wait(xn->x_truth, '-');
 
 	down(&xn->x_iolock);
 	lab_book_owned(xn->x_truth, r);
@@ -980,7 +986,10 @@ static noinline __noclone int lab_xnode_section(struct lab_xnode *xn, char *rest
 /* mmap_read_lock()-style wrappers on a lab_mm */
 static noinline __noclone void lab_mmap_read_lock(struct lab_mm *mm)
 {
-	struct lab_ref *r = lab_book_wait(mm->truth, 'r');
+	struct lab_ref *r;
+
+	lab_note_call(__func__, "mm", mm);
+	r = lab_book_wait(mm->truth, 'r');
 
 	down_read(&mm->mmap_lock);
 	lab_book_owned(mm->truth, r);
@@ -993,7 +1002,10 @@ static noinline __noclone void lab_mmap_read_unlock(struct lab_mm *mm)
 
 static noinline __noclone void lab_mmap_write_lock(struct lab_mm *mm)
 {
-	struct lab_ref *r = lab_book_wait(mm->truth, 'w');
+	struct lab_ref *r;
+
+	lab_note_call(__func__, "mm", mm);
+	r = lab_book_wait(mm->truth, 'w');
 
 	down_write(&mm->mmap_lock);
 	lab_book_owned(mm->truth, r);
