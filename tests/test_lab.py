@@ -40,6 +40,9 @@ def test_truth_is_verified_and_shaped(lab, scenario, target):
         "readers": {"r:rd_sem": 2},
         "semaphore": {"s:sem_one": 4},
         "rt-spin": {"p:rt_spin": 2, "m:rt_mutex": 1},
+        "global-sems": {"g:lab_global_sem_a": 1, "g:lab_global_sem_b": 1},
+        "wrapper": {"x:ino_a": 2, "x:ino_b": 1},
+        "rwsem-readers": {"mm:mm_a": 2},
     }
     if scenario == "scale":
         assert len(t["tasks"]) == dump.meta["n"] == 2000
