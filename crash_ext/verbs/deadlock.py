@@ -169,7 +169,11 @@ def _lock_short(res: WaitFor, addr: Optional[int]) -> str:
 
 
 def _kind(c: Cycle) -> str:
-    return "ABBA" if len(c.steps) == 2 else "%d-task cycle" % len(c.steps)
+    """Return ``ABBA`` for two tasks each holding the lock the other wants, else
+    ``N-task cycle`` (a cycle through a wait that is not a lock is no lock order)."""
+    if len(c.steps) == 2 and all(s.lock.wait is None for s in c.steps):
+        return "ABBA"
+    return "%d-task cycle" % len(c.steps)
 
 
 def cycle_answer(res: WaitFor, c: Cycle) -> str:
@@ -227,7 +231,7 @@ def format_cycle(res: WaitFor, i: int, c: Cycle, limit: int,
     n = len(c.steps)
     waits = [s for s in c.steps if s.lock.wait is not None]
     out = wrap("DEADLOCK %d: %s; %s" % (
-        i, "ABBA, 2 tasks" if n == 2 else "%d-task cycle" % n,
+        i, "ABBA, 2 tasks" if _kind(c) == "ABBA" else _kind(c),
         "at least one 'held by' is INFERRED, not recorded by the lock"
         if c.inferred else "every 'held by' recorded by the lock" if not waits else
         "every 'held by' recorded by the lock, every 'must act' by the kernel"),
@@ -532,7 +536,7 @@ def to_json(res: WaitFor) -> Dict[str, object]:
     for i, c in enumerate(res.cycles):
         cycles.append({
             "number": i + 1, "component": c.component, "inferred": c.inferred,
-            "abba": len(c.steps) == 2,
+            "abba": _kind(c) == "ABBA",
             "pids": [s.task.pid for s in c.steps],
             "steps": [{"task": task_json(s.task), "function": s.blocked.function,
                        "caller": s.caller, "mode": s.blocked.mode,
