@@ -1,4 +1,4 @@
-"""Every verb's ``--json`` on every small lab dump (6.1 and 6.12) validates against
+"""Every verb's ``--json`` on every small and waits lab dump (6.1 and 6.12) validates against
 docs/json-schema.json, and says which dump it describes.
 
 The documents are made by the verbs on real vmcores; the facts checked besides the
@@ -24,7 +24,8 @@ with open(os.path.join(ROOT, "docs", "json-schema.json")) as _f:
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 KERNELS = [k for k in ("6.1", "6.12") if k in labdumps.selected_kernels()]
-MATRIX = labdumps.matrix(kernels=KERNELS) if KERNELS else []
+MATRIX = (labdumps.matrix(kernels=KERNELS)
+          + labdumps.matrix(labdumps.WAITS, kernels=KERNELS)) if KERNELS else []
 
 
 def _doc(crash, argv):
@@ -83,7 +84,8 @@ def test_every_verb_json_validates_and_names_its_dump(lab, scenario, target):
         if argv[0] == "deadlock":
             for c in doc["cycles"]:
                 assert c["pids"] == [s["task"]["pid"] for s in c["steps"]]
-                assert c["abba"] == (len(c["steps"]) == 2)
+                assert c["abba"] == (len(c["steps"]) == 2 and all(
+                    s["lock"]["wait"] is None for s in c["steps"]))
 
 
 # ------------------------------------------------------------ the schema can fail

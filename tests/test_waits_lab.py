@@ -25,7 +25,7 @@ from tests.lab import labdumps
 
 KERNELS = [k for k in ("6.1", "6.12") if k in labdumps.selected_kernels()]
 TARGETS = [t for t in labdumps.targets(KERNELS)]
-WAITS = [(s, t) for t in TARGETS for s in ("flush-work", "kthread-stop", "flush-wq")]
+WAITS = [(s, t) for t in TARGETS for s in labdumps.WAITS]
 # completion waiters of the scenarios that have them, and scale's roots on 6.1
 COMPLETIONS = [(s, t) for t in TARGETS for s in ("convoy", "readers", "semaphore")] \
     + [("scale", t) for t in TARGETS if t.startswith("6.1@")]
@@ -111,16 +111,18 @@ def test_deadlock_text_names_the_worker_and_work(lab, scenario, target):
     assert D.main([], crash, out=out, err=err) == 1
     text = out.getvalue()
     (t,) = [w for w in dump.truth["waits"] if "must_act_pid" in w]
-    assert "DEADLOCK 1: 2-task cycle" in text
-    assert "must act: PID %d (%s)" % (t["must_act_pid"], t["must_act_comm"]) in text
-    assert "held by PID %d (%s)" % (t["pid"], t["comm"]) in text
+    # a cycle through a wait that is not a lock is no lock order: not "ABBA"
+    assert "DEADLOCK 1: 2-task cycle;" in text and "ABBA" not in text
+    assert "must act: %s %d: " % (t["must_act_comm"], t["must_act_pid"]) in text
+    assert "held by %s %d: " % (t["comm"], t["pid"]) in text
+    assert "DEADLOCK 2" not in text
     if scenario == "flush-work":
         assert "work item %s" % _func(t["work_func"]) in text
     assert "1 cycle (2 tasks in cycles" in text
     js = D.to_json(_analyse(lab, scenario, target)[1])
     (step,) = [s for s in js["cycles"][0]["steps"] if s["held_by"]["relation"] == "must act"]
     assert step["lock"]["address"] == t["object"]
-    assert step["held_by"]["pid"] == t["must_act_pid"]
+    assert step["held_by"]["task"]["pid"] == t["must_act_pid"]
 
 
 @pytest.mark.parametrize("scenario,target", WAITS)
@@ -130,11 +132,15 @@ def test_whoholds_follows_the_task_that_must_act(lab, scenario, target):
     out = io.StringIO()
     assert W.main(["-p", str(t["pid"])], crash, out=out) == 1
     text = out.getvalue()
-    assert re.search(r"MUST ACT: PID %d  TASK [0-9a-f]+  \"%s\"" % (
+    assert re.search(r"MUST ACT: PID: %d  TASK: [0-9a-f]+  CPU: \S+  COMMAND: \"%s\"" % (
         t["must_act_pid"], re.escape(t["must_act_comm"])), text)
-    assert "CYCLE: %d(%s) -> %d(%s) -> %d(%s)." % (
-        t["pid"], t["comm"], t["must_act_pid"], t["must_act_comm"], t["pid"],
-        t["comm"]) in text
+    answer = " ".join(text.split("HOP 1 of")[0].split())
+    me, actor = "%s %d" % (t["comm"], t["pid"]), "%s %d" % (t["must_act_comm"],
+                                                           t["must_act_pid"])
+    assert answer.startswith("ANSWER: DEADLOCK: %s -> %s -> %s: " % (me, actor, me)), answer
+    assert "or for what the next must do" in answer
+    assert "must act: %s (recorded by the kernel)" % actor in answer
+    assert "following the task that MUST ACT" in text
 
 
 @pytest.mark.parametrize("scenario,target", COMPLETIONS)

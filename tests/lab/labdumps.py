@@ -64,6 +64,8 @@ UNREADABLE = {
                     "--no_modules it starts, lists the tasks, but loses module frames)",
 }
 SMALL = tuple(mklab.SMALL)
+#: scenarios whose cycle runs through a wait that is not a lock (staged on demand)
+WAITS = ("flush-work", "kthread-stop", "flush-wq")
 
 
 def selected_crashes():
