@@ -11,6 +11,7 @@ Expected values come from ``truth.json`` only (each lock's owners and waiters).
 
 import io
 import json
+import re
 
 import pytest
 
@@ -95,3 +96,34 @@ def test_held_pid_lists_what_the_truth_says(lab, scenario, target):
     assert "HOLDS (inferred from its frames' code" in text
     for a in holds[owner]:
         assert "%x" % a in text
+
+
+SEEDS = [("seed", t) for t in labdumps.targets(KERNELS)] if KERNELS else []
+
+
+@pytest.mark.parametrize("scenario,target", SEEDS)
+def test_held_pid_on_the_seed_names_each_rubys_lock(lab, scenario, target):
+    """The seed's locks record their owner (rw_semaphore.owner): --held lists, for each
+    task the truth says owns a lock, exactly the truth's locks, each with its source."""
+    dump, crash = lab(scenario, target=target)
+    holds = {}
+    for lk in dump.truth["locks"]:
+        for o in lk["owners"]:
+            holds.setdefault(o["pid"], set()).add(int(lk["address"], 16))
+    assert sorted(holds) == sorted(t["pid"] for t in dump.truth["tasks"]
+                                   if t["comm"] == "ruby")
+    for pid, want in holds.items():
+        buf = io.StringIO()
+        assert whoholds.main(["--held", str(pid), "--json"], crash, out=buf) == 0
+        held = json.loads(buf.getvalue())["held"]
+        assert {int(h["address"], 16) for h in held} == want, (pid, held)
+        for h in held:
+            assert h["source"] in ("owner", "code") and h["evidence"], h
+        buf = io.StringIO()
+        assert whoholds.main(["--held", str(pid)], crash, out=buf) == 0
+        text = buf.getvalue()
+        assert re.match(r'PID: %d  TASK: [0-9a-f]+  CPU: \d+  COMMAND: "ruby"' % pid, text)
+        for a in want:
+            assert "%x" % a in text
+        assert max(len(l) for l in text.splitlines()[1:]) <= 80, text
+

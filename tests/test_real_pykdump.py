@@ -46,6 +46,7 @@ def _commands(truth):
         ["whoholds", "-p", str(waiter)],
         ["whoholds", lock["address"]],
         ["whoholds", "--json", lock["address"]],
+        ["whoholds", "--held", str(owner)],
         ["argrecover", str(waiter), "vfs_unlink"],
         ["argrecover", str(owner)],
         ["help", "whoholds"],

@@ -109,7 +109,8 @@ class SiteLock(NamedTuple):
 @dataclass
 class HeldLock:
     """A lock a task holds, with how that is known.  ``source``: 'code' (this module's
-    analysis of frame ``frame``) or 'lockdep' (recorded by the kernel); ``weak``: the
+    analysis of frame ``frame``), 'lockdep' (recorded by the kernel) or 'owner' (the
+    lock's own owner field, :func:`~.waitfor.owned_locks`); ``weak``: the
     address rests on memory read now (it may have changed since)."""
     address: int
     kind: str

@@ -33,7 +33,7 @@ from ..compat import (Callable, Dict, Iterable, List, NamedTuple, Optional, Sequ
 from ..models import locks as L
 from ..models.btlazy import text_search
 from ..port import CrashExtError, Port
-from .holds import code_holders
+from .holds import HeldLock, code_holders
 from .blockedon import (SCHED_FUNCS, blocked_on, classify_function, classify_stack,
                         explain_wait, own_records, rt_lock_waiters)
 from .lockreport import lock_report, prefetch_locks, session_cache
@@ -1098,6 +1098,22 @@ def _safe_blocked_on(blocked_on, port, snap, task, ref) -> Blocked:
     except Exception as ex:  # noqa: BLE001 - one garbage stack must not end the report
         return Blocked(task=ref, kind="unknown", evidence=[
             "its stack could not be analysed (%s: %s)" % (type(ex).__name__, ex)])
+
+
+def owned_locks(res: "WaitFor", task: int) -> List[HeldLock]:
+    """Return the locks of ``res``'s graph (those an analysed task waits on) whose own
+    owner field names ``task``, as HeldLock with source 'owner', by address.  A lock no
+    analysed task waits on is not in the graph, so not here."""
+    out = []
+    for addr, ln in sorted(res.graph.locks.items()):
+        rep = ln.report
+        if rep.owner is not None and rep.owner.task == task:
+            held_as = rep.state.get("held_as")
+            out.append(HeldLock(
+                address=addr, kind=rep.type, mode=held_as if isinstance(held_as, str) else
+                None, frame=None, function=None, source="owner",
+                evidence=["recorded by the lock: %s names this task" % rep.owner_source]))
+    return out
 
 
 def collect(port: Port, states: Sequence[str] = ("UN",), snapshot=None,

@@ -23,7 +23,7 @@ from ..words import (argtype, check_count_word, check_member_word, check_type_wo
                      pid_or_task_word, shown)
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
 from ..analyses.waitfor import _caller as blocking_caller  # deadlock's 'in vfs_unlink'
-from ..analyses.waitfor import short_lock_name
+from ..analyses.waitfor import collect, owned_locks, short_lock_name
 from ..render import jsontext
 from ..render.shape import document, hexaddr, to_json
 from ..render.table import table
@@ -39,7 +39,8 @@ whoholds inode.i_mutex ffff8808a3dbf588   (older kernels)
 whoholds -p 5109                       what pid 5109 waits for, who holds it, and on
 whoholds -p 5109 --json                from there, until a running task or a cycle
 whoholds --held 4724                   the locks pid 4724 holds: lockdep's record, or
-                                       what its frames' code took and did not release
+                                       what its frames' code took and did not release,
+                                       and the locks whose owner field names it
 """
 
 MAX_HOPS = 64
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from a task: what it is blocked on, then follow owners")
     p.add_argument("--held", dest="held", metavar="PID|TASK",
                    help="list the locks the task holds (lockdep's record when the kernel "
-                        "keeps one, else what its frames' code took and has not released), "
+                        "keeps one, else what its frames' code took and has not released; "
+                        "then the locks blocked tasks wait on whose owner field names it), "
                         "each with its evidence")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--max-waiters", type=argtype(check_count_word, "--max-waiters",
@@ -206,13 +208,20 @@ def format_blocked(b: Blocked, cols: int = DEFAULT_WIDTH) -> str:
 
 def held_report(port: Port, snap: Snapshot, task: int) -> Dict:
     """Return {"blocked": Blocked, "holds": TaskHolds, "locks": {address: LockReport}}
-    for ``task``: what it waits on and what it holds (:mod:`~crash_ext.analyses.holds`),
-    each held lock's report (its state and waiters, no candidates)."""
+    for ``task``: what it waits on and what it holds -- lockdep's record or its frames'
+    code (:mod:`~crash_ext.analyses.holds`), then the locks blocked tasks wait on whose
+    owner field names it (:func:`~crash_ext.analyses.waitfor.owned_locks`) -- and each
+    held lock's report (its state and waiters, no candidates)."""
     from ..analyses.holds import analyser_for
     b = blocked_on(port, task, snapshot=snap)
     bt = snap.backtrace(task)
     th = analyser_for(port).task_holds(bt, above=b.frame if b.kind != "running" else None)
+    res = collect(port, snapshot=snap, use_candidates=False)
     reps = {}  # type: Dict[int, LockReport]
+    for h in owned_locks(res, task):
+        reps[h.address] = res.graph.locks[h.address].report
+        if not any(x.address == h.address for x in th.held):
+            th.held.append(h)
     for h in th.held:
         if h.kind in L.KINDS and h.address not in reps:
             try:
@@ -223,20 +232,24 @@ def held_report(port: Port, snap: Snapshot, task: int) -> Dict:
     return {"blocked": b, "holds": th, "locks": reps}
 
 
-def format_held(r: Dict) -> str:
-    """Return the text of :func:`held_report`'s answer."""
+def format_held(r: Dict, cols: int = DEFAULT_WIDTH) -> str:
+    """Return the text of :func:`held_report`'s answer, wrapped to ``cols``."""
     b, th, reps = r["blocked"], r["holds"], r["locks"]
     out = [format_blocked(b).split("\n")[0]]
     if b.kind == "running":
         out.append("  (running or runnable: its stack is moving; frames may be stale)")
     src = {h.source for h in th.held}
     if not th.held:
-        out.append("  HOLDS: nothing its frames' code shows%s" % (
-            " (and lockdep records none)" if "lockdep" in src else ""))
+        out.extend(wrap("HOLDS: nothing its frames' code shows%s, and no lock a blocked "
+                        "task waits on names it as owner" % (
+                            " (and lockdep records none)" if "lockdep" in src else ""),
+                        cols, "  ", "    "))
     else:
-        out.append("  HOLDS (%s):" % ("recorded by lockdep" if src == {"lockdep"} else
-                                      "inferred from its frames' code, NOT recorded by "
-                                      "the locks"))
+        out.append("  HOLDS (%s):" % (
+            "recorded by lockdep" if src == {"lockdep"} else
+            "recorded by the locks' owner fields" if src == {"owner"} else
+            "inferred from its frames' code, NOT recorded by the locks" if src == {"code"}
+            else "each with its source below"))
     for i, h in enumerate(th.held, 1):
         rep = reps.get(h.address)
         where = " (%s)" % rep.where if rep is not None and rep.where else ""
@@ -245,15 +258,15 @@ def format_held(r: Dict) -> str:
             st = "  [%s, %d waiter(s)]" % ("locked" if rep.locked else "NOT locked" if
                                            rep.locked is False else "state unknown",
                                            len(rep.waiters))
-        out.append("    %d. %s %x%s%s%s" % (i, h.kind, h.address, where,
-                                          " as %s" % h.mode if h.mode else "", st))
-        for e in h.evidence:
-            out.append("       - %s" % e)
+        out.extend(wrap("%d. %s %x%s%s%s" % (i, h.kind, h.address, where,
+                                             " as %s" % h.mode if h.mode else "", st),
+                        cols, "    ", "       "))
+        out.extend(bullets(h.evidence, cols, "       "))
         if h.weak:
             out.append("       - (the address rests on memory read now; it may have "
                        "changed since)")
     for n in th.notes:
-        out.append("  NOTE: %s" % n)
+        out.extend(wrap("NOTE: %s" % n, cols, "  ", "    "))
     return "\n".join(out)
 
 
@@ -481,7 +494,7 @@ def main(argv, port: Port, out=None) -> int:
                     "notes": list(r["holds"].notes)})
                 print(jsontext.dumps(js, indent=1), file=out)
             else:
-                print(format_held(r), file=out)
+                print(format_held(r, width(out)), file=out)
             return 0
         if opts.pid is not None:
             if opts.target:
