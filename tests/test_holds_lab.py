@@ -28,6 +28,15 @@ MATRIX = labdumps.matrix(HELD, kernels=KERNELS) if KERNELS else []
 CODE = "its code holds the lock: "
 
 
+def _truth_holds(truth):
+    """{pid: set of lock addresses} the truth says each task owns."""
+    holds = {}
+    for lk in truth["locks"]:
+        for o in lk["owners"]:
+            holds.setdefault(o["pid"], set()).add(int(lk["address"], 16))
+    return holds
+
+
 def _ownerless(truth):
     return [lk for lk in truth["locks"] if lk["owners"] and lk["waiters"]]
 
@@ -75,10 +84,7 @@ def test_deadlock_edges_from_code(lab, scenario, target):
 @pytest.mark.parametrize("scenario,target", MATRIX)
 def test_held_pid_lists_what_the_truth_says(lab, scenario, target):
     dump, crash = lab(scenario, target=target)
-    holds = {}
-    for lk in dump.truth["locks"]:
-        for o in lk["owners"]:
-            holds.setdefault(o["pid"], set()).add(int(lk["address"], 16))
+    holds = _truth_holds(dump.truth)
     pids = sorted({t["pid"] for t in dump.truth["tasks"]})
     assert pids
     for pid in pids:
@@ -106,10 +112,7 @@ def test_held_pid_on_the_seed_names_each_rubys_lock(lab, scenario, target):
     """The seed's locks record their owner (rw_semaphore.owner): --held lists, for each
     task the truth says owns a lock, exactly the truth's locks, each with its source."""
     dump, crash = lab(scenario, target=target)
-    holds = {}
-    for lk in dump.truth["locks"]:
-        for o in lk["owners"]:
-            holds.setdefault(o["pid"], set()).add(int(lk["address"], 16))
+    holds = _truth_holds(dump.truth)
     assert sorted(holds) == sorted(t["pid"] for t in dump.truth["tasks"]
                                    if t["comm"] == "ruby")
     for pid, want in holds.items():
@@ -126,4 +129,3 @@ def test_held_pid_on_the_seed_names_each_rubys_lock(lab, scenario, target):
         for a in want:
             assert "%x" % a in text
         assert max(len(l) for l in text.splitlines()[1:]) <= 80, text
-

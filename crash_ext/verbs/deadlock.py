@@ -230,8 +230,9 @@ def format_cycle(res: WaitFor, i: int, c: Cycle, limit: int,
     order; the tasks stuck behind it."""
     n = len(c.steps)
     waits = [s for s in c.steps if s.lock.wait is not None]
+    kind = _kind(c)
     out = wrap("DEADLOCK %d: %s; %s" % (
-        i, "ABBA, 2 tasks" if _kind(c) == "ABBA" else _kind(c),
+        i, "ABBA, 2 tasks" if kind == "ABBA" else kind,
         "at least one 'held by' is INFERRED, not recorded by the lock"
         if c.inferred else "every 'held by' recorded by the lock" if not waits else
         "every 'held by' recorded by the lock, every 'must act' by the kernel"),
