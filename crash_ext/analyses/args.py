@@ -34,6 +34,7 @@ from ..models.disasm import Insn, parse_dis
 from ..models.proto import Prototype, parse_whatis
 from ..models.btlazy import LazyBacktrace
 from ..models.stack import Backtrace, Frame
+from ..port import CrashCommandError, CrashExtError, check_address_word
 from . import flow as fl
 from .solver import MASK as _MASK, ZERO, Lin, Params, Reason, Solver, value_of
 
@@ -1157,7 +1158,6 @@ class PortSources:
     def whatis(self, name: str) -> str:
         """Return ``whatis NAME`` text, "" when crash has no prototype for it."""
         if name not in self._whatis:
-            from ..port import CrashCommandError, check_address_word
             try:
                 self._whatis[name] = self.port.command("whatis %s" % check_address_word(name))
             except CrashCommandError:
@@ -1172,7 +1172,6 @@ class PortSources:
         commands (one return address per function: the others are in the same text).
         What fails here is left to :meth:`dis`/:meth:`whatis`, which ask again and
         report it."""
-        from ..port import CrashExtError, check_address_word
         batch = getattr(self.port, "batch", None)
         if batch is None:
             return          # in crash every command is a call: nothing to save
@@ -1214,7 +1213,6 @@ class PortSources:
     def read(self, addr: int) -> Optional[int]:
         """Return the u64 at ``addr`` or None when unreadable (reads and caches the
         aligned 64-byte block around it: stack slots come in runs)."""
-        from ..port import CrashExtError
         if addr in self._words:
             return self._words[addr]
         if addr & 7:
@@ -1242,7 +1240,6 @@ class PortSources:
     def prefetch_words(self, addrs) -> None:
         """Read the 64-byte blocks around ``addrs`` not cached yet, in one exchange when
         the port can (unreadable blocks are left to :meth:`read`)."""
-        from ..port import CrashExtError
         blocks = sorted({a & ~0x3F for a in addrs if a not in self._words and not a & 7})
         if not blocks:
             return

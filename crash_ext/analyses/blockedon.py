@@ -37,11 +37,13 @@ from ..compat import List, Optional, Tuple
 from ..models import locks as L
 from ..models.stack import Backtrace
 from ..port import BadArgument, CrashExtError, Port
-from .lockreport import session_cache
+from . import args as A
+from .session import session_cache
 from .results import Blocked, TaskRef
 from .snapshot import Snapshot
+from .waits import completion_wait
 
-__all__ = ["blocked_on", "classify_function", "classify_stack", "own_records", "explain_wait",
+__all__ = ["blocked_on", "classify_function", "classify_stack", "explain_wait",
            "rt_lock_waiters", "corrupt_text", "SCHED_FUNCS"]
 
 SCHED_FUNCS = {"__schedule", "schedule", "schedule_timeout", "schedule_preempt_disabled",
@@ -248,7 +250,6 @@ def explain_wait(port: Port, snap: Snapshot, res: Blocked, bt: Backtrace) -> Blo
     task sleeps on, where it lives, and who must act (:mod:`.waits`); other kinds are
     returned as they are.  Never raises."""
     if res.kind == "completion" and res.frame is not None:
-        from .waits import completion_wait      # waits reads blockedon's list helpers
         res.wait = completion_wait(port, snap, res.task.task, bt, res.frame)
     return res
 
@@ -405,41 +406,6 @@ def rt_lock_waiters(port: Port, snap: Snapshot) -> List[object]:
     return out
 
 
-def _ring(port: Port, cache, start: int, cap: int = L.MAX_WAITERS + 2
-          ) -> Tuple[List[int], List[str]]:
-    """Return (nodes of the list ring through ``start`` following ``next``, problems);
-    cached per node."""
-    if start in cache.rings:
-        return cache.rings[start]
-    nodes = [start]
-    seen = {start}
-    probs = []  # type: List[str]
-    cur = start
-    for _ in range(cap):
-        try:
-            nxt = port.read_u64(cur)
-        except CrashExtError as e:
-            probs.append("cannot read list node %#x: %s" % (cur, e))
-            break
-        if nxt == start:
-            break
-        if not L.is_kernel_pointer(nxt) or nxt in seen:
-            probs.append("list through %#x is broken at %#x -> %#x" % (start, cur, nxt))
-            break
-        nodes.append(nxt)
-        seen.add(nxt)
-        cur = nxt
-    else:
-        probs.append("list through %#x longer than %d nodes" % (start, cap))
-    out = (nodes, probs)
-    if not probs:
-        for n in nodes:
-            cache.rings[n] = out
-    else:
-        cache.rings[start] = out
-    return out
-
-
 def _lock_frame_values(bt: Backtrace, lock_idx: int, span: int = 3):
     """Yield the distinct stack word values, frames up to ``lock_idx + span`` (nearest
     the slow path) first, then the rest innermost first; the far frames are read only
@@ -457,19 +423,6 @@ def _lock_frame_values(bt: Backtrace, lock_idx: int, span: int = 3):
                     yield v
 
 
-def own_records(words, task: int, w):
-    """Yield (record, list node, next, prev) for each place in ``words`` ({address:
-    value}, stack words) that reads as a waiter record of layout ``w`` naming ``task``
-    with kernel-pointer list links, lowest address first."""
-    for tslot in sorted(a for a, v in words.items() if v == task):
-        rec = tslot - w.task_off
-        node = rec + w.node_off
-        nxt = words.get(node)
-        prv = words.get(node + 8)
-        if nxt and prv and L.is_kernel_pointer(nxt) and L.is_kernel_pointer(prv):
-            yield rec, node, nxt, prv
-
-
 def _via_own_waiter(port, snap, bt, task, layout, lock_idx):
     w = layout.waiter
     if w is None or layout.wait_kind not in ("list", "headless"):
@@ -481,10 +434,10 @@ def _via_own_waiter(port, snap, bt, task, layout, lock_idx):
     for f in bt.frames:
         if f.index <= lock_idx + 1:
             words.update(f.words)
-    recs = list(own_records(words, task, w))
+    recs = list(L.own_records(words, task, w))
     if not recs:
         words = bt.words
-        recs = list(own_records(words, task, w))
+        recs = list(L.own_records(words, task, w))
     for rec, node, nxt, prv in recs:
         mode = None
         if w.mode_off is not None:
@@ -514,7 +467,7 @@ def _via_own_waiter(port, snap, bt, task, layout, lock_idx):
                     # the task's own record links to this lock's list head, which the
                     # lock frames name: the lock is real, its list broken
                     _note_damaged(snap, task, layout, v, wk)
-        nodes, probs = _ring(port, cache, node)
+        nodes, probs = cache.ring(port, node)
         if probs:
             continue
         ring = set(nodes)
@@ -539,14 +492,7 @@ def _via_own_waiter(port, snap, bt, task, layout, lock_idx):
 
 def _via_args(port, snap, bt, task, layout, lock_idx):
     try:
-        from . import args as A
-    except Exception:   # noqa: BLE001 - argument recovery is optional
-        return None
-    fn = getattr(A, "recover_with_port", None)
-    if fn is None:
-        return None
-    try:
-        ta = fn(port, bt)
+        ta = A.recover_with_port(port, bt)
     except CrashExtError:
         return None
     except Exception:   # noqa: BLE001 - a failure there must not stop the report

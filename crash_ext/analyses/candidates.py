@@ -29,7 +29,10 @@ from ..compat import Dict, List, Optional, Set
 
 from ..models import locks as L
 from ..port import CrashExtError, Port
+from .blockedon import blocked_on
+from .holds import analyser_for, lockdep_matches
 from .results import Candidate, LockReport
+from .session import session_cache
 from .snapshot import Snapshot
 
 __all__ = ["rank_candidates", "MAX_CANDIDATES"]
@@ -46,7 +49,6 @@ _GENERIC = re.compile(
 def _owned_locks(port: Port, snap: Snapshot, bts) -> Dict[int, List[str]]:
     """Return {task: [descriptions of locks it is the recorded owner of]} over the locks
     blocked tasks wait on (each lock's state read once)."""
-    from .blockedon import blocked_on
     owned = {}  # type: Dict[int, List[str]]
     done = set()  # type: Set[int]
     for t in bts:
@@ -83,7 +85,6 @@ def _path_funcs(bt, lock_idx: Optional[int]) -> List[str]:
 def _code_holds(port: Port, bt, bidx: int, addr: int, kind: str):
     """The HeldLocks of :mod:`.holds` by which the task of ``bt`` holds the lock at
     ``addr`` (frames above ``bidx``).  Never raises for crash errors."""
-    from .holds import analyser_for, lockdep_matches
     an = analyser_for(port)
     try:
         th = an.task_holds(bt, above=bidx if bidx >= 0 else None)
@@ -99,8 +100,6 @@ def rank_candidates(port: Port, snap: Snapshot, rep: LockReport,
     best first, each with its evidence.  Reads ``ps``, one ``foreach UN bt -f``,
     ``search -t`` for the lock (and container) address.  Never raises for crash
     errors in the optional steps; they only remove evidence."""
-    from .blockedon import blocked_on
-    from .lockreport import session_cache
     cache = session_cache(snap)
     addr = rep.address
     waiters = {w.task.task for w in rep.waiters}

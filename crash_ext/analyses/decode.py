@@ -7,6 +7,7 @@ the value does not read as that type (the caller then prints the bare value).
 from ..compat import Optional
 
 from ..port import CrashExtError, Port
+from .lockreport import lock_report
 
 _MAX_NAME = 128
 
@@ -65,7 +66,6 @@ def describe_inode(port: Port, inode: int) -> Optional[str]:
 
 def describe_lock(port: Port, addr: int, lock_type: str) -> Optional[str]:
     """Return a whoholds hint: '<type> held by PID (comm), N waiters'."""
-    from .lockreport import lock_report
     try:
         rep = lock_report(port, addr, lock_type, candidates=False)
     except CrashExtError:

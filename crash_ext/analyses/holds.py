@@ -38,6 +38,8 @@ from ..models import x86
 from ..models.disasm import Insn
 from ..port import CrashExtError
 from . import flow as fl
+from .args import parsed, sources_for, task_words
+from .blockedon import SCHED_FUNCS, classify_function
 
 __all__ = ["HeldLock", "TaskHolds", "Summary", "SiteLock", "HoldsAnalyser",
            "analyser_for", "function_holds", "summarise", "lockdep_held", "code_holders",
@@ -557,7 +559,6 @@ class HoldsAnalyser:
     recovery, shared with ``argrecover``)."""
 
     def __init__(self, port, sources=None):
-        from .args import sources_for
         self.port = port
         self.src = sources or sources_for(port)
         self.summaries = {}  # type: Dict[Tuple[int, int], Optional[Summary]]
@@ -567,7 +568,6 @@ class HoldsAnalyser:
         self.has_lockdep = None  # type: Optional[bool]
 
     def _insns(self, addr: int) -> List[Insn]:
-        from .args import parsed
         return parsed(self.src.dis(addr) or "")
 
     def summary(self, addr: int, name: str, depth: int = SUMMARY_DEPTH) -> Optional[Summary]:
@@ -646,7 +646,6 @@ class HoldsAnalyser:
         if dep is not None:
             out.held = dep
             return out
-        from .blockedon import classify_function, SCHED_FUNCS
         frames = sorted(bt.frames, key=lambda f: f.index)
         todo = []
         for f in frames:                        # innermost first
@@ -677,7 +676,6 @@ class HoldsAnalyser:
                 if args is None and _needs_args(sl.loc):
                     args = self._args(bt)
                 if words is None:
-                    from .args import task_words
                     words = task_words(bt)
                 val, how, weak = self._value(bt, f, sl.loc, args, words, sl.rsp)
                 gone = self._released_further_in(bt, dropped, sl.acq.kind, val, args, words)

@@ -8,131 +8,24 @@ Odd memory (loops, bad pointers, freed objects) is reported in ``problems``, nev
 raised.
 """
 
-from .. import record
 import re
 import weakref
 from ..compat import Dict, List, Optional, Tuple
 
 from ..models import locks as L
 from ..port import BadArgument, CrashExtError, MemoryReadError, Port
+from ..words import check_address_word, check_hex_word, shown
+from .blockedon import blocked_on, classify_stack, rt_lock_waiters
+from .candidates import rank_candidates
 from .results import LockReport, TaskRef, Waiter
+from .session import session_cache
+from .slabs import slab_info, slab_infos
 from .snapshot import Snapshot
 
-__all__ = ["lock_report", "resolve_address", "check_lock_address", "slab_info",
-           "slab_infos", "prefetch_locks", "session_cache", "SessionCache", "MAX_WAITERS"]
+__all__ = ["lock_report", "resolve_address", "check_lock_address", "prefetch_locks",
+           "MAX_WAITERS"]
 
 MAX_WAITERS = L.MAX_WAITERS
-_PSM = re.compile(r"^\s*\[(?P<t>\d+ \d\d:\d\d:\d\d\.\d+)\]\s+\[(?P<st>[A-Z?]+)\]\s+PID:\s*"
-                  r"(?P<pid>\d+)\s+TASK:\s*(?P<task>[0-9a-fA-F]+)")
-
-
-# ----------------------------------------------------------- per-snapshot cache
-
-class SessionCache:
-    """Facts read once per :class:`Snapshot`: ``ps -m`` times, wait-list walks, rings
-    of waiter records, ``search -t`` results and blocked-on answers.  Shared by
-    :func:`lock_report` and :func:`~crash_ext.analyses.blockedon.blocked_on`.
-
-    ``read_last_ran``: fill ``TaskRef.last_ran`` from ``ps -m`` (one command, but slow
-    with thousands of tasks: seconds); False leaves it None."""
-
-    def __init__(self, snapshot: Snapshot, read_last_ran: bool = True):
-        # weakly: the cache lives as long as its snapshot, in a WeakKeyDictionary
-        # keyed by it, which a strong reference here would keep alive for ever
-        self._snap = weakref.ref(snapshot)
-        self.read_last_ran = read_last_ran
-        self.last_ran = None  # type: Optional[Dict[int, str]]
-        self.walks = {}  # type: Dict[Tuple[str, int], L.WaitWalk]
-        self.rings = {}  # type: Dict[int, Tuple[List[int], List[str]]]
-        self.searches = {}  # type: Dict[int, Dict[int, List[int]]]
-        self.blocked = {}  # type: Dict[int, object]
-        self.states = {}  # type: Dict[Tuple[str, int], L.LockState]
-        self.slabs = {}  # type: Dict[int, Optional[Dict[str, object]]]
-
-    @property
-    def snap(self) -> Snapshot:
-        """The snapshot this cache belongs to."""
-        return self._snap()
-
-    def ps_m(self) -> Dict[int, str]:
-        """Return {task address: time since it last ran, as ``ps -m`` prints it}."""
-        if self.last_ran is None:
-            self.last_ran = {}
-            try:
-                out = self.snap.port.command("ps -m")
-            except CrashExtError:
-                out = ""
-            for line in out.splitlines():
-                m = _PSM.match(line)
-                if m:
-                    self.last_ran[int(m.group("task"), 16)] = "[%s]" % m.group("t")
-        return self.last_ran
-
-    def ref(self, task: int) -> TaskRef:
-        """Return a TaskRef for ``task`` with its last-ran time filled in."""
-        r = self.snap.ref(task)
-        if self.read_last_ran:
-            r = record.replace(r, last_ran=self.ps_m().get(task))
-        return r
-
-    def remember_blocked(self, answers: Dict[int, object]) -> None:
-        """Keep blocked-on answers found elsewhere (e.g. from back traces already
-        classified) so that :func:`~crash_ext.analyses.blockedon.blocked_on` returns
-        them instead of searching again; answers already known are kept."""
-        for task, b in answers.items():
-            self.blocked.setdefault(task, b)
-
-    def walk(self, port: Port, layout: L.LockLayout, addr: int,
-             raw: Optional[bytes] = None, cap: int = MAX_WAITERS,
-             known: Optional[Dict[int, tuple]] = None) -> L.WaitWalk:
-        """Return (cached) :func:`~crash_ext.models.locks.walk_waiters` of ``addr``."""
-        key = (layout.kind, addr)
-        w = self.walks.get(key)
-        if w is None or (not w.complete and cap > len(w.entries)
-                         and any("cap" in p for p in w.problems)):
-            w = L.walk_waiters(port, layout, addr, raw=raw, cap=cap, known=known)
-            self.walks[key] = w
-        return w
-
-    def search_stacks(self, value: int) -> Dict[int, List[int]]:
-        """Return {task address: [stack addresses holding ``value``]} from crash's
-        ``search -t`` (every task's kernel stack, live frames and stale words)."""
-        if value not in self.searches:
-            res = {}  # type: Dict[int, List[int]]
-            try:
-                out = self.snap.port.command("search -t %x" % value)
-            except CrashExtError:
-                out = ""
-            task = None
-            for line in out.splitlines():
-                m = re.match(r"^PID:\s*\d+\s+TASK:\s*([0-9a-fA-F]+)", line.strip())
-                if m:
-                    task = int(m.group(1), 16)
-                    res.setdefault(task, [])
-                    continue
-                m = re.match(r"^([0-9a-fA-F]+):\s+([0-9a-fA-F]+)", line.strip())
-                if m and task is not None and int(m.group(2), 16) == value:
-                    res[task].append(int(m.group(1), 16))
-            self.searches[value] = res
-        return self.searches[value]
-
-
-_CACHES = weakref.WeakKeyDictionary()  # type: weakref.WeakKeyDictionary
-
-
-def session_cache(snapshot: Snapshot, last_ran: Optional[bool] = None) -> SessionCache:
-    """Return the :class:`SessionCache` of ``snapshot`` (made on first use).
-
-    ``last_ran``: True/False to read (or not) ``ps -m`` for the tasks' last-ran times
-    from now on (see :class:`SessionCache`); None leaves the setting (default True)."""
-    c = _CACHES.get(snapshot)
-    if c is None:
-        c = SessionCache(snapshot)
-        _CACHES[snapshot] = c
-    if last_ran is not None:
-        c.read_last_ran = bool(last_ran)
-    return c
-
 
 # ----------------------------------------------------------------- addresses
 
@@ -140,7 +33,6 @@ def resolve_address(port: Port, word) -> int:
     """Return the address a user word names: hex (``ffff...``/``0x...``, at most 16
     digits), ``symbol`` or ``symbol+off``.  Raises BadArgument for anything else
     (:func:`~crash_ext.words.check_address_word`) or an unknown symbol."""
-    from ..words import check_address_word, check_hex_word, shown
     if isinstance(word, int) and not isinstance(word, bool):
         return word
     w = check_address_word(word)
@@ -180,138 +72,6 @@ def check_lock_address(port: Port, addr: int, size: int) -> bytes:
 def _short(e) -> str:
     s = str(e).strip().splitlines()
     return s[-1] if s else ""
-
-
-def slab_info(port: Port, addr: int) -> Optional[Dict[str, object]]:
-    """Return {'cache', 'object', 'allocated', 'objsize'} for a slab address from
-    ``kmem -s ADDR``, or None when ``addr`` is not in a slab."""
-    try:
-        out = port.command("kmem -s %x" % addr)
-    except CrashExtError:
-        return None
-    lines = out.splitlines()
-    info = {}  # type: Dict[str, object]
-    for i, line in enumerate(lines):
-        if line.strip().startswith("CACHE") and "NAME" in line and i + 1 < len(lines):
-            t = lines[i + 1].split()
-            if len(t) >= 7:
-                info["cache"] = t[-1]
-                try:
-                    info["objsize"] = int(t[1])
-                except ValueError:
-                    pass
-        if "FREE / [ALLOCATED]" in line:
-            for l2 in lines[i + 1:]:
-                s = l2.strip()
-                m = re.match(r"^(\[)?([0-9a-fA-F]{8,16})(\])?(\s.*)?$", s)
-                if m:
-                    info["object"] = int(m.group(2), 16)
-                    info["allocated"] = bool(m.group(1))
-                    break
-    return info if "cache" in info else None
-
-
-_KMEM_P_ROW = re.compile(r"^\s*(?P<page>[0-9a-f]{8,16})\s+(?P<phys>[0-9a-f]+)\s+"
-                         r"(?:(?P<mapping>[0-9a-f]{8,16})\s+)?(?P<index>[0-9a-f]+)\s+"
-                         r"(?P<cnt>-?\d+)\s+(?P<flags>[0-9a-f]+)(?P<names>.*)$")
-PAGE_SIZE = 4096
-
-
-def _kmem_p_rows(port: Port, addrs: List[int]) -> Optional[List[Dict[str, object]]]:
-    """Return one ``kmem -p`` row per address (in order), or None when crash's answer
-    cannot be matched to the addresses one by one."""
-    try:
-        out = port.command("kmem -p " + " ".join("%x" % a for a in addrs))
-    except CrashExtError:
-        return None
-    rows = []
-    for line in out.splitlines():
-        if not line.strip() or line.split()[0] == "PAGE":
-            continue
-        m = _KMEM_P_ROW.match(line)
-        if m is None:
-            return None
-        rows.append({"page": int(m.group("page"), 16),
-                     "flags": set(re.split(r"[\s,|]+", m.group("names").strip()))})
-    return rows if len(rows) == len(addrs) else None
-
-
-def _slub_fields(port: Port) -> Optional[Dict[str, int]]:
-    """Return the offsets a SLUB slab look-up reads, None when this kernel's types do
-    not show SLUB (``kmem_cache.cpu_slab``) or lack one of them."""
-    pre = getattr(port, "prefetch_structs", None)
-    if pre is not None:     # one look-up for the five members read below
-        pre(["kmem_cache"])
-    so = port.member_offset("slab", "slab_cache")
-    if so is None:
-        so = port.member_offset("page", "slab_cache")
-    f = {"slab_cache": so}
-    for m in ("name", "size", "object_size", "cpu_slab"):
-        f[m] = port.member_offset("kmem_cache", m)
-    if None in f.values():
-        return None
-    f["red_left_pad"] = port.member_offset("kmem_cache", "red_left_pad")
-    return f  # type: ignore
-
-
-def slab_infos(port: Port, addrs) -> Dict[int, Optional[Dict[str, object]]]:
-    """Return {address: :func:`slab_info`} for many addresses with a few commands: one
-    ``kmem -p`` for all (which pages are slab pages), then batched reads of each slab's
-    ``slab_cache`` and each cache's ``name``/``size``/``object_size`` (SLUB: object i
-    starts at the page's start + red_left_pad + i * size).  ``allocated`` is not
-    told (``kmem -s`` walks the slab's free list for that).  Addresses this does not
-    settle -- not in a slab's first page, other allocators, odd answers -- are asked
-    with :func:`slab_info` (``kmem -s``) one by one."""
-    addrs = sorted({int(a) for a in addrs})
-    res = {}  # type: Dict[int, Optional[Dict[str, object]]]
-    rows = _kmem_p_rows(port, addrs) if addrs else None
-    f = _slub_fields(port) if rows is not None else None
-    if rows is not None and f is not None:
-        slab_rows = [(a, r) for a, r in zip(addrs, rows) if "slab" in r["flags"]]
-        got = port.read_many([(r["page"] + f["slab_cache"], 8) for _, r in slab_rows])
-        caches = {}  # type: Dict[int, Optional[Dict[str, object]]]
-        owner = {}
-        for (a, _), raw in zip(slab_rows, got):
-            if raw is not None and L.is_kernel_pointer(int.from_bytes(raw, "little")):
-                owner[a] = int.from_bytes(raw, "little")
-                caches.setdefault(owner[a], None)
-        offs = [f["name"], f["size"], f["object_size"]] + (
-            [f["red_left_pad"]] if f["red_left_pad"] is not None else [])
-        lo, hi = min(offs), max(offs) + 8
-        cl = sorted(caches)
-        for c, raw in zip(cl, port.read_many([(c + lo, hi - lo) for c in cl])):
-            if raw is None:
-                continue
-            u = lambda o, n: int.from_bytes(raw[o - lo:o - lo + n], "little")  # noqa: E731
-            caches[c] = {"name_ptr": u(f["name"], 8), "size": u(f["size"], 4),
-                         "objsize": u(f["object_size"], 4),
-                         "red": u(f["red_left_pad"], 4) if f["red_left_pad"] is not None
-                         else 0}
-        named = [c for c in cl if caches[c] and
-                 L.KERNEL_START <= caches[c]["name_ptr"] < 1 << 64]
-        for c, raw in zip(named, port.read_many([(caches[c]["name_ptr"], 32)
-                                                 for c in named])):
-            name = raw.split(b"\0", 1)[0] if raw is not None else b""
-            if raw is not None and b"\0" in raw and re.match(rb"^[\x21-\x7e]+$", name):
-                caches[c]["name"] = name.decode()
-        for a, r in zip(addrs, rows):
-            if "slab" not in r["flags"]:
-                continue
-            c = caches.get(owner.get(a, -1))
-            if not c or "name" not in c or not 0 < c["size"] <= 1 << 24:
-                continue
-            base = (a & ~(PAGE_SIZE - 1)) + c["red"]
-            if a < base:
-                continue
-            obj = base + (a - base) // c["size"] * c["size"]
-            info = {"cache": c["name"], "objsize": c["objsize"]}  # type: Dict[str, object]
-            if a < obj + c["objsize"]:
-                info["object"] = obj
-            res[a] = info
-    for a in addrs:
-        if a not in res:
-            res[a] = slab_info(port, a)
-    return res
 
 
 def prefetch_locks(port: Port, snap: Snapshot, locks: Dict[int, str]) -> None:
@@ -554,7 +314,6 @@ def _detect_type(port: Port, addr: int, snap: Snapshot, tried: List[str]
     else:
         tried.append("symbol: none starts at this address")
     # 2. a blocked task whose stack holds the address and whose lock frame names a type
-    from .blockedon import blocked_on, rt_lock_waiters
     hits = 0
     try:
         bts = dict(snap.backtraces("UN"))
@@ -596,7 +355,6 @@ def _rbtree_modes(snap: Snapshot, entries) -> Dict[int, Optional[str]]:
     rw_semaphore, whose ``rt_mutex_waiter`` records no mode: the mode the waiter's own
     lock path names (``rwbase_read_lock``/``down_read`` or ``rwbase_write_lock``/
     ``down_write``).  A task whose stack cannot be read maps to None."""
-    from .blockedon import classify_stack
     out = {}  # type: Dict[int, Optional[str]]
     for e in entries:
         try:
@@ -717,6 +475,5 @@ def lock_report(port: Port, addr: int, lock_type: Optional[str] = None,
     need_cands = (candidates and st.locked and rep.owner is None and
                   kind in ("semaphore", "rw_semaphore", "mutex", "spinlock"))
     if need_cands:
-        from .candidates import rank_candidates
         rep.candidates = rank_candidates(port, snap, rep, cont_addr)
     return rep

@@ -35,8 +35,9 @@ from ..models.btlazy import text_search
 from ..port import CrashExtError, Port
 from .holds import HeldLock, code_holders
 from .blockedon import (SCHED_FUNCS, blocked_on, classify_function, classify_stack,
-                        explain_wait, own_records, rt_lock_waiters)
-from .lockreport import lock_report, prefetch_locks, session_cache
+                        explain_wait, rt_lock_waiters)
+from .lockreport import lock_report, prefetch_locks
+from .session import session_cache
 from .results import Blocked, Candidate, LockReport, TaskRef, Wait
 from .snapshot import Snapshot, no_gc
 
@@ -1024,7 +1025,7 @@ def _own_record(bt, cls: tuple, layouts: Dict[str, object]) -> Optional[_Record]
         return None
     words = through(lock_idx + 1, lock_idx)
     w = lay.waiter
-    for rec, node, nxt, prv in own_records(words, bt.task, w):
+    for rec, node, nxt, prv in L.own_records(words, bt.task, w):
         vals = [words.get(a) for a in range(rec, rec + max(w.size, w.task_off + 8), 8)]
         dec = None if None in vals else L.decode_waiter(
             w, rec, b"".join(v.to_bytes(8, "little") for v in vals))

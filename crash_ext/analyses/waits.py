@@ -34,7 +34,8 @@ from ..compat import Dict, List, Optional, Tuple
 
 from ..models import locks as L
 from ..port import CrashExtError, Port
-from .lockreport import session_cache, slab_info
+from .session import session_cache
+from .slabs import slab_info
 from .results import TaskRef, Wait
 
 __all__ = ["completion_wait", "where_is", "COMPLETION_WAIT"]
@@ -103,20 +104,19 @@ def find_completion(port: Port, snap, task: int, bt, frame: int
                     ) -> Tuple[Optional[int], str]:
     """Return (completion address, evidence) of the completion ``task`` sleeps on, or
     (None, why not).  See the module docstring for the rule."""
-    from .blockedon import _ring, own_records    # blockedon imports this module lazily
     lay = _completion_layout(port)
     if lay is None:
         return None, "this kernel's struct completion has no wait list crash-ext reads"
     head_off, rec = lay
     cache = session_cache(snap)
     memo = _memo(snap).setdefault("heads", {})  # type: Dict[int, Optional[int]]
-    recs = list(own_records(_words_near(bt, frame), task, rec)) or \
-        list(own_records(_all_words(bt), task, rec))
+    recs = list(L.own_records(_words_near(bt, frame), task, rec)) or \
+        list(L.own_records(_all_words(bt), task, rec))
     if not recs:
         return None, "no %s record naming this task on its stack" % rec.type_name
     why = ""
     for addr, node, _, _ in recs:
-        nodes, probs = _ring(port, cache, node)
+        nodes, probs = cache.ring(port, node)
         if probs:
             why = "its %s record at %x: %s" % (rec.type_name, addr, probs[0])
             continue

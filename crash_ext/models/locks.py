@@ -49,7 +49,7 @@ from ..port import CrashExtError, Port
 
 __all__ = ["KINDS", "LockLayout", "WaiterLayout", "LockState", "WaitEntry", "WaitWalk",
            "probe_layout", "decode_state", "walk_waiters", "is_kernel_pointer",
-           "normalize_kind", "rt_base_offset", "MAX_WAITERS"]
+           "normalize_kind", "rt_base_offset", "own_records", "MAX_WAITERS"]
 
 KINDS = ("mutex", "rw_semaphore", "semaphore", "rt_mutex", "spinlock")
 MAX_WAITERS = 20000
@@ -988,3 +988,16 @@ def _walk_rbtree(port, layout, raw, cap, ww):
             break
         node = right
     return ww
+
+
+def own_records(words, task: int, w):
+    """Yield (record, list node, next, prev) for each place in ``words`` ({address:
+    value}, stack words) that reads as a waiter record of layout ``w`` naming ``task``
+    with kernel-pointer list links, lowest address first."""
+    for tslot in sorted(a for a, v in words.items() if v == task):
+        rec = tslot - w.task_off
+        node = rec + w.node_off
+        nxt = words.get(node)
+        prv = words.get(node + 8)
+        if nxt and prv and is_kernel_pointer(nxt) and is_kernel_pointer(prv):
+            yield rec, node, nxt, prv

@@ -1,0 +1,107 @@
+"""The layers of crash_ext import downwards only, and the analyses import no circle.
+
+Every ``import`` statement counts, also those inside functions (a lazy import that
+hides a circle is still a circle).  Layers, lowest first: ``models`` (what crash prints
+and kernel layouts) -- ``analyses`` (what it means) -- ``render`` (how it is shown) --
+``verbs`` (commands) -- ``adapters``/``cli`` (where they run).
+"""
+
+import ast
+import os
+
+from tests.unit.test_incrash_imports import ROOT, _imports
+
+#: layer -> the crash_ext layers it must not import
+FORBIDDEN = {"models": {"analyses", "render", "verbs", "adapters", "cli"},
+             "analyses": {"render", "verbs", "adapters", "cli"},
+             "render": {"verbs", "adapters", "cli"}}
+
+
+def _graph():
+    """Return {crash_ext module: {crash_ext modules it imports}} of the source tree."""
+    g = {}
+    base = os.path.join(ROOT, "crash_ext")
+    for d, _, files in os.walk(base):
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            path = os.path.join(d, f)
+            mod = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+            if mod.endswith(".__init__"):
+                mod = mod[:-len(".__init__")]
+            pkg = mod if f == "__init__.py" else mod.rsplit(".", 1)[0]
+            deps = set()
+            for name, _opt, _line, froms in _imports(ast.parse(open(path).read()), pkg):
+                if not name or not name.startswith("crash_ext"):
+                    continue
+                subs = [name + "." + n for n in froms or ()
+                        if os.path.isfile(os.path.join(ROOT, *(name + "." + n).split("."))
+                                          + ".py")]
+                deps.update(subs or [name])
+            g[mod] = deps - {mod}
+    return g
+
+
+def _cycles(g, within):
+    """Return the import circles (strongly connected components of more than one
+    module) among the modules whose names start with ``within``."""
+    nodes = [m for m in g if m.startswith(within)]
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(g[v]):
+            if w not in nodes:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(nodes):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def _layer(mod):
+    parts = mod.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_the_analyses_import_no_circle():
+    g = _graph()
+    assert "crash_ext.analyses.holds" in g and "crash_ext.analyses.lockreport" in g
+    assert _cycles(g, "crash_ext.analyses.") == []
+
+
+def test_the_layers_import_downwards():
+    bad = []
+    for mod, deps in sorted(_graph().items()):
+        for d in sorted(deps):
+            if _layer(d) in FORBIDDEN.get(_layer(mod), ()):
+                bad.append("%s imports %s" % (mod, d))
+    assert bad == []
+
+
+def test_a_circle_is_seen():
+    """The check itself can fail: a made-up graph with a circle through a lazy import."""
+    g = {"crash_ext.analyses.a": {"crash_ext.analyses.b"},
+         "crash_ext.analyses.b": {"crash_ext.analyses.c"},
+         "crash_ext.analyses.c": {"crash_ext.analyses.a", "crash_ext.models.x"},
+         "crash_ext.models.x": set()}
+    assert _cycles(g, "crash_ext.analyses.") == [
+        ["crash_ext.analyses.a", "crash_ext.analyses.b", "crash_ext.analyses.c"]]
