@@ -109,10 +109,15 @@ SEEDS = [("seed", t) for t in labdumps.targets(KERNELS)] if KERNELS else []
 
 @pytest.mark.parametrize("scenario,target", SEEDS)
 def test_held_pid_on_the_seed_names_each_rubys_lock(lab, scenario, target):
-    """The seed's locks record their owner (rw_semaphore.owner): --held lists, for each
-    task the truth says owns a lock, exactly the truth's locks, each with its source."""
+    """The seed's decisive step, from code: each ruby took its lock through ``lab_take``,
+    a dispatcher that switches on the lock's kind (as ``xfs_ilock(ip, flags)`` does on
+    its flags), so no single path says which lock.  --held lists, for each task the
+    truth says owns a lock, exactly the truth's locks in the truth's mode, each from its
+    frames' code (the dispatcher's one path the dump's lock states allow)."""
     dump, crash = lab(scenario, target=target)
     holds = _truth_holds(dump.truth)
+    modes = {(o["pid"], int(lk["address"], 16)): o["mode"]
+             for lk in dump.truth["locks"] for o in lk["owners"]}
     assert sorted(holds) == sorted(t["pid"] for t in dump.truth["tasks"]
                                    if t["comm"] == "ruby")
     for pid, want in holds.items():
@@ -121,7 +126,11 @@ def test_held_pid_on_the_seed_names_each_rubys_lock(lab, scenario, target):
         held = json.loads(buf.getvalue())["held"]
         assert {int(h["address"], 16) for h in held} == want, (pid, held)
         for h in held:
-            assert h["source"] in ("owner", "code") and h["evidence"], h
+            assert h["source"] == "code" and h["path_dependent"], h
+            assert h["mode"] == {"w": "writer", "r": "reader"}[
+                modes[(pid, int(h["address"], 16))]], h
+            assert "acquired by lab_take" in h["evidence"][0], h
+            assert "locked in the dump" in h["evidence"][0], h
         buf = io.StringIO()
         assert whoholds.main(["--held", str(pid)], crash, out=buf) == 0
         text = buf.getvalue()

@@ -34,6 +34,7 @@ from ..record import dataclass, field
 from ..compat import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 from ..models import lockcalls as LC
+from ..models import locks as L
 from ..models import x86
 from ..models.disasm import Insn
 from ..port import CrashExtError
@@ -48,14 +49,18 @@ __all__ = ["HeldLock", "TaskHolds", "Summary", "SiteLock", "HoldsAnalyser",
 MASK = (1 << 64) - 1
 #: callees of a frame's function are summarised from their own calls of lock
 #: primitives (depth 0: the wrappers ``xfs_ilock``, ``mmap_read_lock`` call them
-#: directly); each level deeper also summarises the callees' callees
-SUMMARY_DEPTH = 0
+#: directly); each level deeper also summarises the callees' callees (depth 1: a
+#: dispatcher calling wrappers, ``lab_take`` -> ``lab_mutex_lock`` -> ``mutex_lock``)
+SUMMARY_DEPTH = 1
 #: functions longer than this are not summarised (treated as taking and releasing
 #: nothing -- never as releasing, which would need their code)
 MAX_SUMMARY_INSNS = 4000
 MAX_PASSES = 40
 
 Key = Tuple[str, int]
+#: a lock held on some paths: its address, kind and mode (one address may be taken as
+#: different kinds on different paths: a union of lock types)
+MayKey = Tuple[str, int, str, Optional[str]]
 
 
 class Acq(NamedTuple):
@@ -68,16 +73,22 @@ class Acq(NamedTuple):
     call: str            # the function called: 'down', 'lab_xnode_ilock'
     where: str           # the call site: 'lab_gsem_a_section+92'
     via: Optional[str]   # a wrapper's summary line, or None for a primitive
+    #: for a lock taken on some paths only (a callee that takes one of several locks,
+    #: ``lab_take``/``xfs_ilock(ip, flags)``): (the callee, how many it may take, this
+    #: one in the callee's words: ``arg0+0x58 as a mutex``)
+    may: Optional[Tuple[str, int, str]] = None
 
 
 class ArgExpr(NamedTuple):
-    """A lock address in a summary: ``reg`` at the function's entry plus ``off``, or the
-    constant ``off`` when ``reg`` is None."""
+    """A lock address in a summary: ``reg`` at the function's entry (the constant 0 when
+    None), through the memory loads ``loads`` (each: add it, then read a pointer there:
+    ``d_inode(l->path.dentry)``), plus ``off``."""
     reg: Optional[str]
     off: int
     kind: str
     mode: Optional[str]
     how: str             # 'down at lab_xnode_ilock+31'
+    loads: Tuple[int, ...] = ()
 
 
 @dataclass
@@ -89,11 +100,17 @@ class Summary:
     acquires: List[ArgExpr] = field(default_factory=list)
     releases: List[ArgExpr] = field(default_factory=list)
     releases_unknown: Set[str] = field(default_factory=set)
+    #: locks taken on some paths to its returns but not on all, and released on none
+    may_acquire: List[ArgExpr] = field(default_factory=list)
 
     def describe(self, a: ArgExpr) -> str:
-        """``lab_xnode_ilock takes its arg0+0x50 as a semaphore (down at ...)``."""
-        return "%s takes %s as %s%s (%s)" % (
-            self.name, _expr_text(a), _article(a.kind), _mode_words(a.mode), a.how)
+        """``lab_xnode_ilock takes its arg0+0x50 as a semaphore (down at ...)``; for one
+        of :attr:`may_acquire`, ``lab_take may take ... (one of its 6 path-dependent
+        locks; ...)``."""
+        if a in self.may_acquire:
+            return "%s may take %s (one of the %d locks it takes on different paths; " \
+                   "%s)" % (self.name, _what(a), len(self.may_acquire), a.how)
+        return "%s takes %s (%s)" % (self.name, _what(a), a.how)
 
 
 class SiteLock(NamedTuple):
@@ -113,7 +130,9 @@ class HeldLock:
     """A lock a task holds, with how that is known.  ``source``: 'code' (this module's
     analysis of frame ``frame``), 'lockdep' (recorded by the kernel) or 'owner' (the
     lock's own owner field, :func:`~.waitfor.owned_locks`); ``weak``: the
-    address rests on memory read now (it may have changed since)."""
+    address rests on memory read now (it may have changed since);
+    ``path_dependent``: the frame's code takes it on some paths only (a dispatcher),
+    and the lock's state in the dump is what says it was this path."""
     address: int
     kind: str
     mode: Optional[str]
@@ -122,6 +141,7 @@ class HeldLock:
     source: str
     evidence: List[str] = field(default_factory=list)
     weak: bool = False
+    path_dependent: bool = False
 
 
 @dataclass
@@ -142,12 +162,23 @@ def _article(kind: str) -> str:
     return ("an " if kind[:1] in "aeiou" else "a ") + kind
 
 
+def _what(a: ArgExpr) -> str:
+    """``arg0+0x58 as a mutex``, ``[[arg0+0x88]+0x30]+0xa0 as an rw_semaphore for
+    writing``."""
+    return "%s as %s%s" % (_expr_text(a), _article(a.kind), _mode_words(a.mode))
+
+
 def _expr_text(a: ArgExpr) -> str:
-    if a.reg is None:
+    if a.reg is None and not a.loads:
         return "%x" % (a.off & MASK)
-    i = x86.ARG_REGS.index(a.reg) if a.reg in x86.ARG_REGS else None
-    name = "arg%d" % i if i is not None else "%" + a.reg
-    return name + ("%+#x" % fl.signed(a.off) if a.off else "")
+    if a.reg is None:
+        text = "0"
+    else:
+        i = x86.ARG_REGS.index(a.reg) if a.reg in x86.ARG_REGS else None
+        text = "arg%d" % i if i is not None else "%" + a.reg
+    for d in a.loads:
+        text = "[%s%s]" % (text, "%+#x" % fl.signed(d) if d else "")
+    return text + ("%+#x" % fl.signed(a.off) if a.off else "")
 
 
 def _base(sym: Optional[str]) -> Optional[str]:
@@ -157,12 +188,14 @@ def _base(sym: Optional[str]) -> Optional[str]:
 # ------------------------------------------------------------------- the must analysis
 
 class _Facts:
-    """Held locks {key: Acq}, pending trylocks {return-value symbol: (Acq, success)},
-    and (for summaries) releases of locks not taken here."""
-    __slots__ = ("held", "tent", "rel", "rel_unknown")
+    """Held locks {key: Acq} (on every path), locks a callee took on some of its paths
+    (``may``: {MayKey: Acq}, on some path here), pending trylocks {return-value symbol:
+    (Acq, success)}, and (for summaries) releases of locks not taken here."""
+    __slots__ = ("held", "may", "tent", "rel", "rel_unknown")
 
     def __init__(self):
         self.held = {}  # type: Dict[Key, Acq]
+        self.may = {}  # type: Dict[MayKey, Acq]
         self.tent = {}  # type: Dict[str, Tuple[Acq, str]]
         self.rel = {}  # type: Dict[Key, Tuple[str, bool, str]]   # kind, direct, how
         self.rel_unknown = set()  # type: Set[str]
@@ -170,26 +203,44 @@ class _Facts:
     def copy(self) -> "_Facts":
         f = _Facts()
         f.held = dict(self.held)
+        f.may = dict(self.may)
         f.tent = dict(self.tent)
         f.rel = dict(self.rel)
         f.rel_unknown = set(self.rel_unknown)
         return f
 
     def sig(self):
-        return (tuple(sorted(self.held)), tuple(sorted(self.tent)), tuple(sorted(self.rel)),
-                tuple(sorted(self.rel_unknown)))
+        return (tuple(sorted(self.held)),
+                tuple(sorted(k[:3] + (k[3] or "",) for k in self.may)), tuple(sorted(self.tent)),
+                tuple(sorted(self.rel)), tuple(sorted(self.rel_unknown)))
 
 
-def _meet(a: Optional[_Facts], b: _Facts) -> _Facts:
+def _meet(a: Optional[_Facts], b: _Facts, demote: bool = False) -> _Facts:
+    """The facts where paths ``a`` and ``b`` merge; ``demote``: a lock held on one of
+    them only is kept as held on some paths (a summary's dispatcher: the caller learns
+    "it may take X"), else dropped (at a call site: a loop's earlier round or another
+    branch took it, and the dump's lock state alone cannot tell a round apart)."""
     if a is None:
         return b.copy()
     out = _Facts()
     out.held = {k: v for k, v in a.held.items() if k in b.held and b.held[k].kind == v.kind}
+    out.may = dict(b.may)
+    out.may.update(a.may)
+    for side in (a, b) if demote else ():     # held on one side only
+        for k, v in side.held.items():
+            mk = _may_key(k, v)
+            if k not in out.held and mk not in out.may:
+                out.may[mk] = v if v.may is not None else v._replace(
+                    may=(v.call, 0, "%s%s" % (_article(v.kind), _mode_words(v.mode))))
     out.tent = {k: v for k, v in a.tent.items() if k in b.tent}
     out.rel = dict(a.rel)
     out.rel.update(b.rel)
     out.rel_unknown = a.rel_unknown | b.rel_unknown
     return out
+
+
+def _may_key(k: Key, a: Acq) -> MayKey:
+    return (k[0], k[1], a.kind, a.mode)
 
 
 def _distinct(a: Key, b: Key) -> bool:
@@ -203,6 +254,9 @@ def _release(f: _Facts, key: Optional[Key], kind: str, call: str, where: str,
              direct: bool = True) -> None:
     """Apply a release of the lock at ``key`` (None: unknown address) of ``kind``;
     ``direct``: by a primitive this function calls (not inside a summarised callee)."""
+    for k, a in list(f.may.items()):
+        if a.kind == kind and (key is None or not _distinct(k[:2], key)):
+            del f.may[k]
     if key is not None and key in f.held:
         del f.held[key]
         return
@@ -291,9 +345,15 @@ def _apply_call(flow: fl.Flow, f: _Facts, i: int, summary_of: Optional[SummaryFn
 
     def at_call(a: ArgExpr) -> Key:
         if a.reg is None:
-            return (fl.CONST, a.off & MASK)
-        v = st.regs[a.reg]
-        return (v.node, (v.off + a.off) & MASK)
+            node_, off = fl.CONST, 0
+        else:
+            v = st.regs[a.reg]
+            node_, off = v.node, v.off
+        for d in a.loads:       # the callee's loads, as values of this function
+            ld = fl.node(flow.fid, "load", ins.where, "[%s%+#x]" % (node_, off + d))
+            flow.loads[ld] = fl.Val(node_, (off + d) & MASK)
+            node_, off = ld, 0
+        return (node_, (off + a.off) & MASK)
 
     for a in s.releases:
         _release(f, at_call(a), a.kind, name or "?", ins.where, False)
@@ -302,13 +362,20 @@ def _apply_call(flow: fl.Flow, f: _Facts, i: int, summary_of: Optional[SummaryFn
     for a in s.acquires:
         k = at_call(a)
         f.held[k] = Acq(k[0], k[1], a.kind, a.mode, name or "?", ins.where, s.describe(a))
+    for a in s.may_acquire:
+        k = at_call(a)
+        if k not in f.held:
+            f.may[(k[0], k[1], a.kind, a.mode)] = Acq(k[0], k[1], a.kind, a.mode, name or "?", ins.where,
+                           s.describe(a), (name or "?", len(s.may_acquire), _what(a)))
 
 
 def _analyse(flow: fl.Flow, summary_of: Optional[SummaryFn],
-             relevant: Optional[Set[int]] = None) -> Dict[int, _Facts]:
+             relevant: Optional[Set[int]] = None, demote: bool = False
+             ) -> Dict[int, _Facts]:
     """Return the facts before each reached instruction (must analysis; see the module
     doc).  ``relevant``: the instructions whose callees are worth summarising (those
-    that can reach the call site of interest); others apply only primitives."""
+    that can reach the call site of interest); others apply only primitives.
+    ``demote``: see :func:`_meet`."""
     n = len(flow.insns)
     succ_cache = {}  # type: Dict[int, List[int]]
     ins_facts = {0: _Facts()}  # type: Dict[int, _Facts]
@@ -339,7 +406,7 @@ def _analyse(flow: fl.Flow, summary_of: Optional[SummaryFn],
                 zero = (test[1] == "zero") == taken
                 if (success == "zero") == zero:
                     out.held[(acq.node, acq.off)] = acq
-            new = _meet(ins_facts.get(k) if k in sigs else None, out)
+            new = _meet(ins_facts.get(k) if k in sigs else None, out, demote)
             s = new.sig()
             if sigs.get(k) != s:
                 sigs[k] = s
@@ -378,7 +445,7 @@ def summarise(name: str, insns: List[Insn], summary_of: Optional[SummaryFn] = No
     fl.run(flow, len(insns) - 1, dis_fn=dis_fn)
     if not flow.states:
         return s
-    facts = _analyse(flow, summary_of)
+    facts = _analyse(flow, summary_of, demote=True)
     exits = []  # type: List[_Facts]
     for i, ins in enumerate(insns):
         if i not in facts:
@@ -393,20 +460,29 @@ def summarise(name: str, insns: List[Insn], summary_of: Optional[SummaryFn] = No
         return s
     must = None  # type: Optional[_Facts]
     for e in exits:
-        must = _meet(must, e)
+        must = _meet(must, e, True)
     entry = {flow.entry(r): r for r in x86.ARG_REGS}
 
-    def expr(node_: str, off: int, kind: str, mode, how: str) -> Optional[ArgExpr]:
+    def chain(node_: str, depth: int = 3) -> Optional[Tuple[Optional[str], Tuple[int, ...]]]:
         if node_ == fl.CONST:
-            return ArgExpr(None, off, kind, mode, how)
+            return None, ()
         if node_ in entry:
-            return ArgExpr(entry[node_], off, kind, mode, how)
-        return None
+            return entry[node_], ()
+        a = flow.loads.get(node_)
+        if a is None or depth == 0:
+            return None
+        inner = chain(a.node, depth - 1)
+        return None if inner is None else (inner[0], inner[1] + (a.off & MASK,))
+
+    def expr(node_: str, off: int, kind: str, mode, how: str) -> Optional[ArgExpr]:
+        c = chain(node_)
+        return None if c is None else ArgExpr(c[0], off, kind, mode, how, c[1])
 
     for (nd, off), a in sorted(must.held.items()):
         e = expr(nd, off, a.kind, a.mode, "%s at %s" % (a.call, a.where))
         if e is not None:
             s.acquires.append(e)
+    s.may_acquire = _may_acquire(flow, facts, exits, must, summary_of, expr)
     for (nd, off), (kind, _direct, how) in sorted(must.rel.items()):
         e = expr(nd, off, kind, None, how)
         if e is not None:
@@ -415,6 +491,43 @@ def summarise(name: str, insns: List[Insn], summary_of: Optional[SummaryFn] = No
             s.releases_unknown.add(kind)
     s.releases_unknown |= must.rel_unknown
     return s
+
+
+def _sort_key(item):
+    k = item[0]
+    return k[:3] + (k[3] or "",)
+
+
+def _may_acquire(flow: fl.Flow, facts: Dict[int, _Facts], exits: List[_Facts], must: _Facts,
+                 summary_of: Optional[SummaryFn], expr) -> List[ArgExpr]:
+    """The locks a function returns holding on some paths but not all (a dispatcher such
+    as ``xfs_ilock(ip, flags)``): held at some exit, not at every one, and released
+    nowhere in the function -- a lock it also releases on some path is the
+    "take it if needed, drop it if taken" idiom the path-blind analysis cannot pair up,
+    so it is not claimed."""
+    some = {}  # type: Dict[MayKey, Acq]
+    for e in exits:
+        for k, a in list(e.held.items()) + list(e.may.items()):
+            if k[:2] not in must.held:
+                some.setdefault(_may_key(k[:2], a), a)
+    if not some:
+        return []
+    released = []  # type: List[Tuple[Optional[Key], str]]
+    for i in sorted(facts):
+        if flow.insns[i].mnemonic == "call" or _tail_exit(flow, flow.insns[i]):
+            r = _Facts()
+            _apply_call(flow, r, i, summary_of)
+            released.extend((k, v[0]) for k, v in r.rel.items())
+            released.extend((None, kind) for kind in r.rel_unknown)
+    out = []
+    for (nd, off, _k, _m), a in sorted(some.items(), key=_sort_key):
+        if any(kind == a.kind and (k is None or not _distinct(k, (nd, off)))
+               for k, kind in released):
+            continue
+        e = expr(nd, off, a.kind, a.mode, "%s at %s" % (a.call, a.where))
+        if e is not None:
+            out.append(e)
+    return out
 
 
 def function_holds(insns: List[Insn], end: int, summary_of: Optional[SummaryFn] = None,
@@ -462,7 +575,9 @@ def function_site(insns: List[Insn], end: int, summary_of: Optional[SummaryFn] =
     rsp = st.regs["rsp"]
     delta = fl.signed(rsp.off) if rsp.node == flow.entry("rsp") else None
     out = []
-    for key, a in sorted(at.held.items()):
+    for key, a in sorted(at.held.items()) + sorted(at.may.items(), key=_sort_key):
+        if a.may is not None and key[:2] in at.held:
+            continue
         out.append(SiteLock(a, _locate(flow, st, a.node, a.off, 3),
                             LC.RELEASES.get(a.kind, "a release"), insns[end].where, delta))
     # releases by its own primitive calls (the "drop the lock, then sleep" idiom), and
@@ -513,6 +628,37 @@ def loc_text(loc) -> str:
     if kind == "load":
         return "memory at (%s)%s" % (loc_text(loc[1]), d)
     return "?"
+
+
+def held_now(port, addr: int, kind: str, task: int) -> Tuple[bool, str, Optional[str]]:
+    """Return (the dump agrees ``task`` may hold it, words why, mode) for the lock of
+    ``kind`` at ``addr``: it must decode as locked, with a sound wait list, and an owner
+    field that names ``task`` or nobody; a spinning lock only when its owner field
+    names ``task`` (a task asleep holds none; PREEMPT_RT's record their owner).
+    ``mode``: 'writer'/'reader' when the lock's state tells.  Never raises."""
+    try:
+        lay = L.probe_layout(port, kind)
+        raw = port.read(addr, lay.size)
+    except CrashExtError as e:
+        return False, "cannot read it as %s: %s" % (_article(kind), e), None
+    st = L.decode_state(lay, raw, read_u64=port.read_u64)
+    if not st.locked:
+        return False, "free in the dump" if st.locked is False else \
+            "its state does not say locked", None
+    if st.owner_task is not None and st.owner_task != task:
+        return False, "its owner field names another task (%x)" % st.owner_task, None
+    if lay.wait_kind is not None:
+        ww = L.walk_waiters(port, lay, addr, raw, cap=64)
+        if ww.damaged:
+            return False, "not %s: %s" % (_article(kind), ww.damaged), None
+        if any(e.task == task for e in ww.entries):
+            return False, "the task waits for it itself", None
+    if kind in ("spinlock", "rwlock") and st.owner_task != task:
+        return False, "a sleeping task holds no spinning lock", None
+    words = ", ".join("%s=%s" % kv for kv in sorted(st.fields.items()))
+    who = "its owner field names this task" if st.owner_task == task else \
+        "it records no owner"
+    return True, "locked in the dump (%s; %s)" % (words, who), st.mode
 
 
 # ------------------------------------------------------------------- lockdep
@@ -666,7 +812,10 @@ class HoldsAnalyser:
         words = None
         dropped = []  # type: List[Tuple[object, SiteRelease]]   # releases further in
         for f, locks, rels in sites:
+            maybe = [sl for sl in locks if sl.acq.may is not None]
             for sl in locks:
+                if sl.acq.may is not None:
+                    continue
                 if sl.loc is None:
                     out.notes.append(
                         "frame #%d %s holds %s taken by %s at %s, but its address is kept "
@@ -697,8 +846,76 @@ class HoldsAnalyser:
                     address=val, kind=sl.acq.kind, mode=sl.acq.mode, frame=f.index,
                     function=f.function, source="code", weak=weak,
                     evidence=[_evidence(f, sl, val, how)]))
+            if maybe:
+                if args is None and any(sl.loc and _needs_args(sl.loc) for sl in maybe):
+                    args = self._args(bt)
+                if words is None:
+                    words = task_words(bt)
+                self._path_dependent(bt, f, maybe, args, words, dropped, out)
             dropped.extend((f, r) for r in rels)
         return out
+
+    def _path_dependent(self, bt, f, maybe: List[SiteLock], args, words, dropped,
+                        out: TaskHolds) -> None:
+        """Add to ``out`` the locks of ``maybe`` (frame ``f``'s callees took them on some
+        paths: :attr:`Acq.may`) that the dump shows held (:func:`held_now`), one per
+        address; a note for a call none of whose locks is."""
+        groups = {}  # type: Dict[Tuple[str, str], List[SiteLock]]
+        for sl in maybe:
+            groups.setdefault((sl.acq.call, sl.acq.where), []).append(sl)
+        for (call, where), sls in sorted(groups.items()):
+            n = sls[0].acq.may[1]
+            seen = {}  # type: Dict[int, list]
+            why_not = []  # type: List[str]
+            for sl in sls:
+                what = sl.acq.may[2]
+                if sl.loc is None:
+                    why_not.append("%s: its address is kept nowhere the dump shows" % what)
+                    continue
+                val, how, weak = self._value(bt, f, sl.loc, args, words, sl.rsp)
+                if val is None:
+                    why_not.append("%s: address not recovered%s" % (
+                        what, " (" + how + ")" if how else ""))
+                    continue
+                if self._released_further_in(bt, dropped, sl.acq.kind, val, args,
+                                             words) is not None:
+                    why_not.append("%s (%x): an inner frame may have released it" % (what, val))
+                    continue
+                ok, why, mode = held_now(self.port, val, sl.acq.kind, bt.task)
+                if not ok:
+                    why_not.append("%s (%x): %s" % (what, val, why))
+                    continue
+                seen.setdefault(val, []).append((sl, how, weak, why, mode))
+            kept = 0
+            for val, alts in sorted(seen.items()):
+                kinds = sorted({a[0].acq.kind for a in alts})
+                if len(kinds) > 1:
+                    out.notes.append("frame #%d %s: %s at %s may have taken %x as %s: the "
+                                     "dump does not tell which" % (
+                                         f.index, f.function, call, where, val,
+                                         " or ".join(_article(k) for k in kinds)))
+                    continue
+                sl, how, weak, why, mode = next(
+                    (a for a in alts if a[4] and a[0].acq.mode == a[4]), alts[0])
+                if mode is None and len({a[0].acq.mode for a in alts}) == 1:
+                    mode = sl.acq.mode
+                kept += 1
+                ev = [_evidence(f, sl, val, how) + "; that path is inferred: the lock is "
+                      "%s" % why]
+                if why_not:
+                    ev.append("the other locks %s takes on other paths are not held: %s"
+                              % (call, "; ".join(why_not)))
+                out.held.append(HeldLock(
+                    address=val, kind=sl.acq.kind, mode=mode, frame=f.index,
+                    function=f.function, source="code", weak=weak, path_dependent=True,
+                    evidence=ev))
+            if not kept:
+                out.notes.append("frame #%d %s: %s at %s %s depending on the path; the dump "
+                                 "shows %s held (%s)" % (
+                                     f.index, f.function, call, where,
+                                     "takes one of %d locks" % n if n else "takes a lock",
+                                     "none of them" if n > 1 else "it not",
+                                     "; ".join(why_not) or "no address known"))
 
     def _released_further_in(self, bt, dropped, kind: str, val: Optional[int], args, words):
         """The (frame, SiteRelease) of an inner frame that may have released a lock of

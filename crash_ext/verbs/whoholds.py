@@ -262,6 +262,9 @@ def format_held(r: Dict, cols: int = DEFAULT_WIDTH) -> str:
                                              " as %s" % h.mode if h.mode else "", st),
                         cols, "    ", "       "))
         out.extend(bullets(h.evidence, cols, "       "))
+        if h.path_dependent:
+            out.append("       - (which path the code took is inferred from the lock's "
+                       "state)")
         if h.weak:
             out.append("       - (the address rests on memory read now; it may have "
                        "changed since)")
