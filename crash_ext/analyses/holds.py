@@ -211,7 +211,7 @@ class _Facts:
 
     def sig(self):
         return (tuple(sorted(self.held)),
-                tuple(sorted(k[:3] + (k[3] or "",) for k in self.may)), tuple(sorted(self.tent)),
+                tuple(sorted(_order(k) for k in self.may)), tuple(sorted(self.tent)),
                 tuple(sorted(self.rel)), tuple(sorted(self.rel_unknown)))
 
 
@@ -230,8 +230,7 @@ def _meet(a: Optional[_Facts], b: _Facts, demote: bool = False) -> _Facts:
         for k, v in side.held.items():
             mk = _may_key(k, v)
             if k not in out.held and mk not in out.may:
-                out.may[mk] = v if v.may is not None else v._replace(
-                    may=(v.call, 0, "%s%s" % (_article(v.kind), _mode_words(v.mode))))
+                out.may[mk] = v
     out.tent = {k: v for k, v in a.tent.items() if k in b.tent}
     out.rel = dict(a.rel)
     out.rel.update(b.rel)
@@ -241,6 +240,11 @@ def _meet(a: Optional[_Facts], b: _Facts, demote: bool = False) -> _Facts:
 
 def _may_key(k: Key, a: Acq) -> MayKey:
     return (k[0], k[1], a.kind, a.mode)
+
+
+def _order(k: MayKey) -> tuple:
+    """A sort key for a MayKey (its mode may be None)."""
+    return k[:3] + (k[3] or "",)
 
 
 def _distinct(a: Key, b: Key) -> bool:
@@ -365,8 +369,9 @@ def _apply_call(flow: fl.Flow, f: _Facts, i: int, summary_of: Optional[SummaryFn
     for a in s.may_acquire:
         k = at_call(a)
         if k not in f.held:
-            f.may[(k[0], k[1], a.kind, a.mode)] = Acq(k[0], k[1], a.kind, a.mode, name or "?", ins.where,
-                           s.describe(a), (name or "?", len(s.may_acquire), _what(a)))
+            acq = Acq(k[0], k[1], a.kind, a.mode, name or "?", ins.where, s.describe(a),
+                      (name or "?", len(s.may_acquire), _what(a)))
+            f.may[_may_key(k, acq)] = acq
 
 
 def _analyse(flow: fl.Flow, summary_of: Optional[SummaryFn],
@@ -493,11 +498,6 @@ def summarise(name: str, insns: List[Insn], summary_of: Optional[SummaryFn] = No
     return s
 
 
-def _sort_key(item):
-    k = item[0]
-    return k[:3] + (k[3] or "",)
-
-
 def _may_acquire(flow: fl.Flow, facts: Dict[int, _Facts], exits: List[_Facts], must: _Facts,
                  summary_of: Optional[SummaryFn], expr) -> List[ArgExpr]:
     """The locks a function returns holding on some paths but not all (a dispatcher such
@@ -520,7 +520,7 @@ def _may_acquire(flow: fl.Flow, facts: Dict[int, _Facts], exits: List[_Facts], m
             released.extend((k, v[0]) for k, v in r.rel.items())
             released.extend((None, kind) for kind in r.rel_unknown)
     out = []
-    for (nd, off, _k, _m), a in sorted(some.items(), key=_sort_key):
+    for (nd, off, _k, _m), a in sorted(some.items(), key=lambda it: _order(it[0])):
         if any(kind == a.kind and (k is None or not _distinct(k, (nd, off)))
                for k, kind in released):
             continue
@@ -575,7 +575,7 @@ def function_site(insns: List[Insn], end: int, summary_of: Optional[SummaryFn] =
     rsp = st.regs["rsp"]
     delta = fl.signed(rsp.off) if rsp.node == flow.entry("rsp") else None
     out = []
-    for key, a in sorted(at.held.items()) + sorted(at.may.items(), key=_sort_key):
+    for key, a in sorted(at.held.items()) + sorted(at.may.items(), key=lambda it: _order(it[0])):
         if a.may is not None and key[:2] in at.held:
             continue
         out.append(SiteLock(a, _locate(flow, st, a.node, a.off, 3),

@@ -9,6 +9,7 @@ and kernel layouts) -- ``analyses`` (what it means) -- ``render`` (how it is sho
 import ast
 import os
 
+from crash_ext.analyses.waitfor import tarjan_scc
 from tests.unit.test_incrash_imports import ROOT, _imports
 
 #: layer -> the crash_ext layers it must not import
@@ -44,37 +45,11 @@ def _graph():
 
 def _cycles(g, within):
     """Return the import circles (strongly connected components of more than one
-    module) among the modules whose names start with ``within``."""
-    nodes = [m for m in g if m.startswith(within)]
-    index, low, stack, on, out = {}, {}, [], set(), []
-
-    def visit(v):
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on.add(v)
-        for w in sorted(g[v]):
-            if w not in nodes:
-                continue
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                out.append(sorted(comp))
-
-    for v in sorted(nodes):
-        if v not in index:
-            visit(v)
-    return out
+    module, each sorted) among the modules whose names start with ``within``."""
+    nodes = sorted(m for m in g if m.startswith(within))
+    inside = set(nodes)
+    comps = tarjan_scc(nodes, lambda v: sorted(w for w in g[v] if w in inside))
+    return sorted(sorted(c) for c in comps if len(c) > 1)
 
 
 def _layer(mod):
