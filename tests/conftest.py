@@ -7,8 +7,8 @@
 
 Targets (``KERNEL@CRASH``) come from ``tests.lab.labdumps.targets()``; the kernels from
 ``$CRASH_EXT_KERNELS`` (comma-separated; default all of labdumps.KERNELS), the crash
-versions from ``$CRASH_EXT_CRASHES``.  Tests run grouped by target (collection order kept
-within one), and at most ``$CRASH_EXT_LAB_SESSIONS`` (default 8) crash sessions stay open:
+versions from ``$CRASH_EXT_CRASHES``.  Tests run grouped by target and scenario
+(collection order kept within one), and at most ``$CRASH_EXT_LAB_SESSIONS`` (default 8) crash sessions stay open:
 the least recently used is closed (a crash session on a 6.x dump holds ~0.6 GB).
 
 Sessions start lazily (crash takes a few seconds to open a dump) and close at the end.
@@ -45,13 +45,17 @@ def type_store():
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Run the tests of one lab target (``KERNEL@CRASH``) together, so its crash sessions
-    are opened once; tests without a target come first, in their collection order."""
-    def target(item):
+    """Run the tests of one lab target (``KERNEL@CRASH``) together and, within it, those
+    of one scenario together, so that each crash session is opened once (crash takes
+    ~10 s to open a 6.x dump, and the per-session caches of code summaries go with it);
+    tests without a target come first, then those of a target without a scenario
+    parameter, each group in collection order."""
+    def key(item):
         cs = getattr(item, "callspec", None)
-        t = cs.params.get("target") if cs is not None else None
-        return t if isinstance(t, str) else ""
-    items[:] = sorted(items, key=target)
+        params = cs.params if cs is not None else {}
+        t, s = params.get("target"), params.get("scenario")
+        return (t if isinstance(t, str) else "", s if isinstance(s, str) else "")
+    items[:] = sorted(items, key=key)
 
 
 @pytest.fixture(scope="session")

@@ -30,10 +30,11 @@ from ..record import dataclass, field
 from ..compat import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from ..models import x86
-from ..models.disasm import Insn, parse_dis
+from ..models.disasm import Insn, gdb_as_dis, parse_dis
 from ..models.proto import Prototype, parse_whatis
 from ..models.btlazy import LazyBacktrace
 from ..models.stack import Backtrace, Frame
+from ..models.symtab import SymbolTable
 from ..port import CrashCommandError, CrashExtError, check_address_word
 from . import flow as fl
 from .solver import MASK as _MASK, ZERO, Lin, Params, Reason, Solver, value_of
@@ -1107,8 +1108,8 @@ class PortSources:
     """``dis``/``whatis``/memory callbacks on a Port, cached (share one across tasks),
     and the recoveries made through them.
 
-    ``dis(addr)`` runs ``dis -r ADDR`` and ``dis -f ADDR`` (the whole function around
-    ``addr``, by address so that clones and duplicate static names are unambiguous).
+    ``dis(addr)``: the whole function around ``addr`` as crash's ``dis`` prints it, by
+    address so that clones and duplicate static names are unambiguous.
     ``flows``: the runs of functions to their call sites (:mod:`.flow`), shared by
     every recovery; ``templates``: {shape: [Template]} (:meth:`recover`).
     """
@@ -1121,17 +1122,20 @@ class PortSources:
 
     def __init__(self, port):
         self.port = port
-        self._dis = {}  # type: Dict[int, Tuple[str, Set[int]]]
+        self._dis = {}  # type: Dict[int, str]     # {instruction address: its function's text}
+        self._symtab = None  # type: Optional[SymbolTable]
         self._whatis = {}  # type: Dict[str, str]
         self._words = {}  # type: Dict[int, Optional[int]]
         self.flows = {}  # type: Dict[tuple, fl.Flow]
         self.templates = {}  # type: Dict[tuple, List[Template]]
 
     def _covered(self, addr: int) -> Optional[str]:
-        for text, addrs in self._dis.values():
-            if addr in addrs:
-                return text
-        return None
+        return self._dis.get(addr)
+
+    def _keep(self, text: str) -> str:
+        for ins in parsed(text):
+            self._dis[ins.addr] = text
+        return text
 
     def _keep_dis(self, addr: int, back: str, fwd: str) -> str:
         """Join ``dis -r`` and ``dis -f`` answers at ``addr`` into one function's text,
@@ -1140,15 +1144,47 @@ class PortSources:
         flines = fwd.splitlines()
         if flines and lines and flines[0].split(":")[0] == lines[-1].split(":")[0]:
             flines = flines[1:]
-        text = "\n".join(lines + flines) + "\n"
-        insns = parsed(text)
-        self._dis[insns[0].addr if insns else addr] = (text, {i.addr for i in insns})
-        return text
+        return self._keep("\n".join(lines + flines) + "\n")
+
+    def symbols(self) -> Optional[SymbolTable]:
+        """Return crash's symbol table (``sym -l``, read once), None when crash did not
+        print one."""
+        if self._symtab is None:
+            try:
+                tab = SymbolTable(self.port.command("sym -l"))
+            except CrashExtError:
+                tab = SymbolTable("")
+            self._symtab = tab
+        return self._symtab if len(self._symtab) else None
+
+    def _gdb_dis(self, addr: int, answer: Optional[str] = None) -> Optional[str]:
+        """The function around ``addr`` from gdb's ``disassemble`` (``answer``: its text
+        when fetched already) with crash's names (:func:`gdb_as_dis`), kept; None when
+        gdb has no function there or crash no symbol table."""
+        tab = self.symbols()
+        if tab is None:
+            return None
+        if answer is None:
+            try:
+                answer = self.port.command("gdb disassemble %#x" % addr)
+            except CrashExtError:
+                return None
+        text = gdb_as_dis(answer, addr, tab)
+        return None if text is None else self._keep(text)
 
     def dis(self, addr: int) -> str:
-        """Return the disassembly of the whole function containing ``addr``; raises
-        what the port raises (CrashCommandError when crash has no code there)."""
+        """Return the disassembly of the whole function containing ``addr``, as crash's
+        ``dis`` prints it; raises what the port raises (CrashCommandError when crash has
+        no code there).
+
+        gdb's ``disassemble`` renamed with crash's symbol table gives the same text
+        about 30 times faster than ``dis -r ADDR`` + ``dis -f ADDR`` (crash looks up
+        every line's symbol itself); crash's ``dis`` answers where gdb knows no
+        function (a module whose debuginfo was not loaded)."""
         text = self._covered(addr)
+        if text is not None:
+            return text
+        text = self._gdb_dis(addr)
         if text is not None:
             return text
         back = self.port.command("dis -r %#x" % addr)
@@ -1192,9 +1228,9 @@ class PortSources:
                 words.append(check_address_word(n))
             except CrashExtError:
                 continue
-        cmds = []  # type: List[str]
-        for a in addrs:
-            cmds += ["dis -r %#x" % a, "dis -f %#x" % a]
+        if addrs:
+            self.symbols()
+        cmds = ["gdb disassemble %#x" % a for a in addrs]
         cmds += ["whatis %s" % n for n in words]
         if not cmds:
             return
@@ -1202,12 +1238,10 @@ class PortSources:
             outs = batch(cmds)
         except CrashExtError:
             return
-        for i, a in enumerate(addrs):
-            back, fwd = outs[2 * i], outs[2 * i + 1]
-            if isinstance(back, str) and isinstance(fwd, str) and \
-                    self._covered(a) is None:
-                self._keep_dis(a, back, fwd)
-        for n, out in zip(words, outs[2 * len(addrs):]):
+        for a, out in zip(addrs, outs):
+            if isinstance(out, str) and self._covered(a) is None:
+                self._gdb_dis(a, out)
+        for n, out in zip(words, outs[len(addrs):]):
             self._whatis[n] = out if isinstance(out, str) else ""
 
     def read(self, addr: int) -> Optional[int]:

@@ -730,9 +730,31 @@ class HoldsAnalyser:
         if not insns or insns[0].addr != addr:
             return None
         sub = self._summary_fn(depth - 1) if depth > 0 else None
-        s = summarise(name, insns, sub, self.src.dis)
+        if self._inert(insns, sub):
+            s = Summary(name=name)
+        else:
+            s = summarise(name, insns, sub, self.src.dis)
         self.summaries[key] = s
         return s
+
+    @staticmethod
+    def _inert(insns: List[Insn], sub: Optional[SummaryFn]) -> bool:
+        """True when the function of ``insns`` neither calls (or jumps to) a lock
+        primitive nor a function whose summary (``sub``) does anything to locks: its
+        own summary is empty without running the analysis (most callees are such)."""
+        for ins in insns:
+            if ins.mnemonic != "call" and not x86.is_jump(ins.mnemonic):
+                continue
+            if LC.primitive(_base(ins.branch_target_sym())) is not None:
+                return False
+            t = ins.branch_target()
+            if sub is None or t is None or insns[0].addr <= t <= insns[-1].addr:
+                continue                        # nothing to ask, or a jump inside
+            s = sub(ins)
+            if s is not None and (s.acquires or s.releases or s.releases_unknown or
+                                  s.may_acquire):
+                return False
+        return True
 
     def _summary_fn(self, depth: int) -> SummaryFn:
         def of(ins: Insn) -> Optional[Summary]:

@@ -258,3 +258,61 @@ def rip_target(ins: Insn, op: Operand) -> Optional[int]:
         if m and not op.seg:
             return int(m.group(1), 16)
     return None
+
+
+_GDB_HEAD = re.compile(r"^Dump of assembler code for function (?P<name>\S+?):?\s*$")
+_GDB_RANGE = re.compile(r"^Address range 0x(?P<lo>[0-9a-fA-F]+) to 0x(?P<hi>[0-9a-fA-F]+):")
+_GDB_LINE = re.compile(
+    r"^(?:=>)?\s*0x(?P<addr>[0-9a-fA-F]+) <[+-]?\d+>:\s*(?P<rest>.*)$")
+_ANNOTATED = re.compile(r"0x(?P<addr>[0-9a-fA-F]+) <[^>]*>")
+
+
+def gdb_as_dis(text: str, addr: int, symbols) -> Optional[str]:
+    """Return gdb's ``disassemble ADDR`` answer rewritten as crash ``dis`` lines of the
+    function around ``addr``, or None when it has no instruction at ``addr``.
+
+    gdb names places by its debug information (``foo`` for crash's
+    ``foo.constprop.0``, ``foo+9183399`` for ``foo.cold+798``, ``memcpy`` for
+    ``__memcpy``); every ``0xADDR <...>`` is renamed from ``symbols`` (crash's symbol
+    table: a :class:`~crash_ext.models.symtab.SymbolTable`), so the text reads as
+    crash's own; as in crash's ``dis``, of symbols sharing an address the line at
+    ``addr`` is named by the one crash names ``addr`` by, the other lines by the last
+    listed (a return address inside them is shown in that one).  Of a function in
+    several address ranges (a ``.cold`` part) only the range holding ``addr`` is kept,
+    from the symbol at or below ``addr``: the text ``dis -r ADDR`` and ``dis -f ADDR``
+    print together.
+    """
+    lines = []
+    rng = None
+    chosen = None
+    for line in text.splitlines():
+        m = _GDB_RANGE.match(line)
+        if m:
+            rng = (int(m.group("lo"), 16), int(m.group("hi"), 16))
+            if rng[0] <= addr < rng[1]:
+                chosen = rng
+            continue
+        m = _GDB_LINE.match(line)
+        if m:
+            lines.append((rng, int(m.group("addr"), 16), m.group("rest")))
+    def rename(m):
+        t = int(m.group("addr"), 16)
+        n = symbols.name_at(t)
+        return m.group(0) if n is None else "0x%x <%s>" % (t, n)
+    out = []
+    at = start = None
+    for r, a, rest in lines:
+        if r != chosen:
+            continue
+        sym = symbols.symbol(a, inside=a != addr)
+        if sym is None:
+            return None
+        if a == addr:
+            at = len(out)
+        if a == sym[0] and (at is None or a <= addr):
+            start = len(out)      # crash's dis starts at the symbol at or below addr
+        name = sym[1] if a == sym[0] else "%s+%d" % (sym[1], a - sym[0])
+        out.append("0x%x <%s>:\t%s" % (a, name, _ANNOTATED.sub(rename, rest)))
+    if at is None:
+        return None
+    return "\n".join(out[start or 0:]) + "\n"
