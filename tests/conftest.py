@@ -8,8 +8,9 @@
 Targets (``KERNEL@CRASH``) come from ``tests.lab.labdumps.targets()``; the kernels from
 ``$CRASH_EXT_KERNELS`` (comma-separated; default all of labdumps.KERNELS), the crash
 versions from ``$CRASH_EXT_CRASHES``.  Tests run grouped by target and scenario
-(collection order kept within one), and at most ``$CRASH_EXT_LAB_SESSIONS`` (default 8) crash sessions stay open:
-the least recently used is closed (a crash session on a 6.x dump holds ~0.6 GB).
+(collection order kept within one), and at most ``$CRASH_EXT_LAB_SESSIONS`` (default 8)
+crash sessions stay open: the least recently used is closed (a crash session on a 6.x
+dump holds ~0.6 GB).
 
 Sessions start lazily (crash takes a few seconds to open a dump) and close at the end.
 The lab module's symbols and types are loaded (``mod -s``) so module frames resolve.

@@ -1178,9 +1178,9 @@ class PortSources:
         no code there).
 
         gdb's ``disassemble`` renamed with crash's symbol table gives the same text
-        about 30 times faster than ``dis -r ADDR`` + ``dis -f ADDR`` (crash looks up
-        every line's symbol itself); crash's ``dis`` answers where gdb knows no
-        function (a module whose debuginfo was not loaded)."""
+        in ~2 ms instead of ~7 ms for ``dis -r ADDR`` + ``dis -f ADDR`` (crash looks
+        up every line's symbol itself; docs/design.md); crash's ``dis`` answers where
+        gdb knows no function (a module whose debuginfo was not loaded)."""
         text = self._covered(addr)
         if text is not None:
             return text

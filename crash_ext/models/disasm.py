@@ -260,7 +260,6 @@ def rip_target(ins: Insn, op: Operand) -> Optional[int]:
     return None
 
 
-_GDB_HEAD = re.compile(r"^Dump of assembler code for function (?P<name>\S+?):?\s*$")
 _GDB_RANGE = re.compile(r"^Address range 0x(?P<lo>[0-9a-fA-F]+) to 0x(?P<hi>[0-9a-fA-F]+):")
 _GDB_LINE = re.compile(
     r"^(?:=>)?\s*0x(?P<addr>[0-9a-fA-F]+) <[+-]?\d+>:\s*(?P<rest>.*)$")
@@ -295,6 +294,7 @@ def gdb_as_dis(text: str, addr: int, symbols) -> Optional[str]:
         m = _GDB_LINE.match(line)
         if m:
             lines.append((rng, int(m.group("addr"), 16), m.group("rest")))
+
     def rename(m):
         t = int(m.group("addr"), 16)
         n = symbols.name_at(t)
