@@ -30,7 +30,7 @@ from ..record import dataclass, field
 from ..compat import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from ..models import x86
-from ..models.disasm import Insn, gdb_as_dis, parse_dis
+from ..models.disasm import Insn, gdb_as_dis, join_dis, parse_dis
 from ..models.proto import Prototype, parse_whatis
 from ..models.btlazy import LazyBacktrace
 from ..models.stack import Backtrace, Frame
@@ -1137,15 +1137,6 @@ class PortSources:
             self._dis[ins.addr] = text
         return text
 
-    def _keep_dis(self, addr: int, back: str, fwd: str) -> str:
-        """Join ``dis -r`` and ``dis -f`` answers at ``addr`` into one function's text,
-        keep it and return it."""
-        lines = back.rstrip("\n").splitlines()
-        flines = fwd.splitlines()
-        if flines and lines and flines[0].split(":")[0] == lines[-1].split(":")[0]:
-            flines = flines[1:]
-        return self._keep("\n".join(lines + flines) + "\n")
-
     def symbols(self) -> Optional[SymbolTable]:
         """Return crash's symbol table (``sym -l``, read once), None when crash did not
         print one."""
@@ -1189,7 +1180,7 @@ class PortSources:
             return text
         back = self.port.command("dis -r %#x" % addr)
         fwd = self.port.command("dis -f %#x" % addr)
-        return self._keep_dis(addr, back, fwd)
+        return self._keep(join_dis(back, fwd))
 
     def whatis(self, name: str) -> str:
         """Return ``whatis NAME`` text, "" when crash has no prototype for it."""
@@ -1228,8 +1219,6 @@ class PortSources:
                 words.append(check_address_word(n))
             except CrashExtError:
                 continue
-        if addrs:
-            self.symbols()
         cmds = ["gdb disassemble %#x" % a for a in addrs]
         cmds += ["whatis %s" % n for n in words]
         if not cmds:

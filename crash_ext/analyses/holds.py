@@ -444,7 +444,8 @@ def summarise(name: str, insns: List[Insn], summary_of: Optional[SummaryFn] = No
     (``summary_of``: summaries of its own callees, None to use primitives only).
     Never raises; a function without usable code summarises as doing nothing."""
     s = Summary(name=name)
-    if not insns or insns[0].offset != 0 or len(insns) > MAX_SUMMARY_INSNS:
+    if not insns or insns[0].offset != 0 or len(insns) > MAX_SUMMARY_INSNS or \
+            _inert(insns, summary_of):
         return s
     flow = fl.Flow("#s", insns[0].func, insns)
     fl.run(flow, len(insns) - 1, dis_fn=dis_fn)
@@ -496,6 +497,25 @@ def summarise(name: str, insns: List[Insn], summary_of: Optional[SummaryFn] = No
             s.releases_unknown.add(kind)
     s.releases_unknown |= must.rel_unknown
     return s
+
+
+def _inert(insns: List[Insn], summary_of: Optional[SummaryFn]) -> bool:
+    """True when the function of ``insns`` neither calls (or jumps to) a lock primitive
+    nor a function whose summary does anything to locks: its summary is empty without
+    running the analysis (most callees are such)."""
+    for ins in insns:
+        if ins.mnemonic != "call" and not x86.is_jump(ins.mnemonic):
+            continue
+        if LC.primitive(_base(ins.branch_target_sym())) is not None:
+            return False
+        t = ins.branch_target()
+        if summary_of is None or t is None or insns[0].addr <= t <= insns[-1].addr:
+            continue                        # nothing to ask, or a jump inside
+        s = summary_of(ins)
+        if s is not None and (s.acquires or s.releases or s.releases_unknown or
+                              s.may_acquire):
+            return False
+    return True
 
 
 def _may_acquire(flow: fl.Flow, facts: Dict[int, _Facts], exits: List[_Facts], must: _Facts,
@@ -730,31 +750,9 @@ class HoldsAnalyser:
         if not insns or insns[0].addr != addr:
             return None
         sub = self._summary_fn(depth - 1) if depth > 0 else None
-        if self._inert(insns, sub):
-            s = Summary(name=name)
-        else:
-            s = summarise(name, insns, sub, self.src.dis)
+        s = summarise(name, insns, sub, self.src.dis)
         self.summaries[key] = s
         return s
-
-    @staticmethod
-    def _inert(insns: List[Insn], sub: Optional[SummaryFn]) -> bool:
-        """True when the function of ``insns`` neither calls (or jumps to) a lock
-        primitive nor a function whose summary (``sub``) does anything to locks: its
-        own summary is empty without running the analysis (most callees are such)."""
-        for ins in insns:
-            if ins.mnemonic != "call" and not x86.is_jump(ins.mnemonic):
-                continue
-            if LC.primitive(_base(ins.branch_target_sym())) is not None:
-                return False
-            t = ins.branch_target()
-            if sub is None or t is None or insns[0].addr <= t <= insns[-1].addr:
-                continue                        # nothing to ask, or a jump inside
-            s = sub(ins)
-            if s is not None and (s.acquires or s.releases or s.releases_unknown or
-                                  s.may_acquire):
-                return False
-        return True
 
     def _summary_fn(self, depth: int) -> SummaryFn:
         def of(ins: Insn) -> Optional[Summary]:

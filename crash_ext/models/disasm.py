@@ -260,6 +260,17 @@ def rip_target(ins: Insn, op: Operand) -> Optional[int]:
     return None
 
 
+def join_dis(back: str, fwd: str) -> str:
+    """Return crash's ``dis -r ADDR`` and ``dis -f ADDR`` answers joined into the text
+    of the whole function around ADDR (the line at ADDR, which both print, once when
+    both print it alike)."""
+    lines = back.rstrip("\n").splitlines()
+    flines = fwd.splitlines()
+    if flines and lines and flines[0].split(":")[0] == lines[-1].split(":")[0]:
+        flines = flines[1:]
+    return "\n".join(lines + flines) + "\n"
+
+
 _GDB_RANGE = re.compile(r"^Address range 0x(?P<lo>[0-9a-fA-F]+) to 0x(?P<hi>[0-9a-fA-F]+):")
 _GDB_LINE = re.compile(
     r"^(?:=>)?\s*0x(?P<addr>[0-9a-fA-F]+) <[+-]?\d+>:\s*(?P<rest>.*)$")
@@ -309,7 +320,7 @@ def gdb_as_dis(text: str, addr: int, symbols) -> Optional[str]:
             return None
         if a == addr:
             at = len(out)
-        if a == sym[0] and (at is None or a <= addr):
+        if a == sym[0] and a <= addr:
             start = len(out)      # crash's dis starts at the symbol at or below addr
         name = sym[1] if a == sym[0] else "%s+%d" % (sym[1], a - sym[0])
         out.append("0x%x <%s>:\t%s" % (a, name, _ANNOTATED.sub(rename, rest)))

@@ -14,21 +14,12 @@ import os
 
 import pytest
 
-from crash_ext.models.disasm import gdb_as_dis, parse_dis
+from crash_ext.models.disasm import gdb_as_dis, join_dis, parse_dis
 from crash_ext.models.symtab import SymbolTable
 
 with open(os.path.join(os.path.dirname(__file__), "data", "lab61_gdbdis.json")) as f:
     DATA = json.load(f)
 TABLE = SymbolTable("\n".join(DATA["symbols"]))
-
-
-def _crash_text(case):
-    """crash's ``dis -r`` and ``dis -f`` joined (the line at ADDR printed once)."""
-    back = [ln for ln in case["dis_r"].splitlines() if ln.startswith("0x")]
-    fwd = [ln for ln in case["dis_f"].splitlines() if ln.startswith("0x")]
-    if back and fwd and back[-1].split()[0] == fwd[0].split()[0]:
-        fwd = fwd[1:]
-    return "\n".join(back + fwd) + "\n"
 
 
 def _view(text):
@@ -42,7 +33,7 @@ def _view(text):
 def test_same_instructions_and_names_as_crash_dis(case):
     got = gdb_as_dis(case["gdb"], int(case["addr"], 16), TABLE)
     assert got is not None
-    want = _view(_crash_text(case))
+    want = _view(join_dis(case["dis_r"], case["dis_f"]))
     assert want and _view(got) == want
 
 
