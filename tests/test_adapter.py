@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from crash_ext.adapters import crashproc
 from crash_ext.adapters.crashproc import CrashProcess
 from crash_ext.models.ps import parse_ps
 from crash_ext.port import (BadArgument, CrashCommandError, CrashDied, CrashTimeout,
@@ -264,6 +265,24 @@ def test_bad_dump_reports_died(dump, tmp_path):
     p = CrashProcess(dump.vmlinux, str(tmp_path / "missing.vmcore"), crash=dump.crash)
     with pytest.raises(CrashDied) as ei:
         p.command("sys")
+    assert "No such file or directory" in str(ei.value)
+    p.close()
+
+
+def test_bad_dump_reports_died_when_crash_exits_before_we_write(dump, tmp_path, monkeypatch):
+    """On a loaded machine crash can exit before our first write: the write meets a
+    closed pipe, and crash's error, still unread in the pipe, must reach the message."""
+    grow = crashproc._grow_pipe
+
+    def slow_grow(fd):
+        grow(fd)
+        time.sleep(1.5)          # crash exits with its error meanwhile
+
+    monkeypatch.setattr(crashproc, "_grow_pipe", slow_grow)
+    p = CrashProcess(dump.vmlinux, str(tmp_path / "missing.vmcore"), crash=dump.crash)
+    with pytest.raises(CrashDied) as ei:
+        p.command("sys")
+    assert "failed to start" in str(ei.value)
     assert "No such file or directory" in str(ei.value)
     p.close()
 

@@ -262,17 +262,45 @@ class CrashProcess(CommandTypes, Port):
             except OSError:
                 pass
 
+    def _drain(self, fd: int, quiet: float = 0.2, limit: float = 2.0) -> None:
+        """Append to the buffer what crash wrote before it exited and we had not read
+        (its error, when our write met a closed pipe first).  Returns at end of file,
+        after ``quiet`` seconds without output, or after ``limit`` seconds."""
+        deadline = time.monotonic() + limit
+        while True:
+            left = min(quiet, deadline - time.monotonic())
+            if left <= 0:
+                return
+            try:
+                r, _, _ = select.select([fd], [], [], left)
+            except InterruptedError:
+                continue
+            except (OSError, ValueError):
+                return
+            if not r:
+                return
+            try:
+                data = os.read(fd, _READ_CHUNK)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            self._buf += data
+
     def _died(self, what: str) -> CrashDied:
         """Reap crash, build the CrashDied to raise (exit status + crash's last lines)."""
         p = self._proc
-        text = bytes(self._buf).decode("utf-8", "replace")
-        tail = text.strip().splitlines()[-8:]
         rc = None
         if p is not None:
             try:
                 rc = p.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 rc = None
+            self._drain(p.stdout.fileno())
+        text = bytes(self._buf).decode("utf-8", "replace")
+        tail = text.strip().splitlines()[-8:]
         self._kill()
         if rc is None:
             status = "unknown status"
@@ -334,7 +362,7 @@ class CrashProcess(CommandTypes, Port):
         if p is None:
             raise CrashDied("crash is not running")
         if p.poll() is not None:
-            raise self._died("exited")
+            raise self._died("exited" if not starting else "failed to start")
         payload = bytearray()
         tokens = []
         if starting:
