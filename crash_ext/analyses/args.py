@@ -710,7 +710,7 @@ class _Recovery:
             if f.clone and name == f.frame.function:
                 continue
             try:
-                p = parse_whatis(self.whatis_fn(name) or "")
+                p = parse_whatis(self.whatis_fn(name) or "", name)
             except Exception:  # noqa: BLE001 - no prototype is not an error
                 p = None
             if p is not None:

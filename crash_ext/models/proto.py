@@ -88,9 +88,16 @@ def _param(text: str) -> Param:
     return Param(t)
 
 
-def parse_whatis(text: str) -> Optional[Prototype]:
-    """Return the Prototype in ``whatis`` output, or None when ``text`` holds no function
-    prototype (an error message, a variable).  Never raises."""
+def parse_whatis(text: str, function: Optional[str] = None) -> Optional[Prototype]:
+    """Return the Prototype in ``whatis`` output (of ``function``, when given), or None
+    when ``text`` holds no function prototype (an error message, a variable).
+
+    crash's ``whatis`` of a function whose gdb type has no name puts the name after the
+    first ``(*`` it finds, which is inside a function-pointer parameter when there is
+    one: ``long (struct completion *, long (*__wait_for_common)(long), long, int);``.
+    Given ``function``, that name is moved back where it belongs (``long
+    __wait_for_common(struct completion *, long (*)(long), long, int);``) and the
+    parameter stays unnamed.  Never raises."""
     line = None
     for ln in text.splitlines():
         ln = ln.strip()
@@ -131,4 +138,12 @@ def parse_whatis(text: str) -> Optional[Prototype]:
             proto.variadic = True
             continue
         proto.params.append(_param(p))
+    if name is None and function:
+        slot = "(*%s)" % function
+        moved = [q for q in proto.params if q.name == function and "(*)" in q.type]
+        if len(moved) == 1 and inner.count(slot) == 1:
+            moved[0].name = None
+            proto.name = function
+            proto.text = "%s%s%s(%s);" % (ret, "" if ret.endswith("*") else " ", function,
+                                           inner.replace(slot, "(*)"))
     return proto

@@ -42,7 +42,11 @@ def wrap(text: str, cols: int, indent: str = "", hang: Optional[str] = None) -> 
     (default: ``indent`` + 2 spaces)."""
     if hang is None:
         hang = indent + "  "
-    lines = textwrap.wrap(text, width=max(cols, len(hang) + 20), initial_indent=indent,
+    cols = max(cols, len(hang) + 20)
+    if text and len(indent) + len(text) <= cols and text.isprintable() \
+            and not text[-1].isspace():
+        return [indent + text]        # what textwrap returns for a line that fits
+    lines = textwrap.wrap(text, width=cols, initial_indent=indent,
                           subsequent_indent=hang, break_long_words=False,
                           break_on_hyphens=False)
     return lines or [indent.rstrip()]

@@ -177,3 +177,22 @@ def test_whatis_prototypes():
     assert p.variadic and p.params[1].name == "a" and p.params[2].name == "cb"
     assert p.registers() == [None, None, None]     # after a struct by value: uncertain
     assert parse_whatis("whatis: gdb request failed: whatis lab_take\n") is None
+
+
+def test_whatis_name_crash_put_in_a_function_pointer_parameter():
+    # crash 8.0.6 and 9.0.2, ``whatis __wait_for_common`` on Debian's 6.1 (gdb itself
+    # says ``type = long (struct completion *, long (*)(long), long, int)``)
+    text = "long (struct completion *, long (*__wait_for_common)(long), long, int);\n"
+    p = parse_whatis(text, "__wait_for_common")
+    assert p.name == "__wait_for_common" and p.ret == "long"
+    assert [(x.type, x.name) for x in p.params] == [
+        ("struct completion *", None), ("long (*)(long)", None), ("long", None),
+        ("int", None)]
+    assert p.text == ("long __wait_for_common(struct completion *, long (*)(long), long, "
+                      "int);")
+    assert p.registers() == ["rdi", "rsi", "rdx", "rcx"]
+    # a parameter's own name is kept, and so is the text without the function's name
+    p = parse_whatis("int f(struct path, int *a, void (*cb)(int), ...);", "cb")
+    assert p.name == "f" and p.params[2].name == "cb"
+    p = parse_whatis("void *(void *(*g)(int), int)", "g2")
+    assert p.name is None and p.params[0].name == "g"

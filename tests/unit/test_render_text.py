@@ -117,3 +117,27 @@ def test_record_behaves_like_a_dataclass():
         class Bad:
             a: int = 0
             b: int
+
+
+def _textwrap_wrap(text, cols, indent="", hang=None):
+    """render.text.wrap as textwrap alone gives it (the reference for its short cut)."""
+    import textwrap
+    hang = indent + "  " if hang is None else hang
+    lines = textwrap.wrap(text, width=max(cols, len(hang) + 20), initial_indent=indent,
+                          subsequent_indent=hang, break_long_words=False,
+                          break_on_hyphens=False)
+    return lines or [indent.rstrip()]
+
+
+def test_wrap_short_cut_is_textwrap():
+    from crash_ext.render.text import wrap
+    rnd = random.Random(16)
+    alphabet = ["a", "b", "x", "%rbx", " ", "  ", "\t", "\n", "\u00a0", "\u3000", "\u2028",
+                "\u00e9", "-", "=", "[weak]", "ffff8cfcc22919b0"]
+    for _ in range(20000):
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randrange(0, 30)))
+        cols = rnd.choice([1, 20, 30, 40, 60, 80, 120])
+        indent = rnd.choice(["", "  ", "    ", " #"])
+        hang = rnd.choice([None, "", "        "])
+        assert wrap(text, cols, indent, hang) == _textwrap_wrap(text, cols, indent, hang), \
+            (text, cols, indent, hang)
