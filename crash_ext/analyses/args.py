@@ -61,7 +61,10 @@ class Arg:
     'conflict'; ``provenance``: how the value was found, step by step; ``reason``: why
     it is unknown, or what the conflict is; ``alternatives``: for conflicts, the other
     values found, each with its chain; ``weak``: the chain rests on a stack slot that a
-    callee could have changed.
+    callee could have changed; ``wording``: when the Arg was answered from a
+    :class:`Template`, ``provenance``'s steps with the task's numbers left out (one
+    tuple object for every task that template answers: what is made from the chain's
+    words alone can be made once), else None.
     """
     name: str
     type: Optional[str]
@@ -72,6 +75,7 @@ class Arg:
     reason: Optional[str] = None
     alternatives: List[Tuple[int, List[str]]] = field(default_factory=list)
     weak: bool = False
+    wording: Optional[Tuple[str, ...]] = None
 
 
 @dataclass
@@ -1049,7 +1053,8 @@ def _answer_function(plan: tuple, hexes, values):
             ("reason", text(reason)),
             ("alternatives", "[%s]" % ",".join("(%s,%s)" % (num(av), texts(ch))
                                                for av, ch in alts)),
-            ("weak", repr(weak))])
+            ("weak", repr(weak)),
+            ("wording", repr(tuple(x[0] if x.__class__ is tuple else x for x in prov)))])
             for name, typ, reg, value, prov, status, reason, alts, weak in args]
         fexprs.append(rec("FrameArgs", [
             ("index", repr(index)), ("function", repr(function)), ("module", repr(module)),

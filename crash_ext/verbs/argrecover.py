@@ -160,14 +160,10 @@ MOD_HINT = ("no prototype for module %s's functions: load its debuginfo (crash-e
             "have types and names")
 
 
-def _frame_lines(f: FrameArgs, port: Port, decode: bool, lines: List[str],
-                 evidence: bool = False, cols: int = DEFAULT_WIDTH) -> None:
-    """Append the text lines of frame ``f`` to ``lines``: one line per argument (name,
-    type, register, value, decode, evidence tag), or with ``evidence`` each value's
-    whole chain."""
-    add = lines.append
-    mod = " [%s]" % f.module if f.module else ""
-    add(" #%d %s%s" % (f.index, f.function, mod))
+def _frame_head(f: FrameArgs, cols: int) -> List[str]:
+    """Return the lines that introduce frame ``f``: ``#N function [module]``, its
+    prototype and its notes."""
+    lines = [" #%d %s%s" % (f.index, f.function, " [%s]" % f.module if f.module else "")]
     if f.prototype:
         lines.extend(wrap(f.prototype.strip(), cols, "    ", "        "))
     warnings = list(f.warnings)
@@ -176,41 +172,79 @@ def _frame_lines(f: FrameArgs, port: Port, decode: bool, lines: List[str],
         warnings.append(MOD_HINT % (f.module, f.module, f.module))
     for w in warnings:
         lines.extend(wrap("note: %s" % w, cols, "    ", "      "))
+    return lines
+
+
+def _arg_lines(a: Arg, port: Port, decode: bool, evidence: bool, cols: int) -> List[str]:
+    """Return the lines of argument ``a``: name, type, register, value, decode and
+    evidence tag, or with ``evidence`` its whole chain."""
+    lines = []  # type: List[str]
+    typ = " (%s)" % a.type if a.type else ""
+    reg = " %%%s" % a.register if a.register else ""
+    if a.status == "recovered":
+        d = _decode(port, a, decode)
+        if evidence:
+            weak = "  [weak: rests on a stack slot a callee could have changed]" \
+                if a.weak else ""
+            lines.extend(wrap("%s%s%s = %s%s%s" % (
+                a.name, typ, reg, _show(a), "  -> " + d if d else "", weak), cols,
+                "    ", "        "))
+            for step in _chain(a.provenance):
+                lines.extend(wrap("<- %s" % step, cols, "        ", "           "))
+        else:
+            lines.extend(wrap("%s%s%s = %s%s  [%s]" % (
+                a.name, typ, reg, _show(a), "  -> " + d if d else "", evidence_tag(a)),
+                cols, "    ", "        "))
+    elif a.status == "conflict":
+        lines.extend(wrap("%s%s%s = CONFLICT: %s" % (a.name, typ, reg, a.reason or ""),
+                          cols, "    ", "        "))
+        if evidence:
+            for v, chain in ([(a.value, a.provenance)] if a.value is not None
+                             else []) + list(a.alternatives):
+                lines.extend(wrap("%x <- %s" % (v, "; ".join(chain).replace(
+                    "\u2190", "<-")), cols, "        ", "           "))
+    elif evidence:
+        lines.extend(wrap("%s%s%s = unknown (%s)" % (
+            a.name, typ, reg, a.reason or "no evidence"), cols, "    ", "        "))
+    else:
+        lines.append("    %s%s%s = unknown  [-v says why]" % (a.name, typ, reg))
+    return lines
+
+
+def _frame_lines(f: FrameArgs, port: Port, decode: bool, lines: List[str],
+                 evidence: bool = False, cols: int = DEFAULT_WIDTH,
+                 memo: Optional[dict] = None) -> None:
+    """Append the text lines of frame ``f`` to ``lines``: its head, then one line per
+    argument, or with ``evidence`` each value's whole chain.
+
+    ``memo``: a dict kept across the frames of one output.  In it the heads are made
+    once, and so are the lines of an argument answered from a template
+    (:attr:`Arg.wording`) per value: without ``evidence`` or ``decode`` they depend on
+    nothing else, and a template's tasks share their wording (many share values too)."""
+    if memo is None:
+        lines.extend(_frame_head(f, cols))
+    else:
+        key = (f.index, f.function, f.module, f.prototype, tuple(f.warnings), cols)
+        head = memo.get(key)
+        if head is None:
+            head = memo[key] = _frame_head(f, cols)
+        lines.extend(head)
     if f.module and not f.prototype and not evidence and all(
             a.status == "unknown" for a in f.args):
-        add("    arguments: unknown (%d argument registers, no prototype)" % len(f.args))
+        lines.append("    arguments: unknown (%d argument registers, no prototype)"
+                     % len(f.args))
         return
+    shared = memo is not None and not decode and not evidence
     for a in f.args:
-        typ = " (%s)" % a.type if a.type else ""
-        reg = " %%%s" % a.register if a.register else ""
-        if a.status == "recovered":
-            d = _decode(port, a, decode)
-            if evidence:
-                weak = "  [weak: rests on a stack slot a callee could have changed]" \
-                    if a.weak else ""
-                lines.extend(wrap("%s%s%s = %s%s%s" % (
-                    a.name, typ, reg, _show(a), "  -> " + d if d else "", weak), cols,
-                    "    ", "        "))
-                for step in _chain(a.provenance):
-                    lines.extend(wrap("<- %s" % step, cols,
-                                      "        ", "           "))
-            else:
-                lines.extend(wrap("%s%s%s = %s%s  [%s]" % (
-                    a.name, typ, reg, _show(a), "  -> " + d if d else "",
-                    evidence_tag(a)), cols, "    ", "        "))
-        elif a.status == "conflict":
-            lines.extend(wrap("%s%s%s = CONFLICT: %s" % (a.name, typ, reg, a.reason or ""),
-                              cols, "    ", "        "))
-            if evidence:
-                for v, chain in ([(a.value, a.provenance)] if a.value is not None
-                                 else []) + list(a.alternatives):
-                    lines.extend(wrap("%x <- %s" % (v, "; ".join(chain).replace(
-                        "\u2190", "<-")), cols, "        ", "           "))
-        elif evidence:
-            lines.extend(wrap("%s%s%s = unknown (%s)" % (
-                a.name, typ, reg, a.reason or "no evidence"), cols, "    ", "        "))
+        if shared and a.wording is not None:
+            key = (a.wording, a.name, a.type, a.register, a.status, a.value, a.weak,
+                   a.reason, cols)
+            got = memo.get(key)
+            if got is None:
+                got = memo[key] = _arg_lines(a, port, False, False, cols)
+            lines.extend(got)
         else:
-            add("    %s%s%s = unknown  [-v says why]" % (a.name, typ, reg))
+            lines.extend(_arg_lines(a, port, decode, evidence, cols))
 
 
 _ARGN = re.compile(r"arg[0-9]+\??\Z")
@@ -248,8 +282,10 @@ def _ref(snap: Optional[Snapshot], ta: TaskArgs) -> TaskRef:
 
 
 def _render(port: Port, ta: TaskArgs, frames: List[FrameArgs], opts, decode: bool,
-            out, snap: Optional[Snapshot] = None) -> Optional[dict]:
-    """Print ``frames`` of ``ta`` (returns None), or with --json return their object."""
+            out, snap: Optional[Snapshot] = None, memo: Optional[dict] = None
+            ) -> Optional[dict]:
+    """Print ``frames`` of ``ta`` (returns None), or with --json return their object;
+    ``memo``: see :func:`_frame_lines`."""
     ref = _ref(snap, ta)
     name_params(port, frames)
     if opts.json:
@@ -263,7 +299,7 @@ def _render(port: Port, ta: TaskArgs, frames: List[FrameArgs], opts, decode: boo
     lines = [task_header(ref)]
     lines.extend("  note: %s" % w for w in ta.warnings)
     for f in frames:
-        _frame_lines(f, port, decode, lines, opts.evidence, cols)
+        _frame_lines(f, port, decode, lines, opts.evidence, cols, memo)
     lines.append("")
     out.write("\n".join(lines) + "\n")
     return None
@@ -305,11 +341,12 @@ def main(argv, port: Port, out=None) -> int:
             # decoding every pointer of every task would cost a crash command each;
             # tasks of one stack shape share one recovery (analyses.args.Template)
             docs = []
+            memo = {}  # type: dict
             with no_gc():
                 # each task's shape and words are read while crash prints the next ones
                 bts = snap.backtraces("UN", on_task=lambda bt: _view(views, bt))
                 for ta in recover_all(port, list(bts.values()), views=views):
-                    doc = _render(port, ta, ta.frames, opts, False, out, snap)
+                    doc = _render(port, ta, ta.frames, opts, False, out, snap, memo)
                     if opts.json:
                         docs.append(doc)
             if opts.json:
