@@ -5,6 +5,7 @@ crash process from outside.  Adapters implement :class:`Port`; analyses take a p
 """
 
 import re
+import weakref
 from .compat import List, Optional, Sequence, Tuple
 
 
@@ -115,6 +116,29 @@ class Port:
                 return t.task
         return None
 
+
+class HeldWeakly:
+    """An attribute that holds its object (a port) through a weak reference when the
+    object allows one, strongly otherwise.  The analyses keep their per-session caches
+    in dictionaries weak in their keys, the port; a cache that held its key strongly
+    would keep itself and the port alive after the session ends.  Reading it after the
+    object is gone returns None."""
+
+    def __set_name__(self, owner, name):
+        self.slot = "_held_" + name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        return obj.__dict__[self.slot]()
+
+    def __set__(self, obj, value):
+        try:
+            ref = weakref.ref(value)
+        except TypeError:
+            def ref():
+                return value
+        obj.__dict__[self.slot] = ref
 
 
 # The validators of user words live in words.py (one place for all verbs and adapters);

@@ -35,7 +35,7 @@ from ..models.proto import Prototype, parse_whatis
 from ..models.btlazy import LazyBacktrace
 from ..models.stack import Backtrace, Frame
 from ..models.symtab import SymbolTable
-from ..port import CrashCommandError, CrashExtError, check_address_word
+from ..port import CrashCommandError, CrashExtError, HeldWeakly, check_address_word
 from . import flow as fl
 from .solver import MASK as _MASK, ZERO, Lin, Params, Reason, Solver, value_of
 
@@ -1124,6 +1124,8 @@ class PortSources:
     TEMPLATES_PER_SHAPE = 8
     #: tasks whose memory words are fetched together by :meth:`recover_many`
     CHUNK = 256
+    #: the port read through (weakly: ``_SHARED`` is keyed by it)
+    port = HeldWeakly()
 
     def __init__(self, port):
         self.port = port

@@ -37,7 +37,7 @@ from ..models import lockcalls as LC
 from ..models import locks as L
 from ..models import x86
 from ..models.disasm import Insn
-from ..port import CrashExtError
+from ..port import CrashExtError, HeldWeakly
 from . import flow as fl
 from .args import parsed, sources_for, task_words
 from .blockedon import SCHED_FUNCS, classify_function
@@ -723,6 +723,9 @@ class HoldsAnalyser:
 
     ``sources``: :class:`~crash_ext.analyses.args.PortSources` (disassembly and argument
     recovery, shared with ``argrecover``)."""
+
+    #: weakly: ``_ANALYSERS`` is keyed by it
+    port = HeldWeakly()
 
     def __init__(self, port, sources=None):
         self.port = port

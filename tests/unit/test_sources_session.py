@@ -43,3 +43,22 @@ def test_port_without_identity_has_its_own():
     p, q = P(), P()
     assert A.sources_for(p) is A.sources_for(p)
     assert A.sources_for(p) is not A.sources_for(q)
+
+
+def test_caches_end_with_their_port():
+    # the CLI's port is its own key: a cache holding it strongly never ended (each
+    # crash session of a process kept its code, prototypes and recoveries: ~30 MB)
+    import gc
+    import weakref
+    from crash_ext.analyses import holds as H
+
+    class P:
+        pass
+    p = P()
+    src = A.sources_for(p)
+    an = H.analyser_for(p)
+    assert src.port is p and an.port is p and an.src is src
+    gone = weakref.ref(src), weakref.ref(an), weakref.ref(p)
+    del p, src, an
+    gc.collect()
+    assert [r() for r in gone] == [None, None, None]
