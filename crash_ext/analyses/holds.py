@@ -1108,15 +1108,25 @@ _ANALYSERS = weakref.WeakKeyDictionary()  # type: ignore
 
 def analyser_for(port) -> HoldsAnalyser:
     """Return the HoldsAnalyser shared by every use of ``port`` and of the ports made
-    over it (a snapshot's stack-reading port is keyed by its ``base_port``): the
-    per-function caches live as long as the crash session, across verbs and runs.  Its
-    per-task answers are kept per back trace (the task's stack pointer)."""
+    over it (a snapshot's stack-reading port is keyed by its ``base_port``), and, as
+    :func:`~crash_ext.analyses.args.sources_for` does, by the ports of one crash
+    session when they have a ``session_identity`` (pykdump's: one port per verb call):
+    the per-function caches live as long as the crash session, across verbs and runs.
+    Its per-task answers are kept per back trace (the task's stack pointer), across
+    verb calls only when the port's ``memory_fixed()`` says it reads a dump."""
     base = getattr(port, "base_port", port)
+    key = getattr(base, "session_identity", None)
+    key = base if key is None else key
     try:
-        a = _ANALYSERS.get(base)
+        a = _ANALYSERS.get(key)
         if a is None:
             a = HoldsAnalyser(base)
-            _ANALYSERS[base] = a
+            _ANALYSERS[key] = a
+        elif a.port is not base:
+            a.port = base
+            a.src = sources_for(base)
+            if not getattr(base, "memory_fixed", lambda: False)():
+                a.tasks = {}
         return a
     except TypeError:
         return HoldsAnalyser(base)

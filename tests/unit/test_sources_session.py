@@ -62,3 +62,21 @@ def test_caches_end_with_their_port():
     del p, src, an
     gc.collect()
     assert [r() for r in gone] == [None, None, None]
+
+
+def test_ports_of_one_session_share_the_holds_analysis():
+    from crash_ext.analyses import holds as H
+    s = _Session()
+    a, b = _Port(s, True), _Port(s, True)
+    an = H.analyser_for(a)
+    an.summaries[(1, 1)] = None
+    an.tasks["k"] = "held"
+    assert H.analyser_for(b) is an and an.port is b and an.src is A.sources_for(b)
+    assert an.summaries == {(1, 1): None} and an.tasks == {"k": "held"}
+    live = _Session()
+    an = H.analyser_for(_Port(live, False))
+    an.tasks["k"] = "held"
+    an.summaries[(1, 1)] = None
+    assert H.analyser_for(_Port(live, False)) is an
+    assert an.tasks == {} and an.summaries == {(1, 1): None}   # a live system's stacks move
+    assert H.analyser_for(_Port(_Session(), True)) is not an
