@@ -141,6 +141,27 @@ class HeldWeakly:
         obj.__dict__[self.slot] = ref
 
 
+def session_shared(table, port, make):
+    """Return the object ``table`` (a dictionary weak in its keys) keeps for ``port``'s
+    crash session: the ports with one ``session_identity`` (pykdump's: one port per
+    verb call) share one, any other port has its own.  ``make(port)`` makes it when
+    there is none (also when the key cannot be held weakly: then it is not kept).  When
+    an earlier port of the session made it, ``obj.rebind(port, fixed)`` hands it to
+    this one; ``fixed``: the port's ``memory_fixed()`` (a dump: what the cache read from
+    memory stays true), False when the port does not say."""
+    key = getattr(port, "session_identity", None)
+    key = port if key is None else key
+    try:
+        obj = table.get(key)
+        if obj is None:
+            obj = table[key] = make(port)
+        elif obj.port is not port:
+            obj.rebind(port, getattr(port, "memory_fixed", lambda: False)())
+        return obj
+    except TypeError:          # not weak-referenceable
+        return make(port)
+
+
 # The validators of user words live in words.py (one place for all verbs and adapters);
 # their names stay importable from here (resolved on first use: words imports this
 # module for BadArgument).

@@ -35,7 +35,8 @@ from ..models.proto import Prototype, parse_whatis
 from ..models.btlazy import LazyBacktrace
 from ..models.stack import Backtrace, Frame
 from ..models.symtab import SymbolTable
-from ..port import CrashCommandError, CrashExtError, HeldWeakly, check_address_word
+from ..port import (CrashCommandError, CrashExtError, HeldWeakly, check_address_word,
+                    session_shared)
 from . import flow as fl
 from .solver import MASK as _MASK, ZERO, Lin, Params, Reason, Solver, value_of
 
@@ -1136,6 +1137,14 @@ class PortSources:
         self.flows = {}  # type: Dict[tuple, fl.Flow]
         self.templates = {}  # type: Dict[tuple, List[Template]]
 
+    def rebind(self, port, fixed: bool) -> None:
+        """Read through ``port``, a later port of this one's crash session (see
+        :func:`~crash_ext.port.session_shared`); memory words are dropped unless
+        ``fixed``."""
+        self.port = port
+        if not fixed:
+            self._words = {}
+
     def _covered(self, addr: int) -> Optional[str]:
         return self._dis.get(addr)
 
@@ -1365,20 +1374,7 @@ def sources_for(port) -> PortSources:
     prototypes and the recoveries (functions of each task's own words); the memory
     words too when the port's ``memory_fixed()`` says it reads a dump (a live system's
     memory changes: read again in each call)."""
-    key = getattr(port, "session_identity", None)
-    key = port if key is None else key
-    try:
-        src = _SHARED.get(key)
-        if src is None:
-            src = PortSources(port)
-            _SHARED[key] = src
-        elif src.port is not port:
-            src.port = port
-            if not getattr(port, "memory_fixed", lambda: False)():
-                src._words = {}
-        return src
-    except TypeError:          # not weak-referenceable
-        return PortSources(port)
+    return session_shared(_SHARED, port, PortSources)
 
 
 def recover_with_port(port, bt: Backtrace, sources: Optional[PortSources] = None

@@ -37,7 +37,7 @@ from ..models import lockcalls as LC
 from ..models import locks as L
 from ..models import x86
 from ..models.disasm import Insn
-from ..port import CrashExtError, HeldWeakly
+from ..port import CrashExtError, HeldWeakly, session_shared
 from . import flow as fl
 from .args import parsed, sources_for, task_words
 from .blockedon import SCHED_FUNCS, classify_function
@@ -736,6 +736,15 @@ class HoldsAnalyser:
         self.tasks = {}  # type: Dict[tuple, TaskHolds]
         self.has_lockdep = None  # type: Optional[bool]
 
+    def rebind(self, port, fixed: bool) -> None:
+        """Work through ``port``, a later port of this one's crash session (see
+        :func:`~crash_ext.port.session_shared`); what each task holds is dropped unless
+        ``fixed`` (the stacks of a live system move)."""
+        self.port = port
+        self.src = sources_for(port)
+        if not fixed:
+            self.tasks = {}
+
     def _insns(self, addr: int) -> List[Insn]:
         return parsed(self.src.dis(addr) or "")
 
@@ -1114,19 +1123,4 @@ def analyser_for(port) -> HoldsAnalyser:
     the per-function caches live as long as the crash session, across verbs and runs.
     Its per-task answers are kept per back trace (the task's stack pointer), across
     verb calls only when the port's ``memory_fixed()`` says it reads a dump."""
-    base = getattr(port, "base_port", port)
-    key = getattr(base, "session_identity", None)
-    key = base if key is None else key
-    try:
-        a = _ANALYSERS.get(key)
-        if a is None:
-            a = HoldsAnalyser(base)
-            _ANALYSERS[key] = a
-        elif a.port is not base:
-            a.port = base
-            a.src = sources_for(base)
-            if not getattr(base, "memory_fixed", lambda: False)():
-                a.tasks = {}
-        return a
-    except TypeError:
-        return HoldsAnalyser(base)
+    return session_shared(_ANALYSERS, getattr(port, "base_port", port), HoldsAnalyser)
