@@ -1,6 +1,12 @@
-"""Run crash with the real pykdump (mpykdump.so built by ``tests/lab/build-mpykdump.sh``).
+"""Run crash with the real pykdump: the ``mpykdump.so`` a user brings (``$MPYKDUMP``).
 
-    mp = mpykdump()                                   # builds it once (cached)
+pykdump is in no package registry the project reaches, and no copy of its source, nor
+anything that builds it, lives in the project: the in-crash tests and benchmarks run when
+``MPYKDUMP`` names a user's prebuilt ``mpykdump.so`` (``make test-incrash
+MPYKDUMP=/path/to/mpykdump.so``), and are skipped with :data:`SKIP_REASON` otherwise.
+
+    mp = mpykdump()                                   # $MPYKDUMP, or None
+    check_mpykdump(mp, dump)                          # crash's extend accepts it, or raise
     home = installed_home(tmpdir, mp)                 # install.sh in a temporary HOME
     outs = run_script(dump, ["deadlock", "help deadlock"], home)   # one crash process
 
@@ -12,25 +18,52 @@ environment: what a shell that just ran install.sh has.
 
 import os
 import subprocess
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, "tests", "lab", "build-mpykdump.sh")
 TOKEN = "crash_ext_marker_7f3a"
 MARKER = 'No help data for "%s" is available.' % TOKEN
+SKIP_REASON = ("in-crash tests need your own pykdump build: "
+               "make test-incrash MPYKDUMP=/path/to/mpykdump.so")
 
-_built = []
+
+class MpykdumpError(Exception):
+    """``$MPYKDUMP`` names no mpykdump.so that this crash can load; the message says why."""
 
 
 def mpykdump():
-    """Return the path of mpykdump.so (built when missing); raises RuntimeError with the
-    build's message when the build fails."""
-    if not _built:
-        r = subprocess.run([BUILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, timeout=3600)
-        if r.returncode != 0:
-            raise RuntimeError("build-mpykdump.sh failed:\n" + r.stderr[-4000:])
-        _built.append(r.stdout.strip().splitlines()[-1])
-    return _built[0]
+    """Return the absolute path ``$MPYKDUMP`` names, or None when it is unset or empty."""
+    path = os.environ.get("MPYKDUMP", "").strip()
+    return os.path.abspath(path) if path else None
+
+
+def check_mpykdump(path, dump):
+    """Check that crash (``dump.crash``, on ``dump``) loads ``path`` as pykdump: its
+    ``extend`` says the shared object was loaded and ``epython`` then exists.
+
+    Returns pykdump's start-up line (what ``extend`` printed).  Raises MpykdumpError with
+    a one-line reason (no such file, not an ELF shared object, crash's own refusal)."""
+    if not os.path.isfile(path):
+        raise MpykdumpError("MPYKDUMP=%s: no such file" % path)
+    with open(path, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            raise MpykdumpError("MPYKDUMP=%s: not an ELF shared object" % path)
+    argv = [dump.crash, "-s", dump.vmlinux, dump.vmcore]
+    script = "extend %s\nhelp %s\nhelp epython\nhelp %s\nq\n" % (path, TOKEN, TOKEN)
+    with tempfile.TemporaryDirectory(prefix="crash-ext-mpykdump-") as home:
+        r = subprocess.run(argv, input=script.encode(), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, env=_env(home), cwd=home, timeout=600)
+    text = r.stdout.decode("utf-8", "replace")
+    parts = text.split(MARKER + "\n")
+    loaded = parts[0] if len(parts) == 3 else text
+    said = " ".join(l.strip() for l in loaded.splitlines() if path in l or "extend" in l)
+    if len(parts) != 3 or "shared object loaded" not in loaded:
+        raise MpykdumpError("MPYKDUMP=%s is not a loadable mpykdump.so for %s: %s" % (
+            path, dump.crash, said[-300:] or "crash printed nothing about it"))
+    if 'No help data for "epython"' in parts[1]:
+        raise MpykdumpError("MPYKDUMP=%s: crash loaded it, but it gave crash no epython "
+                            "command: not pykdump" % path)
+    return said
 
 
 def installed_home(base, mp):

@@ -8,8 +8,9 @@ bt -f`` with the real pykdump.
 (`make bench` runs it from tests/bench_deadlock.py and tests/bench_argrecover.py, beside
 the CLI figures.)
 
-For each of SESSIONS crash sessions on the lab's ``scale`` dump (mpykdump.so from
-``tests/lab/build-mpykdump.sh`` loaded by hand, then crash-ext's loader): this file runs
+For each of SESSIONS crash sessions on the lab's ``scale`` dump (the user's mpykdump.so,
+``MPYKDUMP=/path/to/mpykdump.so make bench``, loaded by hand, then crash-ext's loader; without
+``MPYKDUMP`` one line says the in-crash figures were skipped): this file runs
 *inside* crash (``epython tests/incrash_bench.py --inside PAIRS VERB [ARG...]``) and
 times, in that one session, ``foreach UN bt -f`` once (crash reads the stacks for the first
 time), the verb once, then PAIRS pairs of the two (``exec_crash_command`` and
@@ -93,8 +94,16 @@ def bench(n, sessions, pairs=5, env=None, label="type store on", verb="deadlock"
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from tests import incrash
     from tests.lab.labdumps import get_dump
-    d = get_dump("scale", n=n)
     mp = incrash.mpykdump()
+    if not mp:
+        print("N=%-5d IN CRASH (%s): skipped: the in-crash figures need your own pykdump "
+              "build: MPYKDUMP=/path/to/mpykdump.so make bench" % (n, verb), flush=True)
+        return None
+    d = get_dump("scale", n=n)
+    try:
+        incrash.check_mpykdump(mp, d)
+    except incrash.MpykdumpError as e:
+        raise SystemExit("incrash_bench: %s" % e)
     med = statistics.median
     ratios, times = [], []
     for i in range(sessions):

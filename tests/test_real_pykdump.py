@@ -1,7 +1,9 @@
-"""The verbs inside a real crash 8.0.6 with the real pykdump, on the lab's 6.1 seed dump.
+"""The verbs inside a real crash with the real pykdump, on the lab's 6.1 seed dump.
 
-mpykdump.so is built from the vendored pykdump source with its stock standard-library list
-(``tests/lab/build-mpykdump.sh``); ``install.sh`` runs in a temporary HOME and crash starts
+mpykdump.so is the user's own (``make test-incrash MPYKDUMP=/path/to/mpykdump.so``; without
+it every test here is skipped, saying so): crash must load it (``tests/incrash.py``
+``check_mpykdump``: a file crash cannot load fails the run with crash's own words).
+``install.sh`` runs in a temporary HOME and crash starts
 right after it with no ``PYKDUMPPATH`` (a shell that just ran install.sh).  Commands go to
 ``crash -s VMLINUX VMCORE`` on stdin, its output to a file, as the runbooks do.  Every
 verb's output is compared with the same verb run by ``crash-ext``'s adapter on the same dump
@@ -19,6 +21,8 @@ import pytest
 
 from crash_ext.verbs import registry
 from tests import incrash
+
+pytestmark = pytest.mark.skipif(not incrash.mpykdump(), reason=incrash.SKIP_REASON)
 
 #: crash's own error lines ("bt: invalid task or pid value: 999999") must not appear
 #: as lines of their own; these must not appear at all
@@ -60,18 +64,25 @@ BAD = [["argrecover", "999999"], ["whoholds", "ffffffffffffffff"],
 
 
 @pytest.fixture(scope="module")
-def mp():
-    return incrash.mpykdump()
+def seed(lab):
+    return lab("seed")
+
+
+@pytest.fixture(scope="module")
+def mp(seed):
+    """$MPYKDUMP, once crash has loaded it on the seed dump (else the run fails, saying
+    why in one line)."""
+    path = incrash.mpykdump()
+    try:
+        incrash.check_mpykdump(path, seed[0])
+    except incrash.MpykdumpError as e:
+        pytest.fail(str(e), pytrace=False)
+    return path
 
 
 @pytest.fixture(scope="module")
 def home(mp, tmp_path_factory):
     return incrash.installed_home(tmp_path_factory.mktemp("pykdump"), mp)
-
-
-@pytest.fixture(scope="module")
-def seed(lab):
-    return lab("seed")
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@
 # no wget): it is unpacked with dpkg-source -x, which applies them.
 #
 # Prints the path of the built binary on stdout (last line); reuses the cache when present.
-# The built source tree is kept beside the binary ($CACHE/crash-VERSION/src): pykdump's
-# mpykdump.so compiles against it.  The host's apt sources are not touched (tests/lab/papt.sh).
+# The built source tree is kept beside the binary ($CACHE/crash-VERSION/src), its defs.h
+# marking a complete build.  The host's apt sources are not touched (tests/lab/papt.sh).
 # Build output goes to $CACHE/logs/build-crash-VERSION.log; on failure its last 30 lines
 # and its path are printed.
 # Env: CRASH_EXT_CACHE (default ~/.cache/crash-ext).

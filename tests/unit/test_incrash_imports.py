@@ -2,7 +2,8 @@
 
 pykdump's ``mpykdump.so`` carries the standard-library files listed in its
 ``Extension/minpylib-3.N.lst`` and the C modules of ``Extension/Setup.local-3.N``, nothing
-else.  The lists are read from the vendored source tarball; a module counts as available
+else.  Those lists are kept as module names in ``tests/unit/data/pykdump_stdlib.py`` (no
+pykdump source lives in the project); a module counts as available
 when every one of the 3.8, 3.9 and 3.10 builds has it (a user's prebuilt mpykdump.so may be
 any of them), or it is built into every CPython (``CORE``), or ``install.sh`` installs it.
 
@@ -18,10 +19,10 @@ import os
 import re
 import subprocess
 import sys
-import tarfile
+
+from tests.unit.data import pykdump_stdlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TARBALL = os.path.join(ROOT, "..", "shared", "vendor", "pykdump", "pykdump-bc2526c.tar.gz")
 VERSIONS = ("3.8", "3.9", "3.10")
 
 #: what install.sh's generated programs import and call, inside crash
@@ -40,30 +41,9 @@ CORE = {"sys", "builtins", "_imp", "marshal", "_warnings", "_ast", "gc", "_strin
         "crash"}  # pykdump's own C module
 
 
-def _tar_text(tar, name):
-    return tar.extractfile("pykdump-bc2526c/Extension/" + name).read().decode()
-
-
-def _module_of(path):
-    path = path[:-3]
-    return path[:-len("/__init__")].replace("/", ".") if path.endswith("/__init__") \
-        else path.replace("/", ".")
-
-
 def pykdump_lists():
-    """Return {version: (stdlib modules, C modules)} read from the vendored tarball."""
-    out = {}
-    with tarfile.open(TARBALL) as tar:
-        for v in VERSIONS:
-            py = {_module_of(l.strip()) for l in _tar_text(tar, "minpylib-%s.lst" % v).splitlines()
-                  if l.strip().endswith(".py") and not l.strip().startswith("#")}
-            cmods = set()
-            for line in _tar_text(tar, "Setup.local-%s" % v).splitlines():
-                line = line.split("#", 1)[0].strip()
-                if line and not line.startswith("*"):
-                    cmods.add(line.split()[0])
-            out[v] = (py, cmods)
-    return out
+    """Return {version: (stdlib modules, C modules)} of pykdump's stock builds."""
+    return {v: pykdump_stdlib.BUILDS[v] for v in VERSIONS}
 
 
 def install_sh_extras():
@@ -177,7 +157,7 @@ def closure(entries=ENTRY_POINTS):
     return outside, optional, seen
 
 
-def test_lists_read_from_the_vendored_tarball():
+def test_lists_hold_the_facts_that_shaped_the_code():
     lists = pykdump_lists()
     assert set(lists) == set(VERSIONS)
     for v, (py, cmods) in lists.items():
