@@ -33,6 +33,18 @@ _DENY_FIRST = {
     "epython": "runs a program", "source": "runs a script",
 }
 
+# The only commands crash-ext sends (and a few more that only read): anything else is
+# refused even when no rule above names it, so a command crash adds later, or one that
+# writes under another name, never reaches a live system.
+_ALLOW_FIRST = {"bt", "dis", "foreach", "gdb", "help", "kmem", "list", "log", "mod",
+                "mount", "p", "print", "px", "pd", "ps", "rd", "search", "struct", "union",
+                "sym", "sys", "task", "whatis", "tree", "runq", "waitq", "files", "vm",
+                "dev", "irq", "mach", "net", "sig", "timer", "ptov", "vtop", "eval"}
+# what foreach may run per task: only looks (foreach set would change the context)
+_FOREACH_ALLOWED = {"bt", "task", "files", "vm", "net", "sig", "ps"}
+# mod: list, load or drop debuginfo (-s/-S/-d/-D/-t/-r); -o/-g and others are refused
+_MOD_ALLOWED = {"-s", "-S", "-d", "-D", "-t", "-r"}
+
 # gdb sub-commands that only look: anything else after ``gdb`` is refused.
 _GDB_ALLOWED = {"whatis", "ptype", "print", "p", "output", "info", "list", "x",
                 "disassemble", "disas"}
@@ -47,7 +59,9 @@ _ASSIGN = re.compile(r"(?<![=!<>])=(?!=)")
 def check_command(cmd: str) -> str:
     """Return ``cmd`` stripped if it is a read-only crash command line.
 
-    Raises BadArgument for: empty or over-long lines; newlines or control characters;
+    Only commands of ``_ALLOW_FIRST`` pass (``foreach`` only with a command that looks,
+    ``mod`` only with its debuginfo options).  Raises BadArgument for: empty or
+    over-long lines; newlines or control characters;
     pipes ``|``, redirections ``>``/``<`` (``->member`` is allowed), ``;``, backquotes; ``!`` (shell escape; ``!=``
     is allowed); commands that write, quit, load code or change settings (``wr``, ``q``,
     ``extend``, ``set``, ``alias`` ...) and host programs crash would ``system()``;
@@ -72,6 +86,19 @@ def check_command(cmd: str) -> str:
     first = words[0].lstrip("\\")
     if first in _DENY_FIRST:
         raise BadArgument("refused %r: %s" % (first, _DENY_FIRST[first]))
+    if first not in _ALLOW_FIRST:
+        raise BadArgument("refused %r: not one of the read-only commands crash-ext sends"
+                          % first[:40])
+    if first == "foreach":
+        cmds = [w for w in words[1:] if w.isalpha() and w.islower() and w not in
+                ("UN", "IN", "RU", "ID", "ST", "TR", "ZO", "DE", "SW", "PA", "WA", "NE",
+                 "user", "kernel", "active")]
+        if not cmds or cmds[0] not in _FOREACH_ALLOWED:
+            raise BadArgument("refused foreach %r: only %s per task" % (
+                (cmds or ["(no command)"])[0][:40], ", ".join(sorted(_FOREACH_ALLOWED))))
+    if first == "mod" and len(words) > 1 and words[1] not in _MOD_ALLOWED:
+        raise BadArgument("refused 'mod %s': only %s" % (words[1][:20],
+                                                          " ".join(sorted(_MOD_ALLOWED))))
     if first == "rd" and any(w.startswith("-") and "r" in w for w in words[1:]):
         raise BadArgument("refused 'rd -r': writes a file")
     if first == "sys" and any(w.startswith("-p") for w in words[1:]):

@@ -148,9 +148,14 @@ class CrashProcess(CommandTypes, Port):
             self._version = crash_binary_version(self.crash)
         return self._version
 
+    def memory_fixed(self) -> bool:
+        """Return True when crash reads a dump file, False on the running kernel (no dump
+        file, or ``/proc/kcore`` / a ``/dev`` file given as the dump)."""
+        return self.vmcore is not None and not self.vmcore.startswith(("/dev/", "/proc/"))
+
     def _open_type_store(self):
         """The vmlinux's type store (none on a live system)."""
-        return TypeStore.for_vmlinux(self.vmlinux, live=self.vmcore is None)
+        return TypeStore.for_vmlinux(self.vmlinux, live=not self.memory_fixed())
 
     # ------------------------------------------------------------------ process
 

@@ -539,7 +539,14 @@ def _damage_note(wk, layout, v) -> str:
 
 def corrupt_text(kind: str, lock: int, wk) -> str:
     """Return 'wait list of KIND X is corrupt after N entries: PROBLEM' for walk ``wk``
-    of the lock at ``lock`` (which has ``damaged`` set)."""
+    of the lock at ``lock`` (which has ``damaged`` set); on a live system, where it was
+    read ``wk.moving`` times and changed each time, 'wait list of KIND X changed while
+    it was read (live system, N reads; the last broke after M entries: PROBLEM)'."""
+    if wk.moving:
+        return ("wait list of %s %x changed while it was read (live system, %d reads; "
+                "the last broke after %d entr%s: %s)" % (
+                    kind, lock, wk.moving, wk.sound, "y" if wk.sound == 1 else "ies",
+                    wk.damaged))
     return "wait list of %s %x is corrupt after %d entr%s: %s" % (
         kind, lock, wk.sound, "y" if wk.sound == 1 else "ies", wk.damaged)
 

@@ -15,7 +15,7 @@ from ..compat import Dict, List, Optional, Tuple
 from ..models import locks as L
 from ..port import BadArgument, CrashExtError, MemoryReadError, Port
 from ..words import check_address_word, check_hex_word, shown
-from .blockedon import blocked_on, classify_stack, rt_lock_waiters
+from .blockedon import blocked_on, classify_stack, corrupt_text, rt_lock_waiters
 from .candidates import rank_candidates
 from .results import LockReport, TaskRef, Waiter
 from .session import session_cache
@@ -429,8 +429,7 @@ def lock_report(port: Port, addr: int, lock_type: Optional[str] = None,
     entries = walk.entries
     if walk.damaged is not None:
         # only what the list itself confirms: entries past a broken link are not shown
-        rep.problems.append("wait list of %s %x is corrupt after %d entr%s: %s" % (
-            kind, addr, walk.sound, "y" if walk.sound == 1 else "ies", walk.damaged))
+        rep.problems.append(corrupt_text(kind, addr, walk))
         rep.problems.extend(p for p in walk.problems if p != walk.damaged)
         if len(entries) > walk.sound:
             rep.problems.append("%d entr%s reached past the damage not listed as waiters"

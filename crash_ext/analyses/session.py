@@ -11,7 +11,11 @@ from ..port import CrashExtError, Port
 from .results import TaskRef
 from .snapshot import Snapshot
 
-__all__ = ["SessionCache", "session_cache"]
+__all__ = ["SessionCache", "session_cache", "LIVE_REWALKS"]
+
+#: on a live system, times a wait list found damaged is read before it is reported as
+#: changing under the walk
+LIVE_REWALKS = 3
 
 _PSM = re.compile(r"^\s*\[(?P<t>\d+ \d\d:\d\d:\d\d\.\d+)\]\s+\[(?P<st>[A-Z?]+)\]\s+PID:\s*"
                   r"(?P<pid>\d+)\s+TASK:\s*(?P<task>[0-9a-fA-F]+)")
@@ -37,6 +41,15 @@ class SessionCache:
         self.blocked = {}  # type: Dict[int, object]
         self.states = {}  # type: Dict[Tuple[str, int], L.LockState]
         self.slabs = {}  # type: Dict[int, Optional[Dict[str, object]]]
+        self._live = None  # type: Optional[bool]
+
+    @property
+    def live(self) -> bool:
+        """True when the snapshot's crash reads a running kernel (asked once)."""
+        if self._live is None:
+            from .taskview import live_system
+            self._live = live_system(self.snap.port)
+        return self._live
 
     @property
     def snap(self) -> Snapshot:
@@ -80,6 +93,15 @@ class SessionCache:
         if w is None or (not w.complete and cap > len(w.entries)
                          and any("cap" in p for p in w.problems)):
             w = L.walk_waiters(port, layout, addr, raw=raw, cap=cap, known=known)
+            if w.damaged is not None and self.live:
+                # a running kernel's list moves under the walk: read it again, from
+                # memory (not from stack words a back trace printed earlier)
+                base = getattr(port, "base_port", port)
+                for n in range(2, LIVE_REWALKS + 1):
+                    w = L.walk_waiters(base, layout, addr, cap=cap, known=known)
+                    if w.damaged is None:
+                        break
+                    w = record.replace(w, moving=n)
             self.walks[key] = w
         return w
 

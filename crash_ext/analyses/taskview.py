@@ -32,6 +32,19 @@ def is_live(sys_text: str) -> bool:
     return m is None or m.group(1).startswith(("/dev/", "/proc/"))
 
 
+def live_system(port: Port) -> bool:
+    """Return True when crash reads a running kernel (no dump file, or a device or
+    ``/proc`` file as its dump): the port's ``memory_fixed()`` when it has one, else
+    crash's ``sys``; False when neither tells."""
+    fixed = getattr(port, "memory_fixed", None)
+    if fixed is not None:
+        return not fixed()
+    try:
+        return is_live(port.command("sys"))
+    except CrashCommandError:
+        return False
+
+
 def kernel_task_count(port: Port) -> Optional[int]:
     """Return the kernel's ``nr_threads``, None when the symbol is missing or unreadable."""
     addr = port.symbol_address("nr_threads")

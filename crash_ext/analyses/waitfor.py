@@ -114,12 +114,15 @@ class Cycle:
     """A deadlock: ``steps`` in order, the last step's lock held by the first task.
     ``inferred`` True when any held-by edge is inferred.  ``inversion``: one line per
     task, "holds A, wants B"; ``orders`` the lock-order pairs (A, B) as addresses.
-    ``component`` numbers the strongly connected component it belongs to."""
+    ``component`` numbers the strongly connected component it belongs to.
+    ``confirmed``: on a live system, how a second read confirmed it
+    (:mod:`.liveconfirm`); None on a dump."""
     steps: List[Step]
     inferred: bool
     component: int
     orders: List[Tuple[int, int]] = field(default_factory=list)
     behind: List[BehindTask] = field(default_factory=list)
+    confirmed: Optional[str] = None
 
 
 @dataclass

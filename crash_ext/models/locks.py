@@ -171,6 +171,10 @@ class WaitWalk:
     #: the first sign the list itself is corrupt (a loop, a bad or unreadable pointer,
     #: a broken ``prev`` link), None when it is intact (stopping at ``cap`` is not one)
     damaged: Optional[str] = None
+    #: on a live system: how many times the list was read and found damaged each time
+    #: (it kept changing under the walk: "changed while reading", not corrupt); 0 on a
+    #: dump, or when a read found it intact
+    moving: int = 0
 
 
 # ------------------------------------------------------------------- probing

@@ -20,6 +20,7 @@ from ..compat import Dict, Optional
 
 from .. import record
 from ..analyses.results import TaskRef
+from ..analyses.taskview import is_live
 
 __all__ = ["SCHEMA_VERSION", "hexaddr", "is_address_key", "last_ran_ns", "task_json",
            "to_json", "dump_identity", "document"]
@@ -105,7 +106,8 @@ _IDENTITY_ATTR = "_crash_ext_dump_identity"
 def dump_identity(port) -> Dict[str, Optional[str]]:
     """Return the session's identity: ``kernel_release`` (``sys`` RELEASE),
     ``crash_version`` (``help -p`` program_version), ``vmcore`` and ``vmlinux`` (the
-    files crash opened, ``sys`` DUMPFILE and KERNEL).  Asked of crash once per port;
+    files crash opened, ``sys`` DUMPFILE and KERNEL), ``live`` (True when crash reads the
+    running kernel: answers may change between two reads).  Asked of crash once per port;
     a value crash does not print is None.  Never raises for a crash error."""
     got = getattr(port, _IDENTITY_ATTR, None)
     if got is not None:
@@ -123,7 +125,8 @@ def dump_identity(port) -> Dict[str, Optional[str]]:
     v = _VERSION.search(ver_text)
     got = {"kernel_release": found.get("RELEASE"),
            "crash_version": v.group(1) if v else None,
-           "vmcore": found.get("DUMPFILE"), "vmlinux": found.get("KERNEL")}
+           "vmcore": found.get("DUMPFILE"), "vmlinux": found.get("KERNEL"),
+           "live": is_live(sys_text) if sys_text else None}
     try:
         setattr(port, _IDENTITY_ATTR, got)
     except Exception:   # noqa: BLE001 - a port without attributes asks again

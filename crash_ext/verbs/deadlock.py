@@ -10,11 +10,13 @@ import argparse
 import os
 import re
 import sys
+import time
 from ..compat import Dict, List, Optional
 
 from ..analyses.results import TaskRef
 from ..analyses.snapshot import no_gc
-from ..analyses.taskview import require_task_view
+from ..analyses.liveconfirm import confirm
+from ..analyses.taskview import live_system, require_task_view
 from ..analyses.waitfor import (Cycle, HeldBy, LockNode, WaitFor, collect,
                                 restrict_to_pid, short_lock_name)
 from ..port import BadArgument, CrashExtError, Port
@@ -237,6 +239,8 @@ def format_cycle(res: WaitFor, i: int, c: Cycle, limit: int,
         if c.inferred else "every 'held by' recorded by the lock" if not waits else
         "every 'held by' recorded by the lock, every 'must act' by the kernel"),
         cols, "", "  ")
+    if c.confirmed:
+        out.extend(wrap("(live system: %s)" % c.confirmed, cols, "  ", "    "))
     for k, s in enumerate(c.steps):
         out.append("  " + task_header(s.task, state=False))
         out.extend(wrap("blocked in %s, on %s%s" % (
@@ -537,7 +541,7 @@ def to_json(res: WaitFor) -> Dict[str, object]:
     for i, c in enumerate(res.cycles):
         cycles.append({
             "number": i + 1, "component": c.component, "inferred": c.inferred,
-            "abba": _kind(c) == "ABBA",
+            "abba": _kind(c) == "ABBA", "confirmed": c.confirmed,
             "pids": [s.task.pid for s in c.steps],
             "steps": [{"task": task_json(s.task), "function": s.blocked.function,
                        "caller": s.caller, "mode": s.blocked.mode,
@@ -588,7 +592,11 @@ def run(port: Port, opts) -> WaitFor:
     else:
         states = ["UN"]
     cands = True if opts.candidates else (False if opts.no_candidates else "auto")
-    return collect(port, states, snapshot=snap, use_candidates=cands)
+    walked_at = time.monotonic()
+    res = collect(port, states, snapshot=snap, use_candidates=cands)
+    if live_system(port):
+        res = confirm(port, res, walked_at)
+    return res
 
 
 def main(argv, port: Port, out=None, err=None) -> int:

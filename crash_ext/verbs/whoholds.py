@@ -16,7 +16,8 @@ from ..analyses.blockedon import blocked_on
 from ..analyses.lockreport import lock_report, resolve_address
 from ..analyses.results import Blocked, LockReport, TaskRef
 from ..analyses.snapshot import Snapshot
-from ..analyses.taskview import require_task_view
+from ..analyses.liveconfirm import progress_counters
+from ..analyses.taskview import live_system, require_task_view
 from ..models import locks as L
 from ..port import BadArgument, CrashExtError, Port
 from ..words import (argtype, check_count_word, check_member_word, check_type_word,
@@ -334,6 +335,18 @@ def _end(kind: str, task: Optional[TaskRef], text: str, **more) -> Dict:
     return d
 
 
+def _live_outcome(outcome: Dict, before, after, start: int, snap: Snapshot) -> Dict:
+    """Return ``outcome`` with what a live system adds: ``live_moved`` True when the
+    start task ran while its chain was read (its counters changed: it may no longer
+    wait where the chain shows it), and a sentence saying so or that it did not."""
+    ran = before.get(start) is None or before.get(start) != after.get(start)
+    pid = snap.ref(start).pid
+    note = (" (live system: PID %s ran while this was read: it may no longer wait "
+            "there)" % pid if ran else
+            " (live system: read once; PID %s did not run meanwhile)" % pid)
+    return dict(outcome, live_moved=ran, text=outcome["text"] + note)
+
+
 def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], Dict, int]:
     """Follow task -> lock -> owner hops; return (hops, outcome, exit code).
 
@@ -503,7 +516,12 @@ def main(argv, port: Port, out=None) -> int:
             if opts.target:
                 raise BadArgument("give either -p PID or a lock, not both")
             start = _task_arg(port, snap, opts.pid)
+            live = live_system(port)
+            before = progress_counters(port, [start]) if live else None
             hops, outcome, rc = _chain(port, snap, start, opts)
+            if live:
+                outcome = _live_outcome(outcome, before, progress_counters(port, [start]),
+                                        start, snap)
             if opts.json:
                 js = document("whoholds", port, {
                     "mode": "chain", "outcome": outcome,
@@ -519,6 +537,9 @@ def main(argv, port: Port, out=None) -> int:
         addr, kind, cont = _lock_target(port, opts)
         rep = lock_report(port, addr, kind, snapshot=snap, container=cont,
                           candidates=not opts.no_candidates, max_waiters=opts.max_waiters)
+        if live_system(port):
+            rep.problems.append("live system: read once, as it was while crash read it; "
+                                "the running kernel may have changed it since")
         if opts.json:
             print(jsontext.dumps(document("whoholds", port, {
                 "mode": "lock", "lock": to_json(rep)}), indent=1), file=out)

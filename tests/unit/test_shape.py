@@ -43,9 +43,17 @@ def test_document_names_its_dump_once_per_port():
     d = shape.document("deadlock", p, {"cycles": []})
     assert list(d)[:3] == ["schema_version", "verb", "dump"]
     assert d["dump"] == {"kernel_release": "6.1.0-57-amd64", "crash_version": "8.0.6",
-                         "vmcore": "/d/vmcore", "vmlinux": "/k/vmlinux"}
+                         "vmcore": "/d/vmcore", "vmlinux": "/k/vmlinux", "live": False}
     shape.document("whoholds", p, {})
     assert p.asked == ["sys", "help -p"]
+
+
+def test_document_says_live_when_crash_reads_the_running_kernel():
+    p = _Port()
+    p.command = lambda cmd: {"sys": "      KERNEL: /k/vmlinux\n    DUMPFILE: /proc/kcore\n"
+                                    "     RELEASE: 6.1.0-57-amd64\n",
+                             "help -p": "  program_version: 8.0.6\n"}[cmd]
+    assert shape.document("deadlock", p, {})["dump"]["live"] is True
 
 
 def test_task_header_is_crashs():

@@ -52,7 +52,9 @@ def test_type_and_member():
                                  "struct task_struct.pid ffff9b5a40250000", "ps",
                                  "dis -r do_unlinkat+355", "  ps  ", "p init_task.tasks.next",
                                  "p ((struct task_struct *)0xffff9b5a40250000)->pid",
-                                 "mod -s crashext_lab /tmp/lab/crashext_lab.ko", "sys"])
+                                 "mod -s crashext_lab /tmp/lab/crashext_lab.ko", "sys",
+                                 "foreach UN bt -f", "foreach RU IN task -R nvcsw", "mod",
+                                 "log", "kmem -s ffff9b5a40250000", "search -t ffff8f51"])
 def test_command_ok(cmd):
     assert check_command(cmd) == cmd.strip()
 
@@ -65,6 +67,9 @@ def test_command_ok(cmd):
     "cat /etc/passwd", "ls /", "vi x", "ps\nwr x 1", "ps\rq", "sym `id`", "call f()",
     "sys -panic", "gdb explore init_task", "gdb python print(1)", "p a->/tmp/f", "p a -> b",
     "eval 3 >out", "\\wr ffff 1",
+    # not on the allowlist, though no rule names them; foreach/mod that would change things
+    "kill 1", "restart", "fork", "bpf -p 1", "foreach set", "foreach UN set -c",
+    "foreach", "mod -o", "sbitmapq x", "crashext_new_writer ffff",
     "x" * 2000,
 ])
 def test_command_refused(cmd):
