@@ -55,13 +55,38 @@ index_vmlinux() {
         rm -f "$DIR/vmlinux.idx"*; log "gdb-add-index failed: vmlinux left unindexed"
     fi
 }
-if [ -f "$DIR/.complete" ] && [ -f "$DIR/.gdb-index" ]; then echo "$DIR"; exit 0; fi
+# Modules the guests load (insmod, from the initramfs): qemu_fw_cfg (VMCOREINFO for QEMU's
+# dumps) is required; the virtio/9p set mounts the host's root read-only in the live lab
+# (tests/lab/live.py) and is taken where the kernel builds it as a module.
+REQUIRED_MODULES="qemu_fw_cfg"
+OPTIONAL_MODULES="virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
+                  netfs fscache 9pnet 9pnet_virtio 9p"
+# modules_done: every module is extracted (or known absent: modules/ABSENT lists those)
+modules_done() {
+    local m
+    for m in $REQUIRED_MODULES $OPTIONAL_MODULES; do
+        [ -f "$DIR/modules/$m.ko" ] || grep -qx "$m" "$DIR/modules/ABSENT" 2>/dev/null || return 1
+    done
+}
+# extract_modules ROOT: copy the modules from an unpacked image package into modules/
+extract_modules() {
+    local m f
+    mkdir -p "$DIR/modules"; : > "$DIR/modules/ABSENT"
+    for m in $REQUIRED_MODULES $OPTIONAL_MODULES; do
+        f=$(find "$1"/lib/modules "$1"/usr/lib/modules -name "$m.ko*" 2>/dev/null | head -1 || true)
+        if [ -z "$f" ]; then
+            case " $REQUIRED_MODULES " in *" $m "*) log "module $m not found in $img"; exit 1;; esac
+            echo "$m" >> "$DIR/modules/ABSENT"; continue
+        fi
+        case "$f" in *.xz) xz -dc "$f" > "$DIR/modules/$m.ko";; *.zst) zstd -dqc "$f" > "$DIR/modules/$m.ko";;
+                     *) cp "$f" "$DIR/modules/$m.ko";; esac
+    done
+}
+if [ -f "$DIR/.complete" ] && [ -f "$DIR/.gdb-index" ] && modules_done; then echo "$DIR"; exit 0; fi
 # One fetch at a time (parallel test runs): wait, then see whether it is done.
 mkdir -p "$CACHE/kernel"
 exec 9>"$CACHE/kernel/.fetch.lock"
 flock 9
-if [ -f "$DIR/.complete" ]; then index_vmlinux; echo "$DIR"; exit 0; fi
-rm -rf "$DIR"; mkdir -p "$DIR/debs"; cd "$DIR/debs"
 # The image package is 'linux-image-ABI' (signed) or 'linux-image-ABI-unsigned'.
 img=linux-image-$ABI
 papt apt-cache show "$img" >/dev/null 2>&1 || img=linux-image-$ABI-unsigned
@@ -70,13 +95,25 @@ papt apt-cache show "$img" >/dev/null 2>&1 || img=linux-image-$ABI-unsigned
 parts=$(papt apt-cache depends "$img" 2>/dev/null \
         | awk -v abi="$ABI" '/Depends: linux-(binary|modules)-/ &&
               substr($2, length($2) - length(abi) + 1) == abi {print $2}' | sort -u)
+LOG=$CACHE/logs/fetch-kernel-$ABI.log; mkdir -p "$CACHE/logs"
+if [ -f "$DIR/.complete" ] && ! modules_done; then
+    # a kernel fetched before the module list grew: fetch its image again for the modules
+    log "$ABI: extracting the lab's modules from $img"
+    rm -rf "$DIR/mods.tmp"; mkdir -p "$DIR/mods.tmp/debs"
+    (cd "$DIR/mods.tmp/debs" && papt apt-get download -q "$img" $parts >>"$LOG" 2>&1) \
+        || { tail -n 30 "$LOG" >&2; log "download failed; full log: $LOG"; exit 1; }
+    for p in "$img" $parts; do dpkg-deb -x "$DIR/mods.tmp/debs/${p}"_*.deb "$DIR/mods.tmp/root"; done
+    extract_modules "$DIR/mods.tmp/root"
+    rm -rf "$DIR/mods.tmp"
+fi
+if [ -f "$DIR/.complete" ]; then index_vmlinux; echo "$DIR"; exit 0; fi
+rm -rf "$DIR"; mkdir -p "$DIR/debs"; cd "$DIR/debs"
 # Headers for building the lab module: extracted here, not installed (installing the
 # headers of some ABIs pulls the kernel image onto the host).
 hdr=linux-headers-$ABI
 deps=$(papt apt-cache depends "$hdr" 2>/dev/null | awk '/Depends: linux-(headers|kbuild)/ {print $2}')
 [ -n "$deps" ] || { log "no $hdr (or its common/kbuild packages) in the package index"; exit 1; }
 log "$ABI: downloading the image, its -dbg (~0.9 GB) and headers from $suite"
-LOG=$CACHE/logs/fetch-kernel-$ABI.log; mkdir -p "$CACHE/logs"
 papt apt-get download -q "$img" $parts "linux-image-$ABI-dbg" "$hdr" $deps >"$LOG" 2>&1 \
     || { tail -n 30 "$LOG" >&2; log "download failed; full log: $LOG"; exit 1; }
 cd "$DIR"
@@ -116,12 +153,7 @@ for z in root/boot/vmlinuz-"$ABI" root/usr/lib/modules/"$ABI"/vmlinuz; do
     [ -f "$z" ] && { cp "$z" vmlinuz; break; }
 done
 [ -f vmlinuz ] || { log "no vmlinuz in $img $parts"; exit 1; }
-mkdir -p modules
-for m in qemu_fw_cfg; do
-    f=$(find root/lib/modules root/usr/lib/modules -name "$m.ko*" 2>/dev/null | head -1 || true)
-    [ -n "$f" ] || { log "module $m not found in $img"; exit 1; }
-    case "$f" in *.xz) xz -dc "$f" > modules/$m.ko;; *.zst) zstd -dqc "$f" > modules/$m.ko;; *) cp "$f" modules/$m.ko;; esac
-done
+extract_modules "$DIR/root"
 rm -rf root debs
 echo "$ABI" > abi
 index_vmlinux

@@ -1,0 +1,51 @@
+# The live lab's second half, sourced by the guest's init once the scenario is staged and
+# its truth printed (tests/lab/live.py builds the initramfs that carries this file, and
+# the init that sources it: the dumps' init with its final wait replaced by this file).
+#
+# With lab.churn=N on the command line, N pairs of busy shell loops first make real lock
+# traffic in real kernel code, at the lowest priority: appends to one tmpfs file and
+# mkdir/rmdir in one directory (the inode's and the directory's i_rwsem, taken for write),
+# and writers and readers of one FIFO (the pipe's mutex).  They never stop.
+# Then the host's root is mounted read-only over virtio 9p (tag hostroot) with this
+# guest's /proc, /sys, /dev and a tmpfs /tmp inside it, and /lib/live-job (a shell
+# fragment the host wrote: LIVE_ARGV, the runner and its arguments) runs chrooted there.
+# Its output goes to the console between LIVE-RUN-BEGIN and LIVE-RUN-END; then the guest
+# powers off.  Nothing on the host is written: the mount is read-only.
+live_fail() { echo "LIVE-FAILED: $*"; echo LIVE-DONE; poweroff -f; while :; do sleep 3600; done; }
+CHURN=0
+for w in $(cat /proc/cmdline); do
+    case "$w" in lab.churn=*) CHURN=${w#*=};; esac
+done
+if [ "$CHURN" -gt 0 ]; then
+    mkdir -p /tmp/churn && mkfifo /tmp/churn/fifo || live_fail "churn setup"
+    i=0
+    while [ $i -lt "$CHURN" ]; do
+        nice -n 19 sh -c 'while :; do echo x >> /tmp/churn/file; done' &
+        nice -n 19 sh -c "while :; do mkdir /tmp/churn/d$i && rmdir /tmp/churn/d$i; done" &
+        nice -n 19 sh -c 'while :; do cat /dev/zero > /tmp/churn/fifo; done' 2>/dev/null &
+        nice -n 19 sh -c 'while :; do head -c 65536 /tmp/churn/fifo > /dev/null; done' &
+        i=$((i + 1))
+    done
+    echo "LIVE-CHURN: $((4 * CHURN)) loops"
+fi
+# virtio/9p drivers, in whatever order their dependencies allow (a few passes)
+for pass in 1 2 3 4 5; do
+    for ko in /lib/live-modules/*.ko; do
+        [ -e "$ko" ] || continue
+        m=$(basename "$ko" .ko)
+        [ -d "/sys/module/$m" ] || insmod "$ko" 2>/dev/null
+    done
+done
+mkdir -p /host
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host \
+    || live_fail "mount of the host's root over 9p"
+for d in proc sys dev tmp; do [ -d "/host/$d" ] || live_fail "no /$d on the host's root"; done
+mount -t proc proc /host/proc && mount -t sysfs sys /host/sys && \
+    mount -t devtmpfs dev /host/dev && mount -t tmpfs tmp /host/tmp || live_fail "mounts"
+. /lib/live-job
+echo LIVE-RUN-BEGIN
+chroot /host /usr/bin/env -i HOME=/tmp PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
+    TERM=dumb CRASH_EXT_CACHE=/tmp/crash-ext $LIVE_ARGV
+echo "LIVE-RUN-END rc=$?"
+echo LIVE-DONE
+poweroff -f
