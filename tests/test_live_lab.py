@@ -13,6 +13,7 @@ it, ``live_runner.resolve``).
 """
 
 import json
+import re
 
 import pytest
 
@@ -51,10 +52,19 @@ def _out(run, i):
 
 
 def _truth_cycle(truth):
-    """(pids, lock addresses) of the truth's one cycle: each waiter waits on a lock the
-    other owns."""
+    """(pids, lock addresses) of the truth's one cycle: the waiters that, following
+    "waits on a lock owned by", come back to themselves."""
     waits = {w["pid"]: l for l in truth["locks"] for w in l["waiters"]}
-    pids = {p for p, l in waits.items() if l["owners"] and l["owners"][0]["pid"] in waits}
+    succ = {p: l["owners"][0]["pid"] for p, l in waits.items() if l["owners"]}
+
+    def returns(p):
+        q = succ.get(p)
+        for _ in range(len(succ)):
+            if q == p:
+                return True
+            q = succ.get(q)
+        return False
+    pids = {p for p in succ if returns(p)}
     return pids, {int(waits[p]["address"], 16) for p in pids}
 
 
@@ -100,13 +110,23 @@ def test_seed_live(lab):
     # argrecover on rm's vfs_unlink: its dentry is fire.js's, decoded from the dump
     rc, text = _out(run, 3)
     assert rc == 0 and "vfs_unlink" in text and "fire.js" in text
-    # argrecover on the first lock's owner: every pointer the module noted passing, exact
+    # argrecover on the first lock's owner: the pointers the module noted passing to each
+    # of its functions whose frame is still on the stack (the function's last call)
     owner = run.truth["locks"][0]["owners"][0]["pid"]
     rc, text = _out(run, 5)
-    noted = [c for c in run.truth["calls"] if c["pid"] == owner]
-    assert rc == 0 and noted
-    for c in noted:
-        assert "%x" % int(c["value"], 16) in text, (c, text)
+    assert rc == 0
+    last = {}
+    for c in run.truth["calls"]:
+        if c["pid"] == owner:
+            group = last.setdefault(c["function"], [{}])
+            if c["arg"] in group[-1]:
+                group.append({})
+            group[-1][c["arg"]] = int(c["value"], 16)
+    on_stack = [f for f in last if re.search(r"^ #\d+ %s$" % f, text, re.M)]
+    assert "lab_take" in on_stack and "lab_hold" in on_stack, text[:2000]
+    for f in on_stack:
+        for arg, value in last[f][-1].items():
+            assert "%x" % value in text, (f, arg, text)
     # the text form says so too
     rc, text = _out(run, 4)
     assert "(live system: confirmed twice, " in text and rc == 1

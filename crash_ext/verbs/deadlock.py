@@ -446,7 +446,7 @@ def format_text(res: WaitFor, limit: int = 20, cols: int = DEFAULT_WIDTH) -> str
         evidence.append(format_cycle(res, i + 1, c, limit, cols))
         evidence.append("")
     for t in res.truncated:
-        evidence.append("note: %s" % t)
+        evidence.extend(wrap("note: %s" % t, cols, "", "  "))
     if res.graph.analysed:
         evidence.append(format_convoys(res, limit, cols))
     if res.alone:

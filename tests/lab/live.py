@@ -197,6 +197,8 @@ def main(argv=None):
     p.add_argument("scenario")
     p.add_argument("--kernel", default=mklab.DEFAULT_KERNEL)
     p.add_argument("--churn", type=int, default=0)
+    p.add_argument("--crash", metavar="VERSION", help="the lab's crash version (default: the "
+                   "newest that reads the kernel)")
     p.add_argument("--compare", action="store_true",
                    help="also run the verbs on the scenario's snapshot dump, in the guest")
     p.add_argument("verb", nargs=argparse.REMAINDER)
@@ -207,7 +209,9 @@ def main(argv=None):
         from tests.lab.labdumps import get_dump
         compare = get_dump(a.scenario, kernel=a.kernel)
     try:
-        run = run_live(a.scenario, argvs, a.kernel, a.churn, compare)
+        from tests.lab.labdumps import crash_binary
+        run = run_live(a.scenario, argvs, a.kernel, a.churn, compare,
+                       crash=crash_binary(a.crash) if a.crash else None)
     except mklab.LabError as e:
         print("live: error: %s" % e, file=sys.stderr)
         return 1
