@@ -41,11 +41,10 @@ def protected_files(port) -> List[str]:
     and vmcore (adapter attributes), the KERNEL and DUMPFILE lines of crash's ``sys``
     and the object files ``mod`` lists.  Best effort; never raises."""
     out = []  # type: List[str]
-    for attr in ("vmlinux", "vmcore"):
-        v = getattr(port, attr, None)
+    for v in (port.vmlinux, port.vmcore):
         if isinstance(v, str) and v:
             out.append(v)
-    out.extend(p for p in getattr(port, "module_files", ()) or () if isinstance(p, str))
+    out.extend(p for p in port.module_files or () if isinstance(p, str))
     for cmd, rx in (("sys", r"^\s*(?:KERNEL|DUMPFILE):\s+(\S+)"),
                     ("mod", r"\s(/\S+\.ko(?:\.debug)?)\s*$")):
         try:

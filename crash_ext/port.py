@@ -6,7 +6,7 @@ crash process from outside.  Adapters implement :class:`Port`; analyses take a p
 
 import re
 import weakref
-from .compat import List, Optional, Sequence, Tuple
+from .compat import List, Optional, Sequence, Tuple, Union
 
 
 class CrashExtError(Exception):
@@ -76,6 +76,91 @@ class Port:
     def type_size(self, type_name: str) -> Optional[int]:
         """Return ``sizeof(type_name)``, or None when the type is unknown."""
         raise NotImplementedError
+
+    # Optional capabilities, each with its default ------------------------------
+    #
+    # An adapter overrides what it can do better; every caller may use each of them on
+    # any port.  tests/unit/test_port_contract.py lists what each adapter overrides.
+
+    #: True when :meth:`batch` sends its commands in one exchange (cheaper than one by
+    #: one); callers that only batch to save exchanges skip it when False
+    batches_commands = False
+
+    #: True when :meth:`command_stream` hands the answer over while crash prints it
+    streams_commands = False
+
+    #: what stays the same for every port of one crash session (pykdump's: one port
+    #: per verb call), for the caches of that session; None: the port is its session
+    session_identity = None  # type: object
+
+    #: the files crash reads, when the adapter knows them (outputs never overwrite them)
+    vmlinux = None  # type: Optional[str]
+    vmcore = None  # type: Optional[str]
+
+    #: the module object files crash was given (``crash-ext --mod``)
+    module_files = ()  # type: Sequence[str]
+
+    #: what crash printed while it started, when the adapter saw it
+    startup_output = ""
+
+    @property
+    def base_port(self) -> "Port":
+        """Return the port this one wraps (itself unless it is a wrapper): caches of
+        type layouts and code are kept for it."""
+        return self
+
+    def batch(self, cmds: Sequence[str], check: bool = True, timeout: Optional[float] = None,
+              on_text=None) -> List[Union[str, CrashCommandError]]:
+        """Return the answers of ``cmds`` in order: a CrashCommandError in the slot of a
+        command crash rejects (its text with ``check=False``).  Default: one
+        :meth:`command` at a time (``timeout`` unused; ``on_text`` {index: callback} is
+        given each whole answer).  Raises CrashTimeout / CrashDied."""
+        res = []  # type: List[Union[str, CrashCommandError]]
+        for i, c in enumerate(cmds):
+            try:
+                out = self.command(c)  # type: Union[str, CrashCommandError]
+            except CrashCommandError as e:
+                out = (getattr(e, "output", "") or "") if not check else e
+            if on_text is not None and i in on_text and isinstance(out, str):
+                on_text[i](out)
+            res.append(out)
+        return res
+
+    def command_stream(self, cmd: str, on_text, check: bool = True,
+                       timeout: Optional[float] = None) -> str:
+        """Return :meth:`command`'s answer to ``cmd``, also given to ``on_text`` (in one
+        piece by default; in pieces while crash prints when :attr:`streams_commands`).
+        Raises as :meth:`command` does."""
+        out = self.command(cmd)
+        on_text(out)
+        return out
+
+    def prefetch_structs(self, type_names: Sequence[str]) -> None:
+        """Learn the member offsets of ``type_names`` in one go, when the adapter can;
+        default: nothing (members are asked one by one)."""
+
+    def prefetch_symbols(self, addrs: Sequence[int]) -> None:
+        """Learn :meth:`address_symbol` of ``addrs`` in one go, when the adapter can;
+        default: nothing."""
+
+    def enum_value(self, name: str) -> Optional[int]:
+        """Return the value of enumerator ``name`` (gdb's ``p/d NAME``), None when crash
+        knows none.  Raises CrashTimeout / CrashDied."""
+        try:
+            out = self.command("p/d %s" % name)
+        except CrashCommandError:
+            return None
+        m = re.search(r"^\$\d+ = (-?\d+)\s*$", out, re.M)
+        return int(m.group(1)) if m else None
+
+    def memory_fixed(self) -> bool:
+        """Return True when memory cannot change between verb calls (a dump); default
+        False (a live system, or the adapter cannot tell)."""
+        return False
+
+    def crash_version(self) -> Optional[str]:
+        """Return the version of the crash in use (``8.0.6``), None when unknown."""
+        return None
 
     # Helpers with defaults -------------------------------------------------
 
@@ -149,14 +234,14 @@ def session_shared(table, port, make):
     an earlier port of the session made it, ``obj.rebind(port, fixed)`` hands it to
     this one; ``fixed``: the port's ``memory_fixed()`` (a dump: what the cache read from
     memory stays true), False when the port does not say."""
-    key = getattr(port, "session_identity", None)
+    key = port.session_identity
     key = port if key is None else key
     try:
         obj = table.get(key)
         if obj is None:
             obj = table[key] = make(port)
         elif obj.port is not port:
-            obj.rebind(port, getattr(port, "memory_fixed", lambda: False)())
+            obj.rebind(port, port.memory_fixed())
         return obj
     except TypeError:          # not weak-referenceable
         return make(port)

@@ -212,10 +212,9 @@ class CommandTypes:
         memo = self._memo()
         todo = sorted({int(a) for a in addrs if 0 <= int(a) < 1 << 64 and
                        ("addr", int(a)) not in memo})
-        batch = getattr(self, "batch", None)
-        if not todo or batch is None:
+        if not todo or not self.batches_commands:
             return
-        for a, out in zip(todo, batch(["sym %x" % a for a in todo])):
+        for a, out in zip(todo, self.batch(["sym %x" % a for a in todo])):
             memo[("addr", a)] = self._sym_answer(out if isinstance(out, str) else "")
 
     def _sym_answer(self, out: str) -> Optional[str]:
@@ -284,16 +283,7 @@ class CommandTypes:
         if not todo:
             return
         cmds = ["struct -o %s" % t for t in todo]
-        batch = getattr(self, "batch", None)
-        if batch is not None:
-            outs = batch(cmds)
-        else:
-            outs = []
-            for c in cmds:
-                try:
-                    outs.append(self.command(c))
-                except CrashCommandError as e:
-                    outs.append(e)
+        outs = self.batch(cmds)  # type: ignore[attr-defined]   # Port's: the error in its slot
         for t, out in zip(todo, outs):
             memo[("struct_o", t)] = True
             if isinstance(out, str):

@@ -481,6 +481,9 @@ class CrashProcess(CommandTypes, Port):
             self._raise_for(c, out)
         return out
 
+    batches_commands = True
+    streams_commands = True
+
     def batch(self, cmds: Sequence[str], check: bool = True,
               timeout: Optional[float] = None,
               on_text: Optional[Dict[int, Callable[[str], None]]] = None

@@ -1215,8 +1215,7 @@ class PortSources:
         commands (one return address per function: the others are in the same text).
         What fails here is left to :meth:`dis`/:meth:`whatis`, which ask again and
         report it."""
-        batch = getattr(self.port, "batch", None)
-        if batch is None:
+        if not self.port.batches_commands:
             return          # in crash every command is a call: nothing to save
         rets = {}  # type: Dict[tuple, int]
         names = set()  # type: Set[str]
@@ -1240,7 +1239,7 @@ class PortSources:
         if not cmds:
             return
         try:
-            outs = batch(cmds)
+            outs = self.port.batch(cmds)
         except CrashExtError:
             return
         for a, out in zip(addrs, outs):

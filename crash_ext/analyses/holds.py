@@ -1123,4 +1123,4 @@ def analyser_for(port) -> HoldsAnalyser:
     the per-function caches live as long as the crash session, across verbs and runs.
     Its per-task answers are kept per back trace (the task's stack pointer), across
     verb calls only when the port's ``memory_fixed()`` says it reads a dump."""
-    return session_shared(_ANALYSERS, getattr(port, "base_port", port), HoldsAnalyser)
+    return session_shared(_ANALYSERS, port.base_port, HoldsAnalyser)

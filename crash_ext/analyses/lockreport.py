@@ -91,9 +91,8 @@ def prefetch_locks(port: Port, snap: Snapshot, locks: Dict[int, str]) -> None:
         todo = [a for a in locks if a not in cache.slabs]
         if todo:
             cache.slabs.update(slab_infos(port, todo))
-        pre = getattr(port, "prefetch_symbols", None)
-        if pre is not None:     # a slab object is no symbol: see _where
-            pre(sorted(a for a in locks if cache.slabs.get(a) is None))
+        # a slab object is no symbol: see _where
+        port.prefetch_symbols(sorted(a for a in locks if cache.slabs.get(a) is None))
     except CrashExtError:
         pass
 
@@ -147,7 +146,7 @@ _MOUNTS = weakref.WeakKeyDictionary()  # type: weakref.WeakKeyDictionary
 def _mount_dirs(port: Port) -> Dict[int, str]:
     """Return {super_block address: first mount point} from crash's ``mount``."""
     try:
-        got = _MOUNTS.get(getattr(port, "base_port", port))
+        got = _MOUNTS.get(port.base_port)
     except TypeError:
         got = None
     if got is not None:
@@ -163,7 +162,7 @@ def _mount_dirs(port: Port) -> Dict[int, str]:
                 re.match(r"^[0-9a-f]{8,16}$", t[1]):
             res.setdefault(int(t[1], 16), t[-1])
     try:
-        _MOUNTS[getattr(port, "base_port", port)] = res
+        _MOUNTS[port.base_port] = res
     except TypeError:
         pass
     return res

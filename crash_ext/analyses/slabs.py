@@ -66,9 +66,7 @@ def _kmem_p_rows(port: Port, addrs: List[int]) -> Optional[List[Dict[str, object
 def _slub_fields(port: Port) -> Optional[Dict[str, int]]:
     """Return the offsets a SLUB slab look-up reads, None when this kernel's types do
     not show SLUB (``kmem_cache.cpu_slab``) or lack one of them."""
-    pre = getattr(port, "prefetch_structs", None)
-    if pre is not None:     # one look-up for the five members read below
-        pre(["kmem_cache"])
+    port.prefetch_structs(["kmem_cache"])   # one look-up for the five members below
     so = port.member_offset("slab", "slab_cache")
     if so is None:
         so = port.member_offset("page", "slab_cache")

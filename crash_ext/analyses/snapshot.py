@@ -90,8 +90,8 @@ class Snapshot:
             return
         cmds = ["ps " + " ".join("%x" % a for a in todo[i:i + self.LOOKUP_CHUNK])
                 for i in range(0, len(todo), self.LOOKUP_CHUNK)]
-        batch = getattr(self.port, "batch", None)
-        outs = batch(cmds, check=False) if batch is not None and len(cmds) > 1 else None
+        outs = self.port.batch(cmds, check=False) if self.port.batches_commands \
+            and len(cmds) > 1 else None
         if outs is None:
             outs = []
             for c in cmds:
@@ -174,7 +174,7 @@ class Snapshot:
         told = set()  # type: set
         if state not in self._states_read:
             cmd = "foreach %s bt -f" % state
-            stream = getattr(self.port, "command_stream", None)
+            stream = self.port.command_stream if self.port.streams_commands else None
             made = {}  # type: Dict[int, PsEntry]
             refs = {}  # type: Dict[int, TaskRef]   # their TaskRefs (see ref)
             spans = []  # type: List[Optional[tuple]]   # for StackText, of the same
@@ -249,7 +249,7 @@ class StackReadPort(Port):
     BLOCK = 128
 
     def __init__(self, port: Port, snapshot: Snapshot):
-        self.base_port = getattr(port, "base_port", port)
+        self._base = port.base_port
         self._port = port
         self._snap = snapshot
         self._blocks = {}  # type: Dict[int, bytes]
@@ -336,6 +336,57 @@ class StackReadPort(Port):
     def task_by_pid(self, pid: int):
         return self._port.task_by_pid(pid)
 
-    def __getattr__(self, name):
-        # anything else the port underneath offers (batch, ...)
-        return getattr(self._port, name)
+    # the optional capabilities: the port underneath's
+
+    @property
+    def base_port(self) -> Port:
+        return self._base
+
+    @property
+    def batches_commands(self) -> bool:  # type: ignore[override]
+        return self._port.batches_commands
+
+    @property
+    def streams_commands(self) -> bool:  # type: ignore[override]
+        return self._port.streams_commands
+
+    @property
+    def session_identity(self):  # type: ignore[override]
+        return self._port.session_identity
+
+    @property
+    def vmlinux(self):  # type: ignore[override]
+        return self._port.vmlinux
+
+    @property
+    def vmcore(self):  # type: ignore[override]
+        return self._port.vmcore
+
+    @property
+    def module_files(self):  # type: ignore[override]
+        return self._port.module_files
+
+    @property
+    def startup_output(self):  # type: ignore[override]
+        return self._port.startup_output
+
+    def batch(self, cmds, check=True, timeout=None, on_text=None):
+        return self._port.batch(cmds, check=check, timeout=timeout, on_text=on_text)
+
+    def command_stream(self, cmd, on_text, check=True, timeout=None):
+        return self._port.command_stream(cmd, on_text, check=check, timeout=timeout)
+
+    def prefetch_structs(self, type_names) -> None:
+        self._port.prefetch_structs(type_names)
+
+    def prefetch_symbols(self, addrs) -> None:
+        self._port.prefetch_symbols(addrs)
+
+    def enum_value(self, name: str):
+        return self._port.enum_value(name)
+
+    def memory_fixed(self) -> bool:
+        return self._port.memory_fixed()
+
+    def crash_version(self):
+        return self._port.crash_version()

@@ -67,7 +67,7 @@ def require_task_view(port: Port) -> None:
     if seen is not None and counted is not None:
         slack = max(4, counted // 20) if live else 0
         if seen + slack < counted:
-            version = getattr(port, "crash_version", lambda: None)()
+            version = port.crash_version()
             raise CrashCannotRead(
                 "%s lists %d tasks but the kernel counts %d (nr_threads): it cannot read "
                 "this kernel's task list, so no answer would be trustworthy; use crash "

@@ -40,7 +40,6 @@ Layouts recognised (DESIGN.md, "Lock layouts"):
   them, and WRITER_BIAS (1 << 30) once the writer holds it.
 """
 
-import re
 import weakref
 from ..record import dataclass, field
 from ..compat import Dict, List, NamedTuple, Optional, Tuple
@@ -220,18 +219,10 @@ def _scalar_size(port: Port, ctype: Optional[str], default: int = 8) -> int:
 
 def _enum_value(port: Port, name: str) -> Optional[int]:
     """Return the value of enumerator ``name`` from debuginfo (``p/d NAME``), or None."""
-    ask = getattr(port, "enum_value", None)
-    if ask is not None:
-        try:
-            return ask(name)
-        except CrashExtError:
-            return None
     try:
-        out = port.command("p/d %s" % name)
+        return port.enum_value(name)
     except CrashExtError:
         return None
-    m = re.search(r"^\$\d+ = (-?\d+)\s*$", out, re.M)
-    return int(m.group(1)) if m else None
 
 
 def _wait_member(port: Port, t: str, lay: LockLayout) -> Optional[str]:
@@ -287,14 +278,13 @@ def probe_layout(port: Port, kind: str) -> LockLayout:
     if k not in KINDS:
         raise CrashExtError("not a lock type crash-ext decodes: %r (known: %s)"
                             % (kind, ", ".join(KINDS)))
-    key = getattr(port, "base_port", port)   # a wrapper shares its port's layouts
+    key = port.base_port   # a wrapper shares its port's layouts
     per_port = _LAYOUT_CACHE.setdefault(key, {}) if _weakable(key) else {}
     if k in per_port:
         return per_port[k]
-    pre = getattr(port, "prefetch_structs", None)
-    if pre is not None and k in _STRUCTS:
+    if k in _STRUCTS:   # one `struct -o` per type instead of a query per member
         try:
-            pre(_STRUCTS[k])    # one `struct -o` per type instead of a query per member
+            port.prefetch_structs(_STRUCTS[k])
         except CrashExtError:
             pass
     lay = {"mutex": _probe_mutex, "rw_semaphore": _probe_rwsem,

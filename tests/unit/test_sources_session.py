@@ -2,13 +2,14 @@
 makes a port per verb call); memory words kept only where memory does not change."""
 
 from crash_ext.analyses import args as A
+from crash_ext.port import Port
 
 
 class _Session:
     pass
 
 
-class _Port:
+class _Port(Port):
     def __init__(self, session, fixed):
         self.session_identity = session
         self._fixed = fixed
@@ -38,7 +39,7 @@ def test_live_session_reads_memory_again():
 
 
 def test_port_without_identity_has_its_own():
-    class P:
+    class P(Port):
         pass
     p, q = P(), P()
     assert A.sources_for(p) is A.sources_for(p)
@@ -52,7 +53,7 @@ def test_caches_end_with_their_port():
     import weakref
     from crash_ext.analyses import holds as H
 
-    class P:
+    class P(Port):
         pass
     p = P()
     src = A.sources_for(p)
