@@ -5,7 +5,6 @@ crash process from outside.  Adapters implement :class:`Port`; analyses take a p
 """
 
 import re
-import weakref
 from .compat import List, Optional, Sequence, Tuple, Union
 
 
@@ -200,51 +199,6 @@ class Port:
             if t.pid == pid:
                 return t.task
         return None
-
-
-class HeldWeakly:
-    """An attribute that holds its object (a port) through a weak reference when the
-    object allows one, strongly otherwise.  The analyses keep their per-session caches
-    in dictionaries weak in their keys, the port; a cache that held its key strongly
-    would keep itself and the port alive after the session ends.  Reading it after the
-    object is gone returns None."""
-
-    def __set_name__(self, owner, name):
-        self.slot = "_held_" + name
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self
-        return obj.__dict__[self.slot]()
-
-    def __set__(self, obj, value):
-        try:
-            ref = weakref.ref(value)
-        except TypeError:
-            def ref():
-                return value
-        obj.__dict__[self.slot] = ref
-
-
-def session_shared(table, port, make):
-    """Return the object ``table`` (a dictionary weak in its keys) keeps for ``port``'s
-    crash session: the ports with one ``session_identity`` (pykdump's: one port per
-    verb call) share one, any other port has its own.  ``make(port)`` makes it when
-    there is none (also when the key cannot be held weakly: then it is not kept).  When
-    an earlier port of the session made it, ``obj.rebind(port, fixed)`` hands it to
-    this one; ``fixed``: the port's ``memory_fixed()`` (a dump: what the cache read from
-    memory stays true), False when the port does not say."""
-    key = port.session_identity
-    key = port if key is None else key
-    try:
-        obj = table.get(key)
-        if obj is None:
-            obj = table[key] = make(port)
-        elif obj.port is not port:
-            obj.rebind(port, port.memory_fixed())
-        return obj
-    except TypeError:          # not weak-referenceable
-        return make(port)
 
 
 # The validators of user words live in words.py (one place for all verbs and adapters);

@@ -28,6 +28,7 @@ import os
 import sys
 from ..compat import Dict, Optional
 
+from ..caches import SESSION_FIXED, SESSION_TYPES
 from ..port import CrashCommandError, CrashExtError, MemoryReadError, Port
 from . import check_command
 from .commandport import SET_C_LANGUAGE, CommandTypes, find_error, language_to_restore
@@ -45,21 +46,21 @@ class PykdumpPort(CommandTypes, Port):
         #: what stays the same for every verb call of this crash session (each call
         #: makes its own port): caches of facts of the code live that long
         self.session_identity = crash_module
-        known = _SESSION_TYPES.get(id(crash_module))
-        self._known = known[1] if known is not None and known[0] is crash_module else None
+        self._known = SESSION_TYPES.peek(crash_module)
 
     def memory_fixed(self) -> bool:
         """Return True when crash reads a dump (its memory is the same in every verb call
         of the session), False on a live system or when ``sys`` fails; asked once per
         crash session."""
-        got = _FIXED.get(id(self._crash))
-        if got is None or got[0] is not self._crash:
+        got = SESSION_FIXED.peek(self._crash)
+        if got is None:
             try:
                 live = session_files(self.command("sys"))[1]
             except CrashExtError:
                 live = True
-            got = _FIXED[id(self._crash)] = (self._crash, not live)
-        return got[1]
+            got = not live
+            SESSION_FIXED.put(self._crash, got)
+        return got
 
     def crash_version(self):
         """Return the running crash's version (pykdump's ``crash.Crash_run``), or None."""
@@ -168,13 +169,6 @@ class PykdumpPort(CommandTypes, Port):
         self._learned()
         return off
 
-
-
-#: type facts learned in this crash session: id(crash module) -> (that module, facts); a
-#: verb call starts with what earlier ones learned (the store on disk may be off:
-#: CRASH_EXT_TYPE_CACHE=0).  Holding the module keeps its id from being reused.
-_SESSION_TYPES = {}  # type: Dict[int, tuple]
-_FIXED = {}  # type: Dict[int, tuple]   # id(crash module): (it, memory_fixed)
 
 
 class ErrorCapture:
@@ -370,8 +364,9 @@ def run_verb(name, argv=None, crash_module=None):
                 return registry.load(name).main(argv, port)
             finally:
                 if port._cache is not None:
-                    _SESSION_TYPES[id(crash_module)] = (crash_module,
-                                                        TypeStore.facts(port._cache))
+                    # the next verb call starts with what this one learned (the
+                    # store on disk may be off: CRASH_EXT_TYPE_CACHE=0)
+                    SESSION_TYPES.put(crash_module, TypeStore.facts(port._cache))
     except SystemExit as e:          # argparse: -h or a usage error
         return e.code if isinstance(e.code, int) else 2
     except BrokenPipeError:          # "deadlock | head -3": the reader has gone

@@ -25,7 +25,6 @@ Entry point: :func:`recover` (recorded text through callbacks) and
 """
 
 import re
-import weakref
 from ..record import dataclass, field
 from ..compat import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
@@ -35,8 +34,8 @@ from ..models.proto import Prototype, parse_whatis
 from ..models.btlazy import LazyBacktrace
 from ..models.stack import Backtrace, Frame
 from ..models.symtab import SymbolTable
-from ..port import (CrashCommandError, CrashExtError, HeldWeakly, check_address_word,
-                    session_shared)
+from ..caches import SOURCES, HeldWeakly
+from ..port import CrashCommandError, CrashExtError, check_address_word
 from . import flow as fl
 from .solver import MASK as _MASK, ZERO, Lin, Params, Reason, Solver, value_of
 
@@ -1125,7 +1124,7 @@ class PortSources:
     TEMPLATES_PER_SHAPE = 8
     #: tasks whose memory words are fetched together by :meth:`recover_many`
     CHUNK = 256
-    #: the port read through (weakly: ``_SHARED`` is keyed by it)
+    #: the port read through (weakly: ``caches.SOURCES`` is keyed by it)
     port = HeldWeakly()
 
     def __init__(self, port):
@@ -1139,7 +1138,7 @@ class PortSources:
 
     def rebind(self, port, fixed: bool) -> None:
         """Read through ``port``, a later port of this one's crash session (see
-        :func:`~crash_ext.port.session_shared`); memory words are dropped unless
+        :meth:`~crash_ext.caches.Cache.for_session`); memory words are dropped unless
         ``fixed``."""
         self.port = port
         if not fixed:
@@ -1361,9 +1360,6 @@ class PortSources:
                 done[j] = None
 
 
-_SHARED = weakref.WeakKeyDictionary()  # type: weakref.WeakKeyDictionary
-
-
 def sources_for(port) -> PortSources:
     """Return the PortSources shared by every recovery on ``port`` (caches of
     disassembly, prototypes, memory words and recoveries live as long as the port).
@@ -1373,7 +1369,7 @@ def sources_for(port) -> PortSources:
     prototypes and the recoveries (functions of each task's own words); the memory
     words too when the port's ``memory_fixed()`` says it reads a dump (a live system's
     memory changes: read again in each call)."""
-    return session_shared(_SHARED, port, PortSources)
+    return SOURCES.for_session(port, PortSources)
 
 
 def recover_with_port(port, bt: Backtrace, sources: Optional[PortSources] = None

@@ -30,10 +30,10 @@ where it lives, and the task that must act (a kworker running the work item flus
 the kthread stopped).
 """
 
-import functools
 import re
 from ..compat import List, Optional, Tuple
 
+from ..caches import FRAME_KINDS
 from ..models import locks as L
 from ..models.stack import Backtrace
 from ..port import BadArgument, CrashExtError, Port
@@ -89,7 +89,7 @@ _SLOWPATH_FIRST = ("rwsem_down_", "__mutex_lock", "__down", "rt_mutex_slowlock",
                    "__rt_mutex_slowlock", "rtlock_slowlock", "call_rwsem_down")
 
 
-@functools.lru_cache(maxsize=8192)
+@FRAME_KINDS.memo
 def classify_function(name: str) -> Tuple[Optional[str], Optional[str], Optional[str]]:
     """Return (lock kind, mode, other kind) for a frame function name: lock kind and
     mode ('reader'/'writer'/None) for a lock acquire path, or other kind
@@ -228,7 +228,7 @@ def _blocked_on(port, snap, ref, ps, use_args) -> Blocked:
     if found is None:
         found = _via_scan(port, snap, bt, task, layout, lock_idx)
     if found is None:
-        damaged = getattr(session_cache(snap), "damaged_for", {}).get(task)
+        damaged = session_cache(snap).damaged_for.get(task)
         if damaged:
             res.evidence.append("no lock confirmed: %s, and this task's own waiter record "
                                 "is not reached before the damage" % damaged)
@@ -383,7 +383,8 @@ def rt_lock_waiters(port: Port, snap: Snapshot) -> List[object]:
     PREEMPT_RT) this returns [] without reading ``ps``.  Cached per snapshot; never
     raises for unreadable tasks (they are left out).
     """
-    cached = getattr(snap, "_rt_lock_waiters", None)
+    cache = session_cache(snap)
+    cached = cache.rt_lock_waiters
     if cached is not None:
         return cached
     out = []  # type: List[object]
@@ -402,7 +403,7 @@ def rt_lock_waiters(port: Port, snap: Snapshot) -> List[object]:
                 continue
             if L.is_kernel_pointer(v):
                 out.append(e)
-    snap._rt_lock_waiters = out
+    cache.rt_lock_waiters = out
     return out
 
 
@@ -548,10 +549,7 @@ def _note_damaged(snap, task: int, layout, v: int, wk) -> None:
     """Remember, for ``task``, a lock of its lock frames whose wait list is corrupt
     before it reaches the task (the first one seen is kept)."""
     cache = session_cache(snap)
-    notes = getattr(cache, "damaged_for", None)
-    if notes is None:
-        notes = cache.damaged_for = {}
-    notes.setdefault(task, corrupt_text(layout.kind, v, wk))
+    cache.damaged_for.setdefault(task, corrupt_text(layout.kind, v, wk))
 
 
 def _via_scan(port, snap, bt, task, layout, lock_idx, limit: int = 64):

@@ -29,7 +29,6 @@ debug kernels) :func:`lockdep_held` reads them, and they come first.
 """
 
 import re
-import weakref
 from ..record import dataclass, field
 from ..compat import Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
@@ -37,7 +36,8 @@ from ..models import lockcalls as LC
 from ..models import locks as L
 from ..models import x86
 from ..models.disasm import Insn
-from ..port import CrashExtError, HeldWeakly, session_shared
+from ..caches import HOLDS, HeldWeakly
+from ..port import CrashExtError
 from . import flow as fl
 from .args import parsed, sources_for, task_words
 from .blockedon import SCHED_FUNCS, classify_function
@@ -724,7 +724,7 @@ class HoldsAnalyser:
     ``sources``: :class:`~crash_ext.analyses.args.PortSources` (disassembly and argument
     recovery, shared with ``argrecover``)."""
 
-    #: weakly: ``_ANALYSERS`` is keyed by it
+    #: weakly: ``caches.HOLDS`` is keyed by it
     port = HeldWeakly()
 
     def __init__(self, port, sources=None):
@@ -738,7 +738,7 @@ class HoldsAnalyser:
 
     def rebind(self, port, fixed: bool) -> None:
         """Work through ``port``, a later port of this one's crash session (see
-        :func:`~crash_ext.port.session_shared`); what each task holds is dropped unless
+        :meth:`~crash_ext.caches.Cache.for_session`); what each task holds is dropped unless
         ``fixed`` (the stacks of a live system move)."""
         self.port = port
         self.src = sources_for(port)
@@ -1112,9 +1112,6 @@ def _evidence(f, sl: SiteLock, val: int, how: str) -> str:
     return text
 
 
-_ANALYSERS = weakref.WeakKeyDictionary()  # type: ignore
-
-
 def analyser_for(port) -> HoldsAnalyser:
     """Return the HoldsAnalyser shared by every use of ``port`` and of the ports made
     over it (a snapshot's stack-reading port is keyed by its ``base_port``), and, as
@@ -1123,4 +1120,4 @@ def analyser_for(port) -> HoldsAnalyser:
     the per-function caches live as long as the crash session, across verbs and runs.
     Its per-task answers are kept per back trace (the task's stack pointer), across
     verb calls only when the port's ``memory_fixed()`` says it reads a dump."""
-    return session_shared(_ANALYSERS, port.base_port, HoldsAnalyser)
+    return HOLDS.for_session(port.base_port, HoldsAnalyser)

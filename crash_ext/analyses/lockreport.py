@@ -9,9 +9,9 @@ raised.
 """
 
 import re
-import weakref
 from ..compat import Dict, List, Optional, Tuple
 
+from ..caches import MOUNTS
 from ..models import locks as L
 from ..port import BadArgument, CrashExtError, MemoryReadError, Port
 from ..words import check_address_word, check_hex_word, shown
@@ -140,15 +140,9 @@ def _dentry_path(port: Port, dentry: int) -> Optional[str]:
     return "/" + "/".join(reversed(parts))
 
 
-_MOUNTS = weakref.WeakKeyDictionary()  # type: weakref.WeakKeyDictionary
-
-
 def _mount_dirs(port: Port) -> Dict[int, str]:
     """Return {super_block address: first mount point} from crash's ``mount``."""
-    try:
-        got = _MOUNTS.get(port.base_port)
-    except TypeError:
-        got = None
+    got = MOUNTS.peek(port.base_port)
     if got is not None:
         return got
     res = {}  # type: Dict[int, str]
@@ -161,10 +155,7 @@ def _mount_dirs(port: Port) -> Dict[int, str]:
         if len(t) >= 5 and re.match(r"^[0-9a-f]{8,16}$", t[0]) and \
                 re.match(r"^[0-9a-f]{8,16}$", t[1]):
             res.setdefault(int(t[1], 16), t[-1])
-    try:
-        _MOUNTS[port.base_port] = res
-    except TypeError:
-        pass
+    MOUNTS.put(port.base_port, res)
     return res
 
 

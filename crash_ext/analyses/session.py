@@ -4,6 +4,7 @@
 import re
 import weakref
 from .. import record
+from ..caches import SNAPSHOT_FACTS
 from ..compat import Dict, List, Optional, Tuple
 
 from ..models import locks as L
@@ -37,6 +38,12 @@ class SessionCache:
         self.blocked = {}  # type: Dict[int, object]
         self.states = {}  # type: Dict[Tuple[str, int], L.LockState]
         self.slabs = {}  # type: Dict[int, Optional[Dict[str, object]]]
+        #: {task: why the wait list of one of its lock frames is corrupt before it}
+        self.damaged_for = {}  # type: Dict[int, str]
+        #: waits.py's completion facts (record layouts, lists walked)
+        self.completion_waits = {}  # type: Dict[object, object]
+        #: blockedon.rt_lock_waiters' answer, None until asked
+        self.rt_lock_waiters = None  # type: Optional[List[object]]
 
     @property
     def snap(self) -> Snapshot:
@@ -140,18 +147,12 @@ class SessionCache:
         return self.searches[value]
 
 
-_CACHES = weakref.WeakKeyDictionary()  # type: weakref.WeakKeyDictionary
-
-
 def session_cache(snapshot: Snapshot, last_ran: Optional[bool] = None) -> SessionCache:
     """Return the :class:`SessionCache` of ``snapshot`` (made on first use).
 
     ``last_ran``: True/False to read (or not) ``ps -m`` for the tasks' last-ran times
     from now on (see :class:`SessionCache`); None leaves the setting (default True)."""
-    c = _CACHES.get(snapshot)
-    if c is None:
-        c = SessionCache(snapshot)
-        _CACHES[snapshot] = c
+    c = SNAPSHOT_FACTS.get(snapshot, lambda: SessionCache(snapshot))
     if last_ran is not None:
         c.read_last_ran = bool(last_ran)
     return c

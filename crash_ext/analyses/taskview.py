@@ -14,6 +14,7 @@ so a few percent are allowed there.
 import re
 from ..compat import Optional, Tuple
 
+from ..caches import TASK_VIEW
 from ..port import CrashCannotRead, CrashCommandError, CrashExtError, Port
 
 _TASKS = re.compile(r"^\s*TASKS:\s*(\d+)\s*$", re.M)
@@ -61,7 +62,7 @@ def require_task_view(port: Port) -> None:
 
     Raises CrashCannotRead naming the counts, the crash in use and what to use instead.
     """
-    if getattr(port, "_task_view_ok", False):
+    if TASK_VIEW.peek(port):
         return
     seen, counted, live = task_view(port)
     if seen is not None and counted is not None:
@@ -73,4 +74,4 @@ def require_task_view(port: Port) -> None:
                 "this kernel's task list, so no answer would be trustworthy; use crash "
                 ">= 8.0.4 for 6.x kernels (--crash PATH or CRASH=PATH)"
                 % ("crash " + version if version else "this crash", seen, counted))
-    port._task_view_ok = True  # type: ignore[attr-defined]
+    TASK_VIEW.put(port, True)

@@ -54,11 +54,7 @@ class _Rec:
 
 
 def _memo(snap) -> Dict:
-    cache = session_cache(snap)
-    m = cache.__dict__.get("_waits")
-    if m is None:
-        m = cache.__dict__["_waits"] = {}
-    return m
+    return session_cache(snap).completion_waits
 
 
 def _completion_layout(port: Port) -> Optional[Tuple[int, _Rec]]:

@@ -40,7 +40,7 @@ Layouts recognised (DESIGN.md, "Lock layouts"):
   them, and WRITER_BIAS (1 << 30) once the writer holds it.
 """
 
-import weakref
+from ..caches import LOCK_LAYOUTS
 from ..record import dataclass, field
 from ..compat import Dict, List, NamedTuple, Optional, Tuple
 
@@ -174,9 +174,6 @@ class WaitWalk:
 
 # ------------------------------------------------------------------- probing
 
-_LAYOUT_CACHE = weakref.WeakKeyDictionary()  # type: weakref.WeakKeyDictionary
-
-
 def _clean(t: Optional[str]) -> Optional[str]:
     return " ".join(t.split()) if t else t
 
@@ -279,7 +276,7 @@ def probe_layout(port: Port, kind: str) -> LockLayout:
         raise CrashExtError("not a lock type crash-ext decodes: %r (known: %s)"
                             % (kind, ", ".join(KINDS)))
     key = port.base_port   # a wrapper shares its port's layouts
-    per_port = _LAYOUT_CACHE.setdefault(key, {}) if _weakable(key) else {}
+    per_port = LOCK_LAYOUTS.get(key, dict)
     if k in per_port:
         return per_port[k]
     if k in _STRUCTS:   # one `struct -o` per type instead of a query per member
@@ -292,14 +289,6 @@ def probe_layout(port: Port, kind: str) -> LockLayout:
            "spinlock": _probe_spinlock}[k](port)
     per_port[k] = lay
     return lay
-
-
-def _weakable(port) -> bool:
-    try:
-        weakref.ref(port)
-        return True
-    except TypeError:
-        return False
 
 
 def _need_size(port: Port, t: str) -> int:

@@ -19,6 +19,7 @@ import re
 from ..compat import Dict, Optional
 
 from .. import record
+from ..caches import DUMP_IDENTITY
 from ..analyses.results import TaskRef
 
 __all__ = ["SCHEMA_VERSION", "hexaddr", "is_address_key", "last_ran_ns", "task_json",
@@ -99,7 +100,6 @@ def to_json(obj, key=None):
 
 _SYS = re.compile(r"^\s*(KERNEL|DUMPFILE|RELEASE):\s+(\S+)", re.M)
 _VERSION = re.compile(r"^\s*program_version:\s+(\S+)", re.M)
-_IDENTITY_ATTR = "_crash_ext_dump_identity"
 
 
 def dump_identity(port) -> Dict[str, Optional[str]]:
@@ -107,7 +107,7 @@ def dump_identity(port) -> Dict[str, Optional[str]]:
     ``crash_version`` (``help -p`` program_version), ``vmcore`` and ``vmlinux`` (the
     files crash opened, ``sys`` DUMPFILE and KERNEL).  Asked of crash once per port;
     a value crash does not print is None.  Never raises for a crash error."""
-    got = getattr(port, _IDENTITY_ATTR, None)
+    got = DUMP_IDENTITY.peek(port)
     if got is not None:
         return dict(got)
     sys_text = ver_text = ""
@@ -124,10 +124,7 @@ def dump_identity(port) -> Dict[str, Optional[str]]:
     got = {"kernel_release": found.get("RELEASE"),
            "crash_version": v.group(1) if v else None,
            "vmcore": found.get("DUMPFILE"), "vmlinux": found.get("KERNEL")}
-    try:
-        setattr(port, _IDENTITY_ATTR, got)
-    except Exception:   # noqa: BLE001 - a port without attributes asks again
-        pass
+    DUMP_IDENTITY.put(port, got)    # a port that cannot be held weakly asks again
     return dict(got)
 
 
