@@ -33,9 +33,9 @@ the kthread stopped).
 import re
 from ..compat import List, Optional, Tuple
 
-from ..caches import FRAME_KINDS
 from ..models import locks as L
 from ..models.stack import Backtrace
+from ..models.waitframes import classify_function, classify_stack
 from ..port import BadArgument, CrashExtError, Port
 from . import args as A
 from .session import session_cache
@@ -43,66 +43,7 @@ from .results import Blocked, TaskRef
 from .snapshot import Snapshot
 from .waits import completion_wait
 
-__all__ = ["blocked_on", "classify_function", "classify_stack", "explain_wait",
-           "rt_lock_waiters", "corrupt_text", "SCHED_FUNCS"]
-
-SCHED_FUNCS = {"__schedule", "schedule", "schedule_timeout", "schedule_preempt_disabled",
-               "io_schedule", "io_schedule_timeout", "__switch_to", "__switch_to_asm",
-               "schedule_hrtimeout_range_clock", "schedule_hrtimeout_range",
-               "preempt_schedule_common", "rwsem_down_failed_common"}
-
-_CLONE = re.compile(r"(\.(constprop|isra|part|cold|lto_priv|localalias|llvm)(\.\d+)?)+$")
-
-# (regex on the function name without clone suffix, lock kind, mode)
-_LOCK_FUNCS = [
-    (r"^(rwsem_down_write_slowpath|rwsem_down_write_failed(_killable)?|"
-     r"call_rwsem_down_write_failed(_killable)?|__down_write(_common|_slowpath|_killable|"
-     r"_nested)?|down_write(_killable|_nested|_trylock)?|rwbase_write_lock)$",
-     "rw_semaphore", "writer"),
-    (r"^(rwsem_down_read_slowpath|rwsem_down_read_failed(_killable)?|"
-     r"call_rwsem_down_read_failed(_killable)?|__down_read(_common|_slowpath|_killable|"
-     r"_interruptible)?|down_read(_killable|_interruptible|_nested|_non_owner)?|"
-     r"__rwbase_read_lock|rwbase_read_lock)$", "rw_semaphore", "reader"),
-    (r"^(__mutex_lock(_common|_slowpath|_killable_slowpath|_interruptible_slowpath)?|"
-     r"mutex_lock(_nested|_killable|_interruptible|_io|_killable_nested|"
-     r"_interruptible_nested|_io_nested)?|__ww_mutex_lock(_slowpath)?|ww_mutex_lock"
-     r"(_interruptible)?|mutex_lock_slowpath)$", "mutex", None),
-    (r"^(__down(_common|_interruptible|_killable|_timeout)?|down(_interruptible|"
-     r"_killable|_timeout)?)$", "semaphore", None),
-    (r"^(rt_mutex_slowlock(_block)?|__rt_mutex_slowlock(_locked)?|rt_mutex_lock"
-     r"(_interruptible|_killable|_nested)?|rtlock_slowlock(_locked)?|"
-     r"__rt_mutex_lock|rwbase_rtmutex_slowlock_locked|rwbase_rtmutex_lock_state|"
-     r"rt_mutex_slowlock_locked|rtlock_lock|__rt_mutex_lock_common)$", "rt_mutex", None),
-    # PREEMPT_RT: spinlock_t is a sleeping lock built on rt_mutex_base
-    (r"^(rt_spin_lock(_nested|_nest_lock)?)$", "spinlock", None),
-]
-_LOCK_RES = [(re.compile(p), k, m) for p, k, m in _LOCK_FUNCS]
-_OTHER = [
-    (re.compile(r"^(wait_for_completion\w*|__wait_for_common|wait_for_common\w*|"
-                r"do_wait_for_common)$"), "completion"),
-    (re.compile(r"^(io_schedule\w*|folio_wait\w*|wait_on_page_bit\w*|__lock_page\w*|"
-                r"__folio_lock\w*|bit_wait_io|out_of_line_wait_on_bit\w*|"
-                r"__wait_on_buffer|wait_on_buffer|blk_mq_get_tag|__bio_wait\w*|"
-                r"submit_bio_wait)$"), "io"),
-]
-_SLOWPATH_FIRST = ("rwsem_down_", "__mutex_lock", "__down", "rt_mutex_slowlock",
-                   "__rt_mutex_slowlock", "rtlock_slowlock", "call_rwsem_down")
-
-
-@FRAME_KINDS.memo
-def classify_function(name: str) -> Tuple[Optional[str], Optional[str], Optional[str]]:
-    """Return (lock kind, mode, other kind) for a frame function name: lock kind and
-    mode ('reader'/'writer'/None) for a lock acquire path, or other kind
-    ('completion'/'io') for other blocking waits; (None, None, None) otherwise."""
-    base = _CLONE.sub("", name or "")
-    for rx, kind, mode in _LOCK_RES:
-        if rx.match(base):
-            return kind, mode, None
-    for rx, other in _OTHER:
-        if rx.match(base):
-            return None, None, other
-    return None, None, None
-
+__all__ = ["blocked_on", "explain_wait", "rt_lock_waiters", "corrupt_text"]
 
 def _task_ref(snap: Snapshot, task: int) -> TaskRef:
     return session_cache(snap).ref(task)
@@ -116,36 +57,6 @@ def _stack_range(bt: Backtrace) -> Tuple[int, int]:
     return lo, lo + 0x8000
 
 
-
-def classify_stack(frames):
-    """Return (lock frame, lock kind, mode, other) for a task's frames, innermost first.
-
-    The innermost lock slow-path frame names the lock kind (and the first mode any frame
-    of that path tells); when there is none, ``other`` is (kind, frame) of the first
-    completion/io wait, or ('other', frame) of the first non-scheduler frame, or None.
-    """
-    lock, kind, mode, first = None, None, None, None
-    for f in frames:
-        k, m, o = classify_function(f.function)
-        if k is not None:
-            if lock is None:
-                lock, kind = f, k
-            elif kind == "rt_mutex" and k != kind:
-                kind = k        # a sleeping lock built on rt_mutex (PREEMPT_RT)
-            if m is not None and mode is None and k == kind:
-                mode = m
-            continue
-        if lock is not None:
-            break          # first frame above the lock path: the caller
-        if o is not None:
-            return None, None, None, (o, f)
-        if f.function in SCHED_FUNCS or _CLONE.sub("", f.function) in SCHED_FUNCS:
-            continue
-        if first is None:
-            first = ("other", f)
-    if lock is not None:
-        return lock, kind, mode, None
-    return None, None, None, first
 
 def blocked_on(port: Port, task_addr: int, snapshot: Optional[Snapshot] = None,
                use_args: bool = False) -> Blocked:

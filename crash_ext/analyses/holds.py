@@ -36,11 +36,11 @@ from ..models import lockcalls as LC
 from ..models import locks as L
 from ..models import x86
 from ..models.disasm import Insn
+from ..models.waitframes import SCHED_FUNCS, classify_function
 from ..caches import HOLDS, HeldWeakly
 from ..port import CrashExtError
 from . import flow as fl
 from .args import parsed, sources_for, task_words
-from .blockedon import SCHED_FUNCS, classify_function
 
 __all__ = ["HeldLock", "TaskHolds", "Summary", "SiteLock", "HoldsAnalyser",
            "analyser_for", "function_holds", "summarise", "lockdep_held", "code_holders",

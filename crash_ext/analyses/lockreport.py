@@ -15,7 +15,8 @@ from ..caches import MOUNTS
 from ..models import locks as L
 from ..port import BadArgument, CrashExtError, MemoryReadError, Port
 from ..words import check_address_word, check_hex_word, shown
-from .blockedon import blocked_on, classify_stack, rt_lock_waiters
+from ..models.waitframes import classify_stack
+from .blockedon import blocked_on, rt_lock_waiters
 from .candidates import rank_candidates
 from .results import LockReport, TaskRef, Waiter
 from .session import session_cache

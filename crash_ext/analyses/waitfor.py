@@ -34,8 +34,8 @@ from ..models import locks as L
 from ..models.btlazy import text_search
 from ..port import CrashExtError, Port
 from .holds import HeldLock, code_holders
-from .blockedon import (SCHED_FUNCS, blocked_on, classify_function, classify_stack,
-                        explain_wait, rt_lock_waiters)
+from ..models.waitframes import SCHED_FUNCS, classify_function, classify_stack
+from .blockedon import blocked_on, explain_wait, rt_lock_waiters
 from .lockreport import lock_report, prefetch_locks
 from .session import session_cache
 from .results import Blocked, Candidate, LockReport, TaskRef, Wait

@@ -7,7 +7,7 @@ import gc
 from crash_ext import caches as C
 from crash_ext.analyses import args as A
 from crash_ext.analyses import holds as H
-from crash_ext.analyses.blockedon import classify_function
+from crash_ext.models.waitframes import classify_function
 from crash_ext.port import Port
 
 

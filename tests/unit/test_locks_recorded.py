@@ -12,7 +12,7 @@ import io
 
 import pytest
 
-from crash_ext.analyses.blockedon import classify_function
+from crash_ext.models.waitframes import classify_function
 from crash_ext.analyses.lockreport import lock_report
 from crash_ext.analyses.snapshot import Snapshot
 from crash_ext.models import locks as L
