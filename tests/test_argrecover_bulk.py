@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from crash_ext.analyses import args as A
-from crash_ext.analyses.snapshot import Snapshot
+from crash_ext.code import args as A
+from crash_ext.session.snapshot import Snapshot
 from crash_ext.verbs import argrecover
 
 SMALL = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore"]

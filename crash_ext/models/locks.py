@@ -1,6 +1,6 @@
 """Kernel lock layouts, probed from debuginfo, and their decoding from raw memory.
 
-One job: given a lock kind and a :class:`~crash_ext.port.Port`, find out how *this*
+One job: given a lock kind and a :class:`~crash_ext.core.port.Port`, find out how *this*
 kernel lays the lock out (by the C types of its members, never by version number), then
 decode a lock's bytes (state, flag bits, recorded owner) and walk its wait list with a
 bounded, loop-checked walk.
@@ -40,11 +40,11 @@ Layouts recognised (DESIGN.md, "Lock layouts"):
   them, and WRITER_BIAS (1 << 30) once the writer holds it.
 """
 
-from ..caches import LOCK_LAYOUTS
-from ..record import dataclass, field
+from ..core.caches import LOCK_LAYOUTS
+from ..core.record import dataclass, field
 from ..compat import Dict, List, NamedTuple, Optional, Tuple
 
-from ..port import CrashExtError, Port
+from ..core.port import CrashExtError, Port
 
 __all__ = ["KINDS", "LockLayout", "WaiterLayout", "LockState", "WaitEntry", "WaitWalk",
            "probe_layout", "decode_state", "walk_waiters", "is_kernel_pointer",

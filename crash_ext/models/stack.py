@@ -9,7 +9,7 @@ before line #N+1; they are kept in ``Frame.words`` of frame N (and, all together
 """
 
 import re
-from ..record import dataclass, field
+from ..core.record import dataclass, field
 from ..compat import Dict, List, Optional, Tuple
 
 _TASK = re.compile(

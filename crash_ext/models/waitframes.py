@@ -3,7 +3,7 @@
 No kernel reads: names in, kinds out."""
 
 import re
-from ..caches import FRAME_KINDS
+from ..core.caches import FRAME_KINDS
 from ..compat import Optional, Tuple
 
 __all__ = ["SCHED_FUNCS", "CLONE_SUFFIX", "classify_function", "classify_stack"]

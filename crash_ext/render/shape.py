@@ -8,7 +8,7 @@ One place for the rules a runbook relies on:
 * every task is one object ``{"pid", "task", "comm", "state", "cpu", "last_ran_ns"}``
   (:func:`task_json`), whichever verb prints it;
 * result records are turned into JSON data by :func:`to_json`, driven by their fields:
-  a field added to a record later (``analyses.results``) appears without a change here,
+  a field added to a record later (``core.results``) appears without a change here,
   an integer field whose name says it is an address (:func:`is_address_key`) as a hex
   string.
 
@@ -18,9 +18,9 @@ Text rendering stays in the verbs; the bytes are written by :mod:`.jsontext`.
 import re
 from ..compat import Dict, Optional
 
-from .. import record
-from ..caches import DUMP_IDENTITY
-from ..analyses.results import TaskRef
+from ..core import record
+from ..core.caches import DUMP_IDENTITY
+from ..core.results import TaskRef
 
 __all__ = ["SCHEMA_VERSION", "hexaddr", "is_address_key", "last_ran_ns", "task_json",
            "to_json", "dump_identity", "document"]

@@ -1,8 +1,8 @@
 """``argrecover``: each frame's function arguments of a task, with the evidence for each.
 
 Thin: parsing arguments, choosing tasks and frames, printing.  The recovery itself is
-:mod:`crash_ext.analyses.args`; cheap one-line decodes of well-known pointer types are
-:mod:`crash_ext.analyses.decode`.
+:mod:`crash_ext.code.args`; cheap one-line decodes of well-known pointer types are
+:mod:`crash_ext.waits.decode`.
 """
 
 import argparse
@@ -10,20 +10,19 @@ import re
 import sys
 from ..compat import List, Optional
 
-from ..analyses.args import (Arg, FrameArgs, TaskArgs, plain_view, recover_all,
-                              recover_with_port)
-from ..analyses.decode import decode_pointer
-from ..analyses.snapshot import Snapshot, no_gc
-from ..analyses.taskview import require_task_view
+from ..code.args import Arg, FrameArgs, TaskArgs, plain_view, recover_all, recover_with_port
+from ..waits.decode import decode_pointer
+from ..session.snapshot import Snapshot, no_gc
+from ..session.taskview import require_task_view
 from ..models.stack import parse_backtraces
-from ..port import BadArgument, CrashExtError, Port
-from ..words import check_frame_word, check_hex_word, pid_or_task_word, shown
+from ..core.port import BadArgument, CrashExtError, Port
+from ..core.words import check_frame_word, check_hex_word, pid_or_task_word, shown
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
-from ..render import jsontext
+from ..core import jsontext
 from ..models.btf import param_names, read_vmlinux_btf
 from ..render.shape import document, dump_identity, hexaddr, task_json
 from ..render.text import DEFAULT_WIDTH, task_header, width, wrap
-from ..analyses.results import TaskRef
+from ..core.results import TaskRef
 
 EXAMPLES = """
 Arguments of every frame of the stuck rm, then only vfs_unlink's:
@@ -339,7 +338,7 @@ def main(argv, port: Port, out=None) -> int:
             snap = Snapshot(port)
             views = {}  # type: dict
             # decoding every pointer of every task would cost a crash command each;
-            # tasks of one stack shape share one recovery (analyses.args.Template)
+            # tasks of one stack shape share one recovery (code.args.Template)
             docs = []
             memo = {}  # type: dict
             with no_gc():

@@ -12,20 +12,30 @@ import re
 import sys
 from ..compat import Dict, List, Optional
 
-from ..analyses.results import TaskRef
-from ..analyses.snapshot import no_gc
-from ..analyses.taskview import require_task_view
-from ..analyses.waitfor import (Cycle, HeldBy, LockNode, WaitFor, collect,
-                                restrict_to_pid, short_lock_name)
-from ..port import BadArgument, CrashExtError, Port
-from ..words import argtype, check_count_word, check_path_word, check_pid_word
+from ..core.results import TaskRef
+from ..session.snapshot import no_gc
+from ..session.taskview import require_task_view
+from ..waits.waitfor import (Cycle,
+                             HeldBy,
+                             LockNode,
+                             WaitFor,
+                             collect,
+                             restrict_to_pid,
+                             short_lock_name)
+from ..core.port import BadArgument, CrashExtError, Port
+from ..core.words import argtype, check_count_word, check_path_word, check_pid_word
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
-from ..render import jsontext
+from ..core import jsontext
 from ..render.shape import document, hexaddr, task_json
 from ..render.shape import to_json as shape_json
 from ..render.table import table
-from ..render.text import (DEFAULT_WIDTH, bullets, task_header, task_short, wait_address,
-                           width, wrap)
+from ..render.text import (DEFAULT_WIDTH,
+                           bullets,
+                           task_header,
+                           task_short,
+                           wait_address,
+                           width,
+                           wrap)
 
 
 EXAMPLES = """
@@ -579,7 +589,7 @@ def to_json(res: WaitFor) -> Dict[str, object]:
 
 def run(port: Port, opts) -> WaitFor:
     """Return the analysis the parsed options ask for; raises CrashExtError."""
-    from ..analyses.snapshot import Snapshot
+    from ..session.snapshot import Snapshot
     snap = Snapshot(port)
     if opts.all:
         states = sorted({t.state for t in snap.tasks()})
@@ -612,7 +622,7 @@ def _check_outputs(port: Port, opts) -> None:
     files = [f for f in (opts.dot, opts.svg) if f]
     if not files:
         return
-    from ..outputs import check_output_path, protected_files
+    from ..render.outputs import check_output_path, protected_files
     if len(files) == 2 and os.path.abspath(files[0]) == os.path.abspath(files[1]):
         raise BadArgument("--dot and --svg name the same file")
     prot = []
@@ -644,7 +654,7 @@ def _main(argv, port: Port, out, err) -> int:
                                   "holder of their locks" % (pid, "+".join(res.states)))
             res = sub
         if opts.dot or opts.svg:
-            from ..outputs import write_output
+            from ..render.outputs import write_output
             from ..render.dot import to_dot, write_svg
             text = to_dot(res, title="crash-ext deadlock: %s" % summary_line(res)[10:])
             if opts.dot:

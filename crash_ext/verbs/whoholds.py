@@ -12,23 +12,32 @@ import re
 import sys
 from ..compat import Dict, List, Optional, Tuple
 
-from ..analyses.blockedon import blocked_on
-from ..analyses.lockreport import lock_report, resolve_address
-from ..analyses.results import Blocked, LockReport, TaskRef
-from ..analyses.snapshot import Snapshot
-from ..analyses.taskview import require_task_view
+from ..waits.blockedon import blocked_on
+from ..waits.lockreport import lock_report, resolve_address
+from ..core.results import Blocked, LockReport, TaskRef
+from ..session.snapshot import Snapshot
+from ..session.taskview import require_task_view
 from ..models import locks as L
-from ..port import BadArgument, CrashExtError, Port
-from ..words import (argtype, check_count_word, check_member_word, check_type_word,
-                     pid_or_task_word, shown)
+from ..core.port import BadArgument, CrashExtError, Port
+from ..core.words import (argtype,
+                          check_count_word,
+                          check_member_word,
+                          check_type_word,
+                          pid_or_task_word,
+                          shown)
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
-from ..analyses.waitfor import _caller as blocking_caller  # deadlock's 'in vfs_unlink'
-from ..analyses.waitfor import collect, owned_locks, short_lock_name
-from ..render import jsontext
+from ..waits.waitfor import _caller as blocking_caller  # deadlock's 'in vfs_unlink'
+from ..waits.waitfor import collect, owned_locks, short_lock_name
+from ..core import jsontext
 from ..render.shape import document, hexaddr, to_json
 from ..render.table import table
-from ..render.text import (DEFAULT_WIDTH, bullets, task_header, task_short, wait_address,
-                           width, wrap)
+from ..render.text import (DEFAULT_WIDTH,
+                           bullets,
+                           task_header,
+                           task_short,
+                           wait_address,
+                           width,
+                           wrap)
 
 
 EXAMPLES = """
@@ -209,10 +218,10 @@ def format_blocked(b: Blocked, cols: int = DEFAULT_WIDTH) -> str:
 def held_report(port: Port, snap: Snapshot, task: int) -> Dict:
     """Return {"blocked": Blocked, "holds": TaskHolds, "locks": {address: LockReport}}
     for ``task``: what it waits on and what it holds -- lockdep's record or its frames'
-    code (:mod:`~crash_ext.analyses.holds`), then the locks blocked tasks wait on whose
-    owner field names it (:func:`~crash_ext.analyses.waitfor.owned_locks`) -- and each
+    code (:mod:`~crash_ext.code.holds`), then the locks blocked tasks wait on whose
+    owner field names it (:func:`~crash_ext.waits.waitfor.owned_locks`) -- and each
     held lock's report (its state and waiters, no candidates)."""
-    from ..analyses.holds import analyser_for
+    from ..code.holds import analyser_for
     b = blocked_on(port, task, snapshot=snap)
     bt = snap.backtrace(task)
     th = analyser_for(port).task_holds(bt, above=b.frame if b.kind != "running" else None)

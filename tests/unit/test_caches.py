@@ -1,14 +1,14 @@
-"""crash_ext.caches: every cache in one place, each with its lifetime; which of them
+"""crash_ext.core.caches: every cache in one place, each with its lifetime; which of them
 survive a verb call on a live system (inside crash: one port per call, one crash
 session, memory that changes between calls)."""
 
 import gc
 
-from crash_ext import caches as C
-from crash_ext.analyses import args as A
-from crash_ext.analyses import holds as H
+from crash_ext.core import caches as C
+from crash_ext.code import args as A
+from crash_ext.code import holds as H
 from crash_ext.models.waitframes import classify_function
-from crash_ext.port import Port
+from crash_ext.core.port import Port
 
 
 class _Session:

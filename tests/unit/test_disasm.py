@@ -5,7 +5,7 @@ Sources: the seed article (RHEL6 2.6.32: `callq`, spaces after the colon) and cr
 `lock` prefixes, %gs: and %rip-relative operands, retpoline thunks).
 """
 
-from crash_ext.analyses import flow as fl
+from crash_ext.code import flow as fl
 from crash_ext.models import x86
 from crash_ext.models.disasm import parse_dis, parse_operand, rip_target, split_symoff
 from crash_ext.models.proto import parse_whatis

@@ -9,7 +9,7 @@ and kernel layouts) -- ``analyses`` (what it means) -- ``render`` (how it is sho
 import ast
 import os
 
-from crash_ext.analyses.waitfor import tarjan_scc
+from crash_ext.waits.waitfor import tarjan_scc
 from tests.unit.test_incrash_imports import ROOT, _imports
 
 #: layer -> the crash_ext layers it must not import
@@ -59,8 +59,8 @@ def _layer(mod):
 
 def test_the_analyses_import_no_circle():
     g = _graph()
-    assert "crash_ext.analyses.holds" in g and "crash_ext.analyses.lockreport" in g
-    assert _cycles(g, "crash_ext.analyses.") == []
+    assert "crash_ext.code.holds" in g and "crash_ext.waits.lockreport" in g
+    assert _cycles(g, "crash_ext.waits.") == []
 
 
 def test_the_layers_import_downwards():
@@ -74,9 +74,9 @@ def test_the_layers_import_downwards():
 
 def test_a_circle_is_seen():
     """The check itself can fail: a made-up graph with a circle through a lazy import."""
-    g = {"crash_ext.analyses.a": {"crash_ext.analyses.b"},
-         "crash_ext.analyses.b": {"crash_ext.analyses.c"},
-         "crash_ext.analyses.c": {"crash_ext.analyses.a", "crash_ext.models.x"},
+    g = {"crash_ext.waits.a": {"crash_ext.waits.b"},
+         "crash_ext.waits.b": {"crash_ext.waits.c"},
+         "crash_ext.waits.c": {"crash_ext.waits.a", "crash_ext.models.x"},
          "crash_ext.models.x": set()}
-    assert _cycles(g, "crash_ext.analyses.") == [
-        ["crash_ext.analyses.a", "crash_ext.analyses.b", "crash_ext.analyses.c"]]
+    assert _cycles(g, "crash_ext.waits.") == [
+        ["crash_ext.waits.a", "crash_ext.waits.b", "crash_ext.waits.c"]]

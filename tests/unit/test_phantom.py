@@ -4,7 +4,7 @@ as its own ``next``.  Its walk must not confirm the task (``sound`` is 0), while
 real mutex's walk does, also when the list is corrupt after the task -- and a corrupt
 list says where it breaks."""
 
-from crash_ext.analyses.blockedon import _soundly_listed, corrupt_text
+from crash_ext.waits.blockedon import _soundly_listed, corrupt_text
 from crash_ext.models import locks as L
 from tests.unit.test_locks_recorded import V6_TYPES, FakePort, put
 

@@ -4,10 +4,10 @@ each adapter says which it provides, and nothing probes a port with getattr/hasa
 import ast
 import os
 
-from crash_ext.adapters.crashproc import CrashProcess
-from crash_ext.adapters.pykdump import PykdumpPort
-from crash_ext.analyses.snapshot import StackReadPort
-from crash_ext.port import Port
+from crash_ext.ports.crashproc import CrashProcess
+from crash_ext.ports.pykdump import PykdumpPort
+from crash_ext.session.snapshot import StackReadPort
+from crash_ext.core.port import Port
 from tests.unit.test_incrash_imports import ROOT
 
 #: the optional capabilities of a port (Port gives each a default)
@@ -57,7 +57,7 @@ def test_a_bare_port_answers_every_capability_with_its_default():
 
 
 def test_the_default_batch_is_one_command_at_a_time():
-    from crash_ext.port import CrashCommandError
+    from crash_ext.core.port import CrashCommandError
 
     class Echo(Port):
         def command(self, cmd):

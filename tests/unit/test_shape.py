@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from crash_ext.analyses.results import Blocked, TaskRef
+from crash_ext.core.results import Blocked, TaskRef
 from crash_ext.models import btf
 from crash_ext.render import shape
 from crash_ext.render.text import task_header, wait_address, wrap

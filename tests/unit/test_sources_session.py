@@ -1,8 +1,8 @@
 """args.sources_for: recoveries shared across the ports of one crash session (pykdump
 makes a port per verb call); memory words kept only where memory does not change."""
 
-from crash_ext.analyses import args as A
-from crash_ext.port import Port
+from crash_ext.code import args as A
+from crash_ext.core.port import Port
 
 
 class _Session:
@@ -51,7 +51,7 @@ def test_caches_end_with_their_port():
     # crash session of a process kept its code, prototypes and recoveries: ~30 MB)
     import gc
     import weakref
-    from crash_ext.analyses import holds as H
+    from crash_ext.code import holds as H
 
     class P(Port):
         pass
@@ -66,7 +66,7 @@ def test_caches_end_with_their_port():
 
 
 def test_ports_of_one_session_share_the_holds_analysis():
-    from crash_ext.analyses import holds as H
+    from crash_ext.code import holds as H
     s = _Session()
     a, b = _Port(s, True), _Port(s, True)
     an = H.analyser_for(a)

@@ -1,4 +1,4 @@
-"""Unit tests of the wait-for graph (crash_ext.analyses.waitfor) and the deadlock verb's
+"""Unit tests of the wait-for graph (crash_ext.waits.waitfor) and the deadlock verb's
 renderers, on hand-built Blocked / LockReport records and recorded crash text."""
 
 import io
@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
-from crash_ext.analyses import waitfor as W
-from crash_ext.analyses.results import Blocked, Candidate, LockReport, TaskRef, Waiter
+from crash_ext.waits import waitfor as W
+from crash_ext.core.results import Blocked, Candidate, LockReport, TaskRef, Waiter
 from crash_ext.models.stack import parse_backtraces
-from crash_ext.port import CrashCommandError
+from crash_ext.core.port import CrashCommandError
 from crash_ext.render.dot import to_dot
 from tests.unit.fakecrash import TextOnlyPort, ps_lookup
 from crash_ext.verbs import deadlock as D
@@ -365,7 +365,7 @@ PS_HDR = "      PID    PPID  CPU       TASK        ST  %MEM      VSZ      RSS  C
 def test_state_tasks_from_foreach_headers_unless_one_is_unread():
     # the tasks of a state come from foreach's headers (crash prints one per task of the
     # state); when a header line cannot be read, ps is asked instead
-    from crash_ext.analyses.snapshot import Snapshot
+    from crash_ext.session.snapshot import Snapshot
     ps = PS_HDR + (
         "     10       1   0  ffff00000000a000  UN   0.1     1000      100  one\n"
         "     11       1   1  ffff00000000b000  UN   0.1     1000      100  two\n"
@@ -425,11 +425,11 @@ def test_crash_dying_is_one_line_error_exit_3():
 
     class Dead(FakePort):
         def command(self, cmd):
-            from crash_ext.port import CrashDied
+            from crash_ext.core.port import CrashDied
             raise CrashDied("crash exited with status 1")
     # crash itself failing is not an input error: the verb lets it through, so that
     # crash-ext exits 3 and the prompt adapter says so (tests/test_cli.py, test_words.py)
-    from crash_ext.port import CrashDied
+    from crash_ext.core.port import CrashDied
     err = io.StringIO()
     with pytest.raises(CrashDied, match="crash exited"):
         D.main([], Dead(ps, ""), out=io.StringIO(), err=err)

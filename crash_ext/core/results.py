@@ -1,0 +1,110 @@
+"""The result records analyses hand to verbs (and to each other).
+
+Every fact carries how it was found: ``evidence`` strings are shown to the user, so an
+inferred owner or a recovered value is never printed as if the kernel had recorded it.
+"""
+
+from .record import dataclass, field
+from ..compat import Dict, List, Optional
+
+
+@dataclass
+class TaskRef:
+    """A task as the user sees it: pid, comm, task_struct address, ps state, cpu."""
+    task: int
+    pid: Optional[int] = None
+    comm: Optional[str] = None
+    state: Optional[str] = None
+    cpu: Optional[int] = None
+    last_ran: Optional[str] = None     # e.g. "[0 00:02:13.456]" from `ps -m`, when known
+
+
+@dataclass
+class Waiter:
+    """A task on a lock's wait list, in queue order; ``mode`` 'reader'/'writer'/None."""
+    task: TaskRef
+    mode: Optional[str] = None
+
+
+@dataclass
+class Candidate:
+    """A possible holder of a lock that records no owner; higher ``score`` ranks first."""
+    task: TaskRef
+    score: float
+    evidence: List[str] = field(default_factory=list)
+
+
+@dataclass
+class LockReport:
+    """What a lock is, its state, who holds it and who waits.
+
+    ``type``: 'mutex', 'rw_semaphore', 'semaphore', 'rt_mutex', 'spinlock' or 'unknown'.
+    ``owner`` is set only when the lock itself records it (``owner_source`` says which
+    field); ``owner_hint`` is a recorded-but-unreliable owner (a reader-owned rwsem's last
+    reader, a semaphore's ``last_holder``); ``candidates`` are inferred holders, ranked.
+    ``readers``: reader count where the layout says it.  ``problems``: what could not be
+    read or made sense of (bad pointers, loops, truncated walks) — reported, not raised.
+    """
+    address: int
+    type: str
+    where: Optional[str] = None
+    layout: Optional[str] = None
+    state: Dict[str, object] = field(default_factory=dict)
+    flags: List[str] = field(default_factory=list)
+    locked: Optional[bool] = None
+    readers: Optional[int] = None
+    owner: Optional[TaskRef] = None
+    owner_source: Optional[str] = None
+    owner_hint: Optional[TaskRef] = None
+    owner_hint_why: Optional[str] = None
+    candidates: List[Candidate] = field(default_factory=list)
+    waiters: List[Waiter] = field(default_factory=list)
+    problems: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Wait:
+    """What a task waits for that is not a lock, and who must act for the wait to end.
+
+    ``kind``: 'work' (a work item flushed: ``flush_work``, ``cancel_work_sync``),
+    'workqueue' (a workqueue flushed or drained), 'kthread' (a kthread stopped:
+    ``kthread_stop``), or 'completion' (a completion in no structure known here).  ``completion``: the ``struct completion`` the task sleeps on
+    (None when it could not be confirmed); ``where``: where it lives (a task's stack, a
+    slab object, a symbol); ``container``: the structure it is embedded in, in words;
+    ``object``: the work_struct / workqueue_struct / task_struct waited on (``object_where``: where it
+    lives); ``what``: the wait in words
+    ("work item X (lab_dev_work_fn)"); ``must_act``: the tasks whose progress ends the
+    wait (the kworker running the work item, the kthread to exit), each recorded by the
+    kernel (``evidence`` says which field); ``pending``: when no task runs the work yet,
+    where it is queued.  ``evidence``: how each fact was read."""
+    kind: str
+    completion: Optional[int] = None
+    where: Optional[str] = None
+    container: Optional[str] = None
+    object: Optional[int] = None
+    object_where: Optional[str] = None
+    what: Optional[str] = None
+    must_act: List[TaskRef] = field(default_factory=list)
+    pending: Optional[str] = None
+    evidence: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Blocked:
+    """What a task waits for: a lock (``lock`` set) or something else (``kind`` says).
+
+    ``kind``: 'lock', 'completion', 'io', 'other', 'running', 'unknown'.  ``function`` and
+    ``frame`` name the blocking frame; ``evidence`` says how the lock address was found
+    (argument recovery, stack scan) and that the task was confirmed on its wait list.
+    ``wait``: for a 'completion' wait, which completion and who must act (:class:`Wait`),
+    when that could be read.
+    """
+    task: TaskRef
+    kind: str
+    lock_address: Optional[int] = None
+    lock_type: Optional[str] = None
+    mode: Optional[str] = None
+    function: Optional[str] = None
+    frame: Optional[int] = None
+    evidence: List[str] = field(default_factory=list)
+    wait: Optional[Wait] = None
