@@ -31,7 +31,7 @@ import tempfile
 import time
 
 from crash_ext.verbs import cli
-from crash_ext.core.port import CrashDied, CrashTimeout
+from crash_ext.core.errors import CrashDied, CrashTimeout
 
 HOSTILE = ["\u00b2", "\u0663", "\u06f3", "\u0969", "\uff13", "\U0001d7d1", "1_0", "0_1",
            "+1", "-1", "9" * 5000, "0x" + "f" * 300, "f" * 17, "nan", "inf", "-inf", "1e3",

@@ -15,7 +15,7 @@ a crash process on a lab dump:
 """
 
 from crash_ext.ports.commandport import find_error
-from crash_ext.core.port import MemoryReadError
+from crash_ext.core.errors import MemoryReadError
 
 
 class error(Exception):

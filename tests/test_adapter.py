@@ -14,11 +14,8 @@ import pytest
 from crash_ext.ports import crashproc
 from crash_ext.ports.crashproc import CrashProcess
 from crash_ext.models.ps import parse_ps
-from crash_ext.core.port import (BadArgument,
-                                 CrashCommandError,
-                                 CrashDied,
-                                 CrashTimeout,
-                                 MemoryReadError)
+from crash_ext.core.errors import (BadArgument, CrashCommandError, CrashDied, CrashTimeout,
+                                   MemoryReadError)
 
 
 @pytest.fixture(scope="module")

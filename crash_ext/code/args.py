@@ -35,7 +35,8 @@ from ..models.btlazy import LazyBacktrace
 from ..models.stack import Backtrace, Frame
 from ..models.symtab import SymbolTable
 from ..core.caches import SOURCES, HeldWeakly
-from ..core.port import CrashCommandError, CrashExtError, check_address_word
+from ..core.errors import CrashCommandError, CrashExtError
+from ..core.words import check_address_word
 from . import flow as fl
 from .solver import MASK as _MASK, ZERO, Lin, Params, Reason, Solver, value_of
 

@@ -38,7 +38,7 @@ from ..models import x86
 from ..models.disasm import Insn
 from ..models.waitframes import SCHED_FUNCS, classify_function
 from ..core.caches import HOLDS, HeldWeakly
-from ..core.port import CrashExtError
+from ..core.errors import CrashExtError
 from . import flow as fl
 from .args import parsed, sources_for, task_words
 

@@ -6,42 +6,16 @@ crash process from outside.  Adapters implement :class:`Port`; analyses take a p
 
 import re
 from ..compat import List, Optional, Sequence, Tuple, Union
-
-
-class CrashExtError(Exception):
-    """Base of every error crash-ext reports to the user as one line."""
-
-
-class CrashCommandError(CrashExtError):
-    """crash answered a command with an error; ``str()`` is crash's own message."""
-
-
-class CrashTimeout(CrashExtError):
-    """crash did not answer a command within the adapter's timeout."""
-
-
-class CrashDied(CrashExtError):
-    """The crash process exited or could not be started."""
-
-
-class CrashCannotRead(CrashExtError):
-    """crash runs but cannot read this kernel (e.g. it lists only some of its tasks): no
-    verb may answer from what it sees.  Exit code 3, like a crash that failed."""
-
-
-class MemoryReadError(CrashExtError):
-    """An address could not be read (unmapped, not in the dump, user space)."""
-
-
-class BadArgument(CrashExtError):
-    """A user-supplied word (address, symbol, pid) is not acceptable."""
+from .errors import CrashCommandError, CrashExtError
 
 
 class Port:
     """Kernel access.  Every method raises a :class:`CrashExtError` subclass on failure.
 
     Adapters must implement ``command``, ``read``, ``symbol_address``, ``address_symbol``,
-    ``member_offset``, ``member_type``, ``type_size``; the rest have defaults built on them.
+    ``member_offset``, ``member_type``, ``type_size``, ``task_by_pid`` (the adapters built
+    on crash commands have the look-ups from ``ports.commandport.CommandTypes``); the
+    optional capabilities and helpers below have defaults built on them.
     """
 
     def command(self, cmd: str) -> str:
@@ -187,29 +161,7 @@ class Port:
         return self.member_offset(type_name, member) is not None
 
     def task_by_pid(self, pid: int) -> Optional[int]:
-        """Return the task_struct address of ``pid``, or None when no such task exists."""
-        from ..models.ps import parse_ps
-        from .words import check_pid_word
-        pid = check_pid_word(pid)
-        try:
-            out = self.command("ps %d" % pid)
-        except CrashCommandError:
-            return None
-        for t in parse_ps(out):
-            if t.pid == pid:
-                return t.task
-        return None
-
-
-# The validators of user words live in words.py (one place for all verbs and adapters);
-# their names stay importable from here (resolved on first use: words imports this
-# module for BadArgument).
-_FROM_WORDS = ("check_address_word", "check_member_word", "check_pid_word",
-               "check_type_word")
-
-
-def __getattr__(name):
-    if name in _FROM_WORDS:
-        from . import words
-        return getattr(words, name)
-    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+        """Return the task_struct address of ``pid``, or None when no such task exists.
+        Adapters built on crash commands have it from ``ports.commandport.CommandTypes``
+        (``ps PID``)."""
+        raise NotImplementedError

@@ -108,3 +108,39 @@ class Blocked:
     frame: Optional[int] = None
     evidence: List[str] = field(default_factory=list)
     wait: Optional[Wait] = None
+
+
+# ----------------------------------------------------------- short names
+
+def short_lock_name(rep: LockReport) -> str:
+    """Return where a lock lives in a few words: ``inode.i_rwsem of /tmp/js/fire.js``,
+    ``symbol foo_lock``, ``kmalloc-192+0x58``, or its address when nothing is known."""
+    st = rep.state or {}
+    if isinstance(st, dict) and st.get("wait"):
+        return st["wait"]
+    ino = st.get("inode") if isinstance(st, dict) else None
+    cont = st.get("container") if isinstance(st, dict) else None
+    if isinstance(ino, dict) and ino.get("path"):
+        member = cont.get("member") if isinstance(cont, dict) and cont.get("member") \
+            else "lock"
+        return "inode.%s of %s" % (member, ino["path"])
+    w = rep.where or ""
+    for part in w.split("; "):
+        if part.startswith("symbol "):
+            return part[len("symbol "):]
+    for part in w.split("; "):
+        if part.startswith("slab cache "):
+            rest = part[len("slab cache "):]
+            name, _, obj = rest.partition(", object ")
+            off = obj.split("+", 1)[1].split()[0] if "+" in obj else ""
+            return "%s object%s" % (name, " +" + off if off else "")
+    if isinstance(cont, dict) and cont.get("type"):
+        return "%s.%s" % (cont.get("type"), cont.get("member", "?"))
+    return "%x" % rep.address
+
+
+def task_label(t: TaskRef) -> str:
+    """Return ``pid comm`` (or the task address when ps does not know it)."""
+    if t.pid is None:
+        return "task %x" % t.task
+    return "%d %s" % (t.pid, t.comm or "?")

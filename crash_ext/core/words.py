@@ -22,7 +22,7 @@ pykdump's embedded interpreter too.
 import re
 from ..compat import Optional, Tuple, Union
 
-from .port import BadArgument
+from .errors import BadArgument
 
 __all__ = ["ECHO_MAX", "PID_MAX", "shown", "shorten_message", "check_pid_word",
            "check_hex_word", "check_address_word", "check_type_word", "check_member_word",

@@ -44,7 +44,8 @@ from ..core.caches import LOCK_LAYOUTS
 from ..core.record import dataclass, field
 from ..compat import Dict, List, NamedTuple, Optional, Tuple
 
-from ..core.port import CrashExtError, Port
+from ..core.errors import CrashExtError
+from ..core.port import Port
 
 __all__ = ["KINDS", "LockLayout", "WaiterLayout", "LockState", "WaitEntry", "WaitWalk",
            "probe_layout", "decode_state", "walk_waiters", "is_kernel_pointer",

@@ -7,7 +7,7 @@ read-only before it reaches crash.
 
 import re
 
-from ..core.port import BadArgument
+from ..core.errors import BadArgument
 
 __all__ = ["check_command", "MAX_COMMAND_LEN"]
 

@@ -10,11 +10,9 @@ import re
 import time
 from ..compat import Dict, Optional, Tuple
 
-from ..core.port import (BadArgument,
-                         CrashCommandError,
-                         check_address_word,
-                         check_member_word,
-                         check_type_word)
+from ..core.errors import BadArgument, CrashCommandError
+from ..core.words import check_address_word, check_member_word, check_pid_word, check_type_word
+from ..models.ps import parse_ps
 
 __all__ = ["CommandTypes", "find_error", "SET_C_LANGUAGE", "language_to_restore"]
 
@@ -209,6 +207,19 @@ class CommandTypes:
                 out = ""
             self._memo()[key] = self._sym_answer(out)
         return self._memo()[key]  # type: ignore
+
+    def task_by_pid(self, pid: int) -> Optional[int]:
+        """Return the task_struct address of ``pid`` (``ps PID``), or None when no such
+        task exists."""
+        pid = check_pid_word(pid)
+        try:
+            out = self.command("ps %d" % pid)
+        except CrashCommandError:
+            return None
+        for t in parse_ps(out):
+            if t.pid == pid:
+                return t.task
+        return None
 
     def prefetch_symbols(self, addrs) -> None:
         """Learn :meth:`address_symbol` of each address in ``addrs`` with one ``sym``

@@ -62,13 +62,9 @@ import subprocess
 import time
 from ..compat import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from ..core.port import (BadArgument,
-                         CrashCommandError,
-                         CrashDied,
-                         CrashExtError,
-                         CrashTimeout,
-                         MemoryReadError,
-                         Port)
+from ..core.errors import (BadArgument, CrashCommandError, CrashDied, CrashExtError,
+                           CrashTimeout, MemoryReadError)
+from ..core.port import Port
 from . import check_command
 from .commandport import SET_C_LANGUAGE, CommandTypes, find_error
 from .typestore import TypeStore

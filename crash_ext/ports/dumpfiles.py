@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from typing import List, NamedTuple, Optional, Tuple
 
-from ..core.port import BadArgument, CrashDied
+from ..core.errors import BadArgument, CrashDied
 from ..core.words import shown
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

@@ -11,8 +11,8 @@ import shutil
 import time
 from ..compat import Dict, List, Optional, Set, Tuple
 
-from ..waits.waitfor import WaitFor, short_lock_name, task_label
-from ..core.port import CrashExtError
+from ..core.results import short_lock_name, task_label
+from ..core.errors import CrashExtError
 
 __all__ = ["to_dot", "render_svg", "write_svg", "dot_available", "FOLD_AFTER"]
 
@@ -23,8 +23,9 @@ def _q(s: str) -> str:
     return '"%s"' % str(s).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def to_dot(res: WaitFor, title: str = "wait-for graph") -> str:
-    """Return the Graphviz ``digraph`` text of ``res``'s graph.  Never raises."""
+def to_dot(res, title: str = "wait-for graph") -> str:
+    """Return the Graphviz ``digraph`` text of ``res``'s graph (a
+    :class:`~crash_ext.waits.waitfor.WaitFor`, read as a record).  Never raises."""
     g = res.graph
     cyc_nodes = set()  # type: Set[Tuple[str, int]]
     cyc_edges = set()  # type: Set[Tuple[Tuple[str, int], Tuple[str, int]]]

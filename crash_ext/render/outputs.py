@@ -13,7 +13,7 @@ import os
 import re
 from ..compat import Iterable, List
 
-from ..core.port import BadArgument, CrashExtError
+from ..core.errors import BadArgument, CrashExtError
 from ..core.words import check_path_word, shown
 
 __all__ = ["MARKER", "is_our_output", "protected_files", "check_output_path",

@@ -8,7 +8,8 @@ from ..core.caches import SNAPSHOT_FACTS
 from ..compat import Dict, List, Optional, Tuple
 
 from ..models import locks as L
-from ..core.port import CrashExtError, Port
+from ..core.errors import CrashExtError
+from ..core.port import Port
 from ..core.results import TaskRef
 from .snapshot import Snapshot
 

@@ -8,14 +8,12 @@ import contextlib
 import gc
 from ..compat import Dict, Iterable, List, Optional
 
-from ..models.btlazy import (BacktraceStream,
-                             StackText,
-                             count_headers,
-                             parse_backtraces_lazy,
-                             stack_span)
+from ..models.btlazy import (BacktraceStream, StackText, count_headers,
+                             parse_backtraces_lazy, stack_span)
 from ..models.ps import PsEntry, parse_ps
 from ..models.stack import Backtrace, parse_backtraces
-from ..core.port import CrashCommandError, Port
+from ..core.errors import CrashCommandError
+from ..core.port import Port
 from ..core.results import TaskRef
 
 

@@ -15,7 +15,8 @@ import re
 from ..compat import Optional, Tuple
 
 from ..core.caches import TASK_VIEW
-from ..core.port import CrashCannotRead, CrashCommandError, CrashExtError, Port
+from ..core.errors import CrashCannotRead, CrashCommandError, CrashExtError
+from ..core.port import Port
 
 _TASKS = re.compile(r"^\s*TASKS:\s*(\d+)\s*$", re.M)
 _DUMPFILE = re.compile(r"^\s*DUMPFILE:\s*(\S+)", re.M)

@@ -15,7 +15,8 @@ from ..waits.decode import decode_pointer
 from ..session.snapshot import Snapshot, no_gc
 from ..session.taskview import require_task_view
 from ..models.stack import parse_backtraces
-from ..core.port import BadArgument, CrashExtError, Port
+from ..core.errors import BadArgument, CrashExtError
+from ..core.port import Port
 from ..core.words import check_frame_word, check_hex_word, pid_or_task_word, shown
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
 from ..core import jsontext

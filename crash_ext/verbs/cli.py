@@ -15,14 +15,11 @@ from ..ports.crashproc import CrashProcess
 from ..ports.diagnose import explain_start_failure, startup_warning
 from ..session.taskview import require_task_view
 from ..ports.dumpfiles import find_crash, find_lab_dump, readable_dump
-from ..core.port import BadArgument, CrashCannotRead, CrashDied, CrashExtError, CrashTimeout
+from ..core.errors import (BadArgument, CrashCannotRead, CrashDied, CrashExtError,
+                           CrashTimeout)
 from . import registry
-from ..core.words import (argtype,
-                          check_module_spec,
-                          check_path_word,
-                          check_timeout_word,
-                          shorten_message,
-                          shown)
+from ..core.words import (argtype, check_module_spec, check_path_word, check_timeout_word,
+                          shorten_message, shown)
 
 
 class _Parser(argparse.ArgumentParser):

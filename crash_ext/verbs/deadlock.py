@@ -12,30 +12,20 @@ import re
 import sys
 from ..compat import Dict, List, Optional
 
-from ..core.results import TaskRef
+from ..core.results import TaskRef, short_lock_name
 from ..session.snapshot import no_gc
 from ..session.taskview import require_task_view
-from ..waits.waitfor import (Cycle,
-                             HeldBy,
-                             LockNode,
-                             WaitFor,
-                             collect,
-                             restrict_to_pid,
-                             short_lock_name)
-from ..core.port import BadArgument, CrashExtError, Port
+from ..waits.waitfor import Cycle, HeldBy, LockNode, WaitFor, collect, restrict_to_pid
+from ..core.errors import BadArgument, CrashExtError
+from ..core.port import Port
 from ..core.words import argtype, check_count_word, check_path_word, check_pid_word
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
 from ..core import jsontext
 from ..render.shape import document, hexaddr, task_json
 from ..render.shape import to_json as shape_json
 from ..render.table import table
-from ..render.text import (DEFAULT_WIDTH,
-                           bullets,
-                           task_header,
-                           task_short,
-                           wait_address,
-                           width,
-                           wrap)
+from ..render.text import (DEFAULT_WIDTH, bullets, task_header, task_short, wait_address,
+                           width, wrap)
 
 
 EXAMPLES = """

@@ -6,7 +6,7 @@ Each verb module has ``main(argv, port) -> int`` and ``build_parser() -> Argumen
 import argparse
 import importlib
 
-from ..core.port import BadArgument, CrashCannotRead, CrashDied, CrashTimeout
+from ..core.errors import BadArgument, CrashCannotRead, CrashDied, CrashTimeout
 from ..core.words import shorten_message
 
 VERBS = {

@@ -14,30 +14,22 @@ from ..compat import Dict, List, Optional, Tuple
 
 from ..waits.blockedon import blocked_on
 from ..waits.lockreport import lock_report, resolve_address
-from ..core.results import Blocked, LockReport, TaskRef
+from ..core.results import Blocked, LockReport, TaskRef, short_lock_name
 from ..session.snapshot import Snapshot
 from ..session.taskview import require_task_view
 from ..models import locks as L
-from ..core.port import BadArgument, CrashExtError, Port
-from ..core.words import (argtype,
-                          check_count_word,
-                          check_member_word,
-                          check_type_word,
-                          pid_or_task_word,
-                          shown)
+from ..core.errors import BadArgument, CrashExtError
+from ..core.port import Port
+from ..core.words import (argtype, check_count_word, check_member_word, check_type_word,
+                          pid_or_task_word, shown)
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
 from ..waits.waitfor import _caller as blocking_caller  # deadlock's 'in vfs_unlink'
-from ..waits.waitfor import collect, owned_locks, short_lock_name
+from ..waits.waitfor import collect, owned_locks
 from ..core import jsontext
 from ..render.shape import document, hexaddr, to_json
 from ..render.table import table
-from ..render.text import (DEFAULT_WIDTH,
-                           bullets,
-                           task_header,
-                           task_short,
-                           wait_address,
-                           width,
-                           wrap)
+from ..render.text import (DEFAULT_WIDTH, bullets, task_header, task_short, wait_address,
+                           width, wrap)
 
 
 EXAMPLES = """

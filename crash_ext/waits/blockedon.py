@@ -36,7 +36,8 @@ from ..compat import List, Optional, Tuple
 from ..models import locks as L
 from ..models.stack import Backtrace
 from ..models.waitframes import classify_function, classify_stack
-from ..core.port import BadArgument, CrashExtError, Port
+from ..core.errors import BadArgument, CrashExtError
+from ..core.port import Port
 from ..code import args as A
 from ..session.facts import session_cache
 from ..core.results import Blocked, TaskRef

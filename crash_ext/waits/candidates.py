@@ -28,7 +28,8 @@ import re
 from ..compat import Dict, List, Optional, Set
 
 from ..models import locks as L
-from ..core.port import CrashExtError, Port
+from ..core.errors import CrashExtError
+from ..core.port import Port
 from .blockedon import blocked_on
 from ..code.holds import analyser_for, lockdep_matches
 from ..core.results import Candidate, LockReport

@@ -33,7 +33,8 @@ import re
 from ..compat import Dict, List, Optional, Tuple
 
 from ..models import locks as L
-from ..core.port import CrashExtError, Port
+from ..core.errors import CrashExtError
+from ..core.port import Port
 from ..session.facts import session_cache
 from .slabs import slab_info
 from ..core.results import TaskRef, Wait

@@ -6,7 +6,8 @@ the value does not read as that type (the caller then prints the bare value).
 
 from ..compat import Optional
 
-from ..core.port import CrashExtError, Port
+from ..core.errors import CrashExtError
+from ..core.port import Port
 from .lockreport import lock_report
 
 _MAX_NAME = 128

@@ -13,7 +13,8 @@ from ..compat import Dict, List, Optional, Tuple
 
 from ..core.caches import MOUNTS
 from ..models import locks as L
-from ..core.port import BadArgument, CrashExtError, MemoryReadError, Port
+from ..core.errors import BadArgument, CrashExtError, MemoryReadError
+from ..core.port import Port
 from ..core.words import check_address_word, check_hex_word, shown
 from ..models.waitframes import classify_stack
 from .blockedon import blocked_on, rt_lock_waiters

@@ -5,7 +5,8 @@ import re
 from ..compat import Dict, List, Optional
 
 from ..models import locks as L
-from ..core.port import CrashExtError, Port
+from ..core.errors import CrashExtError
+from ..core.port import Port
 
 __all__ = ["slab_info", "slab_infos", "PAGE_SIZE"]
 

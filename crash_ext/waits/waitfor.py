@@ -31,18 +31,19 @@ from ..compat import Callable, Dict, Iterable, List, NamedTuple, Optional, Seque
 
 from ..models import locks as L
 from ..models.btlazy import text_search
-from ..core.port import CrashExtError, Port
+from ..core.errors import CrashExtError
+from ..core.port import Port
 from ..code.holds import HeldLock, code_holders
 from ..models.waitframes import SCHED_FUNCS, classify_function, classify_stack
 from .blockedon import blocked_on, explain_wait, rt_lock_waiters
 from .lockreport import lock_report, prefetch_locks
 from ..session.facts import session_cache
-from ..core.results import Blocked, Candidate, LockReport, TaskRef, Wait
+from ..core.results import Blocked, Candidate, LockReport, TaskRef, Wait, task_label
 from ..session.snapshot import Snapshot, no_gc
 
 __all__ = ["HeldBy", "LockNode", "Step", "Cycle", "BehindTask", "Convoy", "WaitForGraph",
            "WaitFor", "build_graph", "analyse", "collect", "tarjan_scc", "simple_cycles",
-           "short_lock_name", "task_label", "restrict_to_pid", "blocked_all", "MAX_CYCLES", "MIN_CANDIDATE_SCORE",
+           "restrict_to_pid", "blocked_all", "MAX_CYCLES", "MIN_CANDIDATE_SCORE",
            "AUTO_CANDIDATE_POOL"]
 
 MAX_CYCLES = 64            # elementary cycles listed per component
@@ -231,40 +232,6 @@ def wait_node(b: Blocked) -> LockNode:
     return LockNode(address=w.object, report=rep, wait=w, holders=[
         HeldBy(task=t, inferred=False, relation="must act", evidence=list(w.evidence[1:]))
         for t in w.must_act])
-
-
-def short_lock_name(rep: LockReport) -> str:
-    """Return where a lock lives in a few words: ``inode.i_rwsem of /tmp/js/fire.js``,
-    ``symbol foo_lock``, ``kmalloc-192+0x58``, or its address when nothing is known."""
-    st = rep.state or {}
-    if isinstance(st, dict) and st.get("wait"):
-        return st["wait"]
-    ino = st.get("inode") if isinstance(st, dict) else None
-    cont = st.get("container") if isinstance(st, dict) else None
-    if isinstance(ino, dict) and ino.get("path"):
-        member = cont.get("member") if isinstance(cont, dict) and cont.get("member") \
-            else "lock"
-        return "inode.%s of %s" % (member, ino["path"])
-    w = rep.where or ""
-    for part in w.split("; "):
-        if part.startswith("symbol "):
-            return part[len("symbol "):]
-    for part in w.split("; "):
-        if part.startswith("slab cache "):
-            rest = part[len("slab cache "):]
-            name, _, obj = rest.partition(", object ")
-            off = obj.split("+", 1)[1].split()[0] if "+" in obj else ""
-            return "%s object%s" % (name, " +" + off if off else "")
-    if isinstance(cont, dict) and cont.get("type"):
-        return "%s.%s" % (cont.get("type"), cont.get("member", "?"))
-    return "%x" % rep.address
-
-
-def task_label(t: TaskRef) -> str:
-    """Return ``pid comm`` (or the task address when ps does not know it)."""
-    if t.pid is None:
-        return "task %x" % t.task
-    return "%d %s" % (t.pid, t.comm or "?")
 
 
 # --------------------------------------------------------------- graph build

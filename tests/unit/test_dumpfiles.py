@@ -10,7 +10,7 @@ import pytest
 
 from crash_ext.ports import dumpfiles as D
 from crash_ext.session import taskview
-from crash_ext.core.port import BadArgument, CrashCannotRead, CrashDied
+from crash_ext.core.errors import BadArgument, CrashCannotRead, CrashDied
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ TARBALL = os.path.join(ROOT, "..", "shared", "vendor", "pykdump", "pykdump-bc252
 VERSIONS = ("3.8", "3.9", "3.10")
 
 #: what install.sh's generated programs import and call, inside crash
-ENTRY_POINTS = ("crash_ext.ports.pykdump", "crash_ext.verbs.registry",
+ENTRY_POINTS = ("crash_ext.verbs.incrash", "crash_ext.verbs.registry",
                 "crash_ext.verbs.whoholds", "crash_ext.verbs.argrecover",
                 "crash_ext.verbs.deadlock")
 
@@ -236,7 +236,7 @@ sys.meta_path.insert(0, Block())
 for m in list(sys.modules):
     if m.split(".")[0] in ("typing", "dataclasses", "json", "tabulate", "html"):
         del sys.modules[m]
-from crash_ext.ports.pykdump import run_verb, register_verbs
+from crash_ext.verbs.incrash import run_verb, register_verbs
 from crash_ext.verbs import registry
 for name in registry.VERBS:
     registry.load(name)

@@ -1,9 +1,14 @@
-"""The layers of crash_ext import downwards only, and the analyses import no circle.
+"""The floors of crash_ext import downwards only, and no floor imports a circle.
 
 Every ``import`` statement counts, also those inside functions (a lazy import that
-hides a circle is still a circle).  Layers, lowest first: ``models`` (what crash prints
-and kernel layouts) -- ``analyses`` (what it means) -- ``render`` (how it is shown) --
-``verbs`` (commands) -- ``adapters``/``cli`` (where they run).
+hides a circle is still a circle).  Floors, lowest first (crash_ext/__init__.py and
+docs/design.md say the same): ``core`` (errors, the Port, words, records, caches) --
+``models`` (what crash prints, kernel layouts) -- ``session`` (one call's snapshot) --
+``code`` (what the code says: dataflow, arguments, held locks) -- ``waits`` (what a
+task waits for, the wait-for graph) -- ``render`` (records in, text out) -- ``verbs``
+(commands, the CLI, the in-crash entry).  ``ports`` (the adapters) import only
+``core`` and ``models``; only ``verbs`` import ``ports``.  ``render`` imports no floor
+that reads the kernel (only ``core`` and ``models``).  ``compat`` is below everything.
 """
 
 import ast
@@ -12,10 +17,17 @@ import os
 from crash_ext.waits.waitfor import tarjan_scc
 from tests.unit.test_incrash_imports import ROOT, _imports
 
-#: layer -> the crash_ext layers it must not import
-FORBIDDEN = {"models": {"analyses", "render", "verbs", "adapters", "cli"},
-             "analyses": {"render", "verbs", "adapters", "cli"},
-             "render": {"verbs", "adapters", "cli"}}
+#: the floors, lowest first
+FLOORS = ("core", "models", "session", "code", "waits", "render", "verbs")
+
+#: floor -> the crash_ext floors it must not import: every floor above it, and
+#: ``ports`` for all but ``verbs``; ``ports`` import only ``core`` and ``models``;
+#: ``render`` nothing that reads the kernel
+FORBIDDEN = {f: set(FLOORS[i + 1:]) | ({"ports"} if f != "verbs" else set())
+             for i, f in enumerate(FLOORS)}
+FORBIDDEN["ports"] = set(FLOORS) - {"core", "models"}
+FORBIDDEN["render"] |= {"session", "code", "waits"}
+FORBIDDEN["compat"] = set(FLOORS) | {"ports"}
 
 
 def _graph():

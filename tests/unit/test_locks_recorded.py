@@ -16,7 +16,8 @@ from crash_ext.models.waitframes import classify_function
 from crash_ext.waits.lockreport import lock_report
 from crash_ext.session.snapshot import Snapshot
 from crash_ext.models import locks as L
-from crash_ext.core.port import CrashCommandError, MemoryReadError, Port
+from crash_ext.core.errors import CrashCommandError, MemoryReadError
+from crash_ext.core.port import Port
 from crash_ext.verbs import whoholds
 from tests.unit.fakecrash import ps_lookup
 
@@ -392,7 +393,7 @@ def test_wait_list_bad_pointer_and_cap():
 
 def test_unknown_type_is_refused():
     port = FakePort(V6_TYPES, {})
-    from crash_ext.core.port import CrashExtError
+    from crash_ext.core.errors import CrashExtError
     with pytest.raises(CrashExtError):
         L.probe_layout(port, "spaghetti")
 

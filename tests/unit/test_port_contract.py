@@ -57,7 +57,7 @@ def test_a_bare_port_answers_every_capability_with_its_default():
 
 
 def test_the_default_batch_is_one_command_at_a_time():
-    from crash_ext.core.port import CrashCommandError
+    from crash_ext.core.errors import CrashCommandError
 
     class Echo(Port):
         def command(self, cmd):

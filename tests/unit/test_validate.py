@@ -4,11 +4,9 @@ import pytest
 
 from crash_ext.ports import check_command
 from crash_ext.ports.crashproc import CrashProcess, find_error
-from crash_ext.core.port import (BadArgument,
-                                 check_address_word,
-                                 check_member_word,
-                                 check_pid_word,
-                                 check_type_word)
+from crash_ext.core.errors import BadArgument
+from crash_ext.core.words import (check_address_word, check_member_word, check_pid_word,
+                                  check_type_word)
 
 
 @pytest.mark.parametrize("w", ["ffffffff81000000", "0xffff8807ef98aae0", "init_task",

@@ -9,9 +9,9 @@ import subprocess
 import pytest
 
 from crash_ext.waits import waitfor as W
-from crash_ext.core.results import Blocked, Candidate, LockReport, TaskRef, Waiter
+from crash_ext.core.results import Blocked, Candidate, LockReport, TaskRef, Waiter, short_lock_name
 from crash_ext.models.stack import parse_backtraces
-from crash_ext.core.port import CrashCommandError
+from crash_ext.core.errors import CrashCommandError
 from crash_ext.render.dot import to_dot
 from tests.unit.fakecrash import TextOnlyPort, ps_lookup
 from crash_ext.verbs import deadlock as D
@@ -271,12 +271,12 @@ def test_short_lock_name():
     r = LockReport(address=0x10, type="rw_semaphore",
                    state={"inode": {"path": "/tmp/js/fire.js"},
                           "container": {"type": "inode", "member": "i_rwsem"}})
-    assert W.short_lock_name(r) == "inode.i_rwsem of /tmp/js/fire.js"
+    assert short_lock_name(r) == "inode.i_rwsem of /tmp/js/fire.js"
     r = LockReport(address=0x10, type="mutex", where="symbol cgroup_mutex")
-    assert W.short_lock_name(r) == "cgroup_mutex"
+    assert short_lock_name(r) == "cgroup_mutex"
     r = LockReport(address=0x10, type="mutex",
                    where="slab cache kmalloc-256, object ffff1+0x58")
-    assert W.short_lock_name(r) == "kmalloc-256 object +0x58"
+    assert short_lock_name(r) == "kmalloc-256 object +0x58"
 
 
 # ------------------------------------------------------------------- renderers
@@ -425,11 +425,11 @@ def test_crash_dying_is_one_line_error_exit_3():
 
     class Dead(FakePort):
         def command(self, cmd):
-            from crash_ext.core.port import CrashDied
+            from crash_ext.core.errors import CrashDied
             raise CrashDied("crash exited with status 1")
     # crash itself failing is not an input error: the verb lets it through, so that
     # crash-ext exits 3 and the prompt adapter says so (tests/test_cli.py, test_words.py)
-    from crash_ext.core.port import CrashDied
+    from crash_ext.core.errors import CrashDied
     err = io.StringIO()
     with pytest.raises(CrashDied, match="crash exited"):
         D.main([], Dead(ps, ""), out=io.StringIO(), err=err)

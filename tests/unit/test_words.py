@@ -17,23 +17,15 @@ from hypothesis import strategies as st
 
 from crash_ext.verbs import cli
 from crash_ext.core import words
-from crash_ext.core.port import BadArgument, CrashCommandError
+from crash_ext.core.errors import BadArgument, CrashCommandError
 from tests.unit.fakecrash import TextOnlyPort
 from crash_ext.verbs import argrecover as A
 from crash_ext.verbs import deadlock as D
 from crash_ext.verbs import whoholds as W
-from crash_ext.core.words import (check_address_word,
-                                  check_count_word,
-                                  check_frame_word,
-                                  check_hex_word,
-                                  check_member_word,
-                                  check_module_spec,
-                                  check_path_word,
-                                  check_pid_word,
-                                  check_timeout_word,
-                                  check_type_word,
-                                  pid_or_task_word,
-                                  shown)
+from crash_ext.core.words import (check_address_word, check_count_word, check_frame_word,
+                                  check_hex_word, check_member_word, check_module_spec,
+                                  check_path_word, check_pid_word, check_timeout_word,
+                                  check_type_word, pid_or_task_word, shown)
 
 UNICODE_DIGITS = ["\u00b2", "\u0663", "\u06f3", "\u0969", "\uff13", "\U0001d7d1", "1\u00b2"]
 HOSTILE = UNICODE_DIGITS + [
