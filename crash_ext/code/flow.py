@@ -543,7 +543,10 @@ def step(flow: Flow, st_in: State, i: int) -> State:
 # ---------------------------------------------------------------------------
 # Control flow and the fixpoint.
 
-def _successors(flow: Flow, i: int) -> List[int]:
+def successors(flow: Flow, i: int) -> List[int]:
+    """Return the instruction indexes control may pass to after instruction ``i`` of
+    ``flow``: the next one unless a ``ret``/``ud2``/``jmp`` ends the way, and a jump's
+    target when it lies inside the function."""
     ins = flow.insns[i]
     m = ins.mnemonic
     out = []
@@ -676,7 +679,7 @@ def run(flow: Flow, end: int, dis_fn: Optional[Callable[[int], str]] = None,
     n = len(flow.insns)
     preds = {}  # type: Dict[int, List[int]]
     for i in range(n):
-        for s in _successors(flow, i):
+        for s in successors(flow, i):
             preds.setdefault(s, []).append(i)
     havoc_targets = _cold_targets(flow, dis_fn)
     start = init.copy() if init is not None else entry_state(flow)
@@ -698,7 +701,7 @@ def run(flow: Flow, end: int, dis_fn: Optional[Callable[[int], str]] = None,
         j = i
         while True:
             out = step(flow, st, j)
-            succ = _successors(flow, j)
+            succ = successors(flow, j)
             if len(succ) == 1 and len(preds.get(succ[0], ())) == 1 and \
                     succ[0] not in havoc_targets and succ[0] != 0:
                 k = succ[0]

@@ -398,7 +398,7 @@ def _analyse(flow: fl.Flow, summary_of: Optional[SummaryFn],
             _apply_call(flow, f, i, summary_of if relevant is None or i in relevant
                         else None)
         if i not in succ_cache:
-            succ_cache[i] = fl._successors(flow, i)
+            succ_cache[i] = fl.successors(flow, i)
         succ = succ_cache[i]
         test = _test_of(flow, i) if f.tent and x86.is_jump(ins.mnemonic) and \
             ins.mnemonic != "jmp" else None
@@ -425,7 +425,7 @@ def _reaching(flow: fl.Flow, end: int) -> Set[int]:
     """The instructions from which ``end`` can be reached inside the function."""
     preds = {}  # type: Dict[int, List[int]]
     for i in range(len(flow.insns)):
-        for s in fl._successors(flow, i):
+        for s in fl.successors(flow, i):
             preds.setdefault(s, []).append(i)
     seen = {end}
     stack = [end]

@@ -22,7 +22,7 @@ import operator
 import re
 from ..compat import Callable, Dict, List, Optional, Sequence, Set
 
-from .stack import _FRAME, _TASK, Backtrace, Frame, parse_backtraces, split_func_offset
+from .stack import FRAME_LINE, TASK_LINE, Backtrace, Frame, parse_backtraces, split_func_offset
 
 __all__ = ["parse_backtraces_lazy", "LazyBacktrace", "LazyFrame", "PrintedWords", "StackText",
            "count_headers", "text_search"]
@@ -32,7 +32,7 @@ __all__ = ["parse_backtraces_lazy", "LazyBacktrace", "LazyFrame", "PrintedWords"
 _EXOTIC = re.compile(r"[^\x20-\x7e\t\n]")
 _BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _HDR = re.compile(r"\n[ \t]*PID:")
-# a frame line as stack._FRAME reads it, on ASCII text where a line's white space is
+# a frame line as stack.FRAME_LINE reads it, on ASCII text where a line's white space is
 # only spaces and tabs ("^\s*" becomes "\n[ \t]*", "." becomes "[^\n]")
 _FLINE = re.compile(r"\n[ \t]*#(\d+)[ \t]+\[[ \t]*([0-9a-fA-F]+)\][ \t]+(\S+)"
                     r"(?:[ \t]+at[ \t]+([0-9a-fA-F]+))?([^\n]*)")
@@ -518,7 +518,7 @@ def parse_backtraces_lazy(text: str) -> List[Backtrace]:
     first_end = text.find("\n")
     first = text[:first_end if first_end >= 0 else len(text)]
     if first.strip():
-        if not _TASK.match(first.strip()):
+        if not TASK_LINE.match(first.strip()):
             return parse_backtraces(text)    # lines before the first header
         starts.append(0)
     for m in _HDR.finditer(text):
@@ -537,7 +537,7 @@ def parse_backtraces_lazy(text: str) -> List[Backtrace]:
     for i, s in enumerate(starts):
         e = starts[i + 1] if i + 1 < len(starts) else len(text)
         eol = text.find("\n", s, e)
-        hm = _TASK.match(text[s:eol if eol >= 0 else e].strip())
+        hm = TASK_LINE.match(text[s:eol if eol >= 0 else e].strip())
         if hm is None:
             return parse_backtraces(text)   # a "PID:" line that is not a header
         if i in exotic:
@@ -590,7 +590,7 @@ class BacktraceStream:
         s = self._starts[-1]
         local = self._buf
         eol = local.find("\n", s - self._base, upto - self._base)
-        hm = _TASK.match(local[s - self._base:eol if eol >= 0 else upto - self._base]
+        hm = TASK_LINE.match(local[s - self._base:eol if eol >= 0 else upto - self._base]
                          .strip())
         if hm is None:
             raise ValueError("not a header")
@@ -771,7 +771,7 @@ class StackText:
             if m is None:
                 if want >= stop:
                     break
-                if line.lstrip().startswith("#") and _FRAME.match(line):
+                if line.lstrip().startswith("#") and FRAME_LINE.match(line):
                     continue        # the next frame's words follow on
                 return None
             a = int(m.group(1), 16)

@@ -796,7 +796,9 @@ def _decode_spin(lay, raw, st):
 
 # ------------------------------------------------------------------- walking
 
-def _mode_of(w: WaiterLayout, rec: bytes) -> Optional[str]:
+def mode_of(w: WaiterLayout, rec: bytes) -> Optional[str]:
+    """Return the mode ('reader'/'writer') waiter record ``rec`` asks for, None when the
+    layout records none."""
     if w.mode_off is None:
         return None
     v = _u(rec, w.mode_off, w.mode_size)
@@ -821,7 +823,7 @@ def decode_waiter(w: WaiterLayout, rec_addr: int, rec: bytes
     ``w`` at ``rec_addr`` whose bytes are ``rec`` (next/prev: its list node's links,
     None when ``rec`` is too short; task 0 when unreadable)."""
     return (rec_addr, _u(rec, w.node_off, 8), _u(rec, w.node_off + 8, 8),
-            _u(rec, w.task_off, 8) or 0, _mode_of(w, rec))
+            _u(rec, w.task_off, 8) or 0, mode_of(w, rec))
 
 
 def walk_waiters(port: Port, layout: LockLayout, addr: int, raw: Optional[bytes] = None,

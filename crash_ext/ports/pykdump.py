@@ -65,7 +65,7 @@ class PykdumpPort(CommandTypes, Port):
         """The answer cache, with the type facts earlier verb calls of this crash session
         learned (see :func:`run_verb`)."""
         if self._cache is None:
-            CommandTypes._memo(self)
+            super()._memo()
             if self._known:
                 for k, v in self._known.items():
                     self._cache.setdefault(k, v)

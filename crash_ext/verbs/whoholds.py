@@ -23,7 +23,7 @@ from ..core.port import Port
 from ..core.words import (argtype, check_count_word, check_member_word, check_type_word,
                           pid_or_task_word, shown)
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
-from ..waits.waitfor import _caller as blocking_caller  # deadlock's 'in vfs_unlink'
+from ..waits.waitfor import blocking_caller  # deadlock's 'in vfs_unlink'
 from ..waits.waitfor import collect, owned_locks
 from ..core import jsontext
 from ..render.shape import document, hexaddr, to_json

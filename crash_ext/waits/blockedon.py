@@ -356,7 +356,7 @@ def _via_own_waiter(port, snap, bt, task, layout, lock_idx):
         if w.mode_off is not None:
             raw = b"".join((words.get(rec + i, 0)).to_bytes(8, "little")
                            for i in range(0, max(w.size, 8), 8))
-            mode = L._mode_of(w, raw)
+            mode = L.mode_of(w, raw)
         if layout.wait_kind == "list":
             # first or last in the queue: a neighbour of the record is the list head of
             # a lock the frames name; its wait list, walked, must hold the task

@@ -236,7 +236,7 @@ def wait_node(b: Blocked) -> LockNode:
 
 # --------------------------------------------------------------- graph build
 
-def _caller(bt, frame: Optional[int], frames=None) -> Optional[str]:
+def blocking_caller(bt, frame: Optional[int], frames=None) -> Optional[str]:
     """The first frame above ``frame`` that is not lock or scheduler code (``frames``:
     the frames to look through, when not ``bt``'s)."""
     if (bt is None and frames is None) or frame is None:
@@ -364,7 +364,7 @@ def build_graph(blocked: Iterable[Blocked], reports: Dict[int, LockReport],
 
     ``backtraces``: {task: Backtrace} of the analysed tasks, for callers and the stack
     evidence of inferred holders (optional); ``callers``: each task's caller when already
-    known (see :func:`_caller`); ``code_held``: {lock: [(task, HeldLock)]} from
+    known (see :func:`blocking_caller`); ``code_held``: {lock: [(task, HeldLock)]} from
     :func:`~.holds.code_holders`.  A lock that records an owner gets that one
     held-by edge; one that records none (or names a reader count) gets inferred edges
     only when the evidence singles out its holder(s) -- the holders' own code first --,
@@ -378,7 +378,7 @@ def build_graph(blocked: Iterable[Blocked], reports: Dict[int, LockReport],
                      analysed=set(bl), problems=list(problems or []))
     known = callers or {}
     for t, b in bl.items():
-        g.callers[t] = known[t] if t in known else _caller(bts.get(t), b.frame)
+        g.callers[t] = known[t] if t in known else blocking_caller(bts.get(t), b.frame)
     for addr, rep in reports.items():
         g.locks[addr] = LockNode(address=addr, report=rep, candidates=list(rep.candidates))
     for t, b in bl.items():
@@ -840,7 +840,7 @@ def _classify_stack(bt) -> Tuple[Optional[int], Optional[str], Optional[str],
     heads = _heads(bt)
     lock, kind, mode, other = classify_stack(seen.append(f) or f for f in heads)
     frame = lock.index if lock is not None else (other[1].index if other else None)
-    caller = _caller(None, frame, itertools.chain(seen, heads))
+    caller = blocking_caller(None, frame, itertools.chain(seen, heads))
     if lock is None:
         return None, None, None, None, other, caller
     return lock.index, kind, mode, lock.function, None, caller
@@ -869,7 +869,7 @@ def blocked_all(port: Port, snap, bts: Dict[int, object],
                 classified: Optional[Dict[int, tuple]] = None,
                 records: Optional[Dict[int, _Record]] = None) -> Dict[int, Blocked]:
     """Return {task: Blocked} for every task in ``bts``, with few crash commands
-    (``callers``, when given, gets each task's caller: see :func:`_caller`;
+    (``callers``, when given, gets each task's caller: see :func:`blocking_caller`;
     ``classified``: {task: (back trace, :func:`_classify_stack` of it)} already done;
     ``records``: {task: :func:`_own_record`} found while the stacks were read).
 

@@ -92,3 +92,35 @@ def test_a_circle_is_seen():
          "crash_ext.models.x": set()}
     assert _cycles(g, "crash_ext.waits.") == [
         ["crash_ext.waits.a", "crash_ext.waits.b", "crash_ext.waits.c"]]
+
+
+def _private_uses(path):
+    """Return the private names (``_x``) ``path`` takes from another crash_ext module:
+    imported by name, or read as ``module._x`` of a module it imported."""
+    tree = ast.parse(open(path).read())
+    mods = set()
+    bad = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.ImportFrom) and (n.level or (n.module or "").startswith(
+                "crash_ext")):
+            for a in n.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    bad.append("%s from %s" % (a.name, n.module))
+                mods.add(a.asname or a.name)
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and \
+                n.value.id in mods and n.attr.startswith("_") and \
+                not n.attr.startswith("__"):
+            bad.append("%s.%s" % (n.value.id, n.attr))
+    return bad
+
+
+def test_no_private_name_crosses_modules():
+    bad = []
+    for d, _, files in os.walk(os.path.join(ROOT, "crash_ext")):
+        for f in sorted(files):
+            if f.endswith(".py"):
+                path = os.path.join(d, f)
+                bad.extend("%s: %s" % (os.path.relpath(path, ROOT), b)
+                           for b in _private_uses(path))
+    assert bad == []
