@@ -145,7 +145,7 @@ TASK_VIEW = Cache(
     "(taskview.require_task_view)")
 DUMP_IDENTITY = Cache(
     "dump identity", PORT, "kernel release, crash version, vmcore and vmlinux of "
-    "`sys` and `help -p` (render/shape.dump_identity)")
+    "`sys` and `help -p` (session/identity.dump_identity)")
 HOLDS = Cache(
     "holds analysers", SESSION, "analyses/holds.HoldsAnalyser: code summaries "
     "(session), what each task holds (memory: dropped per call when live)")

@@ -10,13 +10,12 @@ so a failed write leaves nothing half-written under the user's name.
 """
 
 import os
-import re
-from ..compat import Iterable, List
+from ..compat import Iterable
 
 from ..core.errors import BadArgument, CrashExtError
 from ..core.words import check_path_word, shown
 
-__all__ = ["MARKER", "is_our_output", "protected_files", "check_output_path",
+__all__ = ["MARKER", "is_our_output", "check_output_path",
            "write_output", "mark_svg", "dot_header"]
 
 #: the mark that makes a file a previous output of crash-ext
@@ -34,28 +33,6 @@ def is_our_output(path: str) -> bool:
         return False
     m = MARKER.encode()
     return head.startswith(b"// " + m) or (b"<!-- " + m) in head
-
-
-def protected_files(port) -> List[str]:
-    """Return the paths crash-ext must never write for ``port``'s session: its vmlinux
-    and vmcore (adapter attributes), the KERNEL and DUMPFILE lines of crash's ``sys``
-    and the object files ``mod`` lists.  Best effort; never raises."""
-    out = []  # type: List[str]
-    for v in (port.vmlinux, port.vmcore):
-        if isinstance(v, str) and v:
-            out.append(v)
-    out.extend(p for p in port.module_files or () if isinstance(p, str))
-    for cmd, rx in (("sys", r"^\s*(?:KERNEL|DUMPFILE):\s+(\S+)"),
-                    ("mod", r"\s(/\S+\.ko(?:\.debug)?)\s*$")):
-        try:
-            text = port.command(cmd)
-        except Exception:   # noqa: BLE001 - a session without them protects the rest
-            continue
-        for line in text.splitlines():
-            m = re.search(rx, line)
-            if m:
-                out.append(m.group(1))
-    return out
 
 
 def _same(st, others) -> bool:

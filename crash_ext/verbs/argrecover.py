@@ -21,7 +21,8 @@ from ..core.words import check_frame_word, check_hex_word, pid_or_task_word, sho
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
 from ..core import jsontext
 from ..models.btf import param_names, read_vmlinux_btf
-from ..render.shape import document, dump_identity, hexaddr, task_json
+from ..render.shape import document, hexaddr, task_json
+from ..session.identity import dump_identity
 from ..render.text import DEFAULT_WIDTH, task_header, width, wrap
 from ..core.results import TaskRef
 
@@ -350,7 +351,7 @@ def main(argv, port: Port, out=None) -> int:
                     if opts.json:
                         docs.append(doc)
             if opts.json:
-                print(jsontext.dumps(document("argrecover", port, {"tasks": docs}),
+                print(jsontext.dumps(document("argrecover", dump_identity(port), {"tasks": docs}),
                                      indent=1), file=out)
             elif not bts:
                 print("argrecover: no task in state UN", file=out)
@@ -362,7 +363,7 @@ def main(argv, port: Port, out=None) -> int:
         require_task_view(port)
         doc = _one_task(port, _task_text(port, opts.task), opts, out)
         if opts.json:
-            print(jsontext.dumps(document("argrecover", port, {"tasks": [doc]}), indent=1),
+            print(jsontext.dumps(document("argrecover", dump_identity(port), {"tasks": [doc]}), indent=1),
                   file=out)
         return 0
     except CRASH_FAILURES:

@@ -14,6 +14,7 @@ from ..compat import Dict, List, Optional
 
 from ..core.results import TaskRef, short_lock_name
 from ..session.snapshot import no_gc
+from ..session.identity import dump_identity
 from ..session.taskview import require_task_view
 from ..waits.waitfor import Cycle, HeldBy, LockNode, WaitFor, collect, restrict_to_pid
 from ..core.errors import BadArgument, CrashExtError
@@ -612,7 +613,8 @@ def _check_outputs(port: Port, opts) -> None:
     files = [f for f in (opts.dot, opts.svg) if f]
     if not files:
         return
-    from ..render.outputs import check_output_path, protected_files
+    from ..render.outputs import check_output_path
+    from ..session.identity import protected_files
     if len(files) == 2 and os.path.abspath(files[0]) == os.path.abspath(files[1]):
         raise BadArgument("--dot and --svg name the same file")
     prot = []
@@ -652,7 +654,7 @@ def _main(argv, port: Port, out, err) -> int:
             if opts.svg:
                 write_svg(text, opts.svg)
         if opts.json:
-            print(jsontext.dumps(document("deadlock", port, to_json(res)), indent=1),
+            print(jsontext.dumps(document("deadlock", dump_identity(port), to_json(res)), indent=1),
                   file=out)
         else:
             out.write(format_text(res, opts.limit, width(out)))

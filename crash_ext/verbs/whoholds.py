@@ -16,6 +16,7 @@ from ..waits.blockedon import blocked_on
 from ..waits.lockreport import lock_report, resolve_address
 from ..core.results import Blocked, LockReport, TaskRef, short_lock_name
 from ..session.snapshot import Snapshot
+from ..session.identity import dump_identity
 from ..session.taskview import require_task_view
 from ..models import locks as L
 from ..core.errors import BadArgument, CrashExtError
@@ -490,7 +491,7 @@ def main(argv, port: Port, out=None) -> int:
                 raise BadArgument("give --held PID alone (not with -p or a lock)")
             r = held_report(port, snap, _task_arg(port, snap, opts.held))
             if opts.json:
-                js = document("whoholds", port, {
+                js = document("whoholds", dump_identity(port), {
                     "mode": "held", "blocked": to_json(r["blocked"]),
                     "held": [dict(to_json(h), where=(
                         r["locks"][h.address].where if h.address in r["locks"] else None))
@@ -506,7 +507,7 @@ def main(argv, port: Port, out=None) -> int:
             start = _task_arg(port, snap, opts.pid)
             hops, outcome, rc = _chain(port, snap, start, opts)
             if opts.json:
-                js = document("whoholds", port, {
+                js = document("whoholds", dump_identity(port), {
                     "mode": "chain", "outcome": outcome,
                     "chain": [{"blocked": to_json(h["blocked"]), "caller": h["caller"],
                                "lock": to_json(h["lock"]) if h["lock"] else None,
@@ -521,7 +522,7 @@ def main(argv, port: Port, out=None) -> int:
         rep = lock_report(port, addr, kind, snapshot=snap, container=cont,
                           candidates=not opts.no_candidates, max_waiters=opts.max_waiters)
         if opts.json:
-            print(jsontext.dumps(document("whoholds", port, {
+            print(jsontext.dumps(document("whoholds", dump_identity(port), {
                 "mode": "lock", "lock": to_json(rep)}), indent=1), file=out)
         else:
             print(format_report(rep, width(out)), file=out)

@@ -8,6 +8,7 @@ from crash_ext.core.results import Blocked, TaskRef
 from crash_ext.models import btf
 from crash_ext.render import shape
 from crash_ext.render.text import task_header, wait_address, wrap
+from crash_ext.session.identity import dump_identity
 
 
 def test_last_ran_ns_reads_ps_m():
@@ -40,11 +41,11 @@ class _Port:
 
 def test_document_names_its_dump_once_per_port():
     p = _Port()
-    d = shape.document("deadlock", p, {"cycles": []})
+    d = shape.document("deadlock", dump_identity(p), {"cycles": []})
     assert list(d)[:3] == ["schema_version", "verb", "dump"]
     assert d["dump"] == {"kernel_release": "6.1.0-57-amd64", "crash_version": "8.0.6",
                          "vmcore": "/d/vmcore", "vmlinux": "/k/vmlinux"}
-    shape.document("whoholds", p, {})
+    shape.document("whoholds", dump_identity(p), {})
     assert p.asked == ["sys", "help -p"]
 
 
