@@ -25,7 +25,7 @@ def _q(s: str) -> str:
 
 def to_dot(res, title: str = "wait-for graph") -> str:
     """Return the Graphviz ``digraph`` text of ``res``'s graph (a
-    :class:`~crash_ext.waits.waitfor.WaitFor`, read as a record).  Never raises."""
+    :class:`~crash_ext.waits.graph.WaitFor`, read as a record).  Never raises."""
     g = res.graph
     cyc_nodes = set()  # type: Set[Tuple[str, int]]
     cyc_edges = set()  # type: Set[Tuple[Tuple[str, int], Tuple[str, int]]]

@@ -14,7 +14,7 @@ that reads the kernel (only ``core`` and ``models``).  ``compat`` is below every
 import ast
 import os
 
-from crash_ext.waits.waitfor import tarjan_scc
+from crash_ext.waits.graph import tarjan_scc
 from tests.unit.test_incrash_imports import ROOT, _imports
 
 #: the floors, lowest first

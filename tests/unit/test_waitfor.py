@@ -1,4 +1,4 @@
-"""Unit tests of the wait-for graph (crash_ext.waits.waitfor) and the deadlock verb's
+"""Unit tests of the wait-for graph (crash_ext.waits.graph) and the deadlock verb's
 renderers, on hand-built Blocked / LockReport records and recorded crash text."""
 
 import io
@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from crash_ext.waits import waitfor as W
+from crash_ext.waits import graph as W
 from crash_ext.core.results import Blocked, Candidate, LockReport, TaskRef, Waiter, short_lock_name
 from crash_ext.models.stack import parse_backtraces
 from crash_ext.core.errors import CrashCommandError
