@@ -17,7 +17,7 @@ import pytest
 
 from crash_ext.waits.lockreport import lock_report
 from crash_ext.session.snapshot import Snapshot
-from crash_ext.waits.graph import collect
+from crash_ext.waits.collection import collect
 from crash_ext.verbs import whoholds
 from tests.lab import labdumps
 from tests.test_deadlock_lab import Truth, _pids_of_cycle

@@ -18,7 +18,7 @@ import re
 
 import pytest
 
-from crash_ext.waits.graph import collect
+from crash_ext.waits.collection import collect
 from crash_ext.verbs import deadlock as D
 from crash_ext.verbs import whoholds as W
 from tests.lab import labdumps

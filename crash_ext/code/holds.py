@@ -129,7 +129,7 @@ class SiteLock(NamedTuple):
 class HeldLock:
     """A lock a task holds, with how that is known.  ``source``: 'code' (this module's
     analysis of frame ``frame``), 'lockdep' (recorded by the kernel) or 'owner' (the
-    lock's own owner field, :func:`~.graph.owned_locks`); ``weak``: the
+    lock's own owner field, :func:`~crash_ext.waits.collection.owned_locks`); ``weak``: the
     address rests on memory read now (it may have changed since);
     ``path_dependent``: the frame's code takes it on some paths only (a dispatcher),
     and the lock's state in the dump is what says it was this path."""

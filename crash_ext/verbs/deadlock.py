@@ -16,7 +16,8 @@ from ..core.results import TaskRef, short_lock_name
 from ..session.snapshot import no_gc
 from ..session.identity import dump_identity
 from ..session.taskview import require_task_view
-from ..waits.graph import Cycle, HeldBy, LockNode, WaitFor, collect, restrict_to_pid
+from ..waits.collection import collect
+from ..waits.graph import Cycle, HeldBy, LockNode, WaitFor, restrict_to_pid
 from ..core.errors import BadArgument, CrashExtError
 from ..core.port import Port
 from ..core.words import argtype, check_count_word, check_path_word, check_pid_word

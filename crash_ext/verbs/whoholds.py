@@ -24,8 +24,8 @@ from ..core.port import Port
 from ..core.words import (argtype, check_count_word, check_member_word, check_type_word,
                           pid_or_task_word, shown)
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
-from ..waits.graph import blocking_caller  # deadlock's 'in vfs_unlink'
-from ..waits.graph import collect, owned_locks
+from ..waits.build import blocking_caller  # deadlock's 'in vfs_unlink'
+from ..waits.collection import collect, owned_locks
 from ..core import jsontext
 from ..render.shape import document, hexaddr, to_json
 from ..render.table import table
@@ -212,7 +212,7 @@ def held_report(port: Port, snap: Snapshot, task: int) -> Dict:
     """Return {"blocked": Blocked, "holds": TaskHolds, "locks": {address: LockReport}}
     for ``task``: what it waits on and what it holds -- lockdep's record or its frames'
     code (:mod:`~crash_ext.code.holds`), then the locks blocked tasks wait on whose
-    owner field names it (:func:`~crash_ext.waits.graph.owned_locks`) -- and each
+    owner field names it (:func:`~crash_ext.waits.collection.owned_locks`) -- and each
     held lock's report (its state and waiters, no candidates)."""
     from ..code.holds import analyser_for
     b = blocked_on(port, task, snapshot=snap)

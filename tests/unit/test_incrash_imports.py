@@ -194,7 +194,7 @@ def test_lists_read_from_the_vendored_tarball():
 def test_incrash_closure_is_in_every_stock_pykdump():
     allowed, union = allowed_modules()
     outside, optional, ours = closure()
-    assert "crash_ext.verbs.deadlock" in ours and "crash_ext.waits.graph" in ours
+    assert "crash_ext.verbs.deadlock" in ours and "crash_ext.waits.collection" in ours
     assert "crash_ext.ports.crashproc" not in ours, "the CLI's crash process adapter"
     bad = []
     for name, where in sorted(outside.items()):

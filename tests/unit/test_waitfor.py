@@ -1,4 +1,4 @@
-"""Unit tests of the wait-for graph (crash_ext.waits.graph) and the deadlock verb's
+"""Unit tests of the wait-for graph (crash_ext.waits.graph, .build) and the deadlock verb's
 renderers, on hand-built Blocked / LockReport records and recorded crash text."""
 
 import io
@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from crash_ext.waits import graph as W
+from crash_ext.waits.build import build_graph
 from crash_ext.core.results import Blocked, Candidate, LockReport, TaskRef, Waiter, short_lock_name
 from crash_ext.models.stack import parse_backtraces
 from crash_ext.core.errors import CrashCommandError
@@ -44,7 +45,7 @@ LA, LB, LC = 0xffff100000000058, 0xffff200000000058, 0xffff300000000058
 
 
 def run(blocked, reports, bts=None):
-    g = W.build_graph(blocked, {r.address: r for r in reports}, backtraces=bts)
+    g = build_graph(blocked, {r.address: r for r in reports}, backtraces=bts)
     return W.analyse(g)
 
 
@@ -87,7 +88,7 @@ def test_reaching_cycles_keeps_every_cycle_and_drops_chains_into_sinks():
 
 def test_adjacency_is_successors_of_every_node():
     a, b, c, d = T(1), T(2), T(3), T(4)
-    g = W.build_graph([waits(a, LA), waits(b, LB), other(c), waits(d, 0xdead)],
+    g = build_graph([waits(a, LA), waits(b, LB), other(c), waits(d, 0xdead)],
                       {r.address: r for r in [lock(LA, owner=b, waiters=[a]),
                                               lock(LB, ltype="rw_semaphore", readers=2,
                                                    waiters=[b], candidates=[])]})
