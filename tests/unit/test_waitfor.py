@@ -15,6 +15,7 @@ from crash_ext.models.stack import parse_backtraces
 from crash_ext.core.errors import CrashCommandError
 from crash_ext.render.dot import to_dot
 from tests.unit.fakecrash import TextOnlyPort, ps_lookup
+from crash_ext.render import deadlock as RD
 from crash_ext.verbs import deadlock as D
 
 
@@ -293,7 +294,7 @@ def _abba():
 
 
 def test_text_tells_the_story():
-    text = D.format_text(_abba())
+    text = RD.format_text(_abba())
     assert "DEADLOCK 1: ABBA, 2 tasks; at least one 'held by' is INFERRED" in text
     assert 'PID: 97  TASK: ' in text and 'COMMAND: "ruby"' in text
     assert "held by ruby 98: INFERRED (not recorded by the lock), because:" in text
@@ -309,7 +310,7 @@ def test_text_tells_the_story():
 
 
 def test_json_carries_the_same_facts():
-    js = D.to_json(_abba())
+    js = RD.to_json(_abba())
     json.dumps(js)
     c = js["cycles"][0]
     assert [s["task"]["pid"] for s in c["steps"]] == [97, 98]
