@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from crash_ext.code import args as A
+from crash_ext.code import recovery as A
 from crash_ext.session.snapshot import Snapshot
 from crash_ext.verbs import argrecover
 

@@ -4,7 +4,7 @@ Values are ``Val(node, off)``: "the value of symbol ``node`` plus ``off``" (mod 
 Symbols name what is not known inside the function: its entry registers
 (``#4|entry|rdi``), values loaded from memory, call results, merges of different values
 at join points (``phi``).  The constant symbol ``"0"`` makes ``Val("0", c)`` the
-constant ``c``.  Nothing here reads the dump: :mod:`crash_ext.code.args` ties the
+constant ``c``.  Nothing here reads the dump: :mod:`crash_ext.code.recovery` ties the
 symbols of neighbouring frames together and to the stack words crash printed.
 
 The control-flow graph is built from the function's own direct jumps; jumps to its

@@ -150,7 +150,7 @@ HOLDS = Cache(
     "holds analysers", SESSION, "analyses/holds.HoldsAnalyser: code summaries "
     "(session), what each task holds (memory: dropped per call when live)")
 SOURCES = Cache(
-    "argument sources", SESSION, "analyses/args.PortSources: disassembly, prototypes, "
+    "argument sources", SESSION, "code/recovery.PortSources: disassembly, prototypes, "
     "recoveries (session), memory words (dropped per call when live)")
 SESSION_TYPES = Cache(
     "pykdump session types", SESSION, "type facts earlier verb calls of a crash "

@@ -1,7 +1,7 @@
 """``argrecover``: each frame's function arguments of a task, with the evidence for each.
 
 Thin: parsing arguments, choosing tasks and frames, printing.  The recovery itself is
-:mod:`crash_ext.code.args`; cheap one-line decodes of well-known pointer types are
+:mod:`crash_ext.code.recovery`; cheap one-line decodes of well-known pointer types are
 :mod:`crash_ext.waits.decode`.
 """
 
@@ -10,7 +10,7 @@ import re
 import sys
 from ..compat import List, Optional
 
-from ..code.args import Arg, FrameArgs, TaskArgs, plain_view, recover_all, recover_with_port
+from ..code.recovery import Arg, FrameArgs, TaskArgs, plain_view, recover_all, recover_with_port
 from ..waits.decode import decode_pointer
 from ..session.snapshot import Snapshot, no_gc
 from ..session.taskview import require_task_view
@@ -340,7 +340,7 @@ def main(argv, port: Port, out=None) -> int:
             snap = Snapshot(port)
             views = {}  # type: dict
             # decoding every pointer of every task would cost a crash command each;
-            # tasks of one stack shape share one recovery (code.args.Template)
+            # tasks of one stack shape share one recovery (code.recovery.Template)
             docs = []
             memo = {}  # type: dict
             with no_gc():

@@ -5,7 +5,7 @@ session, memory that changes between calls)."""
 import gc
 
 from crash_ext.core import caches as C
-from crash_ext.code import args as A
+from crash_ext.code import recovery as A
 from crash_ext.code import holds as H
 from crash_ext.models.waitframes import classify_function
 from crash_ext.core.port import Port
