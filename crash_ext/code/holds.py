@@ -40,7 +40,8 @@ from ..models.waitframes import SCHED_FUNCS, classify_function
 from ..core.caches import HOLDS, HeldWeakly
 from ..core.errors import CrashExtError
 from . import flow as fl
-from .recovery import parsed, sources_for, task_words
+from .argrecords import parsed, task_words
+from .sources import sources_for
 
 __all__ = ["HeldLock", "TaskHolds", "Summary", "SiteLock", "HoldsAnalyser",
            "analyser_for", "function_holds", "summarise", "lockdep_held", "code_holders",
@@ -721,7 +722,7 @@ def dep_map_offsets(port) -> Dict[str, int]:
 class HoldsAnalyser:
     """The holds analysis on one port, with its per-function caches.
 
-    ``sources``: :class:`~crash_ext.code.recovery.PortSources` (disassembly and argument
+    ``sources``: :class:`~crash_ext.code.sources.PortSources` (disassembly and argument
     recovery, shared with ``argrecover``)."""
 
     #: weakly: ``caches.HOLDS`` is keyed by it
@@ -1115,7 +1116,7 @@ def _evidence(f, sl: SiteLock, val: int, how: str) -> str:
 def analyser_for(port) -> HoldsAnalyser:
     """Return the HoldsAnalyser shared by every use of ``port`` and of the ports made
     over it (a snapshot's stack-reading port is keyed by its ``base_port``), and, as
-    :func:`~crash_ext.code.recovery.sources_for` does, by the ports of one crash
+    :func:`~crash_ext.code.sources.sources_for` does, by the ports of one crash
     session when they have a ``session_identity`` (pykdump's: one port per verb call):
     the per-function caches live as long as the crash session, across verbs and runs.
     Its per-task answers are kept per back trace (the task's stack pointer), across

@@ -150,7 +150,7 @@ HOLDS = Cache(
     "holds analysers", SESSION, "analyses/holds.HoldsAnalyser: code summaries "
     "(session), what each task holds (memory: dropped per call when live)")
 SOURCES = Cache(
-    "argument sources", SESSION, "code/recovery.PortSources: disassembly, prototypes, "
+    "argument sources", SESSION, "code/sources.PortSources: disassembly, prototypes, "
     "recoveries (session), memory words (dropped per call when live)")
 SESSION_TYPES = Cache(
     "pykdump session types", SESSION, "type facts earlier verb calls of a crash "
@@ -162,9 +162,13 @@ FRAME_KINDS = Cache(
     "frame kinds", PURE, "blockedon.classify_function: lock kind and mode of a frame "
     "function name", weak=False, limit=8192)   # see Cache.memo
 
+PARSED_CODE = Cache(
+    "parsed code", PURE, "code/argrecords.parsed: parse_dis of a function's text",
+    weak=False, limit=2048)   # see Cache.memo
+
 #: every cache, in the order above
 ENTRIES = (SNAPSHOT_FACTS, LOCK_LAYOUTS, MOUNTS, TASK_VIEW, DUMP_IDENTITY, HOLDS,
-           SOURCES, SESSION_TYPES, SESSION_FIXED, FRAME_KINDS)  # type: tuple
+           SOURCES, SESSION_TYPES, SESSION_FIXED, FRAME_KINDS, PARSED_CODE)  # type: tuple
 
 
 def entries_by_lifetime() -> Dict[str, List[str]]:

@@ -10,7 +10,9 @@ import re
 import sys
 from ..compat import List, Optional
 
-from ..code.recovery import Arg, FrameArgs, TaskArgs, plain_view, recover_all, recover_with_port
+from ..code.argrecords import Arg, FrameArgs, TaskArgs
+from ..code.sources import recover_all, recover_with_port
+from ..code.templates import plain_view
 from ..waits.decode import decode_pointer
 from ..session.snapshot import Snapshot, no_gc
 from ..session.taskview import require_task_view
@@ -340,7 +342,7 @@ def main(argv, port: Port, out=None) -> int:
             snap = Snapshot(port)
             views = {}  # type: dict
             # decoding every pointer of every task would cost a crash command each;
-            # tasks of one stack shape share one recovery (code.recovery.Template)
+            # tasks of one stack shape share one recovery (code.templates.Template)
             docs = []
             memo = {}  # type: dict
             with no_gc():

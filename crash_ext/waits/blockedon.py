@@ -38,7 +38,7 @@ from ..models.stack import Backtrace
 from ..models.waitframes import classify_function, classify_stack
 from ..core.errors import BadArgument, CrashExtError
 from ..core.port import Port
-from ..code import recovery as A
+from ..code import sources as A
 from ..session.facts import session_cache
 from ..core.results import Blocked, TaskRef
 from ..session.snapshot import Snapshot

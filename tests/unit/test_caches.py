@@ -5,7 +5,7 @@ session, memory that changes between calls)."""
 import gc
 
 from crash_ext.core import caches as C
-from crash_ext.code import recovery as A
+from crash_ext.code import sources as A
 from crash_ext.code import holds as H
 from crash_ext.models.waitframes import classify_function
 from crash_ext.core.port import Port
@@ -41,7 +41,7 @@ def test_every_cache_declares_its_lifetime():
         C.PORT: ["lock layouts", "mount points", "task view checked", "dump identity"],
         C.SESSION: ["holds analysers", "argument sources", "pykdump session types",
                     "pykdump memory fixed"],
-        C.PURE: ["frame kinds"]}
+        C.PURE: ["frame kinds", "parsed code"]}
 
 
 def test_which_caches_survive_a_call_on_a_live_system():

@@ -16,7 +16,7 @@ import os
 import pytest
 
 from crash_ext.code import holds as H
-from crash_ext.code.recovery import parsed
+from crash_ext.code.argrecords import parsed
 from crash_ext.models import lockcalls as LC
 
 DATA = json.load(open(os.path.join(os.path.dirname(__file__), "data", "lab61_holds.json")))

@@ -1,7 +1,7 @@
 """args.sources_for: recoveries shared across the ports of one crash session (pykdump
 makes a port per verb call); memory words kept only where memory does not change."""
 
-from crash_ext.code import recovery as A
+from crash_ext.code import sources as A
 from crash_ext.core.port import Port
 
 

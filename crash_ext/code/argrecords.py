@@ -1,0 +1,165 @@
+"""The records of argument recovery (:class:`Arg`, :class:`FrameArgs`,
+:class:`TaskArgs`), the per-frame working data the recovery keeps (:class:`CodeFrame`)
+and the small helpers every part of it shares (words of ``bt -f``, hex as crash prints
+it, the C types that fit 32 bits)."""
+
+import re
+from ..compat import Callable, Dict, List, Optional, Tuple
+from ..core.caches import PARSED_CODE
+from ..core.record import dataclass, field
+
+from ..models.disasm import Insn, parse_dis
+from ..models.stack import Backtrace, Frame
+from . import flow as fl
+from .solver import Lin
+
+MASK = (1 << 64) - 1
+SWITCH_FUNCS = ("__switch_to_asm",)
+TAIL_DEPTH = 3
+CLONE_PARTS = re.compile(
+    r"^(?P<base>[^.]+)(?P<suffix>(?:\.(?:constprop|isra|part|cold|lto_priv|localalias|"
+    r"llvm)(?:\.\d+)?)+)$")
+
+DisFn = Callable[[int], str]
+ReadFn = Callable[[int], Optional[int]]
+WhatisFn = Callable[[str], str]
+
+
+@dataclass
+class Arg:
+    """One argument of a frame's function.
+
+    ``name``/``type`` from the prototype (``arg0``.. and None without one; a ``?``
+    suffix on clones); ``register``: the SysV register it arrives in (None if not in
+    one); ``value``: recovered value or None; ``status``: 'recovered', 'unknown' or
+    'conflict'; ``provenance``: how the value was found, step by step; ``reason``: why
+    it is unknown, or what the conflict is; ``alternatives``: for conflicts, the other
+    values found, each with its chain; ``weak``: the chain rests on a stack slot that a
+    callee could have changed; ``wording``: when the Arg was answered from a
+    :class:`Template`, ``provenance``'s steps with the task's numbers left out (one
+    tuple object for every task that template answers: what is made from the chain's
+    words alone can be made once), else None.
+    """
+    name: str
+    type: Optional[str]
+    register: Optional[str]
+    value: Optional[int] = None
+    provenance: List[str] = field(default_factory=list)
+    status: str = "unknown"
+    reason: Optional[str] = None
+    alternatives: List[Tuple[int, List[str]]] = field(default_factory=list)
+    weak: bool = False
+    wording: Optional[Tuple[str, ...]] = None
+
+
+@dataclass
+class FrameArgs:
+    """The recovered arguments of one frame's function.
+
+    ``index``: crash's ``#N``; ``prototype``: the ``whatis`` text used (of the original
+    function for a GCC clone); ``clone``: the clone suffix (``.constprop.0``) or None;
+    ``registers``: callee-saved registers of this function at its call site that were
+    recovered ({'rbx': value}); ``warnings``: what weakens the frame's results.
+    """
+    index: int
+    function: str
+    module: Optional[str] = None
+    prototype: Optional[str] = None
+    clone: Optional[str] = None
+    args: List[Arg] = field(default_factory=list)
+    registers: Dict[str, int] = field(default_factory=dict)
+    warnings: List[str] = field(default_factory=list)
+
+
+@dataclass
+class TaskArgs:
+    """Argument recovery for one task: header fields from ``bt`` and one FrameArgs per
+    frame, innermost first; ``warnings`` for the whole stack."""
+    pid: Optional[int]
+    task: Optional[int]
+    command: Optional[str]
+    frames: List[FrameArgs] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+    def frame(self, index: int) -> Optional[FrameArgs]:
+        """Return the FrameArgs of frame ``#index``, or None."""
+        for f in self.frames:
+            if f.index == index:
+                return f
+        return None
+
+
+class CodeFrame:
+    """Per-frame working data."""
+
+    def __init__(self, frame: Frame):
+        self.frame = frame
+        self.fid = "#%d" % frame.index
+        self.flow = None  # type: Optional[fl.Flow]
+        self.call = None  # type: Optional[Insn]
+        self.problem = None  # type: Optional[str]
+        m = CLONE_PARTS.match(frame.function)
+        self.base = m.group("base") if m else frame.function
+        self.clone = m.group("suffix") if m else None
+        self.cold = bool(self.clone and ".cold" in self.clone)
+        self.sp = frame.sp  # type: object   # the slot as an int or a Lin (Recovery)
+
+    @property
+    def state(self):
+        return self.flow.state if self.flow is not None else None
+
+    def where(self) -> str:
+        return self.call.where if self.call else self.frame.function
+
+
+@PARSED_CODE.memo
+def parsed(text: str) -> List[Insn]:
+    """Return parse_dis of ``text``, parsed once per process (instructions are never
+    modified by the analyses)."""
+    return parse_dis(text)
+
+
+def hx(v) -> str:
+    """Return an address/value formatted the way crash does (bare hex for kernel
+    words); for a task-dependent value (a Lin), the mark its Params renders per task."""
+    if isinstance(v, Lin):
+        return v.ps.mark(v)
+    return "%x" % (v & MASK)
+
+
+_SMALL = re.compile(
+    r"^(const\s+)?(unsigned\s+|signed\s+)?(int|short|char|short int|_Bool|bool|"
+    r"u8|u16|u32|s8|s16|s32|__u8|__u16|__u32|__s8|__s16|__s32|uint|gfp_t|pid_t|uid_t|"
+    r"gid_t|umode_t|fmode_t|dev_t|blk_opf_t|enum\s+\w+)$")
+
+
+def is_32bit_type(typ: str) -> bool:
+    """True for scalar C types of at most 32 bits (``int``, ``unsigned int``, ``char``,
+    ``enum x``, common kernel typedefs such as ``gfp_t``)."""
+    t = " ".join(typ.split())
+    return t in ("unsigned", "signed") or bool(_SMALL.match(t))
+
+
+def task_words(bt: Backtrace) -> Dict[int, int]:
+    """Return the stack words ``bt -f`` printed under ``bt``'s frames ({address: word})."""
+    words = {}  # type: Dict[int, int]
+    for f in bt.frames:
+        words.update(f.words)
+    return words
+
+
+def read_word(addr: int, words: Dict[int, int], read_fn: Optional[ReadFn]
+              ) -> Tuple[Optional[int], str]:
+    """Return (the word at ``addr``, where it was found: 'bt -f' when ``words`` has it,
+    else 'memory' from ``read_fn``), or (None, "") when neither gives it."""
+    v = words.get(addr)
+    if v is not None:
+        return v, "bt -f"
+    if read_fn is not None:
+        try:
+            v = read_fn(addr)
+        except Exception:  # noqa: BLE001 - unreadable means no anchor
+            v = None
+        if v is not None:
+            return v, "memory"
+    return None, ""
