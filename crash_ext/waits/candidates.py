@@ -31,7 +31,8 @@ from ..models import locks as L
 from ..core.errors import CrashExtError
 from ..core.port import Port
 from .blockedon import blocked_on
-from ..code.holds import analyser_for, lockdep_matches
+from ..code.holds import analyser_for
+from ..code.lockdep import lockdep_matches
 from ..core.results import Candidate, LockReport
 from ..session.facts import session_cache
 from ..session.snapshot import Snapshot

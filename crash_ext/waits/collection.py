@@ -7,7 +7,8 @@ time, not a task at a time), then each lock's report once per address, then
 import itertools
 from ..compat import Dict, List, Optional, Sequence, Set, Tuple
 
-from ..code.holds import HeldLock, code_holders
+from ..code.holdrecords import HeldLock
+from ..code.holds import code_holders
 from ..core.errors import CrashExtError
 from ..core.port import Port
 from ..core.results import Blocked, LockReport
