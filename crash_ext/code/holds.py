@@ -35,6 +35,8 @@ from ..compat import Dict, List, Optional, Set, Tuple
 from ..core.caches import HOLDS, HeldWeakly
 from ..core.errors import CrashExtError
 from ..models import locks as L
+from ..models import lockstate as LS
+from ..models import lockwalk as LW
 from ..models.disasm import Insn
 from ..models.waitframes import SCHED_FUNCS, classify_function
 from . import flow as fl
@@ -63,14 +65,14 @@ def held_now(port, addr: int, kind: str, task: int) -> Tuple[bool, str, Optional
         raw = port.read(addr, lay.size)
     except CrashExtError as e:
         return False, "cannot read it as %s: %s" % (article(kind), e), None
-    st = L.decode_state(lay, raw, read_u64=port.read_u64)
+    st = LS.decode_state(lay, raw, read_u64=port.read_u64)
     if not st.locked:
         return False, "free in the dump" if st.locked is False else \
             "its state does not say locked", None
     if st.owner_task is not None and st.owner_task != task:
         return False, "its owner field names another task (%x)" % st.owner_task, None
     if lay.wait_kind is not None:
-        ww = L.walk_waiters(port, lay, addr, raw, cap=64)
+        ww = LW.walk_waiters(port, lay, addr, raw, cap=64)
         if ww.damaged:
             return False, "not %s: %s" % (article(kind), ww.damaged), None
         if any(e.task == task for e in ww.entries):

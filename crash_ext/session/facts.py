@@ -8,6 +8,8 @@ from ..core.caches import SNAPSHOT_FACTS
 from ..compat import Dict, List, Optional, Tuple
 
 from ..models import locks as L
+
+from ..models import lockwalk as LW
 from ..core.errors import CrashExtError
 from ..core.port import Port
 from ..core.results import TaskRef
@@ -87,7 +89,7 @@ class SessionCache:
         w = self.walks.get(key)
         if w is None or (not w.complete and cap > len(w.entries)
                          and any("cap" in p for p in w.problems)):
-            w = L.walk_waiters(port, layout, addr, raw=raw, cap=cap, known=known)
+            w = LW.walk_waiters(port, layout, addr, raw=raw, cap=cap, known=known)
             self.walks[key] = w
         return w
 

@@ -34,6 +34,8 @@ import re
 from ..compat import List, Optional, Tuple
 
 from ..models import locks as L
+
+from ..models import lockwalk as LW
 from ..models.stack import Backtrace
 from ..models.waitframes import classify_function, classify_stack
 from ..core.errors import BadArgument, CrashExtError
@@ -347,16 +349,16 @@ def _via_own_waiter(port, snap, bt, task, layout, lock_idx):
     for f in bt.frames:
         if f.index <= lock_idx + 1:
             words.update(f.words)
-    recs = list(L.own_records(words, task, w))
+    recs = list(LW.own_records(words, task, w))
     if not recs:
         words = bt.words
-        recs = list(L.own_records(words, task, w))
+        recs = list(LW.own_records(words, task, w))
     for rec, node, nxt, prv in recs:
         mode = None
         if w.mode_off is not None:
             raw = b"".join((words.get(rec + i, 0)).to_bytes(8, "little")
                            for i in range(0, max(w.size, 8), 8))
-            mode = L.mode_of(w, raw)
+            mode = LW.mode_of(w, raw)
         if layout.wait_kind == "list":
             # first or last in the queue: a neighbour of the record is the list head of
             # a lock the frames name; its wait list, walked, must hold the task

@@ -28,6 +28,8 @@ import re
 from ..compat import Dict, List, Optional, Set
 
 from ..models import locks as L
+
+from ..models import lockstate as LS
 from ..core.errors import CrashExtError
 from ..core.port import Port
 from .blockedon import blocked_on
@@ -66,7 +68,7 @@ def _owned_locks(port: Port, snap: Snapshot, bts) -> Dict[int, List[str]]:
             raw = port.read(b.lock_address, lay.size)
         except CrashExtError:
             continue
-        st = L.decode_state(lay, raw, read_u64=port.read_u64)
+        st = LS.decode_state(lay, raw, read_u64=port.read_u64)
         if st.owner_task:
             owned.setdefault(st.owner_task, []).append(
                 "%s %x" % (b.lock_type, b.lock_address))

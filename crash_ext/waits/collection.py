@@ -13,6 +13,7 @@ from ..core.errors import CrashExtError
 from ..core.port import Port
 from ..core.results import Blocked, LockReport
 from ..models import locks as L
+from ..models import lockwalk as LW
 from ..models.waitframes import classify_stack
 from ..session.facts import session_cache
 from ..session.snapshot import Snapshot, no_gc
@@ -205,9 +206,9 @@ def _own_record(bt, cls: tuple, layouts: Dict[str, object]) -> Optional[_Record]
         return None
     words = through(lock_idx + 1, lock_idx)
     w = lay.waiter
-    for rec, node, nxt, prv in L.own_records(words, bt.task, w):
+    for rec, node, nxt, prv in LW.own_records(words, bt.task, w):
         vals = [words.get(a) for a in range(rec, rec + max(w.size, w.task_off + 8), 8)]
-        dec = None if None in vals else L.decode_waiter(
+        dec = None if None in vals else LW.decode_waiter(
             w, rec, b"".join(v.to_bytes(8, "little") for v in vals))
         return _Record(kind, rec, node, prv, dec, bt, lock_idx,
                        prv - lay.wait_off in words.values())

@@ -33,6 +33,8 @@ import re
 from ..compat import Dict, List, Optional, Tuple
 
 from ..models import locks as L
+
+from ..models import lockwalk as LW
 from ..core.errors import CrashExtError
 from ..core.port import Port
 from ..session.facts import session_cache
@@ -107,8 +109,8 @@ def find_completion(port: Port, snap, task: int, bt, frame: int
     head_off, rec = lay
     cache = session_cache(snap)
     memo = _memo(snap).setdefault("heads", {})  # type: Dict[int, Optional[int]]
-    recs = list(L.own_records(_words_near(bt, frame), task, rec)) or \
-        list(L.own_records(_all_words(bt), task, rec))
+    recs = list(LW.own_records(_words_near(bt, frame), task, rec)) or \
+        list(LW.own_records(_all_words(bt), task, rec))
     if not recs:
         return None, "no %s record naming this task on its stack" % rec.type_name
     why = ""

@@ -13,6 +13,8 @@ from ..compat import Dict, List, Optional, Tuple
 
 from ..core.caches import MOUNTS
 from ..models import locks as L
+from ..models import lockstate as LS
+from ..models import lockwalk as LW
 from ..core.errors import BadArgument, CrashExtError, MemoryReadError
 from ..core.port import Port
 from ..core.words import check_address_word, check_hex_word, shown
@@ -330,7 +332,7 @@ def _detect_type(port: Port, addr: int, snap: Snapshot, tried: List[str]
     for kind in ("mutex", "rw_semaphore", "semaphore"):
         try:
             lay = L.probe_layout(port, kind)
-            w = L.walk_waiters(port, lay, addr, cap=64)
+            w = LW.walk_waiters(port, lay, addr, cap=64)
         except CrashExtError:
             continue
         if w.entries and w.complete and not w.problems and all(
@@ -409,7 +411,7 @@ def lock_report(port: Port, addr: int, lock_type: Optional[str] = None,
         rep.problems.append(n)
     raw = check_lock_address(port, addr, layout.size)
     cont_addr = _where(port, addr, kind, container, rep, snap)
-    st = L.decode_state(layout, raw, read_u64=port.read_u64)
+    st = LS.decode_state(layout, raw, read_u64=port.read_u64)
     rep.locked = st.locked
     rep.flags = list(st.flags)
     rep.readers = st.readers
