@@ -8,8 +8,8 @@ import contextlib
 import gc
 from ..compat import Dict, Iterable, List, Optional
 
-from ..models.btlazy import (BacktraceStream, StackText, count_headers,
-                             parse_backtraces_lazy, stack_span)
+from ..models.btlazy import parse_backtraces_lazy
+from ..models.btstream import BacktraceStream, StackText, count_headers, stack_span
 from ..models.ps import PsEntry, parse_ps
 from ..models.stack import Backtrace, parse_backtraces
 from ..core.errors import CrashCommandError

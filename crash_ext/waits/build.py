@@ -15,7 +15,7 @@ recorded by the lock or inferred, each inferred edge with its evidence:
 from ..compat import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from ..core.results import Blocked, LockReport, TaskRef
-from ..models.btlazy import text_search
+from ..models.btstream import text_search
 from ..models.waitframes import SCHED_FUNCS, classify_function
 from .graph import HeldBy, LockNode, WaitForGraph, wait_node, waits_at
 
@@ -121,7 +121,7 @@ def _from_stacks(addr: int, waiters: Set[int], blocked: Dict[int, Blocked],
                  backtraces: Dict[int, object], want: int,
                  containing: Optional[Callable[[int], Set[int]]] = None) -> List[HeldBy]:
     """Blocked tasks with ``addr`` in a live frame above their blocking frame
-    (``containing``: :func:`~crash_ext.models.btlazy.text_search` of ``backtraces``,
+    (``containing``: :func:`~crash_ext.models.btstream.text_search` of ``backtraces``,
     which narrows the tasks to look at)."""
     found = []
     for t in containing(addr) if containing is not None else backtraces:
