@@ -11,6 +11,7 @@ from ..models import x86
 from ..models.disasm import Insn
 from ..models.stack import Backtrace, Frame
 from . import flow as fl
+from . import flowrun
 from .argrecords import (MASK, SWITCH_FUNCS, TAIL_DEPTH, CodeFrame, DisFn, ReadFn, WhatisFn,
                          hx, parsed, task_words)
 from .solver import ZERO, Params, Reason, Solver
@@ -84,7 +85,7 @@ class FrameLinks:
                 flow = fl.Flow(f.fid, insns[0].func, insns)
                 if f.cold:
                     flow.entry_known = False
-                fl.run(flow, idx - 1, dis_fn=self.dis_fn)
+                flowrun.run(flow, idx - 1, dis_fn=self.dis_fn)
                 if self.flow_cache is not None:   # flows are not changed once run
                     self.flow_cache[key] = flow
             f.flow = flow
@@ -104,7 +105,7 @@ class FrameLinks:
                     v = CodeFrame(Frame(index=-1, sp=inner.sp - 8, function=name,
                                  ret_addr=None))
                     v.sp = inner.sp - 8
-                    v.flow = fl.run(fl.Flow("#-1", name, insns), len(insns),
+                    v.flow = flowrun.run(fl.Flow("#-1", name, insns), len(insns),
                                     stop_at_control=True)
                     self.virtual = v
 
@@ -321,7 +322,7 @@ class FrameLinks:
                 return None
             name = insns[0].func
             flow = fl.Flow("%s>%d" % (caller.fid, depth), name, insns)
-            fl.run(flow, len(insns), dis_fn=self.dis_fn, init=state)
+            flowrun.run(flow, len(insns), dis_fn=self.dis_fn, init=state)
             to_callee, onward = [], {}  # type: List[int], Dict[int, List[int]]
             for i, ins in enumerate(insns):
                 if i not in flow.states or not x86.is_jump(ins.mnemonic):

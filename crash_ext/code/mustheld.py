@@ -10,6 +10,7 @@ from ..models import lockcalls as LC
 from ..models import x86
 from ..models.disasm import Insn
 from . import flow as fl
+from . import flowrun
 from .holdrecords import MASK, Acq, ArgExpr, SiteLock, Summary, base_name, what_text
 
 #: functions longer than this are not summarised (treated as taking and releasing
@@ -239,7 +240,7 @@ def _analyse(flow: fl.Flow, summary_of: Optional[SummaryFn],
             _apply_call(flow, f, i, summary_of if relevant is None or i in relevant
                         else None)
         if i not in succ_cache:
-            succ_cache[i] = fl.successors(flow, i)
+            succ_cache[i] = flowrun.successors(flow, i)
         succ = succ_cache[i]
         test = _test_of(flow, i) if f.tent and x86.is_jump(ins.mnemonic) and \
             ins.mnemonic != "jmp" else None
@@ -266,7 +267,7 @@ def _reaching(flow: fl.Flow, end: int) -> Set[int]:
     """The instructions from which ``end`` can be reached inside the function."""
     preds = {}  # type: Dict[int, List[int]]
     for i in range(len(flow.insns)):
-        for s in fl.successors(flow, i):
+        for s in flowrun.successors(flow, i):
             preds.setdefault(s, []).append(i)
     seen = {end}
     stack = [end]
@@ -289,7 +290,7 @@ def summarise(name: str, insns: List[Insn], summary_of: Optional[SummaryFn] = No
             _inert(insns, summary_of):
         return s
     flow = fl.Flow("#s", insns[0].func, insns)
-    fl.run(flow, len(insns) - 1, dis_fn=dis_fn)
+    flowrun.run(flow, len(insns) - 1, dis_fn=dis_fn)
     if not flow.states:
         return s
     facts = _analyse(flow, summary_of, demote=True)
@@ -422,7 +423,7 @@ def function_site(insns: List[Insn], end: int, summary_of: Optional[SummaryFn] =
     if insns[0].offset != 0:
         return [], [], "the disassembly does not start at the function's entry"
     flow = fl.Flow(fid, insns[0].func, insns)
-    fl.run(flow, end, dis_fn=dis_fn)
+    flowrun.run(flow, end, dis_fn=dis_fn)
     if flow.error:
         return [], [], flow.error
     facts = _analyse(flow, summary_of, _reaching(flow, end))
