@@ -136,3 +136,23 @@ def test_no_private_name_crosses_modules():
                 bad.extend("%s: %s" % (os.path.relpath(path, ROOT), b)
                            for b in _private_uses(path))
     assert bad == []
+
+
+def test_the_floor_order_is_stated_the_same_everywhere():
+    said = "Floors, lowest first: %s." % ", ".join(FLOORS)
+    import crash_ext
+    design = open(os.path.join(ROOT, "docs", "design.md")).read()
+    assert said in " ".join(crash_ext.__doc__.split())
+    assert said in " ".join(design.split())
+
+
+def test_no_module_is_over_about_600_lines():
+    big = []
+    for d, _, files in os.walk(os.path.join(ROOT, "crash_ext")):
+        for f in files:
+            if f.endswith(".py"):
+                path = os.path.join(d, f)
+                n = sum(1 for _ in open(path))
+                if n > 620:
+                    big.append("%s: %d" % (os.path.relpath(path, ROOT), n))
+    assert big == []
