@@ -6,7 +6,6 @@ it, the C types that fit 32 bits)."""
 import re
 from ..compat import Callable, Dict, List, Optional, Tuple
 from ..core.caches import PARSED_CODE
-from ..core.record import dataclass, field
 
 from ..models.disasm import Insn, parse_dis
 from ..models.stack import Backtrace, Frame
@@ -23,70 +22,6 @@ CLONE_PARTS = re.compile(
 DisFn = Callable[[int], str]
 ReadFn = Callable[[int], Optional[int]]
 WhatisFn = Callable[[str], str]
-
-
-@dataclass
-class Arg:
-    """One argument of a frame's function.
-
-    ``name``/``type`` from the prototype (``arg0``.. and None without one; a ``?``
-    suffix on clones); ``register``: the SysV register it arrives in (None if not in
-    one); ``value``: recovered value or None; ``status``: 'recovered', 'unknown' or
-    'conflict'; ``provenance``: how the value was found, step by step; ``reason``: why
-    it is unknown, or what the conflict is; ``alternatives``: for conflicts, the other
-    values found, each with its chain; ``weak``: the chain rests on a stack slot that a
-    callee could have changed; ``wording``: when the Arg was answered from a
-    :class:`Template`, ``provenance``'s steps with the task's numbers left out (one
-    tuple object for every task that template answers: what is made from the chain's
-    words alone can be made once), else None.
-    """
-    name: str
-    type: Optional[str]
-    register: Optional[str]
-    value: Optional[int] = None
-    provenance: List[str] = field(default_factory=list)
-    status: str = "unknown"
-    reason: Optional[str] = None
-    alternatives: List[Tuple[int, List[str]]] = field(default_factory=list)
-    weak: bool = False
-    wording: Optional[Tuple[str, ...]] = None
-
-
-@dataclass
-class FrameArgs:
-    """The recovered arguments of one frame's function.
-
-    ``index``: crash's ``#N``; ``prototype``: the ``whatis`` text used (of the original
-    function for a GCC clone); ``clone``: the clone suffix (``.constprop.0``) or None;
-    ``registers``: callee-saved registers of this function at its call site that were
-    recovered ({'rbx': value}); ``warnings``: what weakens the frame's results.
-    """
-    index: int
-    function: str
-    module: Optional[str] = None
-    prototype: Optional[str] = None
-    clone: Optional[str] = None
-    args: List[Arg] = field(default_factory=list)
-    registers: Dict[str, int] = field(default_factory=dict)
-    warnings: List[str] = field(default_factory=list)
-
-
-@dataclass
-class TaskArgs:
-    """Argument recovery for one task: header fields from ``bt`` and one FrameArgs per
-    frame, innermost first; ``warnings`` for the whole stack."""
-    pid: Optional[int]
-    task: Optional[int]
-    command: Optional[str]
-    frames: List[FrameArgs] = field(default_factory=list)
-    warnings: List[str] = field(default_factory=list)
-
-    def frame(self, index: int) -> Optional[FrameArgs]:
-        """Return the FrameArgs of frame ``#index``, or None."""
-        for f in self.frames:
-            if f.index == index:
-                return f
-        return None
 
 
 class CodeFrame:

@@ -30,7 +30,8 @@ from ..compat import List, Optional, Set, Tuple
 from ..models import x86
 from ..models.proto import Prototype, parse_whatis
 from . import flow as fl
-from .argrecords import MASK, Arg, CodeFrame, FrameArgs, TaskArgs, hx, is_32bit_type, read_word
+from ..core.results import Arg, FrameArgs, TaskArgs
+from .argrecords import MASK, CodeFrame, hx, is_32bit_type, read_word
 from .linking import FrameLinks
 from .solver import ZERO
 

@@ -11,7 +11,8 @@ from ..core.words import check_address_word
 from ..models.disasm import gdb_as_dis, join_dis
 from ..models.stack import Backtrace
 from ..models.symtab import SymbolTable
-from .argrecords import CLONE_PARTS, ReadFn, TaskArgs, parsed
+from ..core.results import TaskArgs
+from .argrecords import CLONE_PARTS, ReadFn, parsed
 from .templates import Template, build_template, plain_view, task_view
 
 class PortSources:

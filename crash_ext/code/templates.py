@@ -6,8 +6,8 @@ from ..compat import Dict, List, Optional
 
 from ..models.btlazy import LazyBacktrace
 from ..models.stack import Backtrace
-from .argrecords import (Arg, DisFn, FrameArgs, ReadFn, TaskArgs, WhatisFn, read_word,
-                         task_words)
+from ..core.results import Arg, FrameArgs, TaskArgs
+from .argrecords import DisFn, ReadFn, WhatisFn, read_word, task_words
 from .recovery import Recovery
 from .solver import MASK as _MASK, Lin, Params
 
