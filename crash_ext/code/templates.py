@@ -4,6 +4,7 @@ same (``argrecover -u``; docs/argrecover.md, "Speed")."""
 
 from ..compat import Dict, List, Optional
 
+from ..core.caches import STACK_SHAPES
 from ..models.btlazy import LazyBacktrace
 from ..models.stack import Backtrace
 from ..core.results import Arg, FrameArgs, TaskArgs
@@ -48,16 +49,12 @@ def plain_view(bt: Backtrace) -> Optional[tuple]:
     if got is None:
         return None
     frames = got[0]
-    shape = _SHAPES.get(frames)
+    shape = STACK_SHAPES.peek(frames)
     if shape is None:
-        if len(_SHAPES) > 4096:
-            _SHAPES.clear()
-        shape = _SHAPES[frames] = tuple((i, fn, ret, mod, rel, None, None, False)
-                                        for i, fn, ret, mod, rel in frames)
+        shape = tuple((i, fn, ret, mod, rel, None, None, False)
+                      for i, fn, ret, mod, rel in frames)
+        STACK_SHAPES.put(frames, shape)
     return shape, got[1], got[2]
-
-
-_SHAPES = {}  # type: Dict[tuple, tuple]   # plain_view's shapes, one object per shape
 
 
 def task_view(bt: Backtrace) -> tuple:

@@ -70,8 +70,11 @@ class Cache:
             return None
 
     def put(self, key, value) -> None:
-        """Keep ``value`` for ``key`` (nothing when ``key`` cannot be held weakly)."""
+        """Keep ``value`` for ``key`` (nothing when ``key`` cannot be held weakly); a
+        table at its ``limit`` is emptied first."""
         try:
+            if self.limit and len(self._table) >= self.limit and key not in self._table:
+                self._table.clear()
             self._table[key] = value
         except TypeError:
             pass
@@ -166,9 +169,23 @@ PARSED_CODE = Cache(
     "parsed code", PURE, "code/argrecords.parsed: parse_dis of a function's text",
     weak=False, limit=2048)   # see Cache.memo
 
+PRINTED_LAYOUTS = Cache(
+    "printed stack layouts", PURE, "models/btlazy: a back trace text's skeleton (hex "
+    "digits as x) -> its frame count and word layout", weak=False, limit=4097)
+PRINTED_VIEWS = Cache(
+    "printed stack views", PURE, "models/btlazy: frame lines and relative slots -> "
+    "(frames, innermost)", weak=False, limit=4097)
+STACK_SHAPES = Cache(
+    "stack shapes", PURE, "code/templates.plain_view: one shape object per shape",
+    weak=False, limit=4097)
+BTF_NAMES = Cache(
+    "BTF parameter names", BUILD, "models/btf.read_vmlinux_btf: a vmlinux's BTF "
+    "names, per (path, size, mtime)", weak=False)
+
 #: every cache, in the order above
 ENTRIES = (SNAPSHOT_FACTS, LOCK_LAYOUTS, MOUNTS, TASK_VIEW, DUMP_IDENTITY, HOLDS,
-           SOURCES, SESSION_TYPES, SESSION_FIXED, FRAME_KINDS, PARSED_CODE)  # type: tuple
+           SOURCES, SESSION_TYPES, SESSION_FIXED, FRAME_KINDS, PARSED_CODE,
+           PRINTED_LAYOUTS, PRINTED_VIEWS, STACK_SHAPES, BTF_NAMES)  # type: tuple
 
 
 def entries_by_lifetime() -> Dict[str, List[str]]:

@@ -22,6 +22,7 @@ import operator
 import re
 from ..compat import Dict, List, Optional
 
+from ..core.caches import PRINTED_LAYOUTS, PRINTED_VIEWS
 from .stack import FRAME_LINE, TASK_LINE, Backtrace, Frame, parse_backtraces, split_func_offset
 
 __all__ = ["parse_backtraces_lazy", "LazyBacktrace", "LazyFrame", "PrintedWords"]
@@ -39,11 +40,7 @@ STRICT_WORD_LINE = re.compile(r"^    ([0-9a-f]{16}):((?: [0-9a-f]{16})+) ?$")
 _WORD_LINE = re.compile(r"\n    ([0-9a-f]{16}):((?: [0-9a-f]{16})+) ?(?=\n|$)")
 _MOD = re.compile(r"\[(?P<mod>[A-Za-z0-9_\-]+)\]")
 _SKEL = bytes.maketrans(b"0123456789abcdef", b"x" * 16)
-# {skeleton of a valid text after a header: (its frame lines, _Layout)} and {frame
-# lines: view},
-# see LazyBacktrace.printed_view
-_VALID = {}  # type: Dict[bytes, tuple]
-_VIEWS = {}  # type: Dict[tuple, tuple]
+# caches.PRINTED_LAYOUTS and PRINTED_VIEWS keep what plain_view learned per shape
 # the text after a header when every line is a frame line (as _FLINE reads one), a word
 # line of one or two words, or blank, the first non-blank one a frame line: what
 # plain_stack accepts, with at most two words a line (crash's bt -f prints two)
@@ -286,13 +283,12 @@ class LazyBacktrace(Backtrace):
         # the text with every hex digit made an 'x' is the same for every task of a
         # stack shape: checked once by _PLAIN_BODY, then known by heart
         skel = body.encode("ascii").translate(_SKEL)
-        known = _VALID.get(skel)
+        known = PRINTED_LAYOUTS.peek(skel)
         if known is None:
             if _PLAIN_BODY.fullmatch(text, lo, end) is None:
                 return self._view_of(self.plain_stack(hex_words=True))
-            if len(_VALID) > 4096:
-                _VALID.clear()
-            known = _VALID[skel] = (len(fm), _Layout(body))
+            known = (len(fm), _Layout(body))
+            PRINTED_LAYOUTS.put(skel, known)
         elif known[0] != len(fm):
             # a line the valid one's skeleton had as a frame line is not one here
             return self._view_of(self.plain_stack(hex_words=True))
@@ -303,7 +299,7 @@ class LazyBacktrace(Backtrace):
         key = (tuple([g[0] + " " + g[2] + " " + (g[3] or "-") + "\n" + g[4]
                       for g in groups]),
                tuple([x - sp for x in sps]))
-        got = _VIEWS.get(key)
+        got = PRINTED_VIEWS.peek(key)
         if got is None:
             frames = []
             for (idx, _sp, func, ret, tail), sp in zip(groups, sps):
@@ -315,9 +311,7 @@ class LazyBacktrace(Backtrace):
             first = sps.index(frames[0][1])
             got = (tuple((i, fn, r, md, sp - frames[0][1]) for i, sp, fn, r, md in frames),
                    first)
-            if len(_VIEWS) > 4096:
-                _VIEWS.clear()
-            _VIEWS[key] = got
+            PRINTED_VIEWS.put(key, got)
         return got[0], sps[got[1]], PrintedWords(text, lo, end, known[1])
 
     @staticmethod

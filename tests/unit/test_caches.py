@@ -30,7 +30,8 @@ class _LivePort(Port):
 def _key(entry, call):
     """The key ``entry`` keeps its value for in ``call`` (session, port, snapshot)."""
     session, port, snap = call
-    return {C.CALL: snap, C.PORT: port, C.SESSION: session}[entry.lifetime]
+    return {C.CALL: snap, C.PORT: port, C.SESSION: session,
+            C.BUILD: ("/k/vmlinux", 1, 2)}[entry.lifetime]
 
 
 def test_every_cache_declares_its_lifetime():
@@ -41,7 +42,9 @@ def test_every_cache_declares_its_lifetime():
         C.PORT: ["lock layouts", "mount points", "task view checked", "dump identity"],
         C.SESSION: ["holds analysers", "argument sources", "pykdump session types",
                     "pykdump memory fixed"],
-        C.PURE: ["frame kinds", "parsed code"]}
+        C.PURE: ["frame kinds", "parsed code", "printed stack layouts",
+                 "printed stack views", "stack shapes"],
+        C.BUILD: ["BTF parameter names"]}
 
 
 def test_which_caches_survive_a_call_on_a_live_system():
@@ -54,8 +57,8 @@ def test_which_caches_survive_a_call_on_a_live_system():
     gc.collect()
     second = (session, _LivePort(session), _Snapshot())
     survived = sorted(e.name for e in kept if e.peek(_key(e, second)) is not None)
-    assert survived == ["argument sources", "holds analysers", "pykdump memory fixed",
-                        "pykdump session types"]
+    assert survived == ["BTF parameter names", "argument sources", "holds analysers",
+                        "pykdump memory fixed", "pykdump session types"]
 
 
 def test_a_live_sessions_caches_keep_code_and_drop_memory():
