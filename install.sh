@@ -108,7 +108,7 @@ for verb in whoholds argrecover deadlock; do
     cat > "$PREFIX/pykdump/$verb.py" <<EOF
 # crash-ext verb '$verb' for pykdump (written by install.sh).
 import _crash_ext_path  # noqa: F401
-from crash_ext.adapters.pykdump import run_verb
+from crash_ext.verbs.incrash import run_verb
 run_verb("$verb")
 EOF
 done
@@ -117,7 +117,7 @@ cat > "$PREFIX/pykdump/load.py" <<EOF
 import sys
 sys.path.insert(0, "$PREFIX/pykdump")
 import _crash_ext_path  # noqa: F401
-from crash_ext.adapters.pykdump import register_verbs
+from crash_ext.verbs.incrash import register_verbs
 register_verbs()
 EOF
 

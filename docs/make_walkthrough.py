@@ -15,7 +15,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from crash_ext.adapters.crashproc import CrashProcess  # noqa: E402
+from crash_ext.ports.crashproc import CrashProcess  # noqa: E402
 from crash_ext.verbs import registry  # noqa: E402
 from tests.lab.labdumps import get_dump  # noqa: E402
 

@@ -21,7 +21,7 @@ Memory: the peak RSS of the Python process (``resource.getrusage``) at the end o
 N's sessions, and its RSS before the first ``argrecover -u`` (crash-ext, the session,
 ``foreach``'s text).  argrecover's text output is counted and dropped, not kept.
 
-Through the Port (``crash_ext.adapters.crashproc``, crash driven from outside); then,
+Through the Port (``crash_ext.ports.crashproc``, crash driven from outside); then,
 for the largest N, the same inside crash with the real pykdump
 (``tests/incrash_bench.py``: ``argrecover -u`` against ``foreach UN bt -f`` in each
 session), printed beside the CLI's figures.  Each session's line gives the load average
@@ -85,7 +85,7 @@ def _timed(fn):
 def session(d, pairs=PAIRS):
     """One crash session; returns a dict of its times (s), task count, output size and
     RSS before the first argrecover -u (KB)."""
-    from crash_ext.adapters.crashproc import CrashProcess
+    from crash_ext.ports.crashproc import CrashProcess
     from crash_ext.verbs import argrecover
     crash = CrashProcess(d.vmlinux, d.vmcore, crash=d.crash, timeout=1800)
     state = {}

@@ -14,7 +14,7 @@ target: at most 1.3, growing linearly in N).  The first run of each session is p
 beside it.  Then the same ratio inside crash with the real pykdump
 (``tests/incrash_bench.py``), with the type store and without it.
 
-Type facts are kept on disk per vmlinux (``crash_ext/adapters/typestore.py``); this
+Type facts are kept on disk per vmlinux (``crash_ext/ports/typestore.py``); this
 benchmark starts from an empty store of its own, and first prints the one session that
 fills it: ``deadlock`` on a vmlinux never seen before, when gdb answers about fifteen
 type look-ups (tens of ms each).  Every later session -- what a user gets from the second
@@ -34,7 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from crash_ext.adapters.crashproc import CrashProcess  # noqa: E402
+from crash_ext.ports.crashproc import CrashProcess  # noqa: E402
 from crash_ext.verbs import deadlock  # noqa: E402
 from tests import incrash_bench  # noqa: E402
 from tests.lab.labdumps import get_dump  # noqa: E402

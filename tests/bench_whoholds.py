@@ -18,7 +18,7 @@ import time
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from crash_ext.adapters.crashproc import CrashProcess  # noqa: E402
+from crash_ext.ports.crashproc import CrashProcess  # noqa: E402
 from crash_ext.verbs import whoholds  # noqa: E402
 from tests.lab.labdumps import get_dump  # noqa: E402
 

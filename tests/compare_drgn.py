@@ -6,7 +6,7 @@ import sys
 
 from tabulate import tabulate
 
-from crash_ext.adapters.crashproc import CrashProcess
+from crash_ext.ports.crashproc import CrashProcess
 from tests.drgn_oracle import compare
 from tests.lab.labdumps import get_dump
 

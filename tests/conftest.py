@@ -15,7 +15,7 @@ dump holds ~0.6 GB).
 Sessions start lazily (crash takes a few seconds to open a dump) and close at the end.
 The lab module's symbols and types are loaded (``mod -s``) so module frames resolve.
 
-Type facts kept on disk (``crash_ext/adapters/typestore.py``) go to a store made empty
+Type facts kept on disk (``crash_ext/ports/typestore.py``) go to a store made empty
 for each test run: the first session of each kernel asks gdb, later ones read the store,
 so both paths run every time.
 """
@@ -27,7 +27,7 @@ import tempfile
 
 import pytest
 
-from crash_ext.adapters.crashproc import CrashProcess
+from crash_ext.ports.crashproc import CrashProcess
 from tests.lab.labdumps import get_dump, get_target_dump
 
 

@@ -12,8 +12,8 @@ from typing import Dict, List, Optional, Tuple
 import drgn
 from drgn.helpers.linux.pid import find_task
 
-from crash_ext.analyses.args import recover_with_port
-from crash_ext.analyses.snapshot import Snapshot
+from crash_ext.code.sources import recover_with_port
+from crash_ext.session.snapshot import Snapshot
 
 
 @dataclass

@@ -30,8 +30,8 @@ import sys
 import tempfile
 import time
 
-from crash_ext import cli
-from crash_ext.port import CrashDied, CrashTimeout
+from crash_ext.verbs import cli
+from crash_ext.core.errors import CrashDied, CrashTimeout
 
 HOSTILE = ["\u00b2", "\u0663", "\u06f3", "\u0969", "\uff13", "\U0001d7d1", "1_0", "0_1",
            "+1", "-1", "9" * 5000, "0x" + "f" * 300, "f" * 17, "nan", "inf", "-inf", "1e3",
@@ -74,7 +74,7 @@ def _lines(text):
 def parser_fuzz(runs, seed=17):
     """Return the Tally of ``runs`` random argument lists per verb and for crash-ext."""
     from tests.unit.test_words import OPTS, EmptyCrash, FakeProcess
-    import crash_ext.outputs as O
+    import crash_ext.render.outputs as O
     import crash_ext.render.dot as R
     from crash_ext.verbs import argrecover as A, deadlock as D, whoholds as W
     t = Tally()
@@ -186,7 +186,7 @@ def _count(dm, t, o, expect=None, cycles=0):
 
 def _cli(dm, args, vmlinux=None, vmcore=None):
     d = dm.dump
-    cmd = [sys.executable, "-m", "crash_ext.cli"] + list(args) + [
+    cmd = [sys.executable, "-m", "crash_ext.verbs.cli"] + list(args) + [
         "--vmlinux", vmlinux or d.vmlinux, "--vmcore", vmcore or dm.copy,
         "--crash", d.crash, "--mod", "crashext_lab=" + dm.module_ko]
     t0 = time.monotonic()

@@ -34,7 +34,7 @@ def inside(pairs, verb=("deadlock",)):
     import contextlib
     import io
     import crash
-    from crash_ext.adapters.pykdump import run_verb
+    from crash_ext.verbs.incrash import run_verb
 
     def foreach():
         t = time.perf_counter()

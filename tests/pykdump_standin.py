@@ -14,8 +14,8 @@ a crash process on a lab dump:
 - ``register_epython_prog(name, description, shorthelp, longhelp)``: recorded.
 """
 
-from crash_ext.adapters.commandport import find_error
-from crash_ext.port import MemoryReadError
+from crash_ext.ports.commandport import find_error
+from crash_ext.core.errors import MemoryReadError
 
 
 class error(Exception):

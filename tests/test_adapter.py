@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from crash_ext.adapters import crashproc
-from crash_ext.adapters.crashproc import CrashProcess
+from crash_ext.ports import crashproc
+from crash_ext.ports.crashproc import CrashProcess
 from crash_ext.models.ps import parse_ps
-from crash_ext.port import (BadArgument, CrashCommandError, CrashDied, CrashTimeout,
-                            MemoryReadError)
+from crash_ext.core.errors import (BadArgument, CrashCommandError, CrashDied, CrashTimeout,
+                                   MemoryReadError)
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +227,7 @@ def test_batch_timeout_keeps_completed(dump):
 
 
 def test_interrupted_exchange_restarts(dump, monkeypatch):
-    from crash_ext.adapters import crashproc
+    from crash_ext.ports import crashproc
     with _new(dump) as p:
         p.start()
         real = crashproc.select.select

@@ -6,8 +6,9 @@ import io
 
 import pytest
 
-from crash_ext.analyses import args as A
-from crash_ext.analyses.snapshot import Snapshot
+from crash_ext.code import sources as A
+from crash_ext.code.templates import task_view
+from crash_ext.session.snapshot import Snapshot
 from crash_ext.verbs import argrecover
 
 SMALL = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore"]
@@ -75,7 +76,7 @@ def test_u_on_scale_reuses_recoveries_and_matches_tasks_alone(lab):
     assert 0 < made <= len(un) // 10
     by_shape = {}
     for bt in Snapshot(port).backtraces("UN").values():
-        by_shape.setdefault(A.task_view(bt)[0], []).append(bt.pid)
+        by_shape.setdefault(task_view(bt)[0], []).append(bt.pid)
     sample = set()
     for pids in by_shape.values():
         pids = sorted(pids)

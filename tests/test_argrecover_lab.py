@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from crash_ext.analyses.args import recover_with_port
-from crash_ext.analyses.snapshot import Snapshot
+from crash_ext.code.sources import recover_with_port
+from crash_ext.session.snapshot import Snapshot
 from crash_ext.verbs import argrecover
 from tests.lab import labdumps
 

@@ -15,7 +15,7 @@ from crash_ext.verbs import registry
 from tests.lab import mklab
 from tests.lab.labdumps import get_dump
 
-CLI = [sys.executable, "-m", "crash_ext.cli"]
+CLI = [sys.executable, "-m", "crash_ext.verbs.cli"]
 
 
 def _run(args, env=None, timeout=600):
@@ -159,7 +159,7 @@ def test_compressed_dump_is_read_once():
             "--mod", "crashext_lab=" + d.module_ko]
     r = _run(args)
     assert r.returncode == 1, r.stdout + r.stderr
-    from crash_ext.dumpfiles import decompressed_copies
+    from crash_ext.ports.dumpfiles import decompressed_copies
     copies = decompressed_copies(zst)
     assert len(copies) == 1
     before = os.stat(copies[0]).st_mtime_ns

@@ -88,7 +88,7 @@ def test_waiters_before_the_damage_keep_their_lock(results, dm, name):
 
 def _cli(dm, *args, vmlinux=None, vmcore=None):
     d = dm.dump
-    cmd = [sys.executable, "-m", "crash_ext.cli"] + list(args) + [
+    cmd = [sys.executable, "-m", "crash_ext.verbs.cli"] + list(args) + [
         "--vmlinux", vmlinux or d.vmlinux, "--vmcore", vmcore or dm.copy,
         "--crash", d.crash, "--mod", "crashext_lab=" + dm.module_ko]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900)

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from crash_ext.analyses.waitfor import collect
+from crash_ext.waits.collection import collect
 from crash_ext.models.ps import parse_ps
 from crash_ext.verbs import deadlock as D
 from tests.lab import labdumps

@@ -15,9 +15,9 @@ import re
 
 import pytest
 
-from crash_ext.analyses.lockreport import lock_report
-from crash_ext.analyses.snapshot import Snapshot
-from crash_ext.analyses.waitfor import collect
+from crash_ext.waits.lockreport import lock_report
+from crash_ext.session.snapshot import Snapshot
+from crash_ext.waits.collection import collect
 from crash_ext.verbs import whoholds
 from tests.lab import labdumps
 from tests.test_deadlock_lab import Truth, _pids_of_cycle

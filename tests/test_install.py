@@ -49,7 +49,7 @@ def test_install_twice_then_uninstall(home):
     assert (home / ".profile").read_text() == USER_PROFILE
     for verb in ("whoholds", "argrecover", "deadlock", "load"):
         assert (prefix / "pykdump" / (verb + ".py")).exists()
-    assert (prefix / "lib" / "crash_ext" / "port.py").exists()
+    assert (prefix / "lib" / "crash_ext" / "core" / "port.py").exists()
     # crash_ext needs no other package inside crash
     assert sorted(p.name for p in (prefix / "lib").iterdir()) == ["crash_ext"]
 

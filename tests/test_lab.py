@@ -7,7 +7,7 @@ the dump independently.  These tests prove the ground every verb test stands on.
 import pytest
 
 from crash_ext.models.ps import parse_ps
-from crash_ext.port import CrashExtError
+from crash_ext.core.errors import CrashExtError
 from tests.lab import labdumps
 
 # (scenario, KERNEL@CRASH): the small scenarios on every kernel of the matrix (each with the

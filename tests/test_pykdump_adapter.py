@@ -10,8 +10,9 @@ import contextlib
 
 import pytest
 
-from crash_ext.adapters.pykdump import PykdumpPort, register_verbs, run_verb
-from crash_ext.port import CrashCommandError, MemoryReadError
+from crash_ext.ports.pykdump import PykdumpPort
+from crash_ext.verbs.incrash import register_verbs, run_verb
+from crash_ext.core.errors import CrashCommandError, MemoryReadError
 from crash_ext.verbs import registry
 from tests.pykdump_standin import CrashModuleStandIn
 

@@ -5,8 +5,8 @@ import io
 import json
 import os
 
-from crash_ext.adapters.crashproc import CrashProcess
-from crash_ext.adapters.typestore import TypeStore, build_id, session_files
+from crash_ext.ports.crashproc import CrashProcess
+from crash_ext.ports.typestore import TypeStore, build_id, session_files
 from crash_ext.verbs import deadlock
 from tests.lab.labdumps import get_dump
 

@@ -18,7 +18,8 @@ import re
 
 import pytest
 
-from crash_ext.analyses.waitfor import collect
+from crash_ext.waits.collection import collect
+from crash_ext.render import deadlock as RD
 from crash_ext.verbs import deadlock as D
 from crash_ext.verbs import whoholds as W
 from tests.lab import labdumps
@@ -119,7 +120,7 @@ def test_deadlock_text_names_the_worker_and_work(lab, scenario, target):
     if scenario == "flush-work":
         assert "work item %s" % _func(t["work_func"]) in text
     assert "1 cycle (2 tasks in cycles" in text
-    js = D.to_json(_analyse(lab, scenario, target)[1])
+    js = RD.to_json(_analyse(lab, scenario, target)[1])
     (step,) = [s for s in js["cycles"][0]["steps"] if s["held_by"]["relation"] == "must act"]
     assert step["lock"]["address"] == t["object"]
     assert step["held_by"]["task"]["pid"] == t["must_act_pid"]

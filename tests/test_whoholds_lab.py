@@ -12,9 +12,9 @@ import re
 
 import pytest
 
-from crash_ext.analyses.blockedon import blocked_on
-from crash_ext.analyses.lockreport import lock_report
-from crash_ext.analyses.snapshot import Snapshot
+from crash_ext.waits.blockedon import blocked_on
+from crash_ext.waits.lockreport import lock_report
+from crash_ext.session.snapshot import Snapshot
 from crash_ext.verbs import whoholds
 from tests.lab import labdumps
 

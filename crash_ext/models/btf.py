@@ -16,6 +16,7 @@ ids from 1; each type a 12-byte ``btf_type`` and a kind-dependent tail).
 import os
 import struct
 from ..compat import Dict, List, Optional, Tuple
+from ..core.caches import BTF_NAMES
 
 __all__ = ["BtfNames", "read_vmlinux_btf", "param_names"]
 
@@ -140,9 +141,6 @@ def _section(f, name: bytes) -> Optional[bytes]:
     return None
 
 
-_CACHE = {}  # type: Dict[Tuple[str, int, int], Optional[BtfNames]]
-
-
 def read_vmlinux_btf(path: Optional[str]) -> Optional[BtfNames]:
     """Return the BTF parameter names of the vmlinux at ``path``, read once per file
     (path, size, mtime); None when it cannot be read or has no (valid) ``.BTF``.
@@ -154,7 +152,8 @@ def read_vmlinux_btf(path: Optional[str]) -> Optional[BtfNames]:
     except (OSError, ValueError):
         return None
     key = (path, st.st_size, int(st.st_mtime))
-    if key not in _CACHE:
+    kept = BTF_NAMES.peek(key)     # (names,): a file without BTF is kept as (None,)
+    if kept is None:
         got = None
         try:
             with open(path, "rb") as f:
@@ -163,8 +162,9 @@ def read_vmlinux_btf(path: Optional[str]) -> Optional[BtfNames]:
                 got = parse_btf(blob)
         except (OSError, ValueError, struct.error):
             got = None
-        _CACHE[key] = got
-    return _CACHE[key]
+        kept = (got,)
+        BTF_NAMES.put(key, kept)
+    return kept[0]
 
 
 def param_names(btf: Optional[BtfNames], function: str, count: int

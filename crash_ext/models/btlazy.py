@@ -20,31 +20,27 @@ Two helpers make the text useful without reading it all:
 import bisect
 import operator
 import re
-from ..compat import Callable, Dict, List, Optional, Sequence, Set
+from ..compat import Dict, List, Optional
 
-from .stack import _FRAME, _TASK, Backtrace, Frame, parse_backtraces, split_func_offset
+from ..core.caches import PRINTED_LAYOUTS, PRINTED_VIEWS
+from .stack import FRAME_LINE, TASK_LINE, Backtrace, Frame, parse_backtraces, split_func_offset
 
-__all__ = ["parse_backtraces_lazy", "LazyBacktrace", "LazyFrame", "PrintedWords", "StackText",
-           "count_headers", "text_search"]
+__all__ = ["parse_backtraces_lazy", "LazyBacktrace", "LazyFrame", "PrintedWords"]
 
 # anything but printable ASCII, tab and newline: such text is read by the full parser
 # (other line breaks and white space would change how lines are cut)
-_EXOTIC = re.compile(r"[^\x20-\x7e\t\n]")
-_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-_HDR = re.compile(r"\n[ \t]*PID:")
-# a frame line as stack._FRAME reads it, on ASCII text where a line's white space is
+EXOTIC_CHARS = re.compile(r"[^\x20-\x7e\t\n]")
+LINE_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+HEADER_START = re.compile(r"\n[ \t]*PID:")
+# a frame line as stack.FRAME_LINE reads it, on ASCII text where a line's white space is
 # only spaces and tabs ("^\s*" becomes "\n[ \t]*", "." becomes "[^\n]")
 _FLINE = re.compile(r"\n[ \t]*#(\d+)[ \t]+\[[ \t]*([0-9a-fA-F]+)\][ \t]+(\S+)"
                     r"(?:[ \t]+at[ \t]+([0-9a-fA-F]+))?([^\n]*)")
-_STRICT_WORD = re.compile(r"^    ([0-9a-f]{16}):((?: [0-9a-f]{16})+) ?$")
+STRICT_WORD_LINE = re.compile(r"^    ([0-9a-f]{16}):((?: [0-9a-f]{16})+) ?$")
 _WORD_LINE = re.compile(r"\n    ([0-9a-f]{16}):((?: [0-9a-f]{16})+) ?(?=\n|$)")
 _MOD = re.compile(r"\[(?P<mod>[A-Za-z0-9_\-]+)\]")
 _SKEL = bytes.maketrans(b"0123456789abcdef", b"x" * 16)
-# {skeleton of a valid text after a header: (its frame lines, _Layout)} and {frame
-# lines: view},
-# see LazyBacktrace.printed_view
-_VALID = {}  # type: Dict[bytes, tuple]
-_VIEWS = {}  # type: Dict[tuple, tuple]
+# caches.PRINTED_LAYOUTS and PRINTED_VIEWS keep what plain_view learned per shape
 # the text after a header when every line is a frame line (as _FLINE reads one), a word
 # line of one or two words, or blank, the first non-blank one a frame line: what
 # plain_stack accepts, with at most two words a line (crash's bt -f prints two)
@@ -56,12 +52,12 @@ _PLAIN_BODY = re.compile(r"(?:[ \t]*\n)*%s(?:\n(?:%s|    [0-9a-f]{16}:(?: [0-9a-
 _PLAIN = bytes(range(0x20, 0x7f)) + b"\t\n"
 
 
-def _plain_ascii(text: str) -> bool:
+def plain_ascii(text: str) -> bool:
     """True when ``text`` holds only printable ASCII, tabs and newlines."""
     return text.isascii() and not text.encode("ascii").translate(None, _PLAIN)
 
 
-class _Text:
+class SharedText:
     """The whole text, shared by its back traces, and where each task starts.  Its
     searches for a value's hex digits look for lower case: crash prints stack words,
     frame addresses and task addresses with ``%lx``."""
@@ -128,7 +124,7 @@ class LazyFrame(Frame):
         for line in text[start:end].split("\n"):
             if not line.strip():
                 continue
-            m = _STRICT_WORD.match(line)
+            m = STRICT_WORD_LINE.match(line)
             if m is None:
                 return None
             a = int(m.group(1), 16)
@@ -179,7 +175,7 @@ class LazyBacktrace(Backtrace):
     """A :class:`~.stack.Backtrace` read from a slice of a larger text: header and
     frame lines at once, everything else on first use."""
 
-    def __init__(self, shared: _Text, start: int, end: int, chunk: int, pid: int,
+    def __init__(self, shared: SharedText, start: int, end: int, chunk: int, pid: int,
                  task: int, cpu: Optional[int], command: str, local: Optional[str] = None,
                  off: int = 0):
         # ``local``: the text from absolute position ``off`` on, when the shared text
@@ -287,13 +283,12 @@ class LazyBacktrace(Backtrace):
         # the text with every hex digit made an 'x' is the same for every task of a
         # stack shape: checked once by _PLAIN_BODY, then known by heart
         skel = body.encode("ascii").translate(_SKEL)
-        known = _VALID.get(skel)
+        known = PRINTED_LAYOUTS.peek(skel)
         if known is None:
             if _PLAIN_BODY.fullmatch(text, lo, end) is None:
                 return self._view_of(self.plain_stack(hex_words=True))
-            if len(_VALID) > 4096:
-                _VALID.clear()
-            known = _VALID[skel] = (len(fm), _Layout(body))
+            known = (len(fm), _Layout(body))
+            PRINTED_LAYOUTS.put(skel, known)
         elif known[0] != len(fm):
             # a line the valid one's skeleton had as a frame line is not one here
             return self._view_of(self.plain_stack(hex_words=True))
@@ -304,7 +299,7 @@ class LazyBacktrace(Backtrace):
         key = (tuple([g[0] + " " + g[2] + " " + (g[3] or "-") + "\n" + g[4]
                       for g in groups]),
                tuple([x - sp for x in sps]))
-        got = _VIEWS.get(key)
+        got = PRINTED_VIEWS.peek(key)
         if got is None:
             frames = []
             for (idx, _sp, func, ret, tail), sp in zip(groups, sps):
@@ -316,9 +311,7 @@ class LazyBacktrace(Backtrace):
             first = sps.index(frames[0][1])
             got = (tuple((i, fn, r, md, sp - frames[0][1]) for i, sp, fn, r, md in frames),
                    first)
-            if len(_VIEWS) > 4096:
-                _VIEWS.clear()
-            _VIEWS[key] = got
+            PRINTED_VIEWS.put(key, got)
         return got[0], sps[got[1]], PrintedWords(text, lo, end, known[1])
 
     @staticmethod
@@ -511,17 +504,17 @@ def parse_backtraces_lazy(text: str) -> List[Backtrace]:
     module notes).  Text this reader does not take apart with confidence (lines before
     the first header, characters other than printable ASCII) is given to the full parser
     -- the whole text, or the tasks concerned."""
-    plain = bool(text) and _plain_ascii(text)
-    if not text or (not plain and _BREAKS.search(text)):
+    plain = bool(text) and plain_ascii(text)
+    if not text or (not plain and LINE_BREAKS.search(text)):
         return parse_backtraces(text)      # lines are cut at more than newlines
     starts = []  # type: List[int]
     first_end = text.find("\n")
     first = text[:first_end if first_end >= 0 else len(text)]
     if first.strip():
-        if not _TASK.match(first.strip()):
+        if not TASK_LINE.match(first.strip()):
             return parse_backtraces(text)    # lines before the first header
         starts.append(0)
-    for m in _HDR.finditer(text):
+    for m in HEADER_START.finditer(text):
         s = m.start() + 1
         if not starts:
             if text[:s].strip():
@@ -530,14 +523,14 @@ def parse_backtraces_lazy(text: str) -> List[Backtrace]:
     if not starts:
         return parse_backtraces(text)
     exotic = set()  # type: set
-    shared = _Text(text, starts)
-    for m in (() if plain else _EXOTIC.finditer(text)):
+    shared = SharedText(text, starts)
+    for m in (() if plain else EXOTIC_CHARS.finditer(text)):
         exotic.add(bisect.bisect_right(starts, m.start()) - 1)
     out = []  # type: List[Backtrace]
     for i, s in enumerate(starts):
         e = starts[i + 1] if i + 1 < len(starts) else len(text)
         eol = text.find("\n", s, e)
-        hm = _TASK.match(text[s:eol if eol >= 0 else e].strip())
+        hm = TASK_LINE.match(text[s:eol if eol >= 0 else e].strip())
         if hm is None:
             return parse_backtraces(text)   # a "PID:" line that is not a header
         if i in exotic:
@@ -549,245 +542,3 @@ def parse_backtraces_lazy(text: str) -> List[Backtrace]:
                                  int(cpu) if cpu.lstrip("-").isdigit() else None,
                                  hm.group("comm")))
     return out
-
-
-class BacktraceStream:
-    """:func:`parse_backtraces_lazy` for text that arrives in pieces: :meth:`feed` each
-    piece as crash prints it (each task is read as soon as the next header shows it is
-    complete), then :meth:`finish` with the whole text returns what
-    ``parse_backtraces_lazy(text)`` returns.  Never raises from :meth:`feed`; whatever
-    it could not follow is read again from the whole text at the end."""
-
-    def __init__(self, on_task: Optional[Callable[[Backtrace], None]] = None):
-        # ``on_task``: called with each back trace as soon as it is cut (while crash
-        # prints the next ones); its exceptions are ignored; ``told`` holds the ids of
-        # the back traces it was called with
-        self._on_task = on_task
-        self.told = set()  # type: set
-        self._shared = _Text("", [])
-        self._buf = ""          # text from absolute position _base on, not yet cut
-        self._base = 0
-        self._seen = 0          # characters fed so far
-        self._starts = []  # type: List[int]
-        self._bts = []  # type: List[Backtrace]
-        self._ok = True
-        #: after :meth:`finish`: how many header lines the text has, when it counted them
-        self.headers = None  # type: Optional[int]
-        self._exotic = []  # type: List[int]
-
-    def feed(self, piece: str) -> None:
-        if not self._ok or not piece:
-            self._seen += len(piece or "")
-            return
-        try:
-            self._feed(piece)
-        except Exception:   # noqa: BLE001 - finish() reads the whole text instead
-            self._ok = False
-        self._seen += len(piece)
-
-    def _cut(self, upto: int) -> None:
-        """Read the chunk from the last start to absolute ``upto`` (the next start)."""
-        s = self._starts[-1]
-        local = self._buf
-        eol = local.find("\n", s - self._base, upto - self._base)
-        hm = _TASK.match(local[s - self._base:eol if eol >= 0 else upto - self._base]
-                         .strip())
-        if hm is None:
-            raise ValueError("not a header")
-        cpu = hm.group("cpu")
-        self._bts.append(LazyBacktrace(
-            self._shared, s, upto, len(self._starts) - 1, int(hm.group("pid")),
-            int(hm.group("task"), 16), int(cpu) if cpu.lstrip("-").isdigit() else None,
-            hm.group("comm"), local=local, off=self._base))
-        if self._on_task is not None:
-            bt = self._bts[-1]
-            try:
-                self._on_task(bt)
-                self.told.add(id(bt))
-            except Exception:   # noqa: BLE001 - it is asked again after finish()
-                pass
-
-    def _feed(self, piece: str) -> None:
-        # the whole-text checks of parse_backtraces_lazy, piece by piece (skipped for
-        # the usual piece: printable ASCII, tabs and newlines only)
-        if not _plain_ascii(piece):
-            if _BREAKS.search(piece):
-                raise ValueError("other line breaks")
-            self._exotic.extend(self._seen + m.start() for m in _EXOTIC.finditer(piece))
-        old = self._buf
-        buf = old + piece
-        self._buf = buf
-        base = self._base
-        if self._seen == 0 and buf.lstrip(" \t").startswith("PID:"):
-            self._starts.append(0)      # a header first (finish() checks the rest)
-        scan = max(0, old.rfind("\n"))
-        for m in _HDR.finditer(buf, scan):
-            s = base + m.start() + 1
-            if self._starts and s <= self._starts[-1]:
-                continue
-            if not self._starts:
-                if buf[:s - base].strip():
-                    raise ValueError("text before the first header")
-                self._starts.append(s)
-                continue
-            self._cut(s)
-            self._starts.append(s)
-        # keep only the incomplete chunk
-        if self._starts and self._starts[-1] > base:
-            cut = self._starts[-1] - base
-            self._buf = buf[cut:]
-            self._base = base + cut
-
-    def finish(self, text: str) -> List[Backtrace]:
-        """Return the back traces of ``text``, the whole text fed."""
-        if (not self._ok or self._seen != len(text) or not self._starts or
-                not text.endswith(self._buf)):
-            return parse_backtraces_lazy(text)
-        first_end = text.find("\n")
-        if text[:first_end if first_end >= 0 else len(text)].strip() and \
-                self._starts[0] != 0:
-            return parse_backtraces_lazy(text)
-        try:
-            self._cut(len(text))
-        except ValueError:
-            return parse_backtraces_lazy(text)
-        sh = self._shared
-        sh.text = text
-        sh.starts = self._starts
-        self.headers = len(self._starts)
-        out = list(self._bts)
-        exotic = sorted({bisect.bisect_right(self._starts, p) - 1 for p in self._exotic})
-        for i in reversed(exotic):
-            e = self._starts[i + 1] if i + 1 < len(self._starts) else len(text)
-            out[i:i + 1] = parse_backtraces(text[self._starts[i]:e])
-        return out
-
-
-def count_headers(text: str) -> int:
-    """Return how many task header lines (``PID: ...``) ``text`` has."""
-    return len(_HDR.findall(text)) + text.lstrip(" \t").startswith("PID:")
-
-
-def text_search(bts) -> Optional[Callable[..., Set[int]]]:
-    """Return a function giving, for a value, the set of ``bts``' task addresses whose
-    printed back trace holds its hex digits -- every task with the value among its stack
-    words is in it -- from one search of the text (``others``: values to search in the
-    same pass, asked for next); None when some back trace is not lazy."""
-    by_text = {}  # type: Dict[int, tuple]   # id(text) -> (text, {chunk: task})
-    for bt in bts:
-        if not isinstance(bt, LazyBacktrace):
-            return None
-        sh = bt._shared
-        by_text.setdefault(id(sh), (sh, {}))[1][bt._chunk] = bt.task
-
-    def containing(value: int, others: Sequence[int] = ()) -> Set[int]:
-        # ``others``: values that will be asked next, searched in the same pass
-        out = set()  # type: Set[int]
-        for sh, tasks in by_text.values():
-            sh.search([value] + list(others))
-            out.update(tasks[c] for c in sh.chunks_with(value) if c in tasks)
-        return out
-    return containing
-
-
-def stack_span(bt: Backtrace) -> Optional[tuple]:
-    """Return (lowest, past highest stack address, ``bt``) of the words a lazy back
-    trace prints between its frames, None for another back trace or one without
-    frames."""
-    r = bt.sp_range() if isinstance(bt, LazyBacktrace) else None
-    if r is None:
-        return None
-    lo, hi = r
-    return (lo, hi + 8, bt) if lo <= hi else (hi, lo + 8, bt)
-
-
-class StackText:
-    """Stack words printed by ``bt -f``, readable as memory.
-
-    ``read_words(addr, n)`` returns the ``n`` 8-byte words from ``addr`` (8-aligned)
-    when all of them are printed in one task's back trace, else None (ask crash)."""
-
-    #: words read into the cache per look-up, at least
-    READ_AHEAD = 6
-
-    def __init__(self, backtraces: Sequence[Backtrace], spans: Optional[List[tuple]] = None):
-        # ``spans``: :func:`stack_span` of each of ``backtraces``, when already made
-        self._bts = backtraces
-        self._unsorted = spans
-        self._spans = None  # type: Optional[List[tuple]]   # made on the first read
-        self._cache = {}  # type: Dict[int, int]
-
-    def _index(self) -> List[tuple]:
-        """Return [(lowest, past highest stack address, back trace)] by address."""
-        if self._spans is None:
-            spans = self._unsorted
-            if spans is None:
-                spans = [stack_span(bt) for bt in self._bts]
-            spans = [sp for sp in spans if sp is not None]
-            spans.sort(key=operator.itemgetter(0))
-            self._lo = [s[0] for s in spans]
-            self._spans = spans
-        return self._spans
-
-    def _line_at(self, bt: LazyBacktrace, addr: int) -> int:
-        """Return the text position of the word line holding ``addr``, or -1."""
-        text = bt._shared.text
-        for line_addr in (addr, addr - 8):
-            pos = text.find("\n    %016x:" % line_addr, bt._start, bt._end)
-            if pos >= 0:
-                return pos + 1
-        return -1
-
-    def read_words(self, addr: int, n: int) -> Optional[List[int]]:
-        if addr % 8 or n <= 0:
-            return None
-        cache = self._cache
-        if addr in cache:
-            got = [cache.get(addr + 8 * k) for k in range(n)]
-            if None not in got:
-                return got
-        spans = self._index()
-        i = bisect.bisect_right(self._lo, addr) - 1
-        if i < 0:
-            return None
-        lo, hi, bt = spans[i]
-        if not (lo <= addr and addr + 8 * n <= hi):
-            return None
-        pos = self._line_at(bt, addr)
-        if pos < 0:
-            return None
-        text = bt._shared.text
-        out = []  # type: List[int]
-        want = addr
-        stop = addr + 8 * n
-        # read on past what was asked, to the end of the frame or READ_AHEAD words: the
-        # rest of a record is usually asked for next
-        ahead = max(stop, addr + 8 * self.READ_AHEAD)
-        while want < stop or pos < bt._end:
-            eol = text.find("\n", pos, bt._end)
-            line = text[pos:eol if eol >= 0 else bt._end]
-            pos = eol + 1 if eol >= 0 else bt._end
-            m = _STRICT_WORD.match(line)
-            if m is None:
-                if want >= stop:
-                    break
-                if line.lstrip().startswith("#") and _FRAME.match(line):
-                    continue        # the next frame's words follow on
-                return None
-            a = int(m.group(1), 16)
-            if a > want and want < stop:
-                return None         # a gap: not printed
-            for v in m.group(2).split():
-                val = int(v, 16)
-                cache[a] = val
-                if want <= a < stop:
-                    out.append(val)
-                    want = a + 8
-                a += 8
-            if want >= stop and a >= ahead:
-                break
-            if eol < 0:
-                if want < stop:
-                    return None
-                break
-        return out

@@ -13,7 +13,7 @@ decimal unless ``dis -x`` was used; the parser accepts both (``+0x1f``).
 """
 
 import re
-from ..record import dataclass, field
+from ..core.record import dataclass, field
 from ..compat import List, Optional, Tuple
 
 from . import x86

@@ -5,7 +5,7 @@ success.
 Only exported, out-of-line entry points are listed (what a ``call`` in a caller's code
 names); the inline wrappers (``inode_lock``, ``mmap_read_lock``, ``spin_lock``) compile to
 calls of these.  The slow paths a blocked task sleeps in (``__mutex_lock``,
-``rwsem_down_write_slowpath``) are :mod:`crash_ext.analyses.blockedon`'s business.
+``rwsem_down_write_slowpath``) are :mod:`crash_ext.models.waitframes`' business.
 """
 
 import re

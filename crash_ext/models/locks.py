@@ -1,9 +1,9 @@
-"""Kernel lock layouts, probed from debuginfo, and their decoding from raw memory.
+"""Kernel lock layouts, probed from debuginfo.
 
-One job: given a lock kind and a :class:`~crash_ext.port.Port`, find out how *this*
-kernel lays the lock out (by the C types of its members, never by version number), then
-decode a lock's bytes (state, flag bits, recorded owner) and walk its wait list with a
-bounded, loop-checked walk.
+One job: given a lock kind and a :class:`~crash_ext.core.port.Port`, find out how *this*
+kernel lays the lock out (by the C types of its members, never by version number).
+Decoding a lock's bytes (state, flag bits, recorded owner) is :mod:`.lockstate`'s job,
+walking its wait list (bounded, loop-checked) :mod:`.lockwalk`'s.
 
 Kinds: ``mutex``, ``rw_semaphore``, ``semaphore``, ``rt_mutex``, ``spinlock``.
 
@@ -40,16 +40,16 @@ Layouts recognised (DESIGN.md, "Lock layouts"):
   them, and WRITER_BIAS (1 << 30) once the writer holds it.
 """
 
-import re
-import weakref
-from ..record import dataclass, field
+from ..core.caches import LOCK_LAYOUTS
+from ..core.record import dataclass, field
 from ..compat import Dict, List, NamedTuple, Optional, Tuple
 
-from ..port import CrashExtError, Port
+from ..core.errors import CrashExtError
+from ..core.port import Port
 
 __all__ = ["KINDS", "LockLayout", "WaiterLayout", "LockState", "WaitEntry", "WaitWalk",
-           "probe_layout", "decode_state", "walk_waiters", "is_kernel_pointer",
-           "normalize_kind", "rt_base_offset", "own_records", "MAX_WAITERS"]
+           "probe_layout", "is_kernel_pointer", "normalize_kind", "rt_base_offset",
+           "MAX_WAITERS"]
 
 KINDS = ("mutex", "rw_semaphore", "semaphore", "rt_mutex", "spinlock")
 MAX_WAITERS = 20000
@@ -179,9 +179,6 @@ class WaitWalk:
 
 # ------------------------------------------------------------------- probing
 
-_LAYOUT_CACHE = weakref.WeakKeyDictionary()  # type: weakref.WeakKeyDictionary
-
-
 def _clean(t: Optional[str]) -> Optional[str]:
     return " ".join(t.split()) if t else t
 
@@ -224,18 +221,10 @@ def _scalar_size(port: Port, ctype: Optional[str], default: int = 8) -> int:
 
 def _enum_value(port: Port, name: str) -> Optional[int]:
     """Return the value of enumerator ``name`` from debuginfo (``p/d NAME``), or None."""
-    ask = getattr(port, "enum_value", None)
-    if ask is not None:
-        try:
-            return ask(name)
-        except CrashExtError:
-            return None
     try:
-        out = port.command("p/d %s" % name)
+        return port.enum_value(name)
     except CrashExtError:
         return None
-    m = re.search(r"^\$\d+ = (-?\d+)\s*$", out, re.M)
-    return int(m.group(1)) if m else None
 
 
 def _wait_member(port: Port, t: str, lay: LockLayout) -> Optional[str]:
@@ -291,14 +280,13 @@ def probe_layout(port: Port, kind: str) -> LockLayout:
     if k not in KINDS:
         raise CrashExtError("not a lock type crash-ext decodes: %r (known: %s)"
                             % (kind, ", ".join(KINDS)))
-    key = getattr(port, "base_port", port)   # a wrapper shares its port's layouts
-    per_port = _LAYOUT_CACHE.setdefault(key, {}) if _weakable(key) else {}
+    key = port.base_port   # a wrapper shares its port's layouts
+    per_port = LOCK_LAYOUTS.get(key, dict)
     if k in per_port:
         return per_port[k]
-    pre = getattr(port, "prefetch_structs", None)
-    if pre is not None and k in _STRUCTS:
+    if k in _STRUCTS:   # one `struct -o` per type instead of a query per member
         try:
-            pre(_STRUCTS[k])    # one `struct -o` per type instead of a query per member
+            port.prefetch_structs(_STRUCTS[k])
         except CrashExtError:
             pass
     lay = {"mutex": _probe_mutex, "rw_semaphore": _probe_rwsem,
@@ -306,14 +294,6 @@ def probe_layout(port: Port, kind: str) -> LockLayout:
            "spinlock": _probe_spinlock}[k](port)
     per_port[k] = lay
     return lay
-
-
-def _weakable(port) -> bool:
-    try:
-        weakref.ref(port)
-        return True
-    except TypeError:
-        return False
 
 
 def _need_size(port: Port, t: str) -> int:
@@ -556,452 +536,3 @@ def _probe_spinlock(port: Port) -> LockLayout:
         parts.append("no owner (kernel built without CONFIG_DEBUG_SPINLOCK)")
     lay.name = "spinlock: " + ", ".join(parts)
     return lay
-
-
-# ------------------------------------------------------------------ decoding
-
-def _u(raw: bytes, off: Optional[int], size: int) -> Optional[int]:
-    if off is None or off + size > len(raw):
-        return None
-    return int.from_bytes(raw[off:off + size], "little")
-
-
-def _s(v: int, bits: int) -> int:
-    return v - (1 << bits) if v >= 1 << (bits - 1) else v
-
-
-def decode_state(layout: LockLayout, raw: bytes, read_u64=None) -> LockState:
-    """Return the decoded state of a lock whose first ``layout.size`` bytes are ``raw``.
-
-    ``read_u64(addr)`` is needed only for a ``thread_info *`` owner (to read
-    ``thread_info.task``); when it raises or is absent the owner is left as a problem.
-    Never raises for odd values: they are reported in ``problems``.
-    """
-    st = LockState()
-    k = layout.kind
-    if k == "mutex":
-        _decode_mutex(layout, raw, st, read_u64)
-    elif k == "rw_semaphore":
-        _decode_rwsem(layout, raw, st)
-    elif k == "semaphore":
-        _decode_sem(layout, raw, st)
-    elif k == "rt_mutex":
-        _decode_rt(layout, raw, st)
-    elif k == "spinlock":
-        _decode_spin(layout, raw, st)
-    return st
-
-
-def _decode_mutex(lay, raw, st, read_u64):
-    if lay.owner_kind == "rt_owner":
-        _decode_rt(lay, raw, st, "mutex.rtmutex.owner")
-        return
-    owner = _u(raw, lay.owner_off, 8)
-    count = None
-    if lay.count_off is not None:
-        count = _s(_u(raw, lay.count_off, lay.count_size), 8 * lay.count_size)
-        st.fields["count"] = count
-        # 1 unlocked, 0 locked, negative locked with (possible) waiters
-        st.locked = count < 1
-        if count < 0:
-            st.flags.append("WAITERS(count<0)")
-    if owner is None:
-        return
-    st.fields["owner"] = "%#x" % owner
-    if lay.owner_kind == "atomic":
-        bits = owner & 0x7
-        for bit, name in ((0x1, "WAITERS"), (0x2, "HANDOFF"), (0x4, "PICKUP")):
-            if bits & bit:
-                st.flags.append(name)
-        task = owner & ~0x7 & MASK64
-        st.locked = task != 0
-        if task:
-            st.owner_task, st.owner_source = task, "mutex.owner"
-    elif lay.owner_kind == "task_ptr":
-        if owner:
-            st.owner_task, st.owner_source = owner, "mutex.owner"
-            if st.locked is None:
-                st.locked = True
-        elif st.locked:
-            st.problems.append("count says locked but owner is NULL (owner is set after "
-                               "the lock is taken; or a debug-less kernel)")
-    elif lay.owner_kind == "thread_info_ptr":
-        if owner:
-            if read_u64 is None or lay.thread_info_task_off is None:
-                st.problems.append("owner thread_info %#x: cannot read its task" % owner)
-            else:
-                try:
-                    task = read_u64(owner + lay.thread_info_task_off)
-                    st.owner_task = task
-                    st.owner_source = "mutex.owner->task (thread_info)"
-                    st.fields["owner_thread_info"] = "%#x" % owner
-                except CrashExtError as e:
-                    st.problems.append("owner thread_info %#x unreadable: %s" % (owner, e))
-    if st.owner_task is not None and not is_kernel_pointer(st.owner_task):
-        st.problems.append("owner field %#x is not a kernel pointer" % st.owner_task)
-        st.owner_task = None
-
-
-def _decode_rwbase(lay, raw, st):
-    readers = _u(raw, lay.count_off, lay.count_size) or 0
-    st.fields["readers"] = "%#x" % readers
-    owner = _u(raw, lay.owner_off, 8) or 0
-    st.fields["owner"] = "%#x" % owner
-    if owner & 1:
-        st.flags.append("HAS_WAITERS")
-    writer = owner & ~0x3 & MASK64
-    if readers & RWBASE_READER_BIAS:
-        n = readers - RWBASE_READER_BIAS
-        st.readers = n
-        st.locked = n > 0
-        if n:
-            st.mode = "reader"
-        if writer:
-            # a writer (or a reader in the slow path) holds the rtmutex only briefly
-            st.problems.append("readers count has READER_BIAS but rtmutex.owner is %#x"
-                               % writer)
-        return
-    if readers == RWBASE_WRITER_BIAS:
-        st.locked, st.mode = True, "writer"
-        if writer:
-            st.owner_task = writer
-            st.owner_source = "rw_semaphore.rwbase.rtmutex.owner"
-        else:
-            st.problems.append("WRITER_BIAS but rtmutex.owner is NULL")
-        return
-    # a writer took the rtmutex and waits for ``readers`` readers to leave
-    st.locked, st.mode, st.readers = True, "reader", readers
-    st.flags.append("WRITER_WAITING")
-    if writer:
-        st.hint_task = writer
-        st.hint_why = ("rtmutex.owner is the writer waiting for %d reader(s) to leave; it "
-                       "does not hold the rwsem yet" % readers)
-
-
-def _decode_rwsem(lay, raw, st):
-    if lay.count_kind == "rwbase_rt":
-        _decode_rwbase(lay, raw, st)
-        return
-    cnt = _u(raw, lay.count_off, lay.count_size)
-    owner = _u(raw, lay.owner_off, 8)
-    if owner is not None:
-        st.fields["owner"] = "%#x" % owner
-    if lay.count_kind == "rwsem_activity":
-        a = _s(cnt, 8 * lay.count_size)
-        st.fields["activity"] = a
-        st.locked = a != 0
-        if a < 0:
-            st.mode = "writer"
-        elif a > 0:
-            st.mode, st.readers = "reader", a
-        return
-    if lay.count_kind == "rwsem_atomic":
-        st.fields["count"] = "%#x" % cnt
-        wl = bool(cnt & 1)
-        for bit, name in ((0x1, "WRITER_LOCKED"), (0x2, "WAITERS"), (0x4, "HANDOFF"),
-                          (1 << 63, "READ_FAILED")):
-            if cnt & bit:
-                st.flags.append(name)
-        readers = (cnt & ((1 << 63) - 1)) >> 8
-        st.readers = readers
-        st.locked = wl or readers > 0
-        if wl and readers:
-            st.problems.append("count has WRITER_LOCKED and %d readers (readers still "
-                               "backing out of a failed attempt)" % readers)
-        own = owner or 0
-        task = own & ~0x7 & MASK64
-        reader_owned = bool(own & 1)
-        if reader_owned:
-            st.flags.append("READER_OWNED")
-        if own & 0x4:   # only the 5.3-5.10 layout uses bit 2
-            if own & 0x2:
-                st.flags.append("RD_NONSPINNABLE")
-            st.flags.append("WR_NONSPINNABLE")
-        elif own & 0x2:
-            st.flags.append("NONSPINNABLE")
-        if wl:
-            st.mode = "writer"
-            if task and not reader_owned:
-                st.owner_task, st.owner_source = task, "rw_semaphore.owner"
-            elif not task:
-                st.problems.append("WRITER_LOCKED but owner is NULL (just taken, or "
-                                   "owner cleared)")
-        elif readers:
-            st.mode = "reader"
-            if task:
-                st.hint_task = task
-                st.hint_why = ("rw_semaphore.owner of a reader-owned rwsem names only the "
-                               "last reader to take it, which may have released it since")
-        elif task and reader_owned:
-            st.hint_task = task
-            st.hint_why = ("unlocked; rw_semaphore.owner keeps the last reader as a hint")
-        return
-    # xadd count: x86_64 active mask 0xffffffff, waiting bias -0x100000000
-    c = _s(cnt, 8 * lay.count_size)
-    st.fields["count"] = "%#x" % (cnt & MASK64)
-    active = cnt & 0xffffffff
-    st.fields["active"] = active
-    st.locked = active != 0
-    if c < 0:
-        st.flags.append("NEGATIVE(writer or waiters)")
-    if lay.owner_kind == "task_ptr" and owner:
-        task = owner & ~0x3 & MASK64
-        if owner & 1:
-            st.flags.append("READER_OWNED")
-            st.mode = "reader"
-            if task:
-                st.hint_task = task
-                st.hint_why = "a reader-owned rwsem's owner names only the last reader"
-        else:
-            if owner & 2:
-                st.flags.append("ANONYMOUSLY_OWNED")
-            if st.locked and task:
-                st.owner_task, st.owner_source = task, "rw_semaphore.owner"
-                st.mode = "writer"
-    if st.mode is None and st.locked:
-        if c > 0:
-            st.mode, st.readers = "reader", active
-        elif active == 1 and c == _s(0xffffffff00000001, 64):
-            st.mode = "writer"   # exactly ACTIVE_WRITE_BIAS, nobody queued
-    if st.mode == "reader" and st.readers is None and c > 0:
-        st.readers = active
-
-
-def _decode_sem(lay, raw, st):
-    cnt = _u(raw, lay.count_off, lay.count_size)
-    c = _s(cnt, 8 * lay.count_size)
-    st.fields["count"] = c
-    st.locked = c <= 0
-    if lay.last_holder_off is not None:
-        lh = _u(raw, lay.last_holder_off, 8)
-        st.fields["last_holder"] = "%#x" % (lh or 0)
-        if lh:
-            st.hint_task = lh
-            st.hint_why = ("semaphore.last_holder records the last task that took it; a "
-                           "semaphore may be released by another task")
-
-
-def _decode_rt(lay, raw, st, source="rt_mutex.owner"):
-    owner = _u(raw, lay.owner_off, 8) or 0
-    st.fields["owner"] = "%#x" % owner
-    if owner & 1:
-        st.flags.append("HAS_WAITERS")
-    task = owner & ~0x3 & MASK64
-    st.locked = task != 0
-    if task:
-        st.owner_task, st.owner_source = task, source
-
-
-def _decode_spin(lay, raw, st):
-    if lay.owner_kind == "rt_owner":
-        _decode_rt(lay, raw, st, "spinlock_t.lock.owner (PREEMPT_RT)")
-        return
-    v = _u(raw, lay.count_off, 4) or 0
-    st.fields["raw_lock"] = "%#x" % v
-    st.locked = v != 0
-    if v & 0x100:
-        st.flags.append("PENDING")
-    if v >> 16:
-        st.flags.append("QUEUED(tail=%#x)" % (v >> 16))
-    if lay.owner_off is not None:
-        own = _u(raw, lay.owner_off, 8) or 0
-        st.fields["owner"] = "%#x" % own
-        if lay.spin_owner_cpu_off is not None:
-            st.fields["owner_cpu"] = _s(_u(raw, lay.spin_owner_cpu_off, 4) or 0, 32)
-        if lay.spin_magic_off is not None:
-            magic = _u(raw, lay.spin_magic_off, 4)
-            st.fields["magic"] = "%#x" % (magic or 0)
-            if magic != 0xdead4ead:
-                st.problems.append("spinlock magic %#x is not SPINLOCK_MAGIC 0xdead4ead: "
-                                   "not a debug spinlock" % (magic or 0))
-        if own and own != MASK64 and st.locked:
-            st.owner_task, st.owner_source = own, "spinlock.owner (DEBUG_SPINLOCK)"
-
-
-# ------------------------------------------------------------------- walking
-
-def _mode_of(w: WaiterLayout, rec: bytes) -> Optional[str]:
-    if w.mode_off is None:
-        return None
-    v = _u(rec, w.mode_off, w.mode_size)
-    if v is None:
-        return None
-    if w.mode_is_flags:
-        if v & (w.read_value or 0):
-            return "reader"
-        if v & (w.write_value or 0):
-            return "writer"
-        return None
-    if v == w.read_value:
-        return "reader"
-    if v == w.write_value:
-        return "writer"
-    return None
-
-
-def decode_waiter(w: WaiterLayout, rec_addr: int, rec: bytes
-                  ) -> Tuple[int, Optional[int], Optional[int], int, Optional[str]]:
-    """Return (record address, next, prev, task, mode) of the waiter record of layout
-    ``w`` at ``rec_addr`` whose bytes are ``rec`` (next/prev: its list node's links,
-    None when ``rec`` is too short; task 0 when unreadable)."""
-    return (rec_addr, _u(rec, w.node_off, 8), _u(rec, w.node_off + 8, 8),
-            _u(rec, w.task_off, 8) or 0, _mode_of(w, rec))
-
-
-def walk_waiters(port: Port, layout: LockLayout, addr: int, raw: Optional[bytes] = None,
-                 cap: int = MAX_WAITERS, known: Optional[Dict[int, tuple]] = None
-                 ) -> WaitWalk:
-    """Return the waiters of the lock at ``addr`` in queue order.
-
-    ``known``: {list node: :func:`decode_waiter` of its record} for records already
-    read (they are not read again).  The walk is bounded by ``cap`` entries and stops
-    at a loop that does not return to the head, a pointer that is not a kernel pointer
-    or cannot be read, or a broken ``prev`` link; it then returns what it found with
-    ``complete`` False and the reason in ``problems``.  Never raises for bad list
-    contents.
-    """
-    ww = WaitWalk()
-    w = layout.waiter
-    if layout.wait_off is None or w is None:
-        return ww
-    if raw is None:
-        try:
-            raw = port.read(addr, layout.size)
-        except CrashExtError as e:
-            ww.complete = False
-            ww.problems.append("cannot read the lock: %s" % e)
-            return ww
-    if layout.wait_kind == "rbtree":
-        ww = _walk_rbtree(port, layout, raw, cap, ww)
-        ww.sound = len(ww.entries) if ww.complete else 0
-        if not ww.complete and ww.problems and "(cap)" not in ww.problems[-1]:
-            ww.damaged = ww.problems[-1]
-        return ww
-    head_addr = addr + layout.wait_off
-    first = _u(raw, layout.wait_off, 8)
-    if layout.wait_kind == "headless":
-        if not first:
-            return ww
-        if layout.first_is_record:
-            first += w.node_off        # the record's own list node
-        head = None
-        nxt = first
-    else:
-        head = head_addr
-        nxt = first
-        ww.nodes.append(head)
-        if nxt == head:
-            prev = _u(raw, layout.wait_off + 8, 8)
-            if prev != head:
-                ww.problems.append("wait_list.next points at itself but prev is %#x"
-                                   % (prev or 0))
-                ww.damaged = ww.problems[-1]
-            return ww
-    seen = set(ww.nodes)
-    prev_node = head
-    stop_at = head if head is not None else first
-    while True:
-        if len(ww.entries) >= cap:
-            ww.complete = False
-            ww.problems.append("stopped after %d waiters (cap)" % cap)
-            break
-        if nxt is None or not is_kernel_pointer(nxt) or nxt % 8:
-            ww.complete = False
-            ww.problems.append("bad wait-list pointer %#x after %s" % (
-                nxt or 0, "%#x" % prev_node if prev_node else "the head"))
-            break
-        if nxt in seen:
-            ww.complete = False
-            ww.problems.append("wait list loops back to %#x without returning to the "
-                               "head" % nxt)
-            break
-        dec = known.get(nxt) if known else None
-        if dec is None:
-            rec_addr = nxt - w.node_off
-            try:
-                rec = port.read(rec_addr, max(w.size, w.task_off + 8))
-            except CrashExtError as e:
-                ww.complete = False
-                ww.problems.append("cannot read waiter at %#x: %s" % (
-                    rec_addr, " ".join(str(e).split())[-160:]))
-                break
-            dec = decode_waiter(w, rec_addr, rec)
-        rec_addr, nnext, nprev, task, mode = dec
-        seen.add(nxt)
-        ww.nodes.append(nxt)
-        if prev_node is not None and nprev != prev_node:
-            ww.problems.append("waiter %#x: prev %#x does not point back at %#x"
-                               % (rec_addr, nprev or 0, prev_node))
-            if ww.damaged is None:
-                ww.damaged = ww.problems[-1]
-        ww.entries.append(WaitEntry(rec_addr, task, mode))
-        if ww.damaged is None:
-            ww.sound = len(ww.entries)
-        prev_node = nxt
-        nxt = nnext
-        if nxt == stop_at:
-            break
-    if ww.damaged is None and not ww.complete and ww.problems and \
-            "(cap)" not in ww.problems[-1]:
-        ww.damaged = ww.problems[-1]
-    return ww
-
-
-def _walk_rbtree(port, layout, raw, cap, ww):
-    w = layout.waiter
-    root = _u(raw, layout.wait_off, 8) or 0
-    stack = []  # type: List[int]
-    node = root
-    seen = set()
-    steps = 0
-    while stack or node:
-        steps += 1
-        if steps > 4 * cap + 16:
-            ww.complete = False
-            ww.problems.append("rbtree walk stopped after %d steps (cap)" % steps)
-            break
-        if node:
-            if not is_kernel_pointer(node) or node in seen:
-                ww.complete = False
-                ww.problems.append("bad or repeated rbtree node %#x" % node)
-                break
-            seen.add(node)
-            stack.append(node)
-            try:
-                node = port.read_u64(node + layout.rb_left_off)
-            except CrashExtError as e:
-                ww.complete = False
-                ww.problems.append("cannot read rbtree node %#x: %s" % (node, e))
-                break
-            continue
-        node = stack.pop()
-        rec_addr = node - w.node_off
-        try:
-            rec = port.read(rec_addr, w.size)
-            right = port.read_u64(node + layout.rb_right_off)
-        except CrashExtError as e:
-            ww.complete = False
-            ww.problems.append("cannot read waiter at %#x: %s" % (rec_addr, e))
-            break
-        ww.nodes.append(node)
-        ww.entries.append(WaitEntry(waiter=rec_addr, task=_u(rec, w.task_off, 8) or 0,
-                                    mode=None))
-        if len(ww.entries) >= cap:
-            ww.complete = False
-            ww.problems.append("stopped after %d waiters (cap)" % cap)
-            break
-        node = right
-    return ww
-
-
-def own_records(words, task: int, w):
-    """Yield (record, list node, next, prev) for each place in ``words`` ({address:
-    value}, stack words) that reads as a waiter record of layout ``w`` naming ``task``
-    with kernel-pointer list links, lowest address first."""
-    for tslot in sorted(a for a, v in words.items() if v == task):
-        rec = tslot - w.task_off
-        node = rec + w.node_off
-        nxt = words.get(node)
-        prv = words.get(node + 8)
-        if nxt and prv and is_kernel_pointer(nxt) and is_kernel_pointer(prv):
-            yield rec, node, nxt, prv

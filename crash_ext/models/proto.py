@@ -12,7 +12,7 @@ gdb prints types only; names appear when the text came from elsewhere (``int a``
 """
 
 import re
-from ..record import dataclass, field
+from ..core.record import dataclass, field
 from ..compat import List, Optional
 
 from .x86 import ARG_REGS

@@ -24,7 +24,7 @@ class PsEntry(NamedTuple):
     them; ``comm`` is without the brackets crash puts around kernel threads' names,
     ``kthread`` says whether they were there; ``active`` is True for ``>`` / ``-`` rows
     (``offline`` True only for ``-``).  A row known only from a back trace's header
-    (see :class:`~crash_ext.analyses.snapshot.Snapshot`) has ``ppid``, ``mem_pct``,
+    (see :class:`~crash_ext.session.snapshot.Snapshot`) has ``ppid``, ``mem_pct``,
     ``vsz`` and ``rss`` None.
     """
 

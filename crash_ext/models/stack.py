@@ -9,13 +9,13 @@ before line #N+1; they are kept in ``Frame.words`` of frame N (and, all together
 """
 
 import re
-from ..record import dataclass, field
+from ..core.record import dataclass, field
 from ..compat import Dict, List, Optional, Tuple
 
-_TASK = re.compile(
+TASK_LINE = re.compile(
     r"^PID:\s*(?P<pid>\d+)\s+TASK:\s*(?P<task>[0-9a-fA-F]+)\s+CPU:\s*(?P<cpu>-?\d+|-)"
     r"\s+COMMAND:\s*\"(?P<comm>.*)\"\s*$")
-_FRAME = re.compile(
+FRAME_LINE = re.compile(
     r"^\s*#(?P<idx>\d+)\s+\[\s*(?P<sp>[0-9a-fA-F]+)\]\s+(?P<func>\S+)"
     r"(?:\s+at\s+(?P<ret>[0-9a-fA-F]+))?(?P<tail>.*)$")
 _WORDS = re.compile(r"^\s+(?P<addr>[0-9a-f]{8,16}):\s+(?P<vals>(?:\S+\s*)+)$")
@@ -121,7 +121,7 @@ def parse_backtraces(text: str) -> List[Backtrace]:
     for line in text.splitlines():
         if not line.strip():
             continue
-        m = _TASK.match(line.strip())
+        m = TASK_LINE.match(line.strip())
         if m:
             cpu = m.group("cpu")
             bt = Backtrace(pid=int(m.group("pid")), task=int(m.group("task"), 16),
@@ -131,7 +131,7 @@ def parse_backtraces(text: str) -> List[Backtrace]:
             out.append(bt)
             frame, mark, regs_target = None, None, None
             continue
-        m = _FRAME.match(line)
+        m = FRAME_LINE.match(line)
         if bt is None:
             if not m:
                 pre.append(line.rstrip())

@@ -11,8 +11,8 @@ import shutil
 import time
 from ..compat import Dict, List, Optional, Set, Tuple
 
-from ..analyses.waitfor import WaitFor, short_lock_name, task_label
-from ..port import CrashExtError
+from ..core.results import short_lock_name, task_label
+from ..core.errors import CrashExtError
 
 __all__ = ["to_dot", "render_svg", "write_svg", "dot_available", "FOLD_AFTER"]
 
@@ -23,8 +23,9 @@ def _q(s: str) -> str:
     return '"%s"' % str(s).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def to_dot(res: WaitFor, title: str = "wait-for graph") -> str:
-    """Return the Graphviz ``digraph`` text of ``res``'s graph.  Never raises."""
+def to_dot(res, title: str = "wait-for graph") -> str:
+    """Return the Graphviz ``digraph`` text of ``res``'s graph (a
+    :class:`~crash_ext.waits.graph.WaitFor`, read as a record).  Never raises."""
     g = res.graph
     cyc_nodes = set()  # type: Set[Tuple[str, int]]
     cyc_edges = set()  # type: Set[Tuple[Tuple[str, int], Tuple[str, int]]]
@@ -53,7 +54,7 @@ def to_dot(res: WaitFor, title: str = "wait-for graph") -> str:
             for a in leaves[FOLD_AFTER:]:
                 fold_out.add(a)
             folded[lk] = len(leaves) - FOLD_AFTER
-    from ..outputs import dot_header
+    from .outputs import dot_header
     lines = [dot_header().rstrip("\n"), "digraph waitfor {",
              "  label=%s; labelloc=t; rankdir=LR;" % _q(title),
              '  node [fontname="Helvetica", fontsize=10];',
@@ -144,10 +145,10 @@ def render_svg(dot_text: str, scratch: str, timeout: float = 300) -> bytes:
 
 def write_svg(dot_text: str, path: str, timeout: float = 300) -> None:
     """Render ``dot_text`` to SVG (:func:`render_svg`) and write it to ``path``, marked
-    as ours (:func:`~crash_ext.outputs.mark_svg`), through a temporary file.  The caller
-    checks ``path`` first (:func:`~crash_ext.outputs.check_output_path`).  Raises
+    as ours (:func:`~crash_ext.render.outputs.mark_svg`), through a temporary file.  The caller
+    checks ``path`` first (:func:`~crash_ext.render.outputs.check_output_path`).  Raises
     CrashExtError."""
-    from ..outputs import mark_svg, write_output
+    from .outputs import mark_svg, write_output
     scratch = "%s.dot-%d.tmp" % (path, os.getpid())
     write_output(path, mark_svg(render_svg(dot_text, scratch, timeout)))
 

@@ -3,12 +3,12 @@
 One place for the rules a runbook relies on:
 
 * every document is an object ``{"schema_version", "verb", "dump", ...}``;
-  ``dump`` is the session's identity (:func:`dump_identity`);
+  ``dump`` is the session's identity (:func:`~crash_ext.session.identity.dump_identity`);
 * every address is a string ``"0x..."`` in lower-case hex (:func:`hexaddr`);
 * every task is one object ``{"pid", "task", "comm", "state", "cpu", "last_ran_ns"}``
   (:func:`task_json`), whichever verb prints it;
 * result records are turned into JSON data by :func:`to_json`, driven by their fields:
-  a field added to a record later (``analyses.results``) appears without a change here,
+  a field added to a record later (``core.results``) appears without a change here,
   an integer field whose name says it is an address (:func:`is_address_key`) as a hex
   string.
 
@@ -18,12 +18,11 @@ Text rendering stays in the verbs; the bytes are written by :mod:`.jsontext`.
 import re
 from ..compat import Dict, Optional
 
-from .. import record
-from ..analyses.results import TaskRef
-from ..analyses.taskview import is_live
+from ..core import record
+from ..core.results import TaskRef
 
 __all__ = ["SCHEMA_VERSION", "hexaddr", "is_address_key", "last_ran_ns", "task_json",
-           "to_json", "dump_identity", "document"]
+           "to_json", "document"]
 
 #: bumped when a field changes meaning or is removed (adding a field does not bump it)
 SCHEMA_VERSION = 1
@@ -98,45 +97,11 @@ def to_json(obj, key=None):
     raise TypeError("no JSON form for %s" % type(obj).__name__)
 
 
-_SYS = re.compile(r"^\s*(KERNEL|DUMPFILE|RELEASE):\s+(\S+)", re.M)
-_VERSION = re.compile(r"^\s*program_version:\s+(\S+)", re.M)
-_IDENTITY_ATTR = "_crash_ext_dump_identity"
-
-
-def dump_identity(port) -> Dict[str, Optional[str]]:
-    """Return the session's identity: ``kernel_release`` (``sys`` RELEASE),
-    ``crash_version`` (``help -p`` program_version), ``vmcore`` and ``vmlinux`` (the
-    files crash opened, ``sys`` DUMPFILE and KERNEL), ``live`` (True when crash reads the
-    running kernel: answers may change between two reads).  Asked of crash once per port;
-    a value crash does not print is None.  Never raises for a crash error."""
-    got = getattr(port, _IDENTITY_ATTR, None)
-    if got is not None:
-        return dict(got)
-    sys_text = ver_text = ""
-    try:
-        sys_text = port.command("sys")
-    except Exception:   # noqa: BLE001 - an identity crash cannot give is null, not fatal
-        pass
-    try:
-        ver_text = port.command("help -p")
-    except Exception:   # noqa: BLE001
-        pass
-    found = dict(m.group(1, 2) for m in _SYS.finditer(sys_text))
-    v = _VERSION.search(ver_text)
-    got = {"kernel_release": found.get("RELEASE"),
-           "crash_version": v.group(1) if v else None,
-           "vmcore": found.get("DUMPFILE"), "vmlinux": found.get("KERNEL"),
-           "live": is_live(sys_text) if sys_text else None}
-    try:
-        setattr(port, _IDENTITY_ATTR, got)
-    except Exception:   # noqa: BLE001 - a port without attributes asks again
-        pass
-    return dict(got)
-
-
-def document(verb: str, port, body: Dict[str, object]) -> Dict[str, object]:
-    """Return the document of ``verb``: ``schema_version``, ``verb``, ``dump``
-    (:func:`dump_identity` of ``port``), then ``body``'s keys in order."""
-    doc = {"schema_version": SCHEMA_VERSION, "verb": verb, "dump": dump_identity(port)}
+def document(verb: str, dump: Dict[str, Optional[str]], body: Dict[str, object]
+             ) -> Dict[str, object]:
+    """Return the document of ``verb``: ``schema_version``, ``verb``, ``dump`` (the
+    session's identity, :func:`~crash_ext.session.identity.dump_identity`), then
+    ``body``'s keys in order."""
+    doc = {"schema_version": SCHEMA_VERSION, "verb": verb, "dump": dict(dump)}
     doc.update(body)
     return doc

@@ -14,7 +14,7 @@ import sys
 import textwrap
 from ..compat import List, Optional
 
-from ..analyses.results import TaskRef
+from ..core.results import TaskRef
 
 __all__ = ["DEFAULT_WIDTH", "width", "wrap", "bullets", "task_header", "task_short",
            "wait_address"]
@@ -83,9 +83,9 @@ def task_short(t: TaskRef) -> str:
 
 
 def wait_address(b) -> Optional[int]:
-    """Return the address of what the :class:`~crash_ext.analyses.results.Blocked`
+    """Return the address of what the :class:`~crash_ext.core.results.Blocked`
     ``b`` waits on when it is known: the lock's, or for a wait that is not a lock (a
-    completion...) its :class:`~crash_ext.analyses.results.Wait`'s completion, else the
+    completion...) its :class:`~crash_ext.core.results.Wait`'s completion, else the
     first ``*_address`` field an analysis filled in.  None when
     unknown (or ``b`` is None)."""
     if b is None:

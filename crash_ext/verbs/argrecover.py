@@ -1,29 +1,32 @@
 """``argrecover``: each frame's function arguments of a task, with the evidence for each.
 
 Thin: parsing arguments, choosing tasks and frames, printing.  The recovery itself is
-:mod:`crash_ext.analyses.args`; cheap one-line decodes of well-known pointer types are
-:mod:`crash_ext.analyses.decode`.
+:mod:`crash_ext.code.recovery`; cheap one-line decodes of well-known pointer types are
+:mod:`crash_ext.waits.decode`.
 """
 
 import argparse
 import re
 import sys
-from ..compat import List, Optional
+from ..compat import Dict, List, Optional
 
-from ..analyses.args import (Arg, FrameArgs, TaskArgs, plain_view, recover_all,
-                              recover_with_port)
-from ..analyses.decode import decode_pointer
-from ..analyses.snapshot import Snapshot, no_gc
-from ..analyses.taskview import require_task_view
-from ..models.stack import parse_backtraces
-from ..port import BadArgument, CrashExtError, Port
-from ..words import check_frame_word, check_hex_word, pid_or_task_word, shown
-from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
-from ..render import jsontext
+from ..code.sources import recover_all, recover_with_port
+from ..code.templates import plain_view
+from ..core import jsontext
+from ..core.errors import BadArgument, CrashExtError
+from ..core.port import Port
+from ..core.results import FrameArgs, TaskArgs, TaskRef
+from ..core.words import check_frame_word, check_hex_word, pid_or_task_word, shown
 from ..models.btf import param_names, read_vmlinux_btf
-from ..render.shape import document, dump_identity, hexaddr, task_json
-from ..render.text import DEFAULT_WIDTH, task_header, width, wrap
-from ..analyses.results import TaskRef
+from ..models.stack import parse_backtraces
+from ..render.argrecover import frames_json, task_text
+from ..render.shape import document
+from ..render.text import width
+from ..session.identity import dump_identity
+from ..session.snapshot import Snapshot, no_gc
+from ..session.taskview import require_task_view
+from ..waits.decode import decode_pointer
+from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
 
 EXAMPLES = """
 Arguments of every frame of the stuck rm, then only vfs_unlink's:
@@ -100,153 +103,6 @@ def _select(ta: TaskArgs, frame: Optional[str]) -> List[FrameArgs]:
     return hits
 
 
-def _show(a: Arg) -> str:
-    """Return the value in hex, plus signed decimal for integer (non-pointer) types."""
-    if a.type and "*" not in a.type and "[" not in a.type:
-        bits = 32 if a.value < 1 << 32 else 64
-        signed = a.value - (1 << bits) if a.value >> (bits - 1) & 1 else a.value
-        return "%x (%d)" % (a.value, signed)
-    return "%x" % a.value
-
-
-def _chain(steps: List[str]) -> List[str]:
-    """Return evidence steps with one arrow form (``<-``) throughout."""
-    return [s.replace("\u2190", "<-") for s in steps]
-
-
-def _arg_json(a: Arg, decoded: Optional[str]) -> dict:
-    return {"name": a.name, "type": a.type, "register": a.register, "status": a.status,
-            "value": hexaddr(a.value), "provenance": _chain(a.provenance),
-            "reason": a.reason, "weak": a.weak, "decoded": decoded,
-            "alternatives": [{"value": hexaddr(v), "provenance": _chain(p)}
-                             for v, p in a.alternatives]}
-
-
-def _decode(port: Port, a: Arg, enabled: bool) -> Optional[str]:
-    if not enabled or a.status != "recovered" or a.value is None or not a.type:
-        return None
-    return decode_pointer(port, a.type, a.value)
-
-
-_REG = re.compile(r"%(r[0-9a-z]+|e[a-z]+)")
-
-
-def evidence_tag(a: Arg) -> str:
-    """Return a few words saying where a recovered value came from: the registers its
-    chain passes through and where it ends (``via %rbx, stack slot``); ``-v`` prints
-    the whole chain."""
-    text = " ".join(a.provenance)
-    regs = []  # type: List[str]
-    for r in _REG.findall(text):
-        if r != a.register and r not in regs and r not in ("rsp", "rbp", "rip"):
-            regs.append(r)
-    ends = "stack slot" if "read [" in text else (
-        "register block" if "register block" in text or "exception frame" in text
-        else "")
-    bits = []
-    if regs:
-        bits.append("via " + ", ".join("%" + r for r in regs[:3]))
-    if ends:
-        bits.append(ends)
-    if a.weak:
-        bits.append("WEAK")
-    return ", ".join(bits) or "%d step%s" % (len(a.provenance),
-                                             "" if len(a.provenance) == 1 else "s")
-
-
-#: the hint when a module's functions have no prototype (its debuginfo is not loaded)
-MOD_HINT = ("no prototype for module %s's functions: load its debuginfo (crash-ext: "
-            "--mod %s=FILE.ko; inside crash: mod -s %s FILE.ko), then their arguments "
-            "have types and names")
-
-
-def _frame_head(f: FrameArgs, cols: int) -> List[str]:
-    """Return the lines that introduce frame ``f``: ``#N function [module]``, its
-    prototype and its notes."""
-    lines = [" #%d %s%s" % (f.index, f.function, " [%s]" % f.module if f.module else "")]
-    if f.prototype:
-        lines.extend(wrap(f.prototype.strip(), cols, "    ", "        "))
-    warnings = list(f.warnings)
-    if f.module and not f.prototype:
-        warnings = [w for w in warnings if not w.startswith("no prototype for ")]
-        warnings.append(MOD_HINT % (f.module, f.module, f.module))
-    for w in warnings:
-        lines.extend(wrap("note: %s" % w, cols, "    ", "      "))
-    return lines
-
-
-def _arg_lines(a: Arg, port: Port, decode: bool, evidence: bool, cols: int) -> List[str]:
-    """Return the lines of argument ``a``: name, type, register, value, decode and
-    evidence tag, or with ``evidence`` its whole chain."""
-    lines = []  # type: List[str]
-    typ = " (%s)" % a.type if a.type else ""
-    reg = " %%%s" % a.register if a.register else ""
-    if a.status == "recovered":
-        d = _decode(port, a, decode)
-        if evidence:
-            weak = "  [weak: rests on a stack slot a callee could have changed]" \
-                if a.weak else ""
-            lines.extend(wrap("%s%s%s = %s%s%s" % (
-                a.name, typ, reg, _show(a), "  -> " + d if d else "", weak), cols,
-                "    ", "        "))
-            for step in _chain(a.provenance):
-                lines.extend(wrap("<- %s" % step, cols, "        ", "           "))
-        else:
-            lines.extend(wrap("%s%s%s = %s%s  [%s]" % (
-                a.name, typ, reg, _show(a), "  -> " + d if d else "", evidence_tag(a)),
-                cols, "    ", "        "))
-    elif a.status == "conflict":
-        lines.extend(wrap("%s%s%s = CONFLICT: %s" % (a.name, typ, reg, a.reason or ""),
-                          cols, "    ", "        "))
-        if evidence:
-            for v, chain in ([(a.value, a.provenance)] if a.value is not None
-                             else []) + list(a.alternatives):
-                lines.extend(wrap("%x <- %s" % (v, "; ".join(chain).replace(
-                    "\u2190", "<-")), cols, "        ", "           "))
-    elif evidence:
-        lines.extend(wrap("%s%s%s = unknown (%s)" % (
-            a.name, typ, reg, a.reason or "no evidence"), cols, "    ", "        "))
-    else:
-        lines.append("    %s%s%s = unknown  [-v says why]" % (a.name, typ, reg))
-    return lines
-
-
-def _frame_lines(f: FrameArgs, port: Port, decode: bool, lines: List[str],
-                 evidence: bool = False, cols: int = DEFAULT_WIDTH,
-                 memo: Optional[dict] = None) -> None:
-    """Append the text lines of frame ``f`` to ``lines``: its head, then one line per
-    argument, or with ``evidence`` each value's whole chain.
-
-    ``memo``: a dict kept across the frames of one output.  In it the heads are made
-    once, and so are the lines of an argument answered from a template
-    (:attr:`Arg.wording`) per value: without ``evidence`` or ``decode`` they depend on
-    nothing else, and a template's tasks share their wording (many share values too)."""
-    if memo is None:
-        lines.extend(_frame_head(f, cols))
-    else:
-        key = (f.index, f.function, f.module, f.prototype, tuple(f.warnings), cols)
-        head = memo.get(key)
-        if head is None:
-            head = memo[key] = _frame_head(f, cols)
-        lines.extend(head)
-    if f.module and not f.prototype and not evidence and all(
-            a.status == "unknown" for a in f.args):
-        lines.append("    arguments: unknown (%d argument registers, no prototype)"
-                     % len(f.args))
-        return
-    shared = memo is not None and not decode and not evidence
-    for a in f.args:
-        if shared and a.wording is not None:
-            key = (a.wording, a.name, a.type, a.register, a.status, a.value, a.weak,
-                   a.reason, cols)
-            got = memo.get(key)
-            if got is None:
-                got = memo[key] = _arg_lines(a, port, False, False, cols)
-            lines.extend(got)
-        else:
-            lines.extend(_arg_lines(a, port, decode, evidence, cols))
-
-
 _ARGN = re.compile(r"arg[0-9]+\??\Z")
 
 
@@ -281,27 +137,30 @@ def _ref(snap: Optional[Snapshot], ta: TaskArgs) -> TaskRef:
     return TaskRef(task=ta.task or 0, pid=ta.pid, comm=ta.command)
 
 
+def decode_args(port: Port, frames: List[FrameArgs]) -> Dict[int, Optional[str]]:
+    """Return {id of an argument: its one-line decode} for the recovered arguments of
+    ``frames`` that :func:`~crash_ext.waits.decode.decode_pointer` decodes (it reads
+    the kernel), asked in the order they are printed."""
+    out = {}  # type: Dict[int, Optional[str]]
+    for f in frames:
+        for a in f.args:
+            if a.status != "recovered" or a.value is None or not a.type:
+                continue
+            out[id(a)] = decode_pointer(port, a.type, a.value)
+    return out
+
+
 def _render(port: Port, ta: TaskArgs, frames: List[FrameArgs], opts, decode: bool,
             out, snap: Optional[Snapshot] = None, memo: Optional[dict] = None
             ) -> Optional[dict]:
     """Print ``frames`` of ``ta`` (returns None), or with --json return their object;
-    ``memo``: see :func:`_frame_lines`."""
+    ``memo``: see :func:`~crash_ext.render.argrecover.frame_lines`."""
     ref = _ref(snap, ta)
     name_params(port, frames)
+    decoded = decode_args(port, frames) if decode else None
     if opts.json:
-        return {"task": task_json(ref), "warnings": ta.warnings,
-                "frames": [{"index": f.index, "function": f.function, "module": f.module,
-                            "prototype": f.prototype, "clone": f.clone,
-                            "warnings": f.warnings,
-                            "args": [_arg_json(a, _decode(port, a, decode)) for a in f.args]}
-                           for f in frames]}
-    cols = width(out)
-    lines = [task_header(ref)]
-    lines.extend("  note: %s" % w for w in ta.warnings)
-    for f in frames:
-        _frame_lines(f, port, decode, lines, opts.evidence, cols, memo)
-    lines.append("")
-    out.write("\n".join(lines) + "\n")
+        return frames_json(ref, ta, frames, decoded)
+    out.write(task_text(ref, ta, frames, decoded, opts.evidence, width(out), memo))
     return None
 
 
@@ -339,7 +198,7 @@ def main(argv, port: Port, out=None) -> int:
             snap = Snapshot(port)
             views = {}  # type: dict
             # decoding every pointer of every task would cost a crash command each;
-            # tasks of one stack shape share one recovery (analyses.args.Template)
+            # tasks of one stack shape share one recovery (code.templates.Template)
             docs = []
             memo = {}  # type: dict
             with no_gc():
@@ -350,7 +209,7 @@ def main(argv, port: Port, out=None) -> int:
                     if opts.json:
                         docs.append(doc)
             if opts.json:
-                print(jsontext.dumps(document("argrecover", port, {"tasks": docs}),
+                print(jsontext.dumps(document("argrecover", dump_identity(port), {"tasks": docs}),
                                      indent=1), file=out)
             elif not bts:
                 print("argrecover: no task in state UN", file=out)
@@ -362,7 +221,7 @@ def main(argv, port: Port, out=None) -> int:
         require_task_view(port)
         doc = _one_task(port, _task_text(port, opts.task), opts, out)
         if opts.json:
-            print(jsontext.dumps(document("argrecover", port, {"tasks": [doc]}), indent=1),
+            print(jsontext.dumps(document("argrecover", dump_identity(port), {"tasks": [doc]}), indent=1),
                   file=out)
         return 0
     except CRASH_FAILURES:

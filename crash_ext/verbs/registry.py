@@ -6,8 +6,8 @@ Each verb module has ``main(argv, port) -> int`` and ``build_parser() -> Argumen
 import argparse
 import importlib
 
-from ..port import BadArgument, CrashCannotRead, CrashDied, CrashTimeout
-from ..words import shorten_message
+from ..core.errors import BadArgument, CrashCannotRead, CrashDied, CrashTimeout
+from ..core.words import shorten_message
 
 VERBS = {
     "whoholds": ("crash_ext.verbs.whoholds",

@@ -12,24 +12,25 @@ import re
 import sys
 from ..compat import Dict, List, Optional, Tuple
 
-from ..analyses.blockedon import blocked_on
-from ..analyses.lockreport import lock_report, resolve_address
-from ..analyses.results import Blocked, LockReport, TaskRef
-from ..analyses.snapshot import Snapshot
-from ..analyses.liveconfirm import progress_counters
-from ..analyses.taskview import live_system, require_task_view
+from ..waits.blockedon import blocked_on
+from ..waits.liveconfirm import progress_counters
+from ..waits.lockreport import lock_report, resolve_address
+from ..core.results import Blocked, LockReport, TaskRef
+from ..session.snapshot import Snapshot
+from ..session.identity import dump_identity, live_system
+from ..session.taskview import require_task_view
 from ..models import locks as L
-from ..port import BadArgument, CrashExtError, Port
-from ..words import (argtype, check_count_word, check_member_word, check_type_word,
-                     pid_or_task_word, shown)
+from ..core.errors import BadArgument, CrashExtError
+from ..core.port import Port
+from ..core.words import (argtype, check_count_word, check_member_word, check_type_word,
+                          pid_or_task_word, shown)
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
-from ..analyses.waitfor import _caller as blocking_caller  # deadlock's 'in vfs_unlink'
-from ..analyses.waitfor import collect, owned_locks, short_lock_name
-from ..render import jsontext
+from ..waits.build import blocking_caller  # deadlock's 'in vfs_unlink'
+from ..waits.collection import collect, owned_locks
+from ..core import jsontext
 from ..render.shape import document, hexaddr, to_json
-from ..render.table import table
-from ..render.text import (DEFAULT_WIDTH, bullets, task_header, task_short, wait_address,
-                           width, wrap)
+from ..render.text import task_short, wait_address, width
+from ..render.whoholds import format_chain, format_held, format_report
 
 
 EXAMPLES = """
@@ -88,132 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# ------------------------------------------------------------------ JSON
-
-# ------------------------------------------------------------------ text
-
-def _task_line(t: TaskRef) -> str:
-    return task_header(t)
-
-
-def format_report(rep: LockReport, cols: int = DEFAULT_WIDTH) -> str:
-    """Return the crash-like text of a lock report, waiters as a table, long lines
-    wrapped to ``cols``."""
-    out = []  # type: List[str]
-
-    def line(text: str, hang: str = "      ") -> None:
-        out.extend(wrap(text, cols, "", hang))
-    out.append("LOCK: %x  TYPE: %s" % (rep.address, rep.type))
-    tf = rep.state.get("type_from")
-    if tf:
-        line("  TYPE FROM: %s" % tf)
-    if rep.layout:
-        line("  LAYOUT: %s" % rep.layout)
-    if rep.where:
-        line("  WHERE: %s" % rep.where)
-    if rep.type != "unknown":
-        st = "locked" if rep.locked else ("unlocked" if rep.locked is False else "unknown")
-        held = rep.state.get("held_as")
-        if rep.locked and held:
-            st += " (%s%s)" % (held, "s: %d" % rep.readers if held == "reader" and
-                               rep.readers else "")
-        raw = ["%s=%s" % (k, rep.state[k]) for k in ("count", "activity", "active", "owner",
-                                                     "owner_thread_info", "last_holder",
-                                                     "raw_lock", "owner_cpu")
-               if k in rep.state]
-        line("  STATE: %s%s%s" % (st, "  " + "  ".join(raw) if raw else "",
-                                        "  flags: " + " ".join(rep.flags) if rep.flags
-                                        else ""))
-        if rep.owner is not None:
-            out.append("  OWNER: %s" % _task_line(rep.owner))
-            out.append("         (recorded in %s)" % rep.owner_source)
-        elif rep.locked:
-            if rep.type == "rw_semaphore" and rep.state.get("held_as") == "reader":
-                out.append("  OWNER: reader-owned%s; readers are not recorded" % (
-                    " by %d reader(s)" % rep.readers if rep.readers else ""))
-            else:
-                out.append("  OWNER: not recorded by this %s" % rep.type)
-        if rep.owner_hint is not None:
-            out.append("  OWNER HINT (not proof): %s" % _task_line(rep.owner_hint))
-            out.extend(wrap(rep.owner_hint_why or "", cols, "         "))
-        if rep.candidates:
-            out.append("  CANDIDATE HOLDERS (inferred, NOT certain; most evidence first):")
-            for i, c in enumerate(rep.candidates, 1):
-                tie = [j for j, o in enumerate(rep.candidates, 1)
-                       if j != i and o.score == c.score]
-                out.append("    %d. %s%s" % (i, _task_line(c.task), "  (tied with %s)" % (
-                    ", ".join("#%d" % j for j in tie)) if tie else ""))
-                out.extend(bullets(c.evidence, cols, "       "))
-            note = rep.state.get("candidates_note")
-            if note:
-                out.append("    (%s)" % note)
-        elif rep.locked and rep.owner is None and "candidates_considered" in rep.state:
-            out.append("  CANDIDATE HOLDERS: none with any evidence")
-        out.append("  WAITERS: %d%s" % (len(rep.waiters), " (queue order)" if rep.waiters
-                                        else ""))
-        if rep.waiters:
-            rows = []
-            for i, w in enumerate(rep.waiters, 1):
-                t = w.task
-                rows.append([i, t.pid if t.pid is not None else "?", t.comm or "?",
-                             "%x" % t.task, t.state or "?", w.mode or "-",
-                             t.last_ran or "?"])
-            hdr = ["#", "PID", "COMM", "TASK", "ST", "WAITS AS", "LAST RAN"]
-            tbl = table(rows, hdr, "plain")
-            out.extend("    " + line for line in tbl.splitlines())
-    for p in rep.problems:
-        line("  PROBLEM: %s" % p)
-    return "\n".join(out)
-
-
-def format_blocked(b: Blocked, cols: int = DEFAULT_WIDTH) -> str:
-    """Return the text of what a task is blocked on (crash's task header first), its
-    evidence wrapped to ``cols``."""
-    out = [task_header(b.task)]
-    addr = wait_address(b)
-    if b.kind == "lock":
-        out.append("  BLOCKED ON: %s %x%s, in #%s %s" % (
-            b.lock_type, b.lock_address, " as %s" % b.mode if b.mode else "", b.frame,
-            b.function))
-    elif b.kind == "running":
-        out.append("  NOT BLOCKED: running/runnable")
-    elif b.kind == "unknown":
-        out.append("  BLOCKED ON: unknown%s" % (
-            " (in #%s %s, a %s slow path)" % (b.frame, b.function, b.lock_type)
-            if b.lock_type else ""))
-    else:
-        out.append("  BLOCKED ON: not a lock: %s%s, in #%s %s" % (
-            b.kind, " %x" % addr if addr is not None else " (address unknown)", b.frame,
-            b.function))
-    out.extend(bullets(b.evidence, cols, "    "))
-    w = b.wait
-    if w is not None:
-        if w.completion is not None:
-            out.extend(wrap("COMPLETION: %x  WHERE: %s%s" % (
-                w.completion, w.where or "?", "; %s" % w.container if w.container else ""),
-                cols, "  ", "    "))
-        if w.what:
-            out.extend(wrap("WAITS FOR: %s%s%s" % (
-                w.what, " at %x" % w.object if w.object is not None and w.kind == "work"
-                else "", " (%s)" % w.object_where if w.object_where else ""), cols, "  ",
-                "    "))
-        for t in w.must_act:
-            out.append("  MUST ACT: %s" % _task_line(t))
-        if w.pending:
-            out.extend(wrap("PENDING: %s" % w.pending, cols, "  ", "    "))
-        out.extend(bullets(w.evidence, cols, "    "))
-    return "\n".join(out)
-
-
-# ------------------------------------------------------------------ modes
-
 def held_report(port: Port, snap: Snapshot, task: int) -> Dict:
     """Return {"blocked": Blocked, "holds": TaskHolds, "locks": {address: LockReport}}
     for ``task``: what it waits on and what it holds -- lockdep's record or its frames'
-    code (:mod:`~crash_ext.analyses.holds`), then the locks blocked tasks wait on whose
-    owner field names it (:func:`~crash_ext.analyses.waitfor.owned_locks`) -- and each
+    code (:mod:`~crash_ext.code.holds`), then the locks blocked tasks wait on whose
+    owner field names it (:func:`~crash_ext.waits.collection.owned_locks`) -- and each
     held lock's report (its state and waiters, no candidates)."""
-    from ..analyses.holds import analyser_for
+    from ..code.holds import analyser_for
     b = blocked_on(port, task, snapshot=snap)
     bt = snap.backtrace(task)
     th = analyser_for(port).task_holds(bt, above=b.frame if b.kind != "running" else None)
@@ -231,47 +113,6 @@ def held_report(port: Port, snap: Snapshot, task: int) -> Dict:
             except CrashExtError as e:
                 th.notes.append("lock %x: %s" % (h.address, e))
     return {"blocked": b, "holds": th, "locks": reps}
-
-
-def format_held(r: Dict, cols: int = DEFAULT_WIDTH) -> str:
-    """Return the text of :func:`held_report`'s answer, wrapped to ``cols``."""
-    b, th, reps = r["blocked"], r["holds"], r["locks"]
-    out = [format_blocked(b).split("\n")[0]]
-    if b.kind == "running":
-        out.append("  (running or runnable: its stack is moving; frames may be stale)")
-    src = {h.source for h in th.held}
-    if not th.held:
-        out.extend(wrap("HOLDS: nothing its frames' code shows%s, and no lock a blocked "
-                        "task waits on names it as owner" % (
-                            " (and lockdep records none)" if "lockdep" in src else ""),
-                        cols, "  ", "    "))
-    else:
-        out.append("  HOLDS (%s):" % (
-            "recorded by lockdep" if src == {"lockdep"} else
-            "recorded by the locks' owner fields" if src == {"owner"} else
-            "inferred from its frames' code, NOT recorded by the locks" if src == {"code"}
-            else "each with its source below"))
-    for i, h in enumerate(th.held, 1):
-        rep = reps.get(h.address)
-        where = " (%s)" % rep.where if rep is not None and rep.where else ""
-        st = ""
-        if rep is not None:
-            st = "  [%s, %d waiter(s)]" % ("locked" if rep.locked else "NOT locked" if
-                                           rep.locked is False else "state unknown",
-                                           len(rep.waiters))
-        out.extend(wrap("%d. %s %x%s%s%s" % (i, h.kind, h.address, where,
-                                             " as %s" % h.mode if h.mode else "", st),
-                        cols, "    ", "       "))
-        out.extend(bullets(h.evidence, cols, "       "))
-        if h.path_dependent:
-            out.append("       - (which path the code took is inferred from the lock's "
-                       "state)")
-        if h.weak:
-            out.append("       - (the address rests on memory read now; it may have "
-                       "changed since)")
-    for n in th.notes:
-        out.extend(wrap("NOTE: %s" % n, cols, "  ", "    "))
-    return "\n".join(out)
 
 
 def _task_arg(port: Port, snap: Snapshot, word: str) -> int:
@@ -434,55 +275,6 @@ def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], Di
     return hops, _end("hop_limit", None, "stopped after %d hops." % MAX_HOPS), 0
 
 
-def _hop_line(h: Dict, first: bool) -> str:
-    """Return one hop of the answer: ``rm 100 waits for rw_semaphore ADDR (name)`` and,
-    when known, who holds it and how that is known."""
-    b, rep = h["blocked"], h["lock"]
-    lead = "" if first else "  -> "
-    if rep is None and h.get("must_act") and b.wait is not None:
-        return "%s%s in %s waits for %s; must act: %s (recorded by the kernel)" % (
-            lead, task_short(b.task), h.get("caller") or b.function or "?",
-            b.wait.what or b.wait.kind, task_short(b.wait.must_act[0]))
-    if rep is None:
-        return lead + task_short(b.task)
-    s = "%s%s in %s waits for %s %x (%s)" % (
-        lead, task_short(b.task), h.get("caller") or b.function or "?", rep.type,
-        rep.address, short_lock_name(rep))
-    if rep.owner is not None:
-        s += ", held by %s (recorded in %s)" % (task_short(rep.owner), rep.owner_source)
-    elif h.get("followed_candidate") and rep.candidates:
-        s += ", held by %s (INFERRED: top-ranked candidate, not recorded)" % (
-            task_short(rep.candidates[0].task))
-    return s
-
-
-def format_chain(hops: List[Dict], outcome: Dict, cols: int = DEFAULT_WIDTH) -> str:
-    """Return ``whoholds -p``'s text: the answer (outcome and the hops in one line
-    each), then each hop's task and lock report."""
-    out = wrap("ANSWER: %s" % outcome["text"], cols, "", "  ")
-    for i, h in enumerate(hops):
-        out.extend(wrap(_hop_line(h, i == 0), cols, "  ", "       "))
-    out.append("")
-    shown_locks = set()
-    for i, h in enumerate(hops):
-        out.append("HOP %d of %d" % (i + 1, len(hops)))
-        out.append(format_blocked(h["blocked"], cols))
-        rep = h["lock"]
-        if rep is not None and rep.address in shown_locks:
-            out.append("  (lock %x reported above; owner %s)" % (
-                rep.address, "PID %s" % rep.owner.pid if rep.owner else "not recorded"))
-        elif rep is not None:
-            shown_locks.add(rep.address)
-            out.append("")
-            out.append(format_report(rep, cols))
-            if h.get("followed_candidate"):
-                out.append("  -> following the top CANDIDATE (inferred, not recorded)")
-        if h.get("must_act"):
-            out.append("  -> following the task that MUST ACT (recorded by the kernel)")
-        out.append("")
-    return "\n".join(out)
-
-
 def main(argv, port: Port, out=None) -> int:
     """Run ``whoholds`` with ``argv`` on ``port``; print to ``out`` (stdout).
 
@@ -502,7 +294,7 @@ def main(argv, port: Port, out=None) -> int:
                 raise BadArgument("give --held PID alone (not with -p or a lock)")
             r = held_report(port, snap, _task_arg(port, snap, opts.held))
             if opts.json:
-                js = document("whoholds", port, {
+                js = document("whoholds", dump_identity(port), {
                     "mode": "held", "blocked": to_json(r["blocked"]),
                     "held": [dict(to_json(h), where=(
                         r["locks"][h.address].where if h.address in r["locks"] else None))
@@ -523,7 +315,7 @@ def main(argv, port: Port, out=None) -> int:
                 outcome = _live_outcome(outcome, before, progress_counters(port, [start]),
                                         start, snap)
             if opts.json:
-                js = document("whoholds", port, {
+                js = document("whoholds", dump_identity(port), {
                     "mode": "chain", "outcome": outcome,
                     "chain": [{"blocked": to_json(h["blocked"]), "caller": h["caller"],
                                "lock": to_json(h["lock"]) if h["lock"] else None,
@@ -541,7 +333,7 @@ def main(argv, port: Port, out=None) -> int:
             rep.problems.append("live system: read once, as it was while crash read it; "
                                 "the running kernel may have changed it since")
         if opts.json:
-            print(jsontext.dumps(document("whoholds", port, {
+            print(jsontext.dumps(document("whoholds", dump_identity(port), {
                 "mode": "lock", "lock": to_json(rep)}), indent=1), file=out)
         else:
             print(format_report(rep, width(out)), file=out)

@@ -27,8 +27,8 @@ import shutil
 import struct
 import time
 
-from crash_ext.adapters.crashproc import CrashProcess
-from crash_ext.port import CrashDied, CrashTimeout
+from crash_ext.ports.crashproc import CrashProcess
+from crash_ext.core.errors import CrashDied, CrashTimeout
 from crash_ext.verbs import argrecover as A
 from crash_ext.verbs import deadlock as D
 from crash_ext.verbs import whoholds as W

@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from crash_ext.adapters.crashproc import CrashProcess  # noqa: E402
+from crash_ext.ports.crashproc import CrashProcess  # noqa: E402
 from crash_ext.verbs import registry  # noqa: E402
 from tests.lab.labdumps import get_dump  # noqa: E402
 from tests.lab.mklab import LabError, log  # noqa: E402

@@ -4,7 +4,7 @@
     d = get_dump("seed")          # d.vmlinux, d.vmcore, d.truth, d.crash, d.module_ko
 
 Dumps are kept zstd-compressed in the cache; ``get_dump`` decompresses a working copy
-(under ``$CRASH_EXT_CACHE/run``, as ``crash-ext`` does: ``crash_ext.dumpfiles``) the
+(under ``$CRASH_EXT_CACHE/run``, as ``crash-ext`` does: ``crash_ext.ports.dumpfiles``) the
 first time it is asked for one.
 """
 
@@ -12,8 +12,8 @@ import json
 import os
 import subprocess
 
-from crash_ext.adapters.crashproc import crash_binary_version
-from crash_ext.dumpfiles import readable_dump
+from crash_ext.ports.crashproc import crash_binary_version
+from crash_ext.ports.dumpfiles import readable_dump
 from tests.lab import mklab
 
 MIN_CRASH = (8, 0, 4)

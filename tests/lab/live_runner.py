@@ -32,8 +32,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from crash_ext.adapters.crashproc import CrashProcess  # noqa: E402
-from crash_ext.analyses.taskview import require_task_view  # noqa: E402
+from crash_ext.ports.crashproc import CrashProcess  # noqa: E402
+from crash_ext.session.taskview import require_task_view  # noqa: E402
 from crash_ext.verbs import registry  # noqa: E402
 
 

@@ -34,7 +34,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
-from crash_ext.dumpfiles import decompressed_copies  # noqa: E402
+from crash_ext.ports.dumpfiles import decompressed_copies  # noqa: E402
 CACHE = os.environ.get("CRASH_EXT_CACHE", os.path.expanduser("~/.cache/crash-ext"))
 SCENARIOS = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore", "scale",
              "rt-spin", "global-sems", "wrapper", "rwsem-readers", "flush-work", "kthread-stop",

@@ -2,7 +2,8 @@
 recorded ``ps`` table, and a port that knows no symbol, type or memory."""
 
 from crash_ext.models.ps import parse_ps, parse_ps_line
-from crash_ext.port import CrashCommandError, MemoryReadError, Port
+from crash_ext.core.errors import CrashCommandError, MemoryReadError
+from crash_ext.core.port import Port
 
 
 class TextOnlyPort(Port):

@@ -13,7 +13,7 @@
 import json
 import os
 
-from crash_ext.analyses.args import recover
+from crash_ext.code.templates import recover
 from crash_ext.models.stack import parse_backtrace
 from tests.unit.data import seed_rhel6 as S
 

@@ -5,7 +5,8 @@ Sources: the seed article (RHEL6 2.6.32: `callq`, spaces after the colon) and cr
 `lock` prefixes, %gs: and %rip-relative operands, retpoline thunks).
 """
 
-from crash_ext.analyses import flow as fl
+from crash_ext.code import flow as fl
+from crash_ext.code import flowrun
 from crash_ext.models import x86
 from crash_ext.models.disasm import parse_dis, parse_operand, rip_target, split_symoff
 from crash_ext.models.proto import parse_whatis
@@ -143,7 +144,7 @@ def test_symbolic_effects():
             "0xffffffff81000015 <f+21>:\tcmovne %rcx,%rdx\n"
             "0xffffffff81000019 <f+25>:\tcall   0xffffffff81000100 <g>\n"
             "0xffffffff8100001e <f+30>:\tpop    %rbx\n")
-    flow = fl.run(fl.Flow("#1", "f", parse_dis(text)), 9)
+    flow = flowrun.run(fl.Flow("#1", "f", parse_dis(text)), 9)
     st = flow.state
     e = flow.entry
     assert st.regs["rbx"].node == e("rdi")

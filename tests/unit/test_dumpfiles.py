@@ -1,4 +1,4 @@
-"""crash_ext.dumpfiles on files the tests make: how crash is found, compressed dumps
+"""crash_ext.ports.dumpfiles on files the tests make: how crash is found, compressed dumps
 decompressed once, lab dumps found in a cache, and the task-view check on recorded
 ``sys`` output."""
 
@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from crash_ext import dumpfiles as D
-from crash_ext.analyses import taskview
-from crash_ext.port import BadArgument, CrashCannotRead, CrashDied
+from crash_ext.ports import dumpfiles as D
+from crash_ext.session import taskview
+from crash_ext.core.errors import BadArgument, CrashCannotRead, CrashDied
 
 
 @pytest.fixture

@@ -15,8 +15,11 @@ import os
 
 import pytest
 
-from crash_ext.analyses import holds as H
-from crash_ext.analyses.args import parsed
+from crash_ext.code import holdrecords as HR
+from crash_ext.code import holds as H
+from crash_ext.code import lockdep as LD
+from crash_ext.code import mustheld as MH
+from crash_ext.code.argrecords import parsed
 from crash_ext.models import lockcalls as LC
 
 DATA = json.load(open(os.path.join(os.path.dirname(__file__), "data", "lab61_holds.json")))
@@ -41,7 +44,7 @@ def _summaries(depth=0):
         if t not in by_addr:
             return None
         if t not in cache:
-            cache[t] = H.summarise(by_addr[t], _insns(by_addr[t]), None)
+            cache[t] = MH.summarise(by_addr[t], _insns(by_addr[t]), None)
         return cache[t]
     return of
 
@@ -81,15 +84,15 @@ def test_global_semaphore_held_between_down_and_up():
     name = "lab_gsem_a_section"
     insns = _insns(name)
     down = _call_index(name, "down")
-    want = insns[down - 2].operands[0].imm & H.MASK     # mov $lab_global_sem_a,%rdi
+    want = insns[down - 2].operands[0].imm & HR.MASK     # mov $lab_global_sem_a,%rdi
     for callee in ("lab_book_owned", "lab_run", "up"):
-        locks, problem = H.function_holds(insns, _call_index(name, callee))
+        locks, problem = MH.function_holds(insns, _call_index(name, callee))
         assert problem is None
         assert [(s.acq.kind, s.loc) for s in locks] == [("semaphore", ("const", want))], callee
         assert locks[0].acq.call == "down" and locks[0].acq.where == insns[down].where
     # before down it is not held; after up (the stack-protector failure call) neither
     for callee in ("lab_lock_get", "lab_book_wait", "down", "__stack_chk_fail"):
-        locks, problem = H.function_holds(insns, _call_index(name, callee))
+        locks, problem = MH.function_holds(insns, _call_index(name, callee))
         assert problem is None and locks == [], callee
 
 
@@ -99,19 +102,19 @@ def test_mutex_held_across_the_calls_it_guards_and_released_at_the_end():
     name = "lab_lock_get"
     insns = _insns(name)
     want = [i for i in insns[:_call_index(name, "mutex_lock")] if i.mnemonic == "mov"
-            and i.operands[-1].reg == "rdi"][-1].operands[0].imm & H.MASK
+            and i.operands[-1].reg == "rdi"][-1].operands[0].imm & HR.MASK
     guarded = [i for i, ins in enumerate(insns) if ins.mnemonic == "call" and
                (ins.branch_target_sym() or "").split("+")[0] in
                ("strcmp", "kmalloc_trace", "__mutex_init", "__init_rwsem", "kern_path",
                 "mutex_unlock")]
     assert len(guarded) >= 6
     for i in guarded:
-        locks, problem = H.function_holds(insns, i)
+        locks, problem = MH.function_holds(insns, i)
         assert problem is None
         assert [(s.acq.kind, s.loc) for s in locks] == [("mutex", ("const", want))], \
             insns[i].where
-    assert H.function_holds(insns, _call_index(name, "mutex_lock")) == ([], None)
-    s = H.summarise(name, insns)       # every path to a return unlocks it
+    assert MH.function_holds(insns, _call_index(name, "mutex_lock")) == ([], None)
+    s = MH.summarise(name, insns)       # every path to a return unlocks it
     assert not s.acquires and not s.releases and not s.releases_unknown
 
 
@@ -127,39 +130,39 @@ def test_trylock_held_only_on_its_success_branch():
     insns = _insns(name)
     t = _call_index(name, prim)
     lock = [i for i in insns[:t] if i.mnemonic == "mov" and i.operands[-1].reg == "rdi"][-1]
-    want = lock.operands[0].imm & H.MASK                 # $pcpu_drain_mutex
+    want = lock.operands[0].imm & HR.MASK                 # $pcpu_drain_mutex
     (ok_name, ok_n), (fail_name, fail_n) = DATA["trylock"]["calls"]
     ok_call, fail_call = _call_index(name, ok_name, ok_n), _call_index(name, fail_name, fail_n)
-    held, problem = H.function_holds(insns, ok_call)
+    held, problem = MH.function_holds(insns, ok_call)
     assert problem is None
     assert [(s.acq.kind, s.loc) for s in held] == [("mutex", ("const", want))], \
         insns[ok_call].where
     # on the branch where the trylock failed, before the fallback mutex_lock: not held
-    assert H.function_holds(insns, fail_call) == ([], None), insns[fail_call].where
+    assert MH.function_holds(insns, fail_call) == ([], None), insns[fail_call].where
     # the fallback's argument is the same mutex (so the join keeps it)
     fb = [i for i in insns[:fail_call] if i.mnemonic == "mov" and
           i.operands[-1].reg == "rdi"][-1]
-    assert fb.operands[0].imm & H.MASK == want
+    assert fb.operands[0].imm & HR.MASK == want
 
 
 # ---------------------------------------------------------------- wrappers
 
 def test_wrapper_summaries():
     xoff = _member_offset("lab_xnode", "x_iolock")
-    s = H.summarise("lab_xnode_ilock", _insns("lab_xnode_ilock"))
+    s = MH.summarise("lab_xnode_ilock", _insns("lab_xnode_ilock"))
     assert [(a.reg, a.off, a.kind) for a in s.acquires] == [("rdi", xoff, "semaphore")]
     assert not s.releases and not s.releases_unknown
     assert "takes arg0+%#x as a semaphore (down at lab_xnode_ilock+" % xoff in \
         s.describe(s.acquires[0])
-    u = H.summarise("lab_xnode_iunlock", _insns("lab_xnode_iunlock"))
+    u = MH.summarise("lab_xnode_iunlock", _insns("lab_xnode_iunlock"))
     assert [(a.reg, a.off, a.kind) for a in u.releases] == [("rdi", xoff, "semaphore")]
     assert not u.acquires
     moff = _member_offset("lab_mm", "mmap_lock")
-    r = H.summarise("lab_mmap_read_lock", _insns("lab_mmap_read_lock"))
+    r = MH.summarise("lab_mmap_read_lock", _insns("lab_mmap_read_lock"))
     assert [(a.reg, a.off, a.kind, a.mode) for a in r.acquires] == [
         ("rdi", moff, "rw_semaphore", "reader")]
     # balanced inside: a function that takes and releases its own lock summarises empty
-    g = H.summarise("lab_gsem_a_section", _insns("lab_gsem_a_section"))
+    g = MH.summarise("lab_gsem_a_section", _insns("lab_gsem_a_section"))
     assert not g.acquires and not g.releases
 
 
@@ -168,7 +171,7 @@ def test_wrapper_applied_at_the_caller_keeps_only_the_object():
     name = "lab_xnode_section"
     insns = _insns(name)
     of = _summaries()
-    locks, problem = H.function_holds(insns, _call_index(name, "lab_run"), of)
+    locks, problem = MH.function_holds(insns, _call_index(name, "lab_run"), of)
     assert problem is None
     assert len(locks) == 1
     s = locks[0]
@@ -176,14 +179,14 @@ def test_wrapper_applied_at_the_caller_keeps_only_the_object():
     assert s.loc[0] == "reg" and s.loc[2] == xoff       # %rbx (the xnode) + x_iolock
     assert s.loc[1] in ("rbx", "rbp", "r12", "r13", "r14", "r15")
     # without the wrapper's summary nothing is seen (no primitive in the caller itself)
-    assert H.function_holds(insns, _call_index(name, "lab_run"))[0] == []
+    assert MH.function_holds(insns, _call_index(name, "lab_run"))[0] == []
     # the release wrapper's call site: still held before it runs
-    assert len(H.function_holds(insns, _call_index(name, "lab_xnode_iunlock"), of)[0]) == 1
+    assert len(MH.function_holds(insns, _call_index(name, "lab_xnode_iunlock"), of)[0]) == 1
 
 
 def test_reader_wrapper_at_the_caller():
     name = "lab_mm_read_section"
-    locks, _ = H.function_holds(_insns(name), _call_index(name, "lab_run"), _summaries())
+    locks, _ = MH.function_holds(_insns(name), _call_index(name, "lab_run"), _summaries())
     assert [(s.acq.kind, s.acq.mode) for s in locks] == [("rw_semaphore", "reader")]
 
 
@@ -224,15 +227,15 @@ def test_lockdep_records_come_first_and_match_by_dep_map():
     task = 0xffff888001000000
     mutex = 0xffff888002000000
     port = _LockdepPort(task, [(mutex + 0x20, 0xffffffff81000100)])
-    recs = H.lockdep_held(port, task)
+    recs = LD.lockdep_held(port, task)
     assert recs == [(mutex + 0x20, 0xffffffff81000100)]
-    maps = H.dep_map_offsets(port)
-    held = H.lockdep_locks(recs, maps, port.address_symbol)
+    maps = LD.dep_map_offsets(port)
+    held = LD.lockdep_locks(recs, maps, port.address_symbol)
     assert len(held) == 1 and held[0].source == "lockdep"
     assert "acquired at do_thing+42" in held[0].evidence[0]
-    assert H.lockdep_matches(held[0], mutex, "mutex", maps)
-    assert not H.lockdep_matches(held[0], mutex, "rw_semaphore", maps)
-    assert H.lockdep_held(_NoLockdep(), task) is None
+    assert LD.lockdep_matches(held[0], mutex, "mutex", maps)
+    assert not LD.lockdep_matches(held[0], mutex, "rw_semaphore", maps)
+    assert LD.lockdep_held(_NoLockdep(), task) is None
 
 
 class _NoLockdep(_LockdepPort):

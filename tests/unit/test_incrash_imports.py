@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 VERSIONS = ("3.8", "3.9", "3.10")
 
 #: what install.sh's generated programs import and call, inside crash
-ENTRY_POINTS = ("crash_ext.adapters.pykdump", "crash_ext.verbs.registry",
+ENTRY_POINTS = ("crash_ext.verbs.incrash", "crash_ext.verbs.registry",
                 "crash_ext.verbs.whoholds", "crash_ext.verbs.argrecover",
                 "crash_ext.verbs.deadlock")
 
@@ -174,8 +174,8 @@ def test_lists_hold_the_facts_that_shaped_the_code():
 def test_incrash_closure_is_in_every_stock_pykdump():
     allowed, union = allowed_modules()
     outside, optional, ours = closure()
-    assert "crash_ext.verbs.deadlock" in ours and "crash_ext.analyses.waitfor" in ours
-    assert "crash_ext.adapters.crashproc" not in ours, "the CLI's crash process adapter"
+    assert "crash_ext.verbs.deadlock" in ours and "crash_ext.waits.collection" in ours
+    assert "crash_ext.ports.crashproc" not in ours, "the CLI's crash process adapter"
     bad = []
     for name, where in sorted(outside.items()):
         top = name.split(".")[0]
@@ -191,8 +191,8 @@ def test_incrash_closure_is_in_every_stock_pykdump():
 
 def test_closure_sees_what_it_must():
     # the checker itself: a module known to import subprocess is caught
-    outside, _, ours = closure(("crash_ext.adapters.crashproc",))
-    assert "subprocess" in outside and "crash_ext.port" in ours
+    outside, _, ours = closure(("crash_ext.ports.crashproc",))
+    assert "subprocess" in outside and "crash_ext.core.port" in ours
 
 
 BLOCKER = r'''
@@ -216,7 +216,7 @@ sys.meta_path.insert(0, Block())
 for m in list(sys.modules):
     if m.split(".")[0] in ("typing", "dataclasses", "json", "tabulate", "html"):
         del sys.modules[m]
-from crash_ext.adapters.pykdump import run_verb, register_verbs
+from crash_ext.verbs.incrash import run_verb, register_verbs
 from crash_ext.verbs import registry
 for name in registry.VERBS:
     registry.load(name)

@@ -8,10 +8,10 @@ end (tests/test_live_lab.py).
 
 import pytest
 
-from crash_ext.analyses import liveconfirm as LC
-from crash_ext.analyses.results import Blocked, LockReport, TaskRef, Waiter
-from crash_ext.analyses.waitfor import (BehindTask, Convoy, Cycle, HeldBy, LockNode, Step,
-                                        WaitFor, WaitForGraph)
+from crash_ext.waits import liveconfirm as LC
+from crash_ext.core.results import Blocked, LockReport, TaskRef, Waiter
+from crash_ext.waits.graph import (BehindTask, Convoy, Cycle, HeldBy, LockNode, Step,
+                                   WaitFor, WaitForGraph)
 
 A, B, C, D, E = 0xa000, 0xb000, 0xc000, 0xd000, 0xe000   # tasks
 LX, LY, LZ = 0x1000, 0x2000, 0x3000                       # locks

@@ -9,6 +9,10 @@ here only.
 """
 
 from crash_ext.models import locks as L
+
+from crash_ext.models import lockstate as LS
+
+from crash_ext.models import lockwalk as LW
 from tests.unit.test_locks_recorded import FakePort, T1, T2, T3, put
 
 V7_TYPES = {
@@ -35,7 +39,7 @@ def test_first_waiter_ring_is_walked_in_queue_order():
     port = FakePort(V7_TYPES, w)
     lay = L.probe_layout(port, "mutex")
     assert lay.wait_kind == "headless" and lay.first_is_record and "first_waiter" in lay.name
-    ww = L.walk_waiters(port, lay, m)
+    ww = LW.walk_waiters(port, lay, m)
     assert [e.task for e in ww.entries] == [T2, T3, T1] and ww.complete and not ww.problems
     assert [e.waiter for e in ww.entries] == [a, b, c]
 
@@ -46,6 +50,6 @@ def test_first_waiter_empty_and_semaphore_last_holder():
     port = FakePort(V7_TYPES, w)
     lay = L.probe_layout(port, "semaphore")
     assert lay.first_is_record and lay.last_holder_off == 16
-    assert L.walk_waiters(port, lay, s).entries == []
-    st = L.decode_state(lay, port.read(s, 24))
+    assert LW.walk_waiters(port, lay, s).entries == []
+    st = LS.decode_state(lay, port.read(s, 24))
     assert st.locked and st.hint_task == T3

@@ -12,11 +12,14 @@ import io
 
 import pytest
 
-from crash_ext.analyses.blockedon import classify_function
-from crash_ext.analyses.lockreport import lock_report
-from crash_ext.analyses.snapshot import Snapshot
+from crash_ext.models.waitframes import classify_function
+from crash_ext.waits.lockreport import lock_report
+from crash_ext.session.snapshot import Snapshot
 from crash_ext.models import locks as L
-from crash_ext.port import CrashCommandError, MemoryReadError, Port
+from crash_ext.models import lockstate as LS
+from crash_ext.models import lockwalk as LW
+from crash_ext.core.errors import CrashCommandError, MemoryReadError
+from crash_ext.core.port import Port
 from crash_ext.verbs import whoholds
 from tests.unit.fakecrash import ps_lookup
 
@@ -155,16 +158,16 @@ def test_walk_takes_known_records_instead_of_reading_them():
     port = seed_port()
     lay = L.probe_layout(port, "mutex")
     w = lay.waiter
-    plain = L.walk_waiters(port, lay, 0xffff8808a3dbf640)
+    plain = LW.walk_waiters(port, lay, 0xffff8808a3dbf640)
     assert [e.task for e in plain.entries] == [0xffff88076dfe2040, 0xffff8802d0e5a080]
     size = max(w.size, w.task_off + 8)
-    known = {n: L.decode_waiter(w, n - w.node_off, port.read(n - w.node_off, size))
+    known = {n: LW.decode_waiter(w, n - w.node_off, port.read(n - w.node_off, size))
              for n in plain.nodes[1:]}
     for n in plain.nodes[1:]:       # the records are no longer readable
         for a in range(n - w.node_off, n - w.node_off + size, 8):
             port.words.pop(a, None)
-    assert L.walk_waiters(port, lay, 0xffff8808a3dbf640, known=known) == plain
-    assert not L.walk_waiters(port, lay, 0xffff8808a3dbf640).complete
+    assert LW.walk_waiters(port, lay, 0xffff8808a3dbf640, known=known) == plain
+    assert not LW.walk_waiters(port, lay, 0xffff8808a3dbf640).complete
 
 
 def test_whoholds_struct_member_on_recorded_rhel6():
@@ -184,14 +187,14 @@ def test_rhel6_rwsem_without_owner_xadd_count():
     assert lay.waiter.mode_is_flags
     # writer alone: ACTIVE_WRITE_BIAS = -0x100000000 + 1
     raw = (-0xffffffff & ((1 << 64) - 1)).to_bytes(8, "little") + bytes(24)
-    st = L.decode_state(lay, raw)
+    st = LS.decode_state(lay, raw)
     assert st.locked and st.mode == "writer" and st.owner_task is None
     # three readers
-    st = L.decode_state(lay, (3).to_bytes(8, "little") + bytes(24))
+    st = LS.decode_state(lay, (3).to_bytes(8, "little") + bytes(24))
     assert st.locked and st.mode == "reader" and st.readers == 3
     # writer + waiters: negative, mode not claimed
     raw = ((-0x200000000 + 1) & ((1 << 64) - 1)).to_bytes(8, "little") + bytes(24)
-    st = L.decode_state(lay, raw)
+    st = LS.decode_state(lay, raw)
     assert st.locked and st.mode is None and "NEGATIVE(writer or waiters)" in st.flags
 
 
@@ -210,7 +213,7 @@ def test_rhel6_headless_mutex_wait_list():
     port = FakePort(types, w, {"ps": SEED_PS, "ps -m": ""})
     lay = L.probe_layout(port, "mutex")
     assert lay.wait_kind == "headless" and lay.owner_kind == "task_ptr"
-    ww = L.walk_waiters(port, lay, m)
+    ww = LW.walk_waiters(port, lay, m)
     assert [e.task for e in ww.entries] == [0xffff88076dfe2040, 0xffff8802d0e5a080]
     assert ww.complete
 
@@ -240,14 +243,14 @@ def test_rhel7_slist_head_rwsem():
                                      "p/d RWSEM_WAITING_FOR_WRITE": "$2 = 0\n"})
     lay = L.probe_layout(port, "rw_semaphore")
     assert lay.wait_kind == "headless" and lay.owner_kind == "task_ptr"
-    st = L.decode_state(lay, port.read(s, 32))
+    st = LS.decode_state(lay, port.read(s, 32))
     assert st.owner_task == t1 and st.mode == "writer"
-    ww = L.walk_waiters(port, lay, s)
+    ww = LW.walk_waiters(port, lay, s)
     assert [(e.task, e.mode) for e in ww.entries] == [(t2, "writer"), (t1, "reader")]
     # reader-owned: bit0 -> hint only
     put(w, s + 24, t1 | 1)
     port.words.update(w)
-    st = L.decode_state(lay, port.read(s, 32))
+    st = LS.decode_state(lay, port.read(s, 32))
     assert st.owner_task is None and st.hint_task == t1 and "READER_OWNED" in st.flags
 
 
@@ -261,7 +264,7 @@ def test_task_struct_owner_mutex_3x():
     lay = L.probe_layout(port, "mutex")
     raw = (0).to_bytes(8, "little") + bytes(16) + (0xffff880000a00000).to_bytes(
         8, "little") + bytes(8)
-    st = L.decode_state(lay, raw)
+    st = LS.decode_state(lay, raw)
     assert st.locked and st.owner_task == 0xffff880000a00000
 
 
@@ -299,9 +302,9 @@ T1, T2, T3 = 0xffff888000a00000, 0xffff888000b00000, 0xffff888000c00000
 def test_mutex_atomic_owner_flags():
     port = FakePort(V6_TYPES, {})
     lay = L.probe_layout(port, "mutex")
-    st = L.decode_state(lay, (T1 | 0x3).to_bytes(8, "little") + bytes(24))
+    st = LS.decode_state(lay, (T1 | 0x3).to_bytes(8, "little") + bytes(24))
     assert st.owner_task == T1 and st.flags == ["WAITERS", "HANDOFF"]
-    st = L.decode_state(lay, (0x4).to_bytes(8, "little") + bytes(24))
+    st = LS.decode_state(lay, (0x4).to_bytes(8, "little") + bytes(24))
     assert st.locked is False and st.owner_task is None and st.flags == ["PICKUP"]
 
 
@@ -311,13 +314,13 @@ def test_rwsem_atomic_count_and_owner_bits():
     assert lay.count_kind == "rwsem_atomic"
     # 3 readers + WAITERS, reader-owned, NONSPINNABLE (>= 5.11 bit1)
     raw = (0x302).to_bytes(8, "little") + (T2 | 0x3).to_bytes(8, "little") + bytes(24)
-    st = L.decode_state(lay, raw)
+    st = LS.decode_state(lay, raw)
     assert st.readers == 3 and st.mode == "reader" and st.owner_task is None
     assert st.hint_task == T2
     assert st.flags == ["WAITERS", "READER_OWNED", "NONSPINNABLE"]
     # writer + HANDOFF; 5.3-5.10 bits 1 and 2
     raw = (0x7).to_bytes(8, "little") + (T1 | 0x6).to_bytes(8, "little") + bytes(24)
-    st = L.decode_state(lay, raw)
+    st = LS.decode_state(lay, raw)
     assert st.owner_task == T1 and st.mode == "writer"
     assert "HANDOFF" in st.flags and "RD_NONSPINNABLE" in st.flags
     assert "WR_NONSPINNABLE" in st.flags
@@ -327,7 +330,7 @@ def test_semaphore_last_holder_is_a_hint():
     port = FakePort(V6_TYPES, {})
     lay = L.probe_layout(port, "semaphore")
     raw = bytes(8) + bytes(16) + T3.to_bytes(8, "little")
-    st = L.decode_state(lay, raw)
+    st = LS.decode_state(lay, raw)
     assert st.locked and st.owner_task is None and st.hint_task == T3
 
 
@@ -345,9 +348,9 @@ def test_rt_mutex_rbtree_in_order():
         w[n + 80] = t
     port = FakePort(V6_TYPES, w)
     lay = L.probe_layout(port, "rt_mutex")
-    st = L.decode_state(lay, port.read(lock, 32))
+    st = LS.decode_state(lay, port.read(lock, 32))
     assert st.owner_task == T1 and "HAS_WAITERS" in st.flags
-    ww = L.walk_waiters(port, lay, lock)
+    ww = LW.walk_waiters(port, lay, lock)
     assert [e.task for e in ww.entries] == [T1, T2, T3]
 
 
@@ -360,7 +363,7 @@ def test_wait_list_loop_is_detected_and_bounded():
     put(w, b, a, a, T3, 0)            # b -> a: loops without returning to the head
     port = FakePort(V6_TYPES, w)
     lay = L.probe_layout(port, "mutex")
-    ww = L.walk_waiters(port, lay, m)
+    ww = LW.walk_waiters(port, lay, m)
     assert not ww.complete and [e.task for e in ww.entries] == [T2, T3]
     assert any("loops" in p for p in ww.problems)
 
@@ -371,11 +374,11 @@ def test_wait_list_bad_pointer_and_cap():
     put(w, m, T1, 0, 0xffff888000200000, 0)
     port = FakePort(V6_TYPES, w)           # first waiter unreadable
     lay = L.probe_layout(port, "mutex")
-    ww = L.walk_waiters(port, lay, m)
+    ww = LW.walk_waiters(port, lay, m)
     assert not ww.complete and any("cannot read" in p for p in ww.problems)
     put(w, m + 16, 0x1234)                 # user-space pointer
     port = FakePort(V6_TYPES, w)
-    ww = L.walk_waiters(port, lay, m)
+    ww = LW.walk_waiters(port, lay, m)
     assert any("bad wait-list pointer" in p for p in ww.problems)
     # a long valid ring, capped
     w = {}
@@ -385,14 +388,14 @@ def test_wait_list_bad_pointer_and_cap():
         put(w, n, nodes[i + 1] if i + 1 < len(nodes) else m + 16,
             nodes[i - 1] if i else m + 16, T2, 0)
     port = FakePort(V6_TYPES, w)
-    ww = L.walk_waiters(port, lay, m, cap=10)
+    ww = LW.walk_waiters(port, lay, m, cap=10)
     assert len(ww.entries) == 10 and not ww.complete
-    assert len(L.walk_waiters(port, lay, m).entries) == 50
+    assert len(LW.walk_waiters(port, lay, m).entries) == 50
 
 
 def test_unknown_type_is_refused():
     port = FakePort(V6_TYPES, {})
-    from crash_ext.port import CrashExtError
+    from crash_ext.core.errors import CrashExtError
     with pytest.raises(CrashExtError):
         L.probe_layout(port, "spaghetti")
 

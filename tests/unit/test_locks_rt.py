@@ -7,6 +7,10 @@ end to end (tests/test_*_lab.py on the 6.12-rt target).
 """
 
 from crash_ext.models import locks as L
+
+from crash_ext.models import lockstate as LS
+
+from crash_ext.models import lockwalk as LW
 from tests.unit.test_locks_recorded import FakePort, T1, T2, T3, put
 
 BASE = {"wait_lock": (0, "raw_spinlock_t"), "waiters": (8, "struct rb_root_cached"),
@@ -60,10 +64,10 @@ def test_rt_mutex_owner_and_rbtree_waiters_in_order():
         w[n + 64] = t
     port = FakePort(RT_TYPES, w)
     lay = L.probe_layout(port, "mutex")
-    st = L.decode_state(lay, port.read(lock, 32))
+    st = LS.decode_state(lay, port.read(lock, 32))
     assert st.owner_task == T1 and st.owner_source == "mutex.rtmutex.owner"
     assert st.flags == ["HAS_WAITERS"] and st.locked
-    ww = L.walk_waiters(port, lay, lock)
+    ww = LW.walk_waiters(port, lay, lock)
     assert [e.task for e in ww.entries] == [T2, T3] and ww.complete
 
 
@@ -75,14 +79,14 @@ def _rwsem(readers, owner):
 def test_rwbase_readers_writer_and_writer_waiting():
     port = FakePort(RT_TYPES, {})
     lay = L.probe_layout(port, "rw_semaphore")
-    st = L.decode_state(lay, _rwsem(L.RWBASE_READER_BIAS + 3, 0))
+    st = LS.decode_state(lay, _rwsem(L.RWBASE_READER_BIAS + 3, 0))
     assert (st.mode, st.readers, st.owner_task, st.locked) == ("reader", 3, None, True)
-    st = L.decode_state(lay, _rwsem(L.RWBASE_READER_BIAS, 0))
+    st = LS.decode_state(lay, _rwsem(L.RWBASE_READER_BIAS, 0))
     assert st.locked is False and st.mode is None
-    st = L.decode_state(lay, _rwsem(L.RWBASE_WRITER_BIAS, T1 | 1))
+    st = LS.decode_state(lay, _rwsem(L.RWBASE_WRITER_BIAS, T1 | 1))
     assert (st.mode, st.owner_task) == ("writer", T1) and "HAS_WAITERS" in st.flags
     # a writer took the rtmutex and waits for 2 readers: it is a hint, not the holder
-    st = L.decode_state(lay, _rwsem(2, T2))
+    st = LS.decode_state(lay, _rwsem(2, T2))
     assert (st.mode, st.readers, st.owner_task, st.hint_task) == ("reader", 2, None, T2)
     assert "WRITER_WAITING" in st.flags
 
@@ -90,5 +94,5 @@ def test_rwbase_readers_writer_and_writer_waiting():
 def test_rt_spinlock_owner():
     port = FakePort(RT_TYPES, {})
     lay = L.probe_layout(port, "spinlock")
-    st = L.decode_state(lay, bytes(24) + (T3 | 1).to_bytes(8, "little"))
+    st = LS.decode_state(lay, bytes(24) + (T3 | 1).to_bytes(8, "little"))
     assert st.owner_task == T3 and st.locked and "PREEMPT_RT" in st.owner_source

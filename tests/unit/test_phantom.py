@@ -4,8 +4,9 @@ as its own ``next``.  Its walk must not confirm the task (``sound`` is 0), while
 real mutex's walk does, also when the list is corrupt after the task -- and a corrupt
 list says where it breaks."""
 
-from crash_ext.analyses.blockedon import _soundly_listed, corrupt_text
+from crash_ext.waits.blockedon import _soundly_listed, corrupt_text
 from crash_ext.models import locks as L
+from crash_ext.models import lockwalk as LW
 from tests.unit.test_locks_recorded import V6_TYPES, FakePort, put
 
 M = 0xffff888000100000                  # the mutex; wait_list at M + 16
@@ -34,9 +35,9 @@ def _convoy(loop_back=None, garbage_at=None):
 def test_neighbour_of_a_healthy_mutex_confirms_nobody():
     port, recs = _convoy()
     lay = L.probe_layout(port, "mutex")
-    real = L.walk_waiters(port, lay, M)
+    real = LW.walk_waiters(port, lay, M)
     assert real.complete and real.damaged is None and real.sound == 5
-    ghost = L.walk_waiters(port, lay, M + 8)     # the issue's "real mutex + 8"
+    ghost = LW.walk_waiters(port, lay, M + 8)     # the issue's "real mutex + 8"
     assert ghost.sound == 0 and ghost.damaged is not None
     for t, r in zip(TASKS, recs):
         assert _soundly_listed(real, t, r) is not None
@@ -47,10 +48,10 @@ def test_neighbour_of_a_healthy_mutex_confirms_nobody():
 def test_looped_list_is_named_and_keeps_its_waiters():
     port, recs = _convoy(loop_back=1)
     lay = L.probe_layout(port, "mutex")
-    real = L.walk_waiters(port, lay, M)
+    real = LW.walk_waiters(port, lay, M)
     assert not real.complete and real.sound == 5 and "loops back" in real.damaged
     assert all(_soundly_listed(real, t, r) is not None for t, r in zip(TASKS, recs))
-    ghost = L.walk_waiters(port, lay, M + 8)
+    ghost = LW.walk_waiters(port, lay, M + 8)
     assert all(_soundly_listed(ghost, t, r) is None for t, r in zip(TASKS, recs))
     assert corrupt_text("mutex", M, real).startswith(
         "wait list of mutex %x is corrupt after 5 entries: wait list loops back" % M)
@@ -59,9 +60,9 @@ def test_looped_list_is_named_and_keeps_its_waiters():
 def test_garbage_next_confirms_only_the_waiters_before_it():
     port, recs = _convoy(garbage_at=2)
     lay = L.probe_layout(port, "mutex")
-    real = L.walk_waiters(port, lay, M)
+    real = LW.walk_waiters(port, lay, M)
     assert real.sound == 3 and "bad wait-list pointer 0x4141414141414141" in real.damaged
     got = [_soundly_listed(real, t, r) for t, r in zip(TASKS, recs)]
     assert got == [0, 1, 2, None, None]
-    ghost = L.walk_waiters(port, lay, M + 8)
+    ghost = LW.walk_waiters(port, lay, M + 8)
     assert all(_soundly_listed(ghost, t, r) is None for t, r in zip(TASKS, recs))

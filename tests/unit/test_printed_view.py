@@ -3,7 +3,8 @@ when asked for) gives what plain_stack gives, on texts that share a skeleton and
 texts where the quick path must not be trusted (duplicate or falling addresses, three
 words a line, lines of other kinds)."""
 
-from crash_ext.models.btlazy import BacktraceStream, parse_backtraces_lazy
+from crash_ext.models.btlazy import parse_backtraces_lazy
+from crash_ext.models.btstream import BacktraceStream
 
 HDR = 'PID: %d  TASK: ffff8b58021d%04x  CPU: 0  COMMAND: "t%d"\n'
 

@@ -12,8 +12,8 @@ import random
 import pytest
 from tabulate import tabulate
 
-from crash_ext.record import asdict, dataclass, field, fields, replace
-from crash_ext.render import jsontext
+from crash_ext.core.record import asdict, dataclass, field, fields, replace
+from crash_ext.core import jsontext
 from crash_ext.render.table import table
 
 CELLS = [0, 1, -7, 123456, "42", " 17 ", "-3", "0x1f", "ffff8cfcc22919b0", "?", "-", "",

@@ -4,10 +4,11 @@ import struct
 
 import pytest
 
-from crash_ext.analyses.results import Blocked, TaskRef
+from crash_ext.core.results import Blocked, TaskRef
 from crash_ext.models import btf
 from crash_ext.render import shape
 from crash_ext.render.text import task_header, wait_address, wrap
+from crash_ext.session.identity import dump_identity
 
 
 def test_last_ran_ns_reads_ps_m():
@@ -40,11 +41,11 @@ class _Port:
 
 def test_document_names_its_dump_once_per_port():
     p = _Port()
-    d = shape.document("deadlock", p, {"cycles": []})
+    d = shape.document("deadlock", dump_identity(p), {"cycles": []})
     assert list(d)[:3] == ["schema_version", "verb", "dump"]
     assert d["dump"] == {"kernel_release": "6.1.0-57-amd64", "crash_version": "8.0.6",
                          "vmcore": "/d/vmcore", "vmlinux": "/k/vmlinux", "live": False}
-    shape.document("whoholds", p, {})
+    shape.document("whoholds", dump_identity(p), {})
     assert p.asked == ["sys", "help -p"]
 
 
@@ -53,7 +54,7 @@ def test_document_says_live_when_crash_reads_the_running_kernel():
     p.command = lambda cmd: {"sys": "      KERNEL: /k/vmlinux\n    DUMPFILE: /proc/kcore\n"
                                     "     RELEASE: 6.1.0-57-amd64\n",
                              "help -p": "  program_version: 8.0.6\n"}[cmd]
-    assert shape.document("deadlock", p, {})["dump"]["live"] is True
+    assert shape.document("deadlock", dump_identity(p), {})["dump"]["live"] is True
 
 
 def test_task_header_is_crashs():

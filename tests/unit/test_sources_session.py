@@ -1,14 +1,15 @@
 """args.sources_for: recoveries shared across the ports of one crash session (pykdump
 makes a port per verb call); memory words kept only where memory does not change."""
 
-from crash_ext.analyses import args as A
+from crash_ext.code import sources as A
+from crash_ext.core.port import Port
 
 
 class _Session:
     pass
 
 
-class _Port:
+class _Port(Port):
     def __init__(self, session, fixed):
         self.session_identity = session
         self._fixed = fixed
@@ -38,7 +39,7 @@ def test_live_session_reads_memory_again():
 
 
 def test_port_without_identity_has_its_own():
-    class P:
+    class P(Port):
         pass
     p, q = P(), P()
     assert A.sources_for(p) is A.sources_for(p)
@@ -50,9 +51,9 @@ def test_caches_end_with_their_port():
     # crash session of a process kept its code, prototypes and recoveries: ~30 MB)
     import gc
     import weakref
-    from crash_ext.analyses import holds as H
+    from crash_ext.code import holds as H
 
-    class P:
+    class P(Port):
         pass
     p = P()
     src = A.sources_for(p)
@@ -65,7 +66,7 @@ def test_caches_end_with_their_port():
 
 
 def test_ports_of_one_session_share_the_holds_analysis():
-    from crash_ext.analyses import holds as H
+    from crash_ext.code import holds as H
     s = _Session()
     a, b = _Port(s, True), _Port(s, True)
     an = H.analyser_for(a)

@@ -183,7 +183,8 @@ def test_no_frames_raises():
 
 def test_text_search_one_pass_finds_what_single_searches_find():
     # several values searched in one pass give the tasks each would alone
-    from crash_ext.models.btlazy import parse_backtraces_lazy, text_search
+    from crash_ext.models.btlazy import parse_backtraces_lazy
+    from crash_ext.models.btstream import text_search
     a, b, c = 0xffff88a6c2a0e058, 0xffff88a6c2a0e258, 0xffff88a6c2a0eb58
     words = {1: [a, b], 2: [0, b], 3: [0xffffffff81000000, 1], 4: [c, a], 5: [0x1234, 0]}
     text = ""

@@ -1,11 +1,12 @@
-"""Validators (port.check_*_word, adapters.check_command) and the adapter's text parsing."""
+"""Validators (core.words.check_*_word, ports.check_command) and the adapter's text parsing."""
 
 import pytest
 
-from crash_ext.adapters import check_command
-from crash_ext.adapters.crashproc import CrashProcess, find_error
-from crash_ext.port import (BadArgument, check_address_word, check_member_word,
-                            check_pid_word, check_type_word)
+from crash_ext.ports import check_command
+from crash_ext.ports.crashproc import CrashProcess, find_error
+from crash_ext.core.errors import BadArgument
+from crash_ext.core.words import (check_address_word, check_member_word, check_pid_word,
+                                  check_type_word)
 
 
 @pytest.mark.parametrize("w", ["ffffffff81000000", "0xffff8807ef98aae0", "init_task",
@@ -92,7 +93,7 @@ def test_find_error_final_line():
 
 def test_find_error_long_answer_same_as_whole():
     # a long answer is checked on its tail first; the verdict must be the whole text's
-    from crash_ext.adapters.commandport import _find_error
+    from crash_ext.ports.commandport import _find_error
     body = "".join("    ffffb2a8c%07x: 0000000000000001 ffffffff81000000\n" % i
                    for i in range(0, 40000, 16))
     assert len(body) > 1 << 16

@@ -1,4 +1,4 @@
-"""Unit tests of the wait-for graph (crash_ext.analyses.waitfor) and the deadlock verb's
+"""Unit tests of the wait-for graph (crash_ext.waits.graph, .build) and the deadlock verb's
 renderers, on hand-built Blocked / LockReport records and recorded crash text."""
 
 import io
@@ -8,12 +8,14 @@ import subprocess
 
 import pytest
 
-from crash_ext.analyses import waitfor as W
-from crash_ext.analyses.results import Blocked, Candidate, LockReport, TaskRef, Waiter
+from crash_ext.waits import graph as W
+from crash_ext.waits.build import build_graph
+from crash_ext.core.results import Blocked, Candidate, LockReport, TaskRef, Waiter, short_lock_name
 from crash_ext.models.stack import parse_backtraces
-from crash_ext.port import CrashCommandError
+from crash_ext.core.errors import CrashCommandError
 from crash_ext.render.dot import to_dot
 from tests.unit.fakecrash import TextOnlyPort, ps_lookup
+from crash_ext.render import deadlock as RD
 from crash_ext.verbs import deadlock as D
 
 
@@ -44,7 +46,7 @@ LA, LB, LC = 0xffff100000000058, 0xffff200000000058, 0xffff300000000058
 
 
 def run(blocked, reports, bts=None):
-    g = W.build_graph(blocked, {r.address: r for r in reports}, backtraces=bts)
+    g = build_graph(blocked, {r.address: r for r in reports}, backtraces=bts)
     return W.analyse(g)
 
 
@@ -87,7 +89,7 @@ def test_reaching_cycles_keeps_every_cycle_and_drops_chains_into_sinks():
 
 def test_adjacency_is_successors_of_every_node():
     a, b, c, d = T(1), T(2), T(3), T(4)
-    g = W.build_graph([waits(a, LA), waits(b, LB), other(c), waits(d, 0xdead)],
+    g = build_graph([waits(a, LA), waits(b, LB), other(c), waits(d, 0xdead)],
                       {r.address: r for r in [lock(LA, owner=b, waiters=[a]),
                                               lock(LB, ltype="rw_semaphore", readers=2,
                                                    waiters=[b], candidates=[])]})
@@ -271,12 +273,12 @@ def test_short_lock_name():
     r = LockReport(address=0x10, type="rw_semaphore",
                    state={"inode": {"path": "/tmp/js/fire.js"},
                           "container": {"type": "inode", "member": "i_rwsem"}})
-    assert W.short_lock_name(r) == "inode.i_rwsem of /tmp/js/fire.js"
+    assert short_lock_name(r) == "inode.i_rwsem of /tmp/js/fire.js"
     r = LockReport(address=0x10, type="mutex", where="symbol cgroup_mutex")
-    assert W.short_lock_name(r) == "cgroup_mutex"
+    assert short_lock_name(r) == "cgroup_mutex"
     r = LockReport(address=0x10, type="mutex",
                    where="slab cache kmalloc-256, object ffff1+0x58")
-    assert W.short_lock_name(r) == "kmalloc-256 object +0x58"
+    assert short_lock_name(r) == "kmalloc-256 object +0x58"
 
 
 # ------------------------------------------------------------------- renderers
@@ -292,7 +294,7 @@ def _abba():
 
 
 def test_text_tells_the_story():
-    text = D.format_text(_abba())
+    text = RD.format_text(_abba())
     assert "DEADLOCK 1: ABBA, 2 tasks; at least one 'held by' is INFERRED" in text
     assert 'PID: 97  TASK: ' in text and 'COMMAND: "ruby"' in text
     assert "held by ruby 98: INFERRED (not recorded by the lock), because:" in text
@@ -308,7 +310,7 @@ def test_text_tells_the_story():
 
 
 def test_json_carries_the_same_facts():
-    js = D.to_json(_abba())
+    js = RD.to_json(_abba())
     json.dumps(js)
     c = js["cycles"][0]
     assert [s["task"]["pid"] for s in c["steps"]] == [97, 98]
@@ -365,7 +367,7 @@ PS_HDR = "      PID    PPID  CPU       TASK        ST  %MEM      VSZ      RSS  C
 def test_state_tasks_from_foreach_headers_unless_one_is_unread():
     # the tasks of a state come from foreach's headers (crash prints one per task of the
     # state); when a header line cannot be read, ps is asked instead
-    from crash_ext.analyses.snapshot import Snapshot
+    from crash_ext.session.snapshot import Snapshot
     ps = PS_HDR + (
         "     10       1   0  ffff00000000a000  UN   0.1     1000      100  one\n"
         "     11       1   1  ffff00000000b000  UN   0.1     1000      100  two\n"
@@ -425,11 +427,11 @@ def test_crash_dying_is_one_line_error_exit_3():
 
     class Dead(FakePort):
         def command(self, cmd):
-            from crash_ext.port import CrashDied
+            from crash_ext.core.errors import CrashDied
             raise CrashDied("crash exited with status 1")
     # crash itself failing is not an input error: the verb lets it through, so that
     # crash-ext exits 3 and the prompt adapter says so (tests/test_cli.py, test_words.py)
-    from crash_ext.port import CrashDied
+    from crash_ext.core.errors import CrashDied
     err = io.StringIO()
     with pytest.raises(CrashDied, match="crash exited"):
         D.main([], Dead(ps, ""), out=io.StringIO(), err=err)

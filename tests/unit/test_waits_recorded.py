@@ -8,11 +8,12 @@ as crash would for an address it cannot read, and the analysis must cope.
 
 import re
 
-from crash_ext.analyses import waits as WT
-from crash_ext.analyses.blockedon import blocked_on
-from crash_ext.analyses.snapshot import Snapshot
+from crash_ext.waits import completions as WT
+from crash_ext.waits.blockedon import blocked_on
+from crash_ext.session.snapshot import Snapshot
 from crash_ext.models.stack import parse_backtrace
-from crash_ext.port import CrashCommandError, MemoryReadError, Port
+from crash_ext.core.errors import CrashCommandError, MemoryReadError
+from crash_ext.core.port import Port
 from tests.unit.data import lab61_flushwork as R
 from tests.unit.fakecrash import ps_lookup
 

@@ -15,16 +15,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crash_ext import cli, words
-from crash_ext.port import BadArgument, CrashCommandError
+from crash_ext.verbs import cli
+from crash_ext.core import words
+from crash_ext.core.errors import BadArgument, CrashCommandError
 from tests.unit.fakecrash import TextOnlyPort
 from crash_ext.verbs import argrecover as A
 from crash_ext.verbs import deadlock as D
 from crash_ext.verbs import whoholds as W
-from crash_ext.words import (check_address_word, check_count_word, check_frame_word,
-                             check_hex_word, check_member_word, check_module_spec,
-                             check_path_word, check_pid_word, check_timeout_word,
-                             check_type_word, pid_or_task_word, shown)
+from crash_ext.core.words import (check_address_word, check_count_word, check_frame_word,
+                                  check_hex_word, check_member_word, check_module_spec,
+                                  check_path_word, check_pid_word, check_timeout_word,
+                                  check_type_word, pid_or_task_word, shown)
 
 UNICODE_DIGITS = ["\u00b2", "\u0663", "\u06f3", "\u0969", "\uff13", "\U0001d7d1", "1\u00b2"]
 HOSTILE = UNICODE_DIGITS + [
@@ -173,7 +174,7 @@ ARGV = st.lists(WORD, max_size=6)
 def _no_files_written(monkeypatch, tmp_path):
     """Nothing a generated argv names is ever written: outputs are recorded instead,
     and Graphviz is absent."""
-    import crash_ext.outputs as O
+    import crash_ext.render.outputs as O
     import crash_ext.render.dot as R
     written = []
     monkeypatch.setattr(O, "write_output", lambda path, data: written.append(path))
@@ -314,7 +315,7 @@ def test_crash_ext_bad_options_exit_2(argv, capsys):
 # ------------------------------------------------------------------ output files
 
 def test_outputs_refuse_what_is_not_ours(tmp_path):
-    from crash_ext.outputs import check_output_path, dot_header, is_our_output, mark_svg
+    from crash_ext.render.outputs import check_output_path, dot_header, is_our_output, mark_svg
     dump = tmp_path / "vmcore"
     dump.write_bytes(b"\x7fELF" + b"\0" * 60)
     other = tmp_path / "notes.txt"
@@ -341,7 +342,7 @@ def test_outputs_refuse_what_is_not_ours(tmp_path):
 
 
 def test_deadlock_dot_never_overwrites_the_dump(tmp_path, monkeypatch):
-    import crash_ext.outputs as O
+    import crash_ext.render.outputs as O
     monkeypatch.undo()              # the real write_output here
     dump = tmp_path / "vmcore"
     dump.write_bytes(b"\x7fELF" + b"\1" * 60)

@@ -1,1 +1,0 @@
-"""Analyses: pure functions of a Port (and of a Snapshot of it)."""

@@ -1,0 +1,100 @@
+"""One-line decodes of well-known kernel pointers, for argument values.
+
+Each decoder reads a few fields through the port and returns a short text, or None when
+the value does not read as that type (the caller then prints the bare value).
+"""
+
+from ..compat import Optional
+
+from ..core.errors import CrashExtError
+from ..core.port import Port
+from .lockreport import lock_report
+
+_MAX_NAME = 128
+
+
+def read_cstring(port: Port, addr: int, limit: int = _MAX_NAME) -> Optional[str]:
+    """Return the NUL-terminated string at ``addr`` (at most ``limit`` bytes), None if
+    unreadable."""
+    try:
+        raw = port.read(addr, limit)
+    except CrashExtError:
+        try:
+            raw = port.read(addr, 16)
+        except CrashExtError:
+            return None
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _ptr(port: Port, base: int, type_name: str, member: str) -> int:
+    off = port.member_offset(type_name, member)
+    if off is None:
+        raise CrashExtError("no %s.%s" % (type_name, member))
+    return port.read_u64(base + off)
+
+
+def dentry_name(port: Port, dentry: int) -> Optional[str]:
+    """Return the dentry's name, or None when it does not read as a dentry."""
+    try:
+        return read_cstring(port, _ptr(port, dentry, "dentry", "d_name.name"))
+    except CrashExtError:
+        return None
+
+
+def describe_dentry(port: Port, dentry: int) -> Optional[str]:
+    """Return 'dentry "NAME" in "PARENT"'."""
+    name = dentry_name(port, dentry)
+    if name is None:
+        return None
+    try:
+        parent = dentry_name(port, _ptr(port, dentry, "dentry", "d_parent"))
+    except CrashExtError:
+        parent = None
+    return 'dentry "%s"%s' % (name, ' in "%s"' % parent if parent else "")
+
+
+def describe_inode(port: Port, inode: int) -> Optional[str]:
+    """Return 'inode INO on FSTYPE'."""
+    try:
+        ino = _ptr(port, inode, "inode", "i_ino")
+        sb = _ptr(port, inode, "inode", "i_sb")
+        fstype = read_cstring(port, _ptr(port, _ptr(port, sb, "super_block", "s_type"),
+                                         "file_system_type", "name"))
+    except CrashExtError:
+        return None
+    return "inode %d on %s" % (ino, fstype or "?")
+
+
+def describe_lock(port: Port, addr: int, lock_type: str) -> Optional[str]:
+    """Return a whoholds hint: '<type> held by PID (comm), N waiters'."""
+    try:
+        rep = lock_report(port, addr, lock_type, candidates=False)
+    except CrashExtError:
+        return None
+    if rep.owner is not None:
+        who = "held by PID %s (%s)" % (rep.owner.pid, rep.owner.comm)
+    elif rep.locked:
+        who = "held, owner not recorded"
+    else:
+        who = "unlocked" if rep.locked is not None else "state unknown"
+    return "%s %s, %d waiter%s (whoholds %x)" % (lock_type, who, len(rep.waiters),
+                                                  "" if len(rep.waiters) == 1 else "s", addr)
+
+
+_DECODERS = {
+    "dentry": describe_dentry,
+    "inode": describe_inode,
+    "mutex": lambda p, a: describe_lock(p, a, "mutex"),
+    "rw_semaphore": lambda p, a: describe_lock(p, a, "rw_semaphore"),
+    "semaphore": lambda p, a: describe_lock(p, a, "semaphore"),
+}
+
+
+def decode_pointer(port: Port, type_text: str, value: int) -> Optional[str]:
+    """Return a one-line decode of ``value`` as ``type_text`` (e.g. ``struct dentry *``),
+    or None for types without a decoder, NULL, or values that do not read as the type."""
+    t = type_text.replace("const ", "").strip()
+    if not t.startswith("struct ") or not t.endswith("*") or t.endswith("**") or not value:
+        return None
+    dec = _DECODERS.get(t[len("struct "):-1].strip())
+    return dec(port, value) if dec else None
