@@ -122,7 +122,7 @@ def test_seed_live(lab):
             if c["arg"] in group[-1]:
                 group.append({})
             group[-1][c["arg"]] = int(c["value"], 16)
-    on_stack = [f for f in last if re.search(r"^ #\d+ %s$" % f, text, re.M)]
+    on_stack = [f for f in last if re.search(r"^ #\d+ %s( \[\w+\])?$" % f, text, re.M)]
     assert "lab_take" in on_stack and "lab_hold" in on_stack, text[:2000]
     for f in on_stack:
         for arg, value in last[f][-1].items():
