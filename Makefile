@@ -15,8 +15,8 @@ CRASHES      ?= 8.0.6 9.0.2
 comma        := ,
 LAB_KERNELS   = $(if $(filter all,$(TEST_KERNELS)),$(KERNELS),$(subst $(comma), ,$(TEST_KERNELS)))
 
-.PHONY: all deps venv crash crashes kernel lab demo test test-all test-incrash unit fuzz bench \
-        compare docs fresh clean lab-clean
+.PHONY: all deps venv crash crashes kernel lab demo test test-all test-incrash unit explore fuzz \
+        bench compare docs fresh clean lab-clean
 
 all: test
 
@@ -74,6 +74,11 @@ test-all:
 
 unit: venv
 	$(VPY) -m pytest -q tests/unit
+
+# hypothesis with new random examples, 20x as many (`make test` runs a fixed set: the
+# "ci" profile in tests/conftest.py)
+explore: venv
+	CRASH_EXT_HYPOTHESIS=explore $(VPY) -m pytest -q tests/unit/test_words.py
 
 # hostile words and damaged copies of the convoy dump, counted (README, "Reliability")
 fuzz: crash venv
