@@ -7,7 +7,8 @@
 2. Variants of that fixture that must *not* produce the article's value (a join point
    between the copy and the call) or must report a conflict.
 3. A recorded Debian 6.1 (ORC, KASLR) lab dump (tests/unit/data/lab61_seed_rm.json,
-   real crash 8.0.6 output): expected values come from the lab module's published truth.
+   real crash 8.0.6 output, written by tests/lab/record_fixtures.py from today's lab):
+   expected values come from the lab module's published truth.
 """
 
 import json
