@@ -26,9 +26,16 @@ import shutil
 import tempfile
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from crash_ext.ports.crashproc import CrashProcess
 from tests.lab.labdumps import get_dump, get_target_dump
+
+# Hypothesis: `make test` runs the same examples every time (derandomised, no example
+# database); `make explore` (CRASH_EXT_HYPOTHESIS=explore) draws new ones, 20x as many.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("CRASH_EXT_HYPOTHESIS", "ci"))
 
 
 @pytest.fixture(scope="session", autouse=True)

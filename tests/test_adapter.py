@@ -2,7 +2,7 @@
 
 The dump comes from ``tests.lab.labdumps.get_dump``; if that module is missing or fails
 the fixture errors (these tests must not silently skip).  Run from the repository root:
-``python -m pytest -q tests/test_adapter.py`` (add ``-s`` to see the timing report).
+``python -m pytest -q tests/test_adapter.py`` (its speed: ``make bench``, bench_crashproc).
 """
 
 import os
@@ -204,10 +204,8 @@ def test_timeout_then_usable(dump):
     with _new(dump) as p:
         p.start()
         old = p.pid
-        t0 = time.monotonic()
         with pytest.raises(CrashTimeout):
             p.command("foreach bt -f", timeout=0.01)
-        assert time.monotonic() - t0 < 5
         assert p.pid is None
         assert not _alive(old)
         # a fresh crash answers, and nothing of the killed command leaks into it
@@ -217,12 +215,24 @@ def test_timeout_then_usable(dump):
 
 
 def test_batch_timeout_keeps_completed(dump):
+    """The answers before the one that timed out are kept.  The timeout is made certain,
+    not raced: the second command's answer is read through a callback that outlasts the
+    timeout on its first piece (the deadline is checked after each piece)."""
+    slow = 2.0
+
+    def stall(_piece, slept=[]):
+        if not slept:
+            slept.append(1)
+            time.sleep(slow + 0.5)
+
     with _new(dump) as p:
         p.start()
+        want = p.command("sym init_task")
         with pytest.raises(CrashTimeout) as ei:
-            p.batch(["sym init_task", "foreach bt -f", "sym schedule"], timeout=0.05)
-        done = ei.value.completed
-        assert len(done) <= 1 and all("init_task" in d for d in done)
+            p.batch(["sym init_task", "foreach bt -f", "sym schedule"], timeout=slow,
+                    on_text={1: stall})
+        assert ei.value.completed == [want]
+        assert p.pid is None
         assert "schedule" in p.command("sym schedule")
 
 
@@ -251,10 +261,8 @@ def test_killed_crash_reports_died(dump):
     with _new(dump) as p:
         p.start()
         os.kill(p.pid, signal.SIGKILL)
-        t0 = time.monotonic()
         with pytest.raises(CrashDied) as ei:
             p.command("sym init_task")
-        assert time.monotonic() - t0 < 5
         assert "SIGKILL" in str(ei.value)
         assert p.command("sym init_task").split()[2] == "init_task"  # restarted
     with pytest.raises(CrashDied):
@@ -295,31 +303,16 @@ def _alive(pid):
         return False
 
 
-# ------------------------------------------------------------------ measurements
+# ------------------------------------------------------------- batch = sequence
 
-def test_measure(dump):
-    """Report start-up, per-command round trip and batch speed-up (``-s`` shows them)."""
+def test_batch_answers_as_sequential_commands(dump):
+    """A batch gives each command the answer it gets alone (``bt -f`` of every task,
+    ``sym`` of 200 addresses).  How much faster it is: ``make bench`` (bench_crashproc)."""
     with _new(dump) as p:
-        t0 = time.monotonic()
         p.start()
-        startup = time.monotonic() - t0
-        n = 200
-        t0 = time.monotonic()
-        for i in range(n):
-            p.command("sym %x" % (0xffffffff81000000 + i))
-        rt = (time.monotonic() - t0) / n
-        t0 = time.monotonic()
-        p.batch(["sym %x" % (0xffffffff81000000 + i) for i in range(n)])
-        rt_b = (time.monotonic() - t0) / n
+        syms = ["sym %x" % (0xffffffff81000000 + i) for i in range(200)]
+        assert [p.command(c, check=False) for c in syms] == p.batch(syms, check=False)
         pids = [r.pid for r in parse_ps(p.command("ps")) if r.pid]
-        t0 = time.monotonic()
-        seq = [p.command("bt -f %d" % q) for q in pids]
-        bt = time.monotonic() - t0
-        t0 = time.monotonic()
-        bat = p.batch(["bt -f %d" % q for q in pids])
-        bt_b = time.monotonic() - t0
-        assert seq == bat
-        print("\n[crashproc] start-up %.2fs; round trip %.3f ms/cmd, batched %.3f ms/cmd; "
-              "bt -f x%d: %.3fs sequential, %.3fs batched (x%.1f)"
-              % (startup, rt * 1e3, rt_b * 1e3, len(pids), bt, bt_b, bt / max(bt_b, 1e-9)))
-        assert rt_b <= rt * 1.5
+        assert len(pids) > 50
+        assert [p.command("bt -f %d" % q) for q in pids] == p.batch(["bt -f %d" % q
+                                                                     for q in pids])

@@ -61,16 +61,16 @@ def test_u_matches_each_task_recovered_alone(lab, scenario):
 
 
 def test_u_on_scale_reuses_recoveries_and_matches_tasks_alone(lab):
-    """On the scale dump (500 blocked tasks, a few distinct stacks) -u answers most
-    tasks from another task's recovery; a sample of every shape's tasks, recovered
-    alone, gives the same text."""
-    dump, crash = lab("scale", n=500)
+    """On the scale dump ``make lab`` builds (N=2000 blocked tasks, a few distinct
+    stacks) -u answers most tasks from another task's recovery; a sample of every
+    shape's tasks, recovered alone, gives the same text."""
+    dump, crash = lab("scale")
     port = _Fresh(crash)
     out = io.StringIO()
     assert argrecover.main(["-u"], port, out=out) == 0
     blocks = _blocks(out.getvalue())
     un = _un_pids(crash)
-    assert len(un) >= 500 and set(blocks) == un
+    assert len(un) >= dump.meta["n"] == 2000 and set(blocks) == un
     src = A.sources_for(port)
     made = sum(len(v) for v in src.templates.values())
     assert 0 < made <= len(un) // 10

@@ -6,8 +6,12 @@ must be the same to the byte: when an output format changes or the dump is rebui
 here, this test fails until ``make docs`` is run.  A lab built elsewhere (a fresh
 machine) boots anew: KASLR moves addresses and tasks may start in another order, so
 there the commands' PIDs and addresses are taken from that dump's truth and the outputs
-are compared with addresses, PIDs, CPUs and times masked.  Also: every ``crash-ext ...
---lab`` line in the README and docs names a verb and a lab scenario that exist.
+are compared number by number: each PID and address the document's commands name must
+be, wherever the document prints it, this dump's own (from its truth, through the
+commands); any other address the document prints twice must be one address here too;
+only CPUs, times, stack words and other numbers that differ from boot to boot are
+masked.  Also: every ``crash-ext ... --lab`` line in the README and docs names a verb
+and a lab scenario that exist.
 """
 
 import contextlib
@@ -81,16 +85,16 @@ def test_walkthrough_names_todays_seed_dump(lab):
         assert "crash> whoholds -p %d" % rm in text and "crash> argrecover %d " % rm in text
 
 
-@pytest.mark.parametrize("index", range(12))
+@pytest.mark.parametrize("index", range(len(_blocks()[1])))
 def test_walkthrough_block_replays(lab, index):
     text, blocks = _blocks()
-    if index >= len(blocks):
-        pytest.skip("the walkthrough has %d blocks" % len(blocks))
     dump, crash = lab("seed")
     same = _same_dump(dump, text)
     cmd, shown = blocks[index]
     if not same:                   # this machine's dump: its own PIDs and addresses
-        cmd = _commands_here(dump, crash)[index]
+        here = _commands_here(dump, crash)
+        assert len(here) == len(blocks)
+        cmd = here[index]
         assert _mask(cmd) == _mask(blocks[index][0]), (cmd, blocks[index][0])
     got = _run(crash, cmd)
     if shown.startswith("...\n"):          # a block that shows only the tail
@@ -100,6 +104,53 @@ def test_walkthrough_block_replays(lab, index):
         assert got == shown, "crash> %s prints something else now: run make docs" % cmd
     else:
         assert _mask(got) == _mask(shown), "crash> %s: output differs in shape" % cmd
+        _same_values(shown, got, _value_map(blocks, here), cmd)
+
+
+def _value(tok):
+    """('x', int) for an address-like token, ('d', int) for a decimal one."""
+    if tok.startswith("0x") or len(tok) >= 8:
+        return ("x", int(tok, 16))
+    return ("d", int(tok))
+
+
+def _value_map(blocks, here):
+    """{document's value: this dump's}: the PIDs and addresses of the document's
+    commands and, in the same places, of this dump's (make_walkthrough's plan, from its
+    truth), whether they differ or not (a boot may start the tasks with the same PIDs)."""
+    m = {}
+    for (doc_cmd, _), cmd in zip(blocks, here):
+        for a, b in zip(doc_cmd.split(), cmd.split()):
+            if _NUMBER.fullmatch(a):
+                va, vb = _value(a), _value(b)
+                assert m.setdefault(va, vb) == vb, (a, b, m[va])
+    assert len(set(m.values())) == len(m), m       # one value here for one there
+    return m
+
+
+_NUMBER = re.compile(r"(?:0x)?[0-9a-f]{8,16}|\d+")
+_TOKEN = re.compile(r"\[\d+ \d\d:\d\d:\d\d\.\d+\]|\b(?:0x)?[0-9a-f]{8,16}\b|\b\d+\b")
+_WORDS = re.compile(r"(?m)^ *[0-9a-f]{16}:( [0-9a-f]{16})+ *$")
+
+
+def _same_values(shown, got, m, cmd):
+    """The numbers of two outputs of the same shape, pairwise: a value of ``m`` must be
+    its image here wherever the document prints it; an address the document prints more
+    than once is one address here too (stack words and times are left out)."""
+    def toks(t):
+        return [x for x in _TOKEN.findall(_WORDS.sub("", t)) if not x.startswith("[")]
+    a, b = toks(shown), toks(got)
+    assert len(a) == len(b), (cmd, len(a), len(b))
+    seen = {}
+    for x, y in zip(a, b):
+        vx, vy = _value(x), _value(y)
+        if vx in m:
+            assert vy == m[vx], "crash> %s prints %s where the document's %s is %s here" % (
+                cmd, y, x, "%x" % m[vx][1] if m[vx][0] == "x" else m[vx][1])
+        elif vx[0] == "x":
+            assert seen.setdefault(vx, vy) == vy, (
+                "crash> %s: the document's %s is both %s and %x here" % (
+                    cmd, x, y, seen[vx][1]))
 
 
 def _commands_here(dump, crash):

@@ -18,6 +18,7 @@ import pytest
 
 from crash_ext.verbs import registry
 from tests.lab import labdumps
+from tests.truthcheck import check_lock_doc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 with open(os.path.join(ROOT, "docs", "json-schema.json")) as _f:
@@ -77,21 +78,49 @@ def test_every_verb_json_validates_and_names_its_dump(lab, scenario, target):
             assert doc["blocked"]["task"]["pid"] == int(argv[2])
         elif argv[0] == "whoholds" and "-p" not in argv:
             lk = [l for l in truth["locks"] if l["address"] == argv[-1]][0]
-            assert doc["lock"]["address"] == lk["address"]
-            if lk["owners"] and doc["lock"]["owner"] is not None:
-                assert doc["lock"]["owner"]["pid"] in [o["pid"] for o in lk["owners"]]
+            check_lock_doc(doc["lock"], lk)
         if argv[0] == "whoholds" and "-p" in argv:
             assert doc["chain"][0]["blocked"]["task"]["pid"] == int(argv[2])
-            if doc["outcome"]["kind"] == "cycle":
-                owners = {o["pid"] for l in truth["locks"] for o in l["owners"]} | {
-                    w.get(k) for w in truth.get("waits", [])
-                    for k in ("must_act_pid", "holder_pid")}
-                assert set(doc["outcome"]["pids"]) <= owners, (argv, doc["outcome"])
+            _check_chain(doc, int(argv[2]), truth)
         if argv[0] == "deadlock":
             for c in doc["cycles"]:
                 assert c["pids"] == [s["task"]["pid"] for s in c["steps"]]
                 assert c["abba"] == (len(c["steps"]) == 2 and all(
                     s["lock"]["wait"] is None for s in c["steps"]))
+
+
+def _truth_next(truth):
+    """{pid: set of pids}: whom each waiting task of the truth waits for (the owners of
+    the lock it waits on, or the task that must act on its wait)."""
+    nxt = {}
+    for lk in truth["locks"]:
+        for w in lk["waiters"]:
+            nxt[w["pid"]] = {o["pid"] for o in lk["owners"]}
+    for w in truth.get("waits", []):
+        nxt[w["pid"]] = {w.get("must_act_pid", w.get("holder_pid"))}
+    return nxt
+
+
+def _check_chain(doc, start, truth):
+    """whoholds -p START --json: a cycle it reports is one of the truth's (each task
+    waits for the next, the last for the first) and is reached from START; where the
+    truth leaves START one way to go at each step and that way closes a cycle, the
+    outcome is that cycle."""
+    nxt = _truth_next(truth)
+    walk, p = [], start
+    while p in nxt and len(nxt[p]) == 1 and p not in walk:
+        walk.append(p)
+        (p,) = nxt[p]
+    out = doc["outcome"]
+    if p in walk:                                   # the one way closes a cycle
+        assert out["kind"] == "cycle", (start, out)
+        assert set(out["pids"]) == set(walk[walk.index(p):]), (start, out, walk)
+    if out["kind"] == "cycle":
+        pids = out["pids"]
+        for a, b in zip(pids, pids[1:] + pids[:1]):
+            assert b in nxt.get(a, ()), (start, pids, a, b)
+        hops = [h["blocked"]["task"]["pid"] for h in doc["chain"]]
+        assert pids[0] in hops, (start, pids, hops)
 
 
 # ------------------------------------------------------------ the schema can fail

@@ -163,11 +163,17 @@ def test_completion_waiters_name_their_completion(lab, scenario, target):
         assert m, w.where
         assert m.group(1).endswith("-%d" % e["container_size"]), (m.group(1), e)
         assert int(m.group(2), 16) == cont and int(m.group(3), 16) == addr - cont
-    # the convoy roots say which completion they wait on and where it lives
-    root_pids = {t["pid"] for t in waiting}
+    # the convoy roots say which completion they wait on and where it lives: every
+    # completion waiter holding a lock others wait on (the truth's) is such a root
+    want = {t["pid"] for t in waiting} & {o["pid"] for lk in dump.truth["locks"]
+                                          if lk["waiters"] for o in lk["owners"]}
+    assert want
+    seen = set()
     for cv in res.convoys:
         for r in cv.roots:
-            if r.pid in root_pids:
+            if r.pid in want:
                 t = [x for x in waiting if x["pid"] == r.pid][0]
                 assert "completion %x (slab cache " % int(t["blocked_address"], 16) \
                     in cv.what, cv.what
+                seen.add(r.pid)
+    assert seen == want

@@ -39,10 +39,6 @@ def _run(crash, argv):
     return rc, buf.getvalue()
 
 
-def _locks():
-    return [pytest.param(s, id=s) for s in SCENARIOS]
-
-
 def _check_lock(crash, snap, lk, lock_type):
     addr = int(lk["address"], 16)
     rep = lock_report(crash, addr, lock_type, snapshot=snap)
@@ -266,7 +262,19 @@ def test_scale(lab):
 
 # ------------------------------------------------- what the kernel itself records
 
-BLOCKER_TARGETS = [(s, t) for s, t in MATRIX if t.startswith("7@")]
+def _blocker_targets():
+    """sid's 7.x targets; while no crash of the lab reads 7.x (labdumps.UNREADABLE),
+    whatever the kernels selected, one skipped entry per crash version saying so: the
+    test waits on such a crash."""
+    if all(("7", v) in labdumps.UNREADABLE for v in labdumps.CRASH_VERSIONS):
+        return [pytest.param("seed", "7@" + v, marks=pytest.mark.skip(
+            reason="blocked on a crash that reads 7.x: crash %s stops with %s" % (
+                v, labdumps.UNREADABLE[("7", v)].split(" FILE:")[0])))
+            for v in labdumps.CRASH_VERSIONS]
+    return [(s, t) for s, t in MATRIX if t.startswith("7@")]
+
+
+BLOCKER_TARGETS = _blocker_targets()
 # the PREEMPT_RT scenarios with an rt_mutex-based lock (all but `semaphore`)
 RT_TARGETS = [(s, t) for s, t in MATRIX if t.split("@")[0].endswith("-rt")
               and s != "semaphore"]

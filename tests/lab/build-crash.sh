@@ -10,7 +10,8 @@
 #
 # Prints the path of the built binary on stdout (last line); reuses the cache when present.
 # The built source tree is kept beside the binary ($CACHE/crash-VERSION/src), its defs.h
-# marking a complete build.  The host's apt sources are not touched (tests/lab/papt.sh).
+# marking a complete build.  The source files are those tests/lab/lab.lock pins
+# (sha256-checked); the host's apt sources are not touched.
 # Build output goes to $CACHE/logs/build-crash-VERSION.log; on failure its last 30 lines
 # and its path are printed.
 # Env: CRASH_EXT_CACHE (default ~/.cache/crash-ext).
@@ -50,15 +51,13 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     libsnappy-dev libzstd-dev binutils-dev dpkg-dev ca-certificates libgmp-dev libmpfr-dev \
     >>"$LOG" 2>&1 || fail "apt-get install of the build dependencies failed"
 
-. "$HERE/papt.sh"
-papt_setup "$SUITE" >>"$LOG" 2>&1 || fail "could not read $SUITE's package index"
-srcver=$(papt apt-cache showsrc crash 2>>"$LOG" | awk '/^Version:/ {print $2}' \
-         | grep -E "^${VERSION//./\\.}[-+]" | sort -V | tail -1)
-[ -n "$srcver" ] || fail "crash $VERSION is not in $SUITE's source index"
-# Built in place: pykdump's build reads this tree (absolute paths) later.
+# The source is the one tests/lab/lab.lock pins (no package index is read).
+. "$HERE/lablock.sh"
+srcver=$(lock_value crash "$VERSION")
+[ -n "$srcver" ] || fail "crash $VERSION is not pinned in $LAB_LOCK (make lab-update)"
 rm -rf "$DEST"; mkdir -p "$DEST/dl"; cd "$DEST/dl"
-log "crash $VERSION: downloading Debian's source ($SUITE, $srcver)"
-papt apt-get source --download-only "crash=$srcver" >>"$LOG" 2>&1 || true
+log "crash $VERSION: downloading Debian's source ($SUITE, $srcver, pinned)"
+lock_fetch "crash-$VERSION" . source >>"$LOG" 2>&1 || fail "crash $srcver: pinned source not fetched"
 upstream=${srcver%-*}
 case "$VERSION" in
 8.*)

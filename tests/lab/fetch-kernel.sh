@@ -1,43 +1,22 @@
 #!/usr/bin/env bash
 # Fetch a Debian generic amd64 kernel (image, vmlinux from -dbg, headers) into the cache.
 # Nothing is installed on the host: the packages are downloaded and extracted.
-# Usage: fetch-kernel.sh [ABI|FAMILY]
-#   ABI like 6.1.0-56-amd64 or 6.12.117+deb12-amd64; FAMILY like 6.1 or 6.12 picks the newest
-#   generic amd64 ABI of that series in its suite's package index (5.10: bullseye, 6.1:
-#   bookworm, Debian 12's own and the default; 6.12: bookworm-backports; 7.x: sid);
-#   FAMILY-rt (6.12-rt) picks the PREEMPT_RT flavour.  The suites' indexes are private to
-#   the cache (tests/lab/papt.sh): the host's apt sources are not touched.
+# Usage: fetch-kernel.sh [SERIES|ABI]
+#   SERIES (5.10, 6.1 -- the default --, 6.12, 6.12-rt, 7) is the ABI tests/lab/lab.lock
+#   pins for it; an ABI (6.1.0-57-amd64, 6.12.117+deb12-amd64) must be one the lock pins.
+#   The files are the lock's, each checked against its sha256: no package index is read,
+#   and a kernel already in the cache is used as it is.  `make lab-update`
+#   (tests/lab/lock-update.sh) moves the pins to the newest kernels of the suites.
 # Prints the kernel cache directory on stdout (last line).
 set -euo pipefail
 CACHE=${CRASH_EXT_CACHE:-$HOME/.cache/crash-ext}
 HERE=$(cd "$(dirname "$0")" && pwd); . "$HERE/log.sh"; log() { lab_log fetch-kernel "$@"; }
 ABI=${1:-6.1}
-. "$HERE/papt.sh"
-# suite_of SERIES: the Debian suite whose index carries that kernel series.
-suite_of() {
-    case "$1" in
-        5.10*) echo bullseye;; 6.1|6.1.*|6.1-*) echo bookworm;;
-        6.12*) echo bookworm-backports;; 7|7.*) echo sid;; *) return 1;;
-    esac
-}
-# newest_in_family SERIES [rt]: the newest ABI of that series and flavour in the index.
-newest_in_family() {
-    local flav=amd64; [ "${2:-}" = rt ] && flav=rt-amd64
-    papt apt-cache search --names-only "^linux-image-${1//./\\.}[.-].*-dbg\$" | awk '{print $1}' \
-        | sed -e 's/^linux-image-//' -e 's/-dbg$//' | grep -E "^[0-9][^-]*(-[0-9]+)?-$flav\$" \
-        | sort -V | tail -1
-}
-case "$ABI" in
-    *-amd64) series=$(echo "$ABI" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/');;
-    *) series=${ABI%-rt};;
-esac
-suite=$(suite_of "$series") || { log "no Debian suite known for kernel series $series"; exit 2; }
-papt_setup "$suite" 2>/dev/null || { log "could not read $suite's package index"; exit 1; }
+. "$HERE/lablock.sh"
 case "$ABI" in
     *-amd64) ;;
-    *) fam=${ABI%-rt}; flav=; [ "$fam" != "$ABI" ] && flav=rt
-       ABI=$(newest_in_family "$fam" $flav)
-       [ -n "$ABI" ] || { log "no generic amd64 kernel of series $fam in $suite's index"; exit 1; };;
+    *) series=$ABI; ABI=$(lock_kernel "$series")
+       [ -n "$ABI" ] || { log "kernel series $series is not pinned in $LAB_LOCK (make lab-update)"; exit 2; };;
 esac
 case "$ABI" in *cloud*) log "use the generic amd64 kernel, not $ABI (crash fails on cloud kernels)"; exit 2;; esac
 DIR=$CACHE/kernel/$ABI
@@ -75,7 +54,8 @@ extract_modules() {
     for m in $REQUIRED_MODULES $OPTIONAL_MODULES; do
         f=$(find "$1"/lib/modules "$1"/usr/lib/modules -name "$m.ko*" 2>/dev/null | head -1 || true)
         if [ -z "$f" ]; then
-            case " $REQUIRED_MODULES " in *" $m "*) log "module $m not found in $img"; exit 1;; esac
+            case " $REQUIRED_MODULES " in
+                *" $m "*) log "module $m not found in the image packages of $ABI"; exit 1;; esac
             echo "$m" >> "$DIR/modules/ABSENT"; continue
         fi
         case "$f" in *.xz) xz -dc "$f" > "$DIR/modules/$m.ko";; *.zst) zstd -dqc "$f" > "$DIR/modules/$m.ko";;
@@ -87,38 +67,27 @@ if [ -f "$DIR/.complete" ] && [ -f "$DIR/.gdb-index" ] && modules_done; then ech
 mkdir -p "$CACHE/kernel"
 exec 9>"$CACHE/kernel/.fetch.lock"
 flock 9
-# The image package is 'linux-image-ABI' (signed) or 'linux-image-ABI-unsigned'.
-img=linux-image-$ABI
-papt apt-cache show "$img" >/dev/null 2>&1 || img=linux-image-$ABI-unsigned
-# sid's (7.x) image package is a small one depending on linux-binary-ABI (vmlinuz) and
-# linux-modules-ABI (the modules): those carry the files, fetched alongside.
-parts=$(papt apt-cache depends "$img" 2>/dev/null \
-        | awk -v abi="$ABI" '/Depends: linux-(binary|modules)-/ &&
-              substr($2, length($2) - length(abi) + 1) == abi {print $2}' | sort -u)
 LOG=$CACHE/logs/fetch-kernel-$ABI.log; mkdir -p "$CACHE/logs"
 if [ -f "$DIR/.complete" ] && ! modules_done; then
     # a kernel fetched before the module list grew: fetch its image again for the modules
-    log "$ABI: extracting the lab's modules from $img"
+    log "$ABI: extracting the lab's modules from its pinned image"
     rm -rf "$DIR/mods.tmp"; mkdir -p "$DIR/mods.tmp/debs"
-    (cd "$DIR/mods.tmp/debs" && papt apt-get download -q "$img" $parts >>"$LOG" 2>&1) \
+    lock_fetch "$ABI" "$DIR/mods.tmp/debs" image >>"$LOG" 2>&1 \
         || { tail -n 30 "$LOG" >&2; log "download failed; full log: $LOG"; exit 1; }
-    for p in "$img" $parts; do dpkg-deb -x "$DIR/mods.tmp/debs/${p}"_*.deb "$DIR/mods.tmp/root"; done
+    while read -r _ name _; do dpkg-deb -x "$DIR/mods.tmp/debs/$name" "$DIR/mods.tmp/root"
+    done < <(lock_files "$ABI" image)
     extract_modules "$DIR/mods.tmp/root"
     rm -rf "$DIR/mods.tmp"
 fi
 if [ -f "$DIR/.complete" ]; then index_vmlinux; echo "$DIR"; exit 0; fi
-rm -rf "$DIR"; mkdir -p "$DIR/debs"; cd "$DIR/debs"
-# Headers for building the lab module: extracted here, not installed (installing the
-# headers of some ABIs pulls the kernel image onto the host).
-hdr=linux-headers-$ABI
-deps=$(papt apt-cache depends "$hdr" 2>/dev/null | awk '/Depends: linux-(headers|kbuild)/ {print $2}')
-[ -n "$deps" ] || { log "no $hdr (or its common/kbuild packages) in the package index"; exit 1; }
-log "$ABI: downloading the image, its -dbg (~0.9 GB) and headers from $suite"
-papt apt-get download -q "$img" $parts "linux-image-$ABI-dbg" "$hdr" $deps >"$LOG" 2>&1 \
+[ -n "$(lock_files "$ABI" dbg)" ] || { log "$ABI is not pinned in $LAB_LOCK (make lab-update)"; exit 2; }
+rm -rf "$DIR"; mkdir -p "$DIR/debs"
+log "$ABI: downloading the pinned image, its -dbg (~0.9 GB) and headers"
+lock_fetch "$ABI" "$DIR/debs" image headers dbg >"$LOG" 2>&1 \
     || { tail -n 30 "$LOG" >&2; log "download failed; full log: $LOG"; exit 1; }
 cd "$DIR"
-for p in "$img" $parts; do dpkg-deb -x debs/"${p}"_*.deb root; done
-for p in "$hdr" $deps; do dpkg-deb -x debs/"${p}"_*.deb headers; done
+while read -r _ name _; do dpkg-deb -x debs/"$name" root; done < <(lock_files "$ABI" image)
+while read -r _ name _; do dpkg-deb -x debs/"$name" headers; done < <(lock_files "$ABI" headers)
 KDIR=$DIR/headers/usr/src/linux-headers-$ABI
 # the headers' top Makefile names /usr/src absolutely (include; sid's also KBUILD_OUTPUT)
 sed -i -e "s#^include /usr/src/#include $DIR/headers/usr/src/#" \
@@ -132,8 +101,8 @@ while IFS= read -r f; do
     LD_TRACE_LOADED_OBJECTS=1 "$f" 2>&1 | grep -q "version .GLIBC_[0-9.]*' not found" && newer+=("$f")
 done < <(find headers -type f -perm -u+x -exec sh -c 'head -c4 "$1" | grep -q ELF' _ {} \; -print)
 if [ ${#newer[@]} -gt 0 ]; then
-    log "$ABI: ${#newer[@]} kbuild tools need $suite's glibc: running them with its libc6"
-    (cd debs && papt apt-get download -q libc6 >>"$LOG" 2>&1) || { log "libc6 download failed"; exit 1; }
+    log "$ABI: ${#newer[@]} kbuild tools need its suite's glibc: running them with its libc6"
+    lock_fetch "$ABI" debs libc >>"$LOG" 2>&1 || { log "libc6 download failed"; exit 1; }
     dpkg-deb -x debs/libc6_*.deb libc
     ld=$DIR/libc/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
     libs=$DIR/libc/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
@@ -152,7 +121,7 @@ mv "$(readlink -f usr/lib/debug/boot/vmlinux-"$ABI")" vmlinux; rm -rf usr
 for z in root/boot/vmlinuz-"$ABI" root/usr/lib/modules/"$ABI"/vmlinuz; do
     [ -f "$z" ] && { cp "$z" vmlinuz; break; }
 done
-[ -f vmlinuz ] || { log "no vmlinuz in $img $parts"; exit 1; }
+[ -f vmlinuz ] || { log "no vmlinuz in the image packages of $ABI"; exit 1; }
 extract_modules "$DIR/root"
 rm -rf root debs
 echo "$ABI" > abi

@@ -7,7 +7,8 @@
 2. Variants of that fixture that must *not* produce the article's value (a join point
    between the copy and the call) or must report a conflict.
 3. A recorded Debian 6.1 (ORC, KASLR) lab dump (tests/unit/data/lab61_seed_rm.json,
-   real crash 8.0.6 output): expected values come from the lab module's published truth.
+   real crash 8.0.6 output, written by tests/lab/record_fixtures.py from today's lab):
+   expected values come from the lab module's published truth.
 """
 
 import json
@@ -161,16 +162,19 @@ def test_lab61_rm_unlink():
 def test_lab61_ruby_lab_functions():
     rec, res = _recorded("lab61_seed_ruby.json")
     truth = rec["truth"]
-    for fr in res.frames:
-        want = truth["args"].get(fr.function)
-        if not want:
-            continue
+    by_fn = {f.function: f for f in res.frames}
+    # every function the module names is on the stack, every argument it names checked
+    assert set(truth["args"]) <= set(by_fn), (sorted(truth["args"]), sorted(by_fn))
+    checked = []
+    for fn, want in truth["args"].items():
+        fr = by_fn[fn]
         for i, v in enumerate(want):
             if v is None:
                 continue
-            assert fr.args[i].status == "recovered", (fr.function, i, fr.args[i].reason)
-            assert fr.args[i].value == int(v, 16), (fr.function, i)
-    assert any(f.function == "lab_inode_lock" for f in res.frames)
+            assert fr.args[i].status == "recovered", (fn, i, fr.args[i].reason)
+            assert fr.args[i].value == int(v, 16), (fn, i)
+            checked.append((fn, i))
+    assert len(checked) == 4, checked    # lab_inode_lock 2, lab_take 1, the slow path 1
 
 
 def test_no_value_without_chain():

@@ -7,6 +7,7 @@ Expected values are read off the text by eye, not from the parser.
 
 import json
 import os
+import re
 
 import pytest
 
@@ -147,31 +148,41 @@ def test_symbolic_words_are_skipped_not_misread():
 
 
 def test_crash806_debian61_bt_f():
+    """crash 8.0.6's ``bt -f`` of the lab seed's rm (recorded by
+    tests/lab/record_fixtures.py): what the parser reads against crash's own ``ps`` line,
+    the frame lines' text and the lab module's truth."""
     with open(os.path.join(DATA, "lab61_seed_rm.json")) as f:
-        text = json.load(f)["bt"]
+        rec = json.load(f)
+    text, truth = rec["bt"], rec["truth"]
     bt = parse_backtrace(text)
-    assert (bt.pid, bt.command, bt.cpu) == (98, "rm", 1)
-    assert bt.task == 0xffff8c8b42821840
+    ps = rec["ps"].splitlines()[-1].split()      # PID PPID CPU TASK ST %MEM VSZ RSS COMM
+    assert (bt.pid, bt.command) == (truth["pid"], "rm") and bt.pid == int(ps[0].lstrip(">"))
+    assert bt.task == int(ps[3], 16) and bt.cpu == int(ps[2])
     names = [f.function for f in bt.frames]
     assert names[:5] == ["__schedule", "schedule", "rwsem_down_write_slowpath",
                          "vfs_unlink", "do_unlinkat"]
     f3 = bt.frame(3)
-    assert f3.sp == 0xffffd3c6003dbc98 and f3.ret_addr == 0xffffffffafd781c4
-    # vfs_unlink's six words (its pushes) and the slot of #4's return address
-    assert sorted(f3.words) == [0xffffd3c6003dbca0 + 8 * i for i in range(7)]
-    assert f3.words[0xffffd3c6003dbcc8] == 0xffff8c8b4141a9c0
-    assert f3.words[0xffffd3c6003dbcd0] == bt.frame(4).ret_addr
+    sp, ret = re.search(r"#3 \[([0-9a-f]+)\] vfs_unlink at ([0-9a-f]+)", text).groups()
+    assert f3.sp == int(sp, 16) and f3.ret_addr == int(ret, 16)
+    # vfs_unlink's six words (its pushes, %r15 last: the dentry) and the slot of #4's
+    # return address
+    assert sorted(f3.words) == [f3.sp + 8 + 8 * i for i in range(7)]
+    assert f3.words[f3.sp + 48] == int(truth["dentry"], 16)
+    assert f3.words[f3.sp + 56] == bt.frame(4).ret_addr
     last = bt.frames[-1]
     assert last.function == "entry_SYSCALL_64_after_hwframe"
-    assert last.regs["ORIG_RAX"] == 0x57 and bt.regs is last.regs
-    assert last.regs["RDX"] == 0x7ffdeb011d68
+    assert last.regs["ORIG_RAX"] == 0x57 and bt.regs is last.regs      # unlink(2)
+    assert last.regs["RDX"] == int(re.search(r"RDX: ([0-9a-f]+)", text).group(1), 16)
 
 
 def test_foreach_with_module_frames():
     with open(os.path.join(DATA, "lab61_seed_ruby.json")) as f:
-        text = json.load(f)["bt"]
-    bts = parse_backtraces(text + "\n" + text.replace("PID: 97 ", "PID: 197 "))
-    assert [b.pid for b in bts] == [97, 197]
+        rec = json.load(f)
+    pid = rec["truth"]["pid"]
+    text = rec["bt"]
+    assert "PID: %d " % pid in text
+    bts = parse_backtraces(text + "\n" + text.replace("PID: %d " % pid, "PID: %d " % (pid + 100)))
+    assert [b.pid for b in bts] == [pid, pid + 100]
     f3 = bts[0].frame(3)
     assert (f3.function, f3.module) == ("lab_inode_lock", "crashext_lab")
 

@@ -104,11 +104,17 @@ def test_shown_is_short_and_printable():
     assert shown("\udcff").isascii()
 
 
+def _examples(n):
+    """``n`` examples, the same ones each run (tests/conftest.py's "ci" profile); 20x
+    as many, new each run, under ``make explore``."""
+    return n * (20 if os.environ.get("CRASH_EXT_HYPOTHESIS") == "explore" else 1)
+
+
 TEXT = st.text(max_size=60) | st.sampled_from(HOSTILE) | \
     st.integers(min_value=-10 ** 30, max_value=10 ** 30).map(str)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=_examples(400), deadline=None)
 @given(TEXT)
 def test_validators_accept_only_what_they_say(w):
     for check in (check_pid_word, check_hex_word, check_address_word, check_type_word,
@@ -131,7 +137,7 @@ def test_validators_accept_only_what_they_say(w):
                 "union ", "").replace("enum ", "")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=_examples(200), deadline=None)
 @given(st.integers(min_value=0, max_value=words.PID_MAX))
 def test_pid_round_trip(n):
     assert check_pid_word(str(n)) == n == check_pid_word(n)
@@ -202,21 +208,21 @@ def _run_verb(main, prog, argv, err_on_out=True):
     return rc
 
 
-@settings(max_examples=300, deadline=None,
+@settings(max_examples=_examples(300), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ARGV)
 def test_whoholds_parser_never_raises(argv):
     _run_verb(W.main, "whoholds", argv)
 
 
-@settings(max_examples=300, deadline=None,
+@settings(max_examples=_examples(300), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ARGV)
 def test_argrecover_parser_never_raises(argv):
     _run_verb(A.main, "argrecover", argv)
 
 
-@settings(max_examples=300, deadline=None,
+@settings(max_examples=_examples(300), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ARGV)
 def test_deadlock_parser_never_raises(argv):
@@ -268,7 +274,7 @@ CLI_WORDS = st.sampled_from(["--vmlinux", "--vmcore", "--crash", "--timeout", "-
                              "--mod=x", "whoholds", "argrecover", "deadlock", "-h"]) | WORD
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=_examples(400), deadline=None)
 @given(st.lists(CLI_WORDS, max_size=7))
 def test_crash_ext_options_never_raise(argv):
     import contextlib
