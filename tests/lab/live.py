@@ -199,11 +199,14 @@ def main(argv=None):
     p.add_argument("--churn", type=int, default=0)
     p.add_argument("--crash", metavar="VERSION", help="the lab's crash version (default: the "
                    "newest that reads the kernel)")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run the verb N times in the guest's one crash session")
     p.add_argument("--compare", action="store_true",
                    help="also run the verbs on the scenario's snapshot dump, in the guest")
     p.add_argument("verb", nargs=argparse.REMAINDER)
     a = p.parse_args(argv)
     argvs = [a.verb[1:] if a.verb[:1] == ["--"] else a.verb] if a.verb else [["deadlock"]]
+    argvs = argvs * max(1, a.repeat)
     compare = None
     if a.compare:
         from tests.lab.labdumps import get_dump
