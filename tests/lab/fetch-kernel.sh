@@ -55,21 +55,59 @@ index_vmlinux() {
         rm -f "$DIR/vmlinux.idx"*; log "gdb-add-index failed: vmlinux left unindexed"
     fi
 }
-if [ -f "$DIR/.complete" ] && [ -f "$DIR/.gdb-index" ]; then echo "$DIR"; exit 0; fi
+# Modules the lab's guests load (decompressed into modules/): qemu_fw_cfg (VMCOREINFO in
+# QEMU's dumps); the virtio block stack for the kdump capture kernel's dump disk (those of
+# it a kernel builds in or lacks are skipped).  A cache fetched before a module was added
+# here gets the image package again for its modules only.
+MODULES="qemu_fw_cfg virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk"
+have_modules() { [ -f "$DIR/modules/.listed" ] && [ "$(cat "$DIR/modules/.listed")" = "$MODULES" ]; }
+if [ -f "$DIR/.complete" ] && [ -f "$DIR/.gdb-index" ] && have_modules; then echo "$DIR"; exit 0; fi
 # One fetch at a time (parallel test runs): wait, then see whether it is done.
 mkdir -p "$CACHE/kernel"
 exec 9>"$CACHE/kernel/.fetch.lock"
 flock 9
-if [ -f "$DIR/.complete" ]; then index_vmlinux; echo "$DIR"; exit 0; fi
+# image_packages: set img (the image package: 'linux-image-ABI' (signed) or
+# 'linux-image-ABI-unsigned') and parts (sid's (7.x) image package is a small one
+# depending on linux-binary-ABI (vmlinuz) and linux-modules-ABI (the modules): those
+# carry the files, fetched alongside).
+image_packages() {
+    img=linux-image-$ABI
+    papt apt-cache show "$img" >/dev/null 2>&1 || img=linux-image-$ABI-unsigned
+    parts=$(papt apt-cache depends "$img" 2>/dev/null \
+            | awk -v abi="$ABI" '/Depends: linux-(binary|modules)-/ &&
+                  substr($2, length($2) - length(abi) + 1) == abi {print $2}' | sort -u)
+}
+# extract_modules: MODULES from the image unpacked in root/ into modules/
+extract_modules() {
+    rm -rf modules; mkdir -p modules
+    for m in $MODULES; do
+        f=$(find root/lib/modules root/usr/lib/modules -name "$m.ko*" 2>/dev/null | head -1 || true)
+        if [ -z "$f" ]; then
+            [ "$m" = qemu_fw_cfg ] && { log "module $m not found in $img"; exit 1; }
+            continue
+        fi
+        case "$f" in *.xz) xz -dc "$f" > modules/$m.ko;; *.zst) zstd -dqc "$f" > modules/$m.ko;; *) cp "$f" modules/$m.ko;; esac
+    done
+    echo "$MODULES" > modules/.listed
+}
+if [ -f "$DIR/.complete" ]; then
+    index_vmlinux
+    if ! have_modules; then
+        log "$ABI: fetching the image again for the modules $MODULES"
+        rm -rf "$DIR/debs" "$DIR/root"; mkdir -p "$DIR/debs"; cd "$DIR/debs"
+        image_packages
+        LOG=$CACHE/logs/fetch-kernel-$ABI.log; mkdir -p "$CACHE/logs"
+        papt apt-get download -q "$img" $parts >>"$LOG" 2>&1 \
+            || { tail -n 30 "$LOG" >&2; log "download failed; full log: $LOG"; exit 1; }
+        cd "$DIR"
+        for p in "$img" $parts; do dpkg-deb -x debs/"${p}"_*.deb root; done
+        extract_modules
+        rm -rf root debs
+    fi
+    echo "$DIR"; exit 0
+fi
 rm -rf "$DIR"; mkdir -p "$DIR/debs"; cd "$DIR/debs"
-# The image package is 'linux-image-ABI' (signed) or 'linux-image-ABI-unsigned'.
-img=linux-image-$ABI
-papt apt-cache show "$img" >/dev/null 2>&1 || img=linux-image-$ABI-unsigned
-# sid's (7.x) image package is a small one depending on linux-binary-ABI (vmlinuz) and
-# linux-modules-ABI (the modules): those carry the files, fetched alongside.
-parts=$(papt apt-cache depends "$img" 2>/dev/null \
-        | awk -v abi="$ABI" '/Depends: linux-(binary|modules)-/ &&
-              substr($2, length($2) - length(abi) + 1) == abi {print $2}' | sort -u)
+image_packages
 # Headers for building the lab module: extracted here, not installed (installing the
 # headers of some ABIs pulls the kernel image onto the host).
 hdr=linux-headers-$ABI
@@ -116,12 +154,7 @@ for z in root/boot/vmlinuz-"$ABI" root/usr/lib/modules/"$ABI"/vmlinuz; do
     [ -f "$z" ] && { cp "$z" vmlinuz; break; }
 done
 [ -f vmlinuz ] || { log "no vmlinuz in $img $parts"; exit 1; }
-mkdir -p modules
-for m in qemu_fw_cfg; do
-    f=$(find root/lib/modules root/usr/lib/modules -name "$m.ko*" 2>/dev/null | head -1 || true)
-    [ -n "$f" ] || { log "module $m not found in $img"; exit 1; }
-    case "$f" in *.xz) xz -dc "$f" > modules/$m.ko;; *.zst) zstd -dqc "$f" > modules/$m.ko;; *) cp "$f" modules/$m.ko;; esac
-done
+extract_modules
 rm -rf root debs
 echo "$ABI" > abi
 index_vmlinux
