@@ -64,6 +64,7 @@ from ..compat import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..port import (BadArgument, CrashCommandError, CrashDied, CrashExtError, CrashTimeout,
                     MemoryReadError, Port)
+from ..excluded import explain
 from . import check_command
 from .commandport import SET_C_LANGUAGE, CommandTypes, find_error
 from .typestore import TypeStore
@@ -525,7 +526,7 @@ class CrashProcess(CommandTypes, Port):
     def _raise_for(cmd: str, out: str) -> None:
         err = find_error(cmd, out)
         if err is not None:
-            e = CrashCommandError(err[0])
+            e = CrashCommandError(explain(err[0]))
             e.output = out
             e.partial = err[1]
             e.command = cmd
@@ -547,7 +548,8 @@ class CrashProcess(CommandTypes, Port):
         try:
             out = self.command("rd -64 -x %x %d" % (start, words))
         except CrashCommandError as e:
-            raise MemoryReadError("cannot read %d bytes at %#x: %s" % (size, addr, e))
+            raise MemoryReadError("cannot read %d bytes at %#x: %s" % (size, addr,
+                                                                      explain(e)))
         data = self._parse_rd64(out, start, words)
         if data is None:
             raise MemoryReadError("cannot read %d bytes at %#x: unexpected rd output: %r"

@@ -28,6 +28,7 @@ import os
 import sys
 from ..compat import Dict, Optional
 
+from ..excluded import explain
 from ..port import CrashCommandError, CrashExtError, MemoryReadError, Port
 from . import check_command
 from .commandport import SET_C_LANGUAGE, CommandTypes, find_error, language_to_restore
@@ -119,7 +120,8 @@ class PykdumpPort(CommandTypes, Port):
         except IndexError:
             raise MemoryReadError("cannot read %d bytes at NULL" % size)
         except self._crash.error as e:
-            raise MemoryReadError("cannot read %d bytes at %#x: %s" % (size, addr, e))
+            raise MemoryReadError("cannot read %d bytes at %#x: %s" % (size, addr,
+                                                                      explain(e)))
         return bytes(data)
 
     def symbol_address(self, name: str) -> Optional[int]:

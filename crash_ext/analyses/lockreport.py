@@ -12,6 +12,7 @@ import re
 import weakref
 from ..compat import Dict, List, Optional, Tuple
 
+from ..excluded import EXCLUDED, is_excluded
 from ..models import locks as L
 from ..port import BadArgument, CrashExtError, MemoryReadError, Port
 from ..words import check_address_word, check_hex_word, shown
@@ -65,6 +66,9 @@ def check_lock_address(port: Port, addr: int, size: int) -> bytes:
     try:
         return port.read(addr, size)
     except MemoryReadError as e:
+        if is_excluded(e):
+            raise MemoryReadError("%#x is %s: the page was left out when the dump was "
+                                  "written, not a bad address" % (addr, EXCLUDED))
         raise MemoryReadError("%#x is not readable in this dump (unmapped or not "
                               "captured): %s" % (addr, _short(e)))
 

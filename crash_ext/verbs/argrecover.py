@@ -13,6 +13,7 @@ from ..compat import List, Optional
 from ..analyses.args import (Arg, FrameArgs, TaskArgs, plain_view, recover_all,
                               recover_with_port)
 from ..analyses.decode import decode_pointer
+from ..analyses.panic import is_panic_task
 from ..analyses.snapshot import Snapshot, no_gc
 from ..analyses.taskview import require_task_view
 from ..models.stack import parse_backtraces
@@ -74,10 +75,11 @@ def _task_text(port: Port, word: str) -> str:
 
 def _check_sleeping(port: Port, bt) -> Snapshot:
     """Return the session's task list; raise BadArgument for a task that is running
-    (its registers are live, not saved)."""
+    (its registers are live, not saved), unless it is the panic task of a dump (crash
+    has the registers the kernel saved when it panicked)."""
     snap = Snapshot(port)
     entry = snap.by_task(bt.task) if bt.task is not None else None
-    if entry is not None and entry.state == "RU":
+    if entry is not None and entry.state == "RU" and not is_panic_task(port, entry.pid):
         raise BadArgument("PID %d (%s) is running: its registers are live, not saved on the "
                           "stack; argrecover works on sleeping tasks" % (entry.pid, entry.comm))
     return snap

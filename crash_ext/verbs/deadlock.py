@@ -19,6 +19,8 @@ from ..analyses.waitfor import (Cycle, HeldBy, LockNode, WaitFor, collect,
                                 restrict_to_pid, short_lock_name)
 from ..port import BadArgument, CrashExtError, Port
 from ..words import argtype, check_count_word, check_path_word, check_pid_word
+from .panicnotes import (attach_panic, panic_header, panic_json, panic_notes,
+                         panic_task_json)
 from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
 from ..render import jsontext
 from ..render.shape import document, hexaddr, task_json
@@ -239,6 +241,7 @@ def format_cycle(res: WaitFor, i: int, c: Cycle, limit: int,
         cols, "", "  ")
     for k, s in enumerate(c.steps):
         out.append("  " + task_header(s.task, state=False))
+        out.extend(panic_notes(res, s.task, cols, "    "))
         out.extend(wrap("blocked in %s, on %s%s" % (
             _where_blocked(s.caller, s.blocked.function), _lock_text(s.lock),
             " as %s" % s.blocked.mode if s.blocked.mode else ""), cols, "    ", "      "))
@@ -420,7 +423,7 @@ def format_text(res: WaitFor, limit: int = 20, cols: int = DEFAULT_WIDTH) -> str
     """Return the whole text report: the answer (cycles in the victims' order,
     convoys), then the evidence (each cycle, convoys, lone tasks, unknown holders,
     problems), then the summary line."""
-    out = []
+    out = panic_header(res, cols)
     if not res.graph.analysed:
         out.append("No task in %s state: nothing is blocked." % "/".join(res.states))
     elif not res.cycles and not res.convoys:
@@ -566,13 +569,14 @@ def to_json(res: WaitFor) -> Dict[str, object]:
         blocked.pop("task", None)
         blocked["caller"] = g.callers.get(a)
         tasks.append(dict({"task": task_json(b.task)}, **blocked))
+        panic_task_json(res, tasks[-1])
     return {"states": list(res.states), "summary": summary_line(res),
             "counts": _counts(res),
             "cycles": cycles, "convoys": convoys,
             "alone": [task_json(t) for t in res.alone],
             "locks": [_lj(ln) for _, ln in sorted(g.locks.items())],
             "tasks": tasks, "problems": list(res.problems),
-            "notes": list(res.truncated)}
+            "notes": list(res.truncated), "panic": panic_json(res)}
 
 
 # ------------------------------------------------------------------- main
@@ -643,6 +647,7 @@ def _main(argv, port: Port, out, err) -> int:
                 raise BadArgument("PID %d is not among the analysed tasks (%s) nor a "
                                   "holder of their locks" % (pid, "+".join(res.states)))
             res = sub
+        attach_panic(port, res)
         if opts.dot or opts.svg:
             from ..outputs import write_output
             from ..render.dot import to_dot, write_svg

@@ -152,6 +152,17 @@ def matrix(wanted=SMALL, kernels=None):
     return [(s, t) for t in targets(kernels) for s in scenarios_of(t.split("@")[0], wanted)]
 
 
+#: a small scenario per panic kind of the kdump-made dumps (tests/lab/kdump.py PLAN)
+PANIC_KINDS = {}
+for _s in SMALL:
+    PANIC_KINDS.setdefault(mklab.kdump.plan(_s)[0], _s)
+
+
+def kdump_kernels():
+    """Return the selected kernels whose small scenarios are kdump-made."""
+    return [k for k in selected_kernels() if k in mklab.KDUMP_KERNELS]
+
+
 def crash_binary(version=None):
     """Return the crash to use on lab dumps: ``$CRASH`` if set (only when ``version`` is
     None), else the cached build of ``version`` (default the oldest, 8.0.6), built when
