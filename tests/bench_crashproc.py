@@ -15,9 +15,9 @@ import time
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from crash_ext.adapters.crashproc import CrashProcess  # noqa: E402
+from crash_ext.ports.crashproc import CrashProcess  # noqa: E402
 from crash_ext.models.ps import parse_ps  # noqa: E402
-from crash_ext.port import CrashTimeout  # noqa: E402
+from crash_ext.core.errors import CrashTimeout  # noqa: E402
 from tests.lab.labdumps import get_dump  # noqa: E402
 
 

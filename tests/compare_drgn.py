@@ -19,7 +19,7 @@ DUMPS = [(s, "6.1") for s in ("seed", "abba-mutex", "cycle3", "convoy", "readers
 def main():
     rows, conflicts = [], []
     for scenario, kernel in DUMPS:
-        d = get_dump(scenario, kernel=kernel)
+        d = get_dump(scenario, kernel=kernel, made="snapshot")  # labdumps.SNAPSHOT_ONLY
         with CrashProcess(d.vmlinux, d.vmcore, crash=d.crash, timeout=1200) as crash:
             crash.command("mod -s crashext_lab %s" % d.module_ko)
             t = compare(d, crash)

@@ -151,7 +151,7 @@ def test_lab_shortcut_matches_the_truth():
 
 
 def test_compressed_dump_is_read_once():
-    d = get_dump("seed")
+    d = get_dump("seed", made="snapshot")      # zstd at rest (labdumps.SNAPSHOT_ONLY)
     zst = os.path.join(d.directory, d.meta["vmcore_zst"])
     args = ["whoholds", "-p", str(next(t["pid"] for t in d.truth["tasks"]
                                        if t["comm"] == "rm")),

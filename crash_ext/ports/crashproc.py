@@ -64,6 +64,7 @@ from ..compat import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..core.errors import (BadArgument, CrashCommandError, CrashDied, CrashExtError,
                            CrashTimeout, MemoryReadError)
+from ..core.excluded import explain
 from ..core.port import Port
 from . import check_command
 from .commandport import SET_C_LANGUAGE, CommandTypes, find_error
@@ -534,7 +535,7 @@ class CrashProcess(CommandTypes, Port):
     def _raise_for(cmd: str, out: str) -> None:
         err = find_error(cmd, out)
         if err is not None:
-            e = CrashCommandError(err[0])
+            e = CrashCommandError(explain(err[0]))
             e.output = out
             e.partial = err[1]
             e.command = cmd
@@ -556,7 +557,8 @@ class CrashProcess(CommandTypes, Port):
         try:
             out = self.command("rd -64 -x %x %d" % (start, words))
         except CrashCommandError as e:
-            raise MemoryReadError("cannot read %d bytes at %#x: %s" % (size, addr, e))
+            raise MemoryReadError("cannot read %d bytes at %#x: %s" % (size, addr,
+                                                                      explain(e)))
         data = self._parse_rd64(out, start, words)
         if data is None:
             raise MemoryReadError("cannot read %d bytes at %#x: unexpected rd output: %r"

@@ -202,7 +202,10 @@ def find_lab_dump(spec: str) -> LabDumpFiles:
                           "'python3 tests/lab/mklab.py --scenario %s%s'"
                           % (shown(spec), os.path.join(cache_dir(), "lab"), scenario,
                              " --kernel " + kernel if kernel else ""))
-    d, meta = max(metas, key=lambda dm: dm[1].get("built", ""))
+    # the lab's own choice first: a kdump-made dump (tests/lab/mklab.py made_by), then
+    # the newest
+    d, meta = max(metas, key=lambda dm: (dm[1].get("made") == "kdump",
+                                         dm[1].get("built", "")))
     return LabDumpFiles(scenario, meta["kernel_abi"], meta["vmlinux"],
                         os.path.join(d, meta["vmcore_zst"]),
                         os.path.join(d, "crashext_lab.ko"), d)

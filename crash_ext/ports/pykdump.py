@@ -23,6 +23,7 @@ from ..compat import Optional
 
 from ..core.caches import SESSION_FIXED, SESSION_TYPES
 from ..core.errors import CrashCommandError, CrashExtError, MemoryReadError
+from ..core.excluded import explain
 from ..core.port import Port
 from . import check_command
 from .commandport import SET_C_LANGUAGE, CommandTypes, find_error, language_to_restore
@@ -120,7 +121,8 @@ class PykdumpPort(CommandTypes, Port):
         except IndexError:
             raise MemoryReadError("cannot read %d bytes at NULL" % size)
         except self._crash.error as e:
-            raise MemoryReadError("cannot read %d bytes at %#x: %s" % (size, addr, e))
+            raise MemoryReadError("cannot read %d bytes at %#x: %s" % (size, addr,
+                                                                      explain(e)))
         return bytes(data)
 
     def symbol_address(self, name: str) -> Optional[int]:

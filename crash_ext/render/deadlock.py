@@ -176,6 +176,7 @@ def format_cycle(res: WaitFor, i: int, c: Cycle, limit: int,
         out.extend(wrap("(live system: %s)" % c.confirmed, cols, "  ", "    "))
     for k, s in enumerate(c.steps):
         out.append("  " + task_header(s.task, state=False))
+        out.extend(panic_notes(res, s.task, cols, "    "))
         out.extend(wrap("blocked in %s, on %s%s" % (
             _where_blocked(s.caller, s.blocked.function), _lock_text(s.lock),
             " as %s" % s.blocked.mode if s.blocked.mode else ""), cols, "    ", "      "))
@@ -353,11 +354,34 @@ def format_answer(res: WaitFor, cols: int = DEFAULT_WIDTH) -> List[str]:
     return out
 
 
+# ------------------------------------------------------------------- the panic
+
+def _hung(res: WaitFor, pid: Optional[int]) -> Optional[str]:
+    """The hung-task detector's report of ``pid`` (session/panic.py), or None."""
+    return res.panic.hung_evidence(pid) if res.panic is not None and pid is not None \
+        else None
+
+
+def panic_header(res: WaitFor, cols: int) -> List[str]:
+    """Return the header lines naming the panic that made the dump and the tasks the
+    hung-task detector reported (none without a panic: a snapshot, a live kernel)."""
+    out = []  # type: List[str]
+    for line in (res.panic.header_lines() if res.panic is not None else []):
+        out.extend(wrap(line, cols, "", "  "))
+    return out
+
+
+def panic_notes(res: WaitFor, task, cols: int, indent: str) -> List[str]:
+    """Return the lines under a task's header: the hung-task detector's report of it."""
+    ev = _hung(res, task.pid)
+    return wrap(ev, cols, indent, indent + "  ") if ev else []
+
+
 def format_text(res: WaitFor, limit: int = 20, cols: int = DEFAULT_WIDTH) -> str:
     """Return the whole text report: the answer (cycles in the victims' order,
     convoys), then the evidence (each cycle, convoys, lone tasks, unknown holders,
     problems), then the summary line."""
-    out = []
+    out = panic_header(res, cols)
     if not res.graph.analysed:
         out.append("No task in %s state: nothing is blocked." % "/".join(res.states))
     elif not res.cycles and not res.convoys:
@@ -503,10 +527,13 @@ def to_json(res: WaitFor) -> Dict[str, object]:
         blocked.pop("task", None)
         blocked["caller"] = g.callers.get(a)
         tasks.append(dict({"task": task_json(b.task)}, **blocked))
+        tasks[-1]["hung_task"] = _hung(res, b.task.pid)
     return {"states": list(res.states), "summary": summary_line(res),
             "counts": _counts(res),
             "cycles": cycles, "convoys": convoys,
             "alone": [task_json(t) for t in res.alone],
             "locks": [_lj(ln) for _, ln in sorted(g.locks.items())],
             "tasks": tasks, "problems": list(res.problems),
-            "notes": list(res.truncated)}
+            "notes": list(res.truncated),
+            "panic": res.panic.to_json() if res.panic is not None and res.panic.reason
+            else None}

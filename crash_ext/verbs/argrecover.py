@@ -23,6 +23,7 @@ from ..render.argrecover import frames_json, task_text
 from ..render.shape import document
 from ..render.text import width
 from ..session.identity import dump_identity
+from ..session.panic import is_panic_task
 from ..session.snapshot import Snapshot, no_gc
 from ..session.taskview import require_task_view
 from ..waits.decode import decode_pointer
@@ -77,10 +78,11 @@ def _task_text(port: Port, word: str) -> str:
 
 def _check_sleeping(port: Port, bt) -> Snapshot:
     """Return the session's task list; raise BadArgument for a task that is running
-    (its registers are live, not saved)."""
+    (its registers are live, not saved), unless it is the panic task of a dump (crash
+    has the registers the kernel saved when it panicked)."""
     snap = Snapshot(port)
     entry = snap.by_task(bt.task) if bt.task is not None else None
-    if entry is not None and entry.state == "RU":
+    if entry is not None and entry.state == "RU" and not is_panic_task(port, entry.pid):
         raise BadArgument("PID %d (%s) is running: its registers are live, not saved on the "
                           "stack; argrecover works on sleeping tasks" % (entry.pid, entry.comm))
     return snap

@@ -19,6 +19,7 @@ from ..render.deadlock import DEPTH_TEXT, format_text, summary_line, to_json
 from ..render.shape import document
 from ..render.text import width
 from ..session.identity import dump_identity, live_system
+from ..session.panic import panic_facts
 from ..session.snapshot import no_gc
 from ..session.taskview import require_task_view
 from ..waits.collection import collect
@@ -147,6 +148,7 @@ def _main(argv, port: Port, out, err) -> int:
                 raise BadArgument("PID %d is not among the analysed tasks (%s) nor a "
                                   "holder of their locks" % (pid, "+".join(res.states)))
             res = sub
+        res.panic = panic_facts(port)
         if opts.dot or opts.svg:
             from ..render.outputs import write_output
             from ..render.dot import to_dot, write_svg

@@ -174,6 +174,8 @@ class WaitFor:
     components: int
     truncated: List[str] = field(default_factory=list)
     states: Sequence[str] = ("UN",)
+    #: the dump's panic (session/panic.PanicFacts), set by the verb; None: not read
+    panic: Optional[object] = None
 
     @property
     def problems(self) -> List[str]:

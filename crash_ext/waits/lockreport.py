@@ -12,6 +12,7 @@ import re
 from ..compat import Dict, List, Optional, Tuple
 
 from ..core.caches import MOUNTS
+from ..core.excluded import EXCLUDED, is_excluded
 from ..models import locks as L
 from ..models import lockstate as LS
 from ..models import lockwalk as LW
@@ -69,6 +70,9 @@ def check_lock_address(port: Port, addr: int, size: int) -> bytes:
     try:
         return port.read(addr, size)
     except MemoryReadError as e:
+        if is_excluded(e):
+            raise MemoryReadError("%#x is %s: the page was left out when the dump was "
+                                  "written, not a bad address" % (addr, EXCLUDED))
         raise MemoryReadError("%#x is not readable in this dump (unmapped or not "
                               "captured): %s" % (addr, _short(e)))
 

@@ -88,6 +88,8 @@ class Damager:
     damage it (from truth.json and crash).  Use as a context manager."""
 
     def __init__(self, dump, workdir, lock_name=None, seed=17):
+        from tests.lab.labdumps import snapshot_of
+        dump = snapshot_of(dump)        # patched through ELF program headers
         self.dump = dump
         self.workdir = workdir
         self.rng = random.Random(seed)

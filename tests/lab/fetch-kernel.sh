@@ -36,10 +36,11 @@ index_vmlinux() {
 }
 # Modules the guests load (insmod, from the initramfs): qemu_fw_cfg (VMCOREINFO for QEMU's
 # dumps) is required; the virtio/9p set mounts the host's root read-only in the live lab
-# (tests/lab/live.py) and is taken where the kernel builds it as a module.
+# (tests/lab/live.py), virtio_blk carries the kdump capture kernel's dump disk
+# (tests/lab/kdump.py); each is taken where the kernel builds it as a module.
 REQUIRED_MODULES="qemu_fw_cfg"
 OPTIONAL_MODULES="virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
-                  netfs fscache 9pnet 9pnet_virtio 9p"
+                  virtio_blk netfs fscache 9pnet 9pnet_virtio 9p"
 # modules_done: every module is extracted (or known absent: modules/ABSENT lists those)
 modules_done() {
     local m

@@ -2,10 +2,17 @@
 
     from tests.lab.labdumps import get_dump
     d = get_dump("seed")          # d.vmlinux, d.vmcore, d.truth, d.crash, d.module_ko
+    d = get_dump("convoy", made="snapshot")     # QEMU's full-memory ELF dump
 
-Dumps are kept zstd-compressed in the cache; ``get_dump`` decompresses a working copy
-(under ``$CRASH_EXT_CACHE/run``, as ``crash-ext`` does: ``crash_ext.ports.dumpfiles``) the
-first time it is asked for one.
+How each dump is made is chosen here and in mklab, not by the tests: ``mklab.made_by``
+(kdump for the small scenarios and waits on KDUMP_KERNELS: the guest panics and its
+capture kernel writes a filtered, compressed dump with makedumpfile; QEMU's snapshot
+otherwise), and SNAPSHOT_ONLY below for the uses that need full memory.
+
+Snapshot dumps are kept zstd-compressed in the cache; ``get_dump`` decompresses a
+working copy (under ``$CRASH_EXT_CACHE/run``, as ``crash-ext`` does:
+``crash_ext.ports.dumpfiles``) the first time it is asked for one.  kdump dumps are read
+as they are (kdump-compressed).
 """
 
 import json
@@ -32,7 +39,9 @@ class LabDump:
             self.truth = json.load(f)
         self.vmlinux = self.meta["vmlinux"]
         self.module_ko = os.path.join(directory, "crashext_lab.ko")
-        self.vmcore = readable_dump(os.path.join(directory, self.meta["vmcore_zst"]))
+        self.made = self.meta.get("made", "snapshot")
+        self.vmcore = readable_dump(os.path.join(directory, self.meta.get("vmcore")
+                                                 or self.meta["vmcore_zst"]))
 
     def __repr__(self):
         return "LabDump(%s, %s)" % (self.scenario, self.vmcore)
@@ -64,6 +73,18 @@ UNREADABLE = {
                     "--no_modules it starts, lists the tasks, but loses module frames)",
 }
 SMALL = tuple(mklab.SMALL)
+#: uses of the lab that need QEMU's full-memory snapshot (an ELF core) even where the
+#: scenario's dump is kdump-made, and why
+SNAPSHOT_ONLY = {
+    "damage": "tests/lab/damage.py patches the dump's bytes through the ELF program "
+              "headers (test_damaged_lab, make fuzz)",
+    "drgn": "make compare: drgn 0.3 reads QEMU's ELF dump; the oracle is kept on the "
+            "dumps its figures were measured on",
+    "zstd": "test_cli's test_compressed_dump_is_read_once: a dump compressed at rest "
+            "with zstd, which crash-ext decompresses once (a kdump file is read as it is)",
+    "scale": "2,000 blocked tasks in a 512 MB guest, the benchmarks' dump: made by "
+             "snapshot (mklab.made_by)",
+}
 #: scenarios whose cycle runs through a wait that is not a lock (staged on demand)
 WAITS = ("flush-work", "kthread-stop", "flush-wq")
 
@@ -133,6 +154,17 @@ def matrix(wanted=SMALL, kernels=None):
     return [(s, t) for t in targets(kernels) for s in scenarios_of(t.split("@")[0], wanted)]
 
 
+#: a small scenario per panic kind of the kdump-made dumps (tests/lab/kdump.py PLAN)
+PANIC_KINDS = {}
+for _s in SMALL:
+    PANIC_KINDS.setdefault(mklab.kdump.plan(_s)[0], _s)
+
+
+def kdump_kernels():
+    """Return the selected kernels whose small scenarios are kdump-made."""
+    return [k for k in selected_kernels() if k in mklab.KDUMP_KERNELS]
+
+
 def crash_binary(version=None):
     """Return the crash to use on lab dumps: ``$CRASH`` if set (only when ``version`` is
     None), else the cached build of ``version`` (default the oldest, 8.0.6), built when
@@ -160,20 +192,32 @@ def crash_binary(version=None):
 _crash = {}  # crash version (None: $CRASH or the default) -> binary, found once per process
 
 
-def get_dump(scenario, n=mklab.DEFAULT_N, kernel=mklab.DEFAULT_KERNEL, crash=None):
+def get_dump(scenario, n=mklab.DEFAULT_N, kernel=mklab.DEFAULT_KERNEL, crash=None,
+             made=None):
     """Return the LabDump of ``scenario`` on ``kernel`` (a series such as ``6.1``/``6.12``
     or an ABI), building crash and the dump when missing.  ``crash``: a crash version of
-    CRASH_VERSIONS to read it with (default ``$CRASH`` or 8.0.6).
+    CRASH_VERSIONS to read it with (default ``$CRASH`` or 8.0.6).  ``made``: ``kdump``
+    or ``snapshot`` (default ``mklab.made_by``; ``snapshot`` for SNAPSHOT_ONLY's uses).
 
     Raises mklab.LabError when a build step fails.
     """
     if crash not in _crash:
         _crash[crash] = crash_binary(crash)
-    directory = mklab.build([scenario], n, kernel)[scenario]
+    directory = mklab.build([scenario], n, kernel, made)[scenario]
     return LabDump(scenario, directory, _crash[crash])
 
 
-def get_target_dump(scenario, target, n=mklab.DEFAULT_N):
+def snapshot_of(dump):
+    """Return ``dump`` itself when it is QEMU's snapshot, else the snapshot LabDump of
+    the same scenario, kernel and crash (for SNAPSHOT_ONLY's uses)."""
+    if dump.made == "snapshot":
+        return dump
+    inv = {v: k for k, v in _crash.items()}
+    return get_dump(dump.scenario, dump.meta.get("n") or mklab.DEFAULT_N,
+                    dump.meta["kernel_abi"], inv.get(dump.crash), made="snapshot")
+
+
+def get_target_dump(scenario, target, n=mklab.DEFAULT_N, made=None):
     """Return the LabDump of ``scenario`` for a :func:`targets` string ``KERNEL@CRASH``."""
     kernel, _, version = target.partition("@")
-    return get_dump(scenario, n, kernel, version or None)
+    return get_dump(scenario, n, kernel, version or None, made)

@@ -67,40 +67,23 @@ class LiveRun:
                 (int(m.group(4)), m.group(3), float(m.group(5))))
 
 
-#: how the dumps' guest init ends (it then waits to be dumped)
-INIT_END = "echo LAB-DONE\nwhile :; do sleep 3600; done\n"
-
-
-def live_init():
-    """Return the dumps' guest init with its last wait replaced by live.sh: the same
-    staging, then crash-ext on the running kernel.  Raises mklab.LabError when the init
-    no longer ends as INIT_END says."""
-    with open(os.path.join(HERE, "guest", "init")) as f:
-        text = f.read()
-    if not text.endswith(INIT_END):
-        raise mklab.LabError("tests/lab/guest/init no longer ends with its LAB-DONE wait; "
-                             "update tests/lab/live.py's INIT_END")
-    return text[:-len(INIT_END)] + "echo LAB-DONE\n. /lib/live.sh\n"
-
-
 def _extra_cpio(kdir, job_sh, dest):
-    """Append to ``dest`` a second gzip'd cpio (the kernel unpacks concatenated archives,
-    later files replacing earlier ones): the live init, live.sh, the job, the virtio/9p
+    """Append to ``dest`` a second gzip'd cpio (the kernel unpacks concatenated archives):
+    live.sh (the init sources it once the truth is printed), the job, the virtio/9p
     modules and the extra busybox applets."""
-    entries = [mklab._cpio_entry("lib/live-modules", stat.S_IFDIR | 0o755),
-               mklab._cpio_entry("init", stat.S_IFREG | 0o755, live_init().encode())]
+    entries = [mklab.cpio_entry("lib/live-modules", stat.S_IFDIR | 0o755)]
     with open(os.path.join(HERE, "guest", "live.sh"), "rb") as f:
-        entries.append(mklab._cpio_entry("lib/live.sh", stat.S_IFREG | 0o644, f.read()))
-    entries.append(mklab._cpio_entry("lib/live-job", stat.S_IFREG | 0o644, job_sh.encode()))
+        entries.append(mklab.cpio_entry("lib/live.sh", stat.S_IFREG | 0o644, f.read()))
+    entries.append(mklab.cpio_entry("lib/live-job", stat.S_IFREG | 0o644, job_sh.encode()))
     mods = os.path.join(kdir, "modules")
     for name in sorted(os.listdir(mods)):
         if name.endswith(".ko") and name != "qemu_fw_cfg.ko":
             with open(os.path.join(mods, name), "rb") as f:
-                entries.append(mklab._cpio_entry("lib/live-modules/" + name,
+                entries.append(mklab.cpio_entry("lib/live-modules/" + name,
                                                  stat.S_IFREG | 0o644, f.read()))
     for a in APPLETS:
-        entries.append(mklab._cpio_entry("bin/" + a, stat.S_IFLNK | 0o777, b"busybox"))
-    entries.append(mklab._cpio_entry("TRAILER!!!", 0))
+        entries.append(mklab.cpio_entry("bin/" + a, stat.S_IFLNK | 0o777, b"busybox"))
+    entries.append(mklab.cpio_entry("TRAILER!!!", 0))
     with open(dest, "ab") as out:
         out.write(gzip.compress(b"".join(entries), compresslevel=1))
 

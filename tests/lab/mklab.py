@@ -2,12 +2,16 @@
 """Build the lab: real vmcores of a Debian kernel staging lock scenarios, with ground truth.
 
     python3 tests/lab/mklab.py [--scenario NAME ... | --small] [--n N] [--kernel SERIES|ABI]
+                               [--made kdump|snapshot]
 
 SERIES: 5.10, 6.1 (default), 6.12, 7 (sid's 7.x), each also as SERIES-rt (PREEMPT_RT).
 
 For each scenario: boot the kernel in QEMU (TCG) with a busybox initramfs holding the
 crashext_lab module, let the guest stage the scenario and print the module's truth on the
-serial console, then dump guest memory through QMP as ELF and compress it with zstd.
+serial console, then either (snapshot) dump guest memory through QMP as ELF and compress
+it with zstd, or (kdump, ``kdump.py``) let the guest panic by itself and its kdump
+capture kernel write the dump with makedumpfile.  Which dumps are made which way:
+:func:`made_by` (``--made`` overrides it).
 
 Everything lands in ``$CRASH_EXT_CACHE`` (default ``~/.cache/crash-ext``) under
 ``lab/<abi>/<key>/`` where the key hashes every input (kernel ABI, module source, guest
@@ -35,6 +39,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 from crash_ext.ports.dumpfiles import decompressed_copies  # noqa: E402
+from tests.lab import kdump  # noqa: E402
 CACHE = os.environ.get("CRASH_EXT_CACHE", os.path.expanduser("~/.cache/crash-ext"))
 SCENARIOS = ["seed", "abba-mutex", "cycle3", "convoy", "readers", "semaphore", "scale",
              "rt-spin", "global-sems", "wrapper", "rwsem-readers", "flush-work", "kthread-stop",
@@ -62,8 +67,34 @@ TOOLS = {  # command -> Debian package that provides it
 }
 
 
+#: kernel series whose small scenarios (and waits) are made by kdump (:func:`made_by`)
+KDUMP_KERNELS = ("6.1", "6.12")
+#: how a dump is made
+MADE = ("kdump", "snapshot")
+
+
 class LabError(Exception):
     """A lab build step failed; the message says which and why."""
+
+
+def series_of(kernel):
+    """Return the series of ``kernel`` (a series such as ``6.12-rt`` or an ABI such as
+    ``6.12.95+deb12-amd64``): ``5.10``, ``6.1``, ``6.12``, ``6.12-rt``, ``7``..."""
+    m = re.match(r"(\d+)\.(\d+)", kernel)
+    if not m:
+        return kernel
+    series = "7" if m.group(1) == "7" else "%s.%s" % m.groups()
+    return series + "-rt" if is_rt(kernel) else series
+
+
+def made_by(kernel, scenario):
+    """Return how the lab makes ``scenario``'s dump on ``kernel`` by default: ``kdump``
+    for the scenarios of kdump.PLAN on KDUMP_KERNELS (dumps as users get them: a panic,
+    the capture kernel, makedumpfile), ``snapshot`` otherwise (scale: 2,000 tasks for the
+    hung-task detector to report and a 512 MB guest; kernels not yet moved to kdump)."""
+    if series_of(kernel) in KDUMP_KERNELS and scenario in kdump.PLAN:
+        return "kdump"
+    return "snapshot"
 
 
 def elapsed():
@@ -123,14 +154,17 @@ def small_scenarios(kernel):
     return [s for s in SMALL + list(RT_ONLY) if not why_not_staged(kernel, s)]
 
 
-def input_key(abi, scenario, n):
-    """Return a short hash of every input that shapes this scenario's dump."""
+def input_key(abi, scenario, n, made="snapshot"):
+    """Return a short hash of every input that shapes this scenario's dump (a kdump
+    dump's also its panic kind, compression and kdump.py's inputs)."""
     h = hashlib.sha256()
     h.update(("%s|%s|%s" % (abi, scenario, n if scenario == "scale" else "")).encode())
     for rel in ["mklab.py", "module/crashext_lab.c", "module/Kbuild", "guest/init",
                 "guest/scenarios.sh", "guest/labctl.c", "cc-compat"]:
         with open(os.path.join(HERE, rel), "rb") as f:
             h.update(rel.encode() + b"\0" + f.read())
+    if made == "kdump":
+        h.update(("|kdump|%s|%s|" % kdump.plan(scenario)).encode() + kdump.key_material())
     return h.hexdigest()[:16]
 
 
@@ -189,7 +223,8 @@ def build_labctl(outdir):
     return dest
 
 
-def _cpio_entry(name, mode, data=b"", rdev=(0, 0), ino=[1]):
+def cpio_entry(name, mode, data=b"", rdev=(0, 0), ino=[1]):
+    """Return one newc cpio entry (header, name, data, padded) for an initramfs."""
     ino[0] += 1
     namez = name.encode() + b"\0"
     hdr = "070701" + "".join("%08X" % v for v in [
@@ -199,26 +234,28 @@ def _cpio_entry(name, mode, data=b"", rdev=(0, 0), ino=[1]):
     return out + b"\0" * (-len(out) % 4)
 
 
-def build_initramfs(kdir, ko, labctl, dest):
-    """Write a gzip'd newc cpio with busybox, labctl, the modules, init and scenarios."""
+def build_initramfs(kdir, ko, labctl, dest, extra=()):
+    """Write a gzip'd newc cpio with busybox, labctl, the modules, init and scenarios
+    (and ``extra`` cpio entries: a kdump guest's)."""
     files = []
 
     def add_file(path, src, mode=0o755):
         with open(src, "rb") as f:
-            files.append(_cpio_entry(path, stat.S_IFREG | mode, f.read()))
+            files.append(cpio_entry(path, stat.S_IFREG | mode, f.read()))
 
     for d in ["bin", "dev", "lib", "proc", "sys", "tmp"]:
-        files.append(_cpio_entry(d, stat.S_IFDIR | 0o755))
-    files.append(_cpio_entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1)))
+        files.append(cpio_entry(d, stat.S_IFDIR | 0o755))
+    files.append(cpio_entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1)))
     add_file("bin/busybox", "/bin/busybox")
     for a in BUSYBOX_APPLETS:
-        files.append(_cpio_entry("bin/" + a, stat.S_IFLNK | 0o777, b"busybox"))
+        files.append(cpio_entry("bin/" + a, stat.S_IFLNK | 0o777, b"busybox"))
     add_file("bin/labctl", labctl)
     add_file("init", os.path.join(HERE, "guest", "init"))
     add_file("lib/scenarios.sh", os.path.join(HERE, "guest", "scenarios.sh"), 0o644)
     add_file("lib/crashext_lab.ko", ko, 0o644)
     add_file("lib/qemu_fw_cfg.ko", os.path.join(kdir, "modules", "qemu_fw_cfg.ko"), 0o644)
-    files.append(_cpio_entry("TRAILER!!!", 0))
+    files.extend(extra)
+    files.append(cpio_entry("TRAILER!!!", 0))
     with gzip.open(dest, "wb", compresslevel=1) as f:
         f.write(b"".join(files))
 
@@ -262,43 +299,89 @@ class QMP:
                 raise LabError("QMP %s: %s" % (cmd, msg["error"].get("desc")))
 
 
-def run_guest(kdir, initrd, scenario, n, outdir, timeout):
-    """Boot the guest for ``scenario``; dump it; return (console text, vmcore path)."""
+def _console(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _qemu_exited(proc, console, scenario, stage):
+    """Return the LabError for QEMU ending before ``stage`` was reached, with QEMU's
+    words and the console's tail (the whole console is kept: _keep_failed_console).
+    QEMU exits 0 when the guest resets (-no-reboot): a panic (panic=-1) or a triple
+    fault; the console tells them apart."""
+    text = _console(console)
+    err = proc.stderr.read().decode(errors="replace")[-2000:]
+    return LabError("%s: QEMU exited (%s) before %s: %s\nconsole tail:\n%s" % (
+        scenario, proc.returncode, stage, err, text[-3000:]))
+
+
+def run_guest(kdir, initrd, scenario, n, outdir, timeout, made="snapshot"):
+    """Boot the guest for ``scenario``; dump it (snapshot), or let it panic and its
+    capture kernel write the dump (kdump); return (console text, dump path): the ELF
+    vmcore (snapshot) or makedumpfile's flattened stream (kdump)."""
     console = os.path.join(outdir, "console.log")
     qmp_path = os.path.join(tempfile.mkdtemp(prefix="crash-ext-qmp-"), "qmp.sock")
     mem = "512M" if scenario == "scale" else "256M"
     append = "console=ttyS0 quiet loglevel=1 panic=-1 lab.scenario=%s lab.n=%d" % (scenario, n)
+    serial = ["-serial", "file:" + console]
+    vmcore = os.path.join(outdir, scenario + ".vmcore")
+    if made == "kdump":
+        mem = kdump.MEMORY
+        append += " " + kdump.kernel_args(scenario)
+        vmcore = os.path.join(outdir, scenario + ".flat")
+        kdump.new_disk(vmcore)
+        serial += ["-drive", "file=%s,format=raw,if=virtio" % vmcore]
     accel = os.environ.get("CRASH_EXT_LAB_ACCEL", "tcg")
     cmd = ["qemu-system-x86_64", "-accel", accel, "-smp", "2", "-m", mem, "-display", "none",
            "-no-reboot", "-kernel", os.path.join(kdir, "vmlinuz"), "-initrd", initrd,
-           "-append", append, "-device", "vmcoreinfo", "-serial", "file:" + console,
+           "-append", append, "-device", "vmcoreinfo"] + serial + [
            "-qmp", "unix:%s,server=on,wait=off" % qmp_path, "-monitor", "none"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    vmcore = os.path.join(outdir, scenario + ".vmcore")
     try:
         qmp = QMP(qmp_path)
         deadline = time.time() + timeout
         text = ""
         while "LAB-DONE" not in text:
             if proc.poll() is not None:
-                raise LabError("QEMU exited (%s): %s" % (proc.returncode,
-                               proc.stderr.read().decode(errors="replace")[-2000:]))
+                raise _qemu_exited(proc, console, scenario, "LAB-DONE")
             if time.time() > deadline:
                 raise LabError("%s: guest did not finish staging within %ds; console tail:\n%s"
                                % (scenario, timeout, text[-3000:]))
             time.sleep(0.5)
-            with open(console, errors="replace") as f:
-                text = f.read()
+            text = _console(console)
         if "LAB-FAILED" in text:
             raise LabError("%s: staging failed:\n%s" % (scenario, text[text.find("LAB-FAILED"):]))
-        qmp.execute("dump-guest-memory", paging=False, protocol="file:" + vmcore)
-        qmp.execute("quit")
+        if made == "kdump":
+            text = _await_capture(proc, console, scenario, kdump.CAPTURE_TIMEOUT)
+        else:
+            qmp.execute("dump-guest-memory", paging=False, protocol="file:" + vmcore)
+            qmp.execute("quit")
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
         shutil.rmtree(os.path.dirname(qmp_path), ignore_errors=True)
     return text, vmcore
+
+
+def _await_capture(proc, console, scenario, timeout):
+    """Wait for a kdump guest to panic, its capture kernel to write the dump and reboot
+    (QEMU then exits: -no-reboot); return the console text."""
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise LabError("%s: no dump written within %ds of staging; console tail:\n%s"
+                       % (scenario, timeout, _console(console)[-3000:]))
+    text = _console(console)
+    m = re.search(r"LAB-CAPTURE-END (\d+)", text)
+    if not m or m.group(1) != "0":
+        raise LabError("%s: the capture kernel did not write the dump (%s); console tail:\n%s"
+                       % (scenario, "makedumpfile exit code %s" % m.group(1) if m else
+                          "no LAB-CAPTURE-END", text[-3000:]))
+    return text
 
 
 def extract_truth(console_text):
@@ -314,10 +397,13 @@ def extract_truth(console_text):
     return truth
 
 
-def scenario_dir(abi, scenario, n):
-    """Return the cache directory of one scenario's dump (it may not exist yet)."""
+def scenario_dir(abi, scenario, n, made="snapshot"):
+    """Return the cache directory of one scenario's dump (it may not exist yet):
+    ``SCENARIO-KEY`` (snapshot) or ``SCENARIO-kdump-KEY``."""
     name = scenario if scenario != "scale" else "scale-n%d" % n
-    return os.path.join(CACHE, "lab", abi, "%s-%s" % (name, input_key(abi, scenario, n)))
+    if made == "kdump":
+        name += "-kdump"
+    return os.path.join(CACHE, "lab", abi, "%s-%s" % (name, input_key(abi, scenario, n, made)))
 
 
 #: dumps of other inputs used this recently are kept: other checkouts (branches, worktrees,
@@ -344,10 +430,10 @@ def _prune_stale(dest):
             shutil.rmtree(old, ignore_errors=True)
 
 
-def build_scenario(abi, kdir, scenario, n, shared):
+def build_scenario(abi, kdir, scenario, n, shared, made="snapshot"):
     """Build (or reuse) one scenario's dump; return its directory.  Concurrent builders
     (parallel test runs) are serialised by a lock file, so a dump is built once."""
-    dest = scenario_dir(abi, scenario, n)
+    dest = scenario_dir(abi, scenario, n, made)
     meta = os.path.join(dest, "meta.json")
     if os.path.exists(meta):
         os.utime(meta)              # in use: see _prune_stale
@@ -357,36 +443,82 @@ def build_scenario(abi, kdir, scenario, n, shared):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if os.path.exists(os.path.join(dest, "meta.json")):
             return dest
-        return _build_scenario_locked(abi, kdir, scenario, n, shared, dest)
+        # no failure is retried: none is known to be transient (issue 24's flush-wq
+        # "QEMU exited (0)" lost its console; every failed staging's console is kept)
+        try:
+            return _build_scenario_locked(abi, kdir, scenario, n, shared, dest, made)
+        except LabError as e:
+            raise LabError("%s (console kept: %s)" % (
+                e, _keep_failed_console(dest, abi, scenario, made, e)))
 
 
-def _build_scenario_locked(abi, kdir, scenario, n, shared, dest):
+def _keep_failed_console(dest, abi, scenario, made, err):
+    """Copy a failed staging's console (and the error) under the cache's logs
+    directory; return the copy's path."""
+    logs = os.path.join(CACHE, "logs", "lab-failed")
+    os.makedirs(logs, exist_ok=True)
+    path = os.path.join(logs, "%s-%s-%s-%s.log" % (abi, scenario, made,
+                                                   time.strftime("%Y%m%dT%H%M%S")))
+    with open(path, "w") as f:
+        f.write("mklab: %s\n\n---- console ----\n" % err)
+        f.write(_console(os.path.join(dest + ".tmp", "console.log")))
+    return path
+
+
+def _build_scenario_locked(abi, kdir, scenario, n, shared, dest, made="snapshot"):
     if "initrd" not in shared:
         shared["tmp"] = tempfile.mkdtemp(prefix="crash-ext-lab-")
         shared["ko"] = build_module(kdir, shared["tmp"])
-        labctl = build_labctl(shared["tmp"])
+        shared["labctl"] = build_labctl(shared["tmp"])
         shared["initrd"] = os.path.join(shared["tmp"], "initrd.gz")
-        build_initramfs(kdir, shared["ko"], labctl, shared["initrd"])
+        build_initramfs(kdir, shared["ko"], shared["labctl"], shared["initrd"])
+    if made == "kdump" and "kdump_initrd" not in shared:
+        kdump.check_tools()
+        capture = os.path.join(shared["tmp"], "capture.gz")
+        kdump.build_capture_initramfs(kdir, capture)
+        shared["kdump_initrd"] = os.path.join(shared["tmp"], "initrd-kdump.gz")
+        build_initramfs(kdir, shared["ko"], shared["labctl"], shared["kdump_initrd"],
+                        kdump.first_kernel_entries(kdir, capture))
     work = dest + ".tmp"
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     t0 = time.time()
-    log("staging %s%s" % (scenario, " (N=%d)" % n if scenario == "scale" else ""))
-    text, vmcore = run_guest(kdir, shared["initrd"], scenario, n, work,
-                             timeout=1200 if scenario == "scale" else 240)
+    log("staging %s%s%s" % (scenario, " (N=%d)" % n if scenario == "scale" else "",
+                            " (kdump: %s, %s)" % kdump.plan(scenario) if made == "kdump" else ""))
+    initrd = shared["kdump_initrd" if made == "kdump" else "initrd"]
+    text, vmcore = run_guest(kdir, initrd, scenario, n, work,
+                             timeout=1200 if scenario == "scale" else 240, made=made)
     truth = extract_truth(text)
     with open(os.path.join(work, "truth.json"), "w") as f:
         json.dump(truth, f, indent=1)
     shutil.copy(shared["ko"], os.path.join(work, "crashext_lab.ko"))
-    if subprocess.run(["zstd", "-qf", "-T0", "-3", "--rm", vmcore]).returncode != 0:
-        raise LabError("%s: compressing %s failed" % (scenario, vmcore))
+    extra = {}
+    if made == "kdump":
+        dumpname = scenario + ".kdump"
+        try:
+            kdump.unflatten(vmcore, os.path.join(work, dumpname))
+        except kdump.KdumpError as e:
+            raise LabError("%s: %s" % (scenario, e))
+        panic, comp = kdump.plan(scenario)
+        extra = {"panic": panic, "compression": comp, "filter": "-d 31",
+                 "memory": kdump.MEMORY, "crashkernel": kdump.CRASHKERNEL,
+                 "tools": kdump.tool_versions()}
+        os.unlink(vmcore)
+    else:
+        dumpname = scenario + ".vmcore.zst"
+        if subprocess.run(["zstd", "-qf", "-T0", "-3", "--rm", vmcore]).returncode != 0:
+            raise LabError("%s: compressing %s failed" % (scenario, vmcore))
     qemu_version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
                                   text=True).stdout.splitlines()[0]
     meta = {"scenario": scenario, "kernel_abi": abi, "n": n if scenario == "scale" else None,
-            "key": input_key(abi, scenario, n), "qemu": qemu_version,
-            "accel": os.environ.get("CRASH_EXT_LAB_ACCEL", "tcg"),
-            "vmlinux": os.path.join(kdir, "vmlinux"), "vmcore_zst": scenario + ".vmcore.zst",
+            "key": input_key(abi, scenario, n, made), "qemu": qemu_version,
+            "accel": os.environ.get("CRASH_EXT_LAB_ACCEL", "tcg"), "made": made,
+            "vmlinux": os.path.join(kdir, "vmlinux"), "vmcore": dumpname,
+            # the name older readers (crash_ext.dumpfiles) look for; not always zstd
+            "vmcore_zst": dumpname,
+            "bytes": os.path.getsize(os.path.join(work, dumpname)),
             "seconds": round(time.time() - t0, 1), "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    meta.update(extra)
     with open(os.path.join(work, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     shutil.rmtree(dest, ignore_errors=True)
@@ -396,9 +528,10 @@ def _build_scenario_locked(abi, kdir, scenario, n, shared, dest):
     return dest
 
 
-def build(scenarios, n=DEFAULT_N, kernel=DEFAULT_KERNEL):
+def build(scenarios, n=DEFAULT_N, kernel=DEFAULT_KERNEL, made=None):
     """Build (or reuse) the dumps of ``scenarios`` on ``kernel`` (a series like ``6.1`` or
-    an ABI); return {scenario: directory}."""
+    an ABI); return {scenario: directory}.  ``made``: ``kdump`` or ``snapshot``, default
+    :func:`made_by` per scenario."""
     check_tools()
     bad = {s: why_not_staged(kernel, s) for s in scenarios if why_not_staged(kernel, s)}
     if bad:
@@ -409,7 +542,8 @@ def build(scenarios, n=DEFAULT_N, kernel=DEFAULT_KERNEL):
         abi = f.read().strip()
     shared = {}
     try:
-        return {s: build_scenario(abi, kdir, s, n, shared) for s in scenarios}
+        return {s: build_scenario(abi, kdir, s, n, shared, made or made_by(kernel, s))
+                for s in scenarios}
     finally:
         if "tmp" in shared:
             shutil.rmtree(shared["tmp"], ignore_errors=True)
@@ -426,15 +560,21 @@ def main(argv=None):
                    help="series (5.10, 6.1, 6.12, 7, or SERIES-rt: the newest generic or "
                         "PREEMPT_RT ABI in its suite's package index) or an ABI like "
                         "6.1.0-56-amd64 (default: %(default)s)")
+    p.add_argument("--made", choices=MADE,
+                   help="make every dump this way (default: kdump for the small scenarios "
+                        "on %s, snapshot otherwise)" % ", ".join(KDUMP_KERNELS))
     a = p.parse_args(argv)
     if a.n < 30:
         p.error("--n must be at least 30")
     try:
         wanted = a.scenario or (small_scenarios(a.kernel) if a.small else
                                 [s for s in SCENARIOS if not why_not_staged(a.kernel, s)])
-        for s, d in build(wanted, a.n, a.kernel).items():
+        if a.made == "kdump":
+            for s in wanted:
+                kdump.plan(s)
+        for s, d in build(wanted, a.n, a.kernel, a.made).items():
             print(s, d)
-    except LabError as e:
+    except (LabError, kdump.KdumpError) as e:
         print("mklab: error: %s" % e, file=sys.stderr)
         return 1
     return 0

@@ -24,8 +24,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
 
-from crash_ext.adapters.crashproc import CrashProcess  # noqa: E402
-from crash_ext.analyses.args import PortSources, recover  # noqa: E402
+from crash_ext.ports.crashproc import CrashProcess  # noqa: E402
+from crash_ext.code.sources import PortSources  # noqa: E402
+from crash_ext.code.templates import recover  # noqa: E402
 from crash_ext.models.stack import parse_backtrace  # noqa: E402
 from tests.lab.labdumps import crash_version, get_dump  # noqa: E402
 

@@ -1,6 +1,5 @@
 # The live lab's second half, sourced by the guest's init once the scenario is staged and
-# its truth printed (tests/lab/live.py builds the initramfs that carries this file, and
-# the init that sources it: the dumps' init with its final wait replaced by this file).
+# its truth printed (tests/lab/live.py builds the initramfs that carries this file).
 #
 # With lab.churn=N on the command line, N pairs of busy shell loops first make real lock
 # traffic in real kernel code, at the lowest priority: appends to one tmpfs file and

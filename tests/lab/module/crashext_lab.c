@@ -145,6 +145,12 @@ static LIST_HEAD(lab_tasks);
 static DEFINE_SPINLOCK(lab_truth_lock);	/* guards the four lists and every lab_ref list */
 static DEFINE_MUTEX(lab_create_mutex);	/* serialises lookup-or-create of locks and events */
 static int lab_verified = -1;		/* -1 not run, 0 failed, 1 passed */
+/*
+ * A page of zeros the module keeps (address in the truth as "zero_page"): makedumpfile's
+ * -d 31 leaves zero pages out of a kdump-made dump, so a read there must be reported as
+ * not in the dump; QEMU's snapshot keeps it.
+ */
+static unsigned long lab_zero_page;
 static char lab_verify_msg[256];
 
 /* ---- truth recording ------------------------------------------------------------ */
@@ -1435,7 +1441,8 @@ static int lab_proc_show(struct seq_file *m, void *v)
 	seq_printf(m, "{\"scenario\": \"%s\", \"kernel_release\": \"%s\", \"verified\": %s,\n",
 		   scenario, utsname()->release,
 		   lab_verified == 1 ? "true" : "false");
-	seq_printf(m, " \"verify_message\": \"%s\",\n \"locks\": [", lab_verify_msg);
+	seq_printf(m, " \"verify_message\": \"%s\",\n \"zero_page\": \"0x%lx\",\n \"locks\": [",
+		   lab_verify_msg, lab_zero_page);
 	first = true;
 	list_for_each_entry(l, &lab_locks, node) {
 		seq_printf(m, "%s\n  {\"name\": \"%s\", \"type\": \"%s\", \"address\": \"0x%lx\", ",
@@ -1511,6 +1518,9 @@ static const struct proc_ops lab_proc_ops = {
 
 static int __init lab_init(void)
 {
+	lab_zero_page = get_zeroed_page(GFP_KERNEL);
+	if (!lab_zero_page)
+		return -ENOMEM;
 	if (!proc_create("crashext_lab", 0600, NULL, &lab_proc_ops))
 		return -ENOMEM;
 	pr_info("crashext_lab: scenario %s ready\n", scenario);
