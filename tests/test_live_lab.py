@@ -4,7 +4,7 @@
 prints its truth (as for a dump), then the guest mounts the host's root read-only over 9p
 and runs crash-ext there, on its own running kernel (``crash VMLINUX``, no dump file: the
 way ``crash-ext`` without ``--vmcore`` runs).  Two guests, every verb of each in one crash
-session: the seed's ABBA (the story's scenario), and abba-mutex under churn: 4*CHURN busy
+session: the seed's ABBA (the story's scenario), and abba-mutex under churn: 5*CHURN busy
 loops of real lock traffic in real kernel code (appends to one tmpfs file, mkdir/rmdir in
 one directory, writers and readers of one FIFO; ``guest/live.sh``) beside one ABBA that
 never resolves.  Every expected value comes from the module's truth of that boot (pids
@@ -134,7 +134,7 @@ def test_seed_live(lab):
 
 def test_churn_finds_the_abba_and_nothing_else(lab):
     run = _run("abba-mutex", CHURNED, churn=CHURN)
-    assert "LIVE-CHURN: %d loops" % (4 * CHURN) in run.console
+    assert "LIVE-CHURN: %d loops" % (5 * CHURN) in run.console
     rc, text = _out(run, 0)
     doc = json.loads(text)
     _check_deadlock(run, doc)

@@ -12,7 +12,7 @@ The guest boots the lab's kernel with the lab's initramfs (the module stages the
 and prints its truth, as for a dump) plus ``guest/live.sh`` and the virtio/9p modules:
 it then mounts the host's root read-only over 9p, chroots into it and runs
 ``live_runner.py`` with the host's crash, Python and this checkout on ``/proc/kcore``
-(``crash VMLINUX``, no dump file).  ``churn=N`` adds 4*N busy loops of real lock traffic
+(``crash VMLINUX``, no dump file).  ``churn=N`` adds 5*N busy loops of real lock traffic
 (``guest/live.sh``).  With ``compare=True`` the same verbs also run, in the same guest,
 on the snapshot dump of the same scenario (the ratio of their times is the measurement
 TCG allows: absolute times under emulation say little).
@@ -23,7 +23,6 @@ Raises mklab.LabError when the guest fails; the console is kept under
 """
 
 import argparse
-import gzip
 import json
 import os
 import re
@@ -40,7 +39,7 @@ sys.path.insert(0, ROOT)
 from tests.lab import mklab  # noqa: E402
 
 #: busybox applets live.sh needs beyond mklab.BUSYBOX_APPLETS
-APPLETS = ["nice", "mkfifo", "head", "basename", "chroot", "poweroff", "rmdir"]
+APPLETS = ["mkfifo", "head", "basename", "chroot", "poweroff", "rmdir"]
 
 
 class LiveRun:
@@ -67,10 +66,10 @@ class LiveRun:
                 (int(m.group(4)), m.group(3), float(m.group(5))))
 
 
-def _extra_cpio(kdir, job_sh, dest):
-    """Append to ``dest`` a second gzip'd cpio (the kernel unpacks concatenated archives):
-    live.sh (the init sources it once the truth is printed), the job, the virtio/9p
-    modules and the extra busybox applets."""
+def _live_entries(kdir, job_sh):
+    """Return the cpio entries a live guest adds to the lab's initramfs: live.sh (the init
+    sources it once the truth is printed), the job, the virtio/9p modules and the extra
+    busybox applets."""
     entries = [mklab.cpio_entry("lib/live-modules", stat.S_IFDIR | 0o755)]
     with open(os.path.join(HERE, "guest", "live.sh"), "rb") as f:
         entries.append(mklab.cpio_entry("lib/live.sh", stat.S_IFREG | 0o644, f.read()))
@@ -80,12 +79,10 @@ def _extra_cpio(kdir, job_sh, dest):
         if name.endswith(".ko") and name != "qemu_fw_cfg.ko":
             with open(os.path.join(mods, name), "rb") as f:
                 entries.append(mklab.cpio_entry("lib/live-modules/" + name,
-                                                 stat.S_IFREG | 0o644, f.read()))
+                                                stat.S_IFREG | 0o644, f.read()))
     for a in APPLETS:
         entries.append(mklab.cpio_entry("bin/" + a, stat.S_IFLNK | 0o777, b"busybox"))
-    entries.append(mklab.cpio_entry("TRAILER!!!", 0))
-    with open(dest, "ab") as out:
-        out.write(gzip.compress(b"".join(entries), compresslevel=1))
+    return entries
 
 
 def _keep_console(text, scenario):
@@ -132,8 +129,7 @@ def run_live(scenario, argvs, kernel=mklab.DEFAULT_KERNEL, churn=0, compare=None
         job_sh = "LIVE_ARGV='PYTHONPATH=%s %s %s %s'\n" % (
             ROOT, py, os.path.join(HERE, "live_runner.py"), os.path.join(work, "job.json"))
         initrd = os.path.join(work, "initrd.gz")
-        mklab.build_initramfs(kdir, ko, labctl, initrd)
-        _extra_cpio(kdir, job_sh, initrd)
+        mklab.build_initramfs(kdir, ko, labctl, initrd, extra=_live_entries(kdir, job_sh))
         append = ("console=ttyS0 quiet loglevel=1 panic=-1 lab.scenario=%s lab.n=0 "
                   "lab.churn=%d" % (scenario, churn))
         cmd = ["qemu-system-x86_64", "-accel", os.environ.get("CRASH_EXT_LAB_ACCEL", "tcg"),

@@ -1,10 +1,11 @@
 # The live lab's second half, sourced by the guest's init once the scenario is staged and
 # its truth printed (tests/lab/live.py builds the initramfs that carries this file).
 #
-# With lab.churn=N on the command line, N pairs of busy shell loops first make real lock
-# traffic in real kernel code, at the lowest priority: appends to one tmpfs file and
-# mkdir/rmdir in one directory (the inode's and the directory's i_rwsem, taken for write),
-# and writers and readers of one FIFO (the pipe's mutex).  They never stop.
+# With lab.churn=N on the command line, 5*N busy shell loops first make real lock
+# traffic in real kernel code, at crash's own priority: appends to one tmpfs file and its
+# truncation (the inode's i_rwsem, for write; truncating frees its pages under it),
+# mkdir/rmdir in one directory (the directory's i_rwsem), and writers and readers of one
+# FIFO (the pipe's mutex).  They never stop.
 # Then the host's root is mounted read-only over virtio 9p (tag hostroot) with this
 # guest's /proc, /sys, /dev and a tmpfs /tmp inside it, and /lib/live-job (a shell
 # fragment the host wrote: LIVE_ARGV, the runner and its arguments) runs chrooted there.
@@ -19,13 +20,14 @@ if [ "$CHURN" -gt 0 ]; then
     mkdir -p /tmp/churn && mkfifo /tmp/churn/fifo || live_fail "churn setup"
     i=0
     while [ $i -lt "$CHURN" ]; do
-        nice -n 19 sh -c 'while :; do echo x >> /tmp/churn/file; done' &
-        nice -n 19 sh -c "while :; do mkdir /tmp/churn/d$i && rmdir /tmp/churn/d$i; done" &
-        nice -n 19 sh -c 'while :; do cat /dev/zero > /tmp/churn/fifo; done' 2>/dev/null &
-        nice -n 19 sh -c 'while :; do head -c 65536 /tmp/churn/fifo > /dev/null; done' &
+        sh -c 'while :; do head -c 262144 /dev/zero >> /tmp/churn/file; done' &
+        sh -c 'while :; do : > /tmp/churn/file; done' &
+        sh -c "while :; do mkdir /tmp/churn/d$i && rmdir /tmp/churn/d$i; done" &
+        sh -c 'while :; do cat /dev/zero > /tmp/churn/fifo; done' 2>/dev/null &
+        sh -c 'while :; do head -c 65536 /tmp/churn/fifo > /dev/null; done' &
         i=$((i + 1))
     done
-    echo "LIVE-CHURN: $((4 * CHURN)) loops"
+    echo "LIVE-CHURN: $((5 * CHURN)) loops"
 fi
 # virtio/9p drivers, in whatever order their dependencies allow (a few passes)
 for pass in 1 2 3 4 5; do
