@@ -175,6 +175,17 @@ def test_convoys_match_truth(lab, scenario, target):
     got = {}
     for cv in res.convoys:
         behind = frozenset(b.task.pid for b in cv.behind)
+        if (not cv.roots and "-rt@" in target and cv.root_lock not in tr.locks
+                and not behind & set(tr.tasks)):
+            # PREEMPT_RT's own sleeping locks outside the scenario: a QEMU snapshot can
+            # catch one while its owner hands it to a waiter (no owner recorded at that
+            # instant).  Only the kernel's tasks, only an rt_mutex-based lock, and told as
+            # a chain whose holder is unknown, never as a cycle
+            ln = res.graph.locks.get(cv.root_lock)
+            assert ln is not None and ln.type in ("rt_mutex", "spinlock", "mutex"), cv
+            assert not any(p in behind for c in res.cycles for p in
+                           (s.task.pid for s in c.steps))
+            continue
         # every root is the holder task (inferred from its stack for ownerless locks)
         assert cv.roots, "convoy without a root task at %x" % (cv.root_lock or 0)
         got[frozenset(r.pid for r in cv.roots)] = behind
