@@ -67,8 +67,12 @@ TOOLS = {  # command -> Debian package that provides it
 }
 
 
-#: kernel series whose small scenarios (and waits) are made by kdump (:func:`made_by`)
-KDUMP_KERNELS = ("6.1", "6.12")
+#: kernel series whose small scenarios (and waits) are made by kdump (:func:`made_by`).
+#: Not 6.12 yet: Debian 12's makedumpfile 1.7.2 ("The kernel version is not supported")
+#: leaves slab pages of a 6.12 kernel out as if free (6.12 keeps PageSlab in page_type):
+#: crash 8.0.6 then fails at start-up on 10 of the 12 dumps (``page excluded: ...
+#: type: "fill_task_struct"``, ``"xa_node shift"``).  ``--made kdump`` still makes them.
+KDUMP_KERNELS = ("6.1",)
 #: how a dump is made
 MADE = ("kdump", "snapshot")
 
