@@ -25,7 +25,7 @@ from crash_ext.verbs import whoholds as W
 from tests.lab import labdumps
 
 KERNELS = [k for k in ("6.1", "6.12") if k in labdumps.selected_kernels()]
-TARGETS = [t for t in labdumps.targets(KERNELS)]
+TARGETS = labdumps.targets(KERNELS) if KERNELS else []    # targets([]) would be all
 WAITS = [(s, t) for t in TARGETS for s in labdumps.WAITS]
 # completion waiters of the scenarios that have them, and scale's roots on 6.1
 COMPLETIONS = [(s, t) for t in TARGETS for s in ("convoy", "readers", "semaphore")] \
