@@ -155,16 +155,25 @@ def _excluded_address(crash, truth):
 def test_excluded_page_is_said_to_be_not_in_the_dump(lab, kind, scenario, target):
     """A user stack page (makedumpfile's -d 31 leaves user pages out): crash itself
     cannot read it, and whoholds says so in those words, exit code 2, one line, no
-    traceback.  The module's zero page, by contrast, reads as zeros: makedumpfile keeps
+    traceback (crash 9.0.2 answers such a read with no text at all: whoholds then says
+    the address is not readable, without the reason crash did not give).  The module's zero page, by contrast, reads as zeros: makedumpfile keeps
     zero pages as one shared zero page."""
     dump, crash = lab(scenario, target=target)
     addr = "0x" + _excluded_address(crash, dump.truth)
-    with pytest.raises(Exception) as e:
-        crash.command("rd -64 %s 1" % addr)
-    assert "page excluded" in str(e.value)
+    try:
+        said = crash.command("rd -64 %s 1" % addr)
+    except Exception as e:   # noqa: BLE001 - crash 8.0.6: rd: page excluded: ...
+        said = None
+        assert "page excluded" in str(e)
+    # crash 9.0.2 prints nothing at all for such a read (no error line, no words): the
+    # page is as unreadable, but crash no longer says why, so neither can crash-ext
+    assert said is None or (said == "" and target.endswith("@9.0.2")), said
     for argv in ([addr], ["inode.i_rwsem", addr], ["-t", "semaphore", addr]):
         rc, out = _run(whoholds, argv, crash)
         assert rc == 2, (argv, out)
-        assert "not in the dump (excluded by makedumpfile)" in out, (argv, out)
+        if said is None:
+            assert "not in the dump (excluded by makedumpfile)" in out, (argv, out)
+        else:
+            assert "is not readable in this dump" in out, (argv, out)
         assert out.count("\n") == 1 and "Traceback" not in out, (argv, out)
     assert crash.read(int(dump.truth["zero_page"], 16), 8) == bytes(8)
