@@ -128,6 +128,14 @@ def run_live(scenario, argvs, kernel=mklab.DEFAULT_KERNEL, churn=0, compare=None
         py = sys.executable
         job_sh = "LIVE_ARGV='PYTHONPATH=%s %s %s %s'\n" % (
             ROOT, py, os.path.join(HERE, "live_runner.py"), os.path.join(work, "job.json"))
+        # the guest mounts a tmpfs on /tmp: a checkout there (a CI clone) is bound back
+        keep = [p for p in (ROOT, os.path.dirname(os.path.dirname(py)))
+                if p == "/tmp" or p.startswith("/tmp/")]
+        if len(set(keep)) > 1 and not keep[1].startswith(keep[0] + "/"):
+            raise mklab.LabError("live lab: the checkout and the Python it runs are in two "
+                                 "places under /tmp (%s); the guest keeps one" % keep)
+        if keep:
+            job_sh += "LIVE_KEEP='%s'\n" % keep[0]
         initrd = os.path.join(work, "initrd.gz")
         mklab.build_initramfs(kdir, ko, labctl, initrd, extra=_live_entries(kdir, job_sh))
         append = ("console=ttyS0 quiet loglevel=1 panic=-1 lab.scenario=%s lab.n=0 "

@@ -8,7 +8,8 @@
 # FIFO (the pipe's mutex).  They never stop.
 # Then the host's root is mounted read-only over virtio 9p (tag hostroot) with this
 # guest's /proc, /sys, /dev and a tmpfs /tmp inside it, and /lib/live-job (a shell
-# fragment the host wrote: LIVE_ARGV, the runner and its arguments) runs chrooted there.
+# fragment the host wrote: LIVE_ARGV, the runner and its arguments; LIVE_KEEP, a checkout
+# under /tmp to keep visible) runs chrooted there.
 # Its output goes to the console between LIVE-RUN-BEGIN and LIVE-RUN-END; then the guest
 # powers off.  Nothing on the host is written: the mount is read-only.
 live_fail() { echo "LIVE-FAILED: $*"; echo LIVE-DONE; poweroff -f; while :; do sleep 3600; done; }
@@ -41,9 +42,18 @@ mkdir -p /host
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host \
     || live_fail "mount of the host's root over 9p"
 for d in proc sys dev tmp; do [ -d "/host/$d" ] || live_fail "no /$d on the host's root"; done
+. /lib/live-job
+# the guest's own /tmp is a tmpfs over the host's; a checkout under the host's /tmp (a CI
+# clone) is bound back in place first
+if [ -n "$LIVE_KEEP" ]; then
+    mkdir -p /keep && mount -o bind "/host$LIVE_KEEP" /keep || live_fail "bind $LIVE_KEEP"
+fi
 mount -t proc proc /host/proc && mount -t sysfs sys /host/sys && \
     mount -t devtmpfs dev /host/dev && mount -t tmpfs tmp /host/tmp || live_fail "mounts"
-. /lib/live-job
+if [ -n "$LIVE_KEEP" ]; then
+    mkdir -p "/host$LIVE_KEEP" && mount -o bind /keep "/host$LIVE_KEEP" \
+        || live_fail "bind $LIVE_KEEP back"
+fi
 echo LIVE-RUN-BEGIN
 chroot /host /usr/bin/env -i HOME=/tmp PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
     TERM=dumb CRASH_EXT_CACHE=/tmp/crash-ext $LIVE_ARGV
