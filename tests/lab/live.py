@@ -156,7 +156,9 @@ def run_live(scenario, argvs, kernel=mklab.DEFAULT_KERNEL, churn=0, compare=None
             raise mklab.LabError("live %s: the guest did not finish within %ds (console: %s)"
                                  % (scenario, timeout, _keep_console(text, scenario)))
         text = _read(console)
-        if "LIVE-DONE" not in text or "LIVE-FAILED" in text or "LAB-FAILED" in text:
+        ended = re.search(r"^LIVE-RUN-END rc=(\d+)$", text, re.M)
+        if "LIVE-DONE" not in text or "LIVE-FAILED" in text or "LAB-FAILED" in text \
+                or not ended or ended.group(1) != "0":
             where = _keep_console(text, scenario)
             tail = text[text.find("LIVE-FAILED"):] if "LIVE-FAILED" in text else text[-1500:]
             raise mklab.LabError("live %s: the guest failed (QEMU exit %s; console %s): %s%s"
