@@ -52,15 +52,12 @@ class SessionCache:
         self.completion_waits = {}  # type: Dict[object, object]
         #: blockedon.rt_lock_waiters' answer, None until asked
         self.rt_lock_waiters = None  # type: Optional[List[object]]
-        #: does the snapshot's crash read a running kernel?  None until asked
-        self._live = None  # type: Optional[bool]
 
     @property
     def live(self) -> bool:
-        """True when the snapshot's crash reads a running kernel (asked once)."""
-        if self._live is None:
-            self._live = live_system(self.snap.port)
-        return self._live
+        """True when the snapshot's crash reads a running kernel (the port's dump
+        identity, read once per port)."""
+        return live_system(self.snap.port)
 
     @property
     def snap(self) -> Snapshot:
