@@ -70,7 +70,9 @@ def session(job, label, vmcore, truth_path):
     their outputs between markers.  Returns nothing; crash failures print as
     LIVE-FAILED."""
     t0 = time.time()
-    port = CrashProcess(job["vmlinux"], vmcore, crash=job["crash"], timeout=1800)
+    # an emulated guest under churn on a shared host: crash's start-up took over 300 s
+    port = CrashProcess(job["vmlinux"], vmcore, crash=job["crash"], timeout=1800,
+                        startup_timeout=1800)
     try:
         require_task_view(port)
         port.command("mod -s crashext_lab %s" % job["module_ko"])
