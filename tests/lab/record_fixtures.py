@@ -3,7 +3,9 @@
 
     python3 tests/lab/record_fixtures.py [--out DIR] [--only NAME ...]
 
-Each fixture is crash's own output on one of the lab's pinned 6.1 dumps (tests/lab/lab.lock),
+Each recording names its dump (``dump``: scenario, input key, kernel, how it was made, when
+it was staged); tests/test_fixtures_lab.py records again into a temporary directory and
+compares.  Each fixture is crash's own output on one of the lab's pinned 6.1 dumps (tests/lab/lab.lock),
 with its truth from the lab module's truth.json or, where the module cannot know it, from
 crash itself; nothing in a recording comes from crash-ext's answers.  NAME (default all):
 
@@ -112,7 +114,17 @@ def _calls(truth, pid, functions):
     return {f: list(a.values()) for f, a in out.items()}
 
 
-def _write(out, name, rec):
+def dump_identity(d):
+    """Which staging of which lab inputs a recording comes from: the scenario, its input
+    key (mklab.input_key: the same on every machine for the same lab inputs), its kernel,
+    how it was made, and when that dump was staged (another staging of the same inputs is
+    another dump: other addresses)."""
+    return {"scenario": d.scenario, "key": d.meta["key"], "kernel": d.meta["kernel_abi"],
+            "made": d.made, "built": d.meta["built"]}
+
+
+def _write(out, name, rec, d):
+    rec["dump"] = dump_identity(d)
     with open(os.path.join(out, name), "w") as f:
         json.dump(rec, f, indent=1, sort_keys=True)
         f.write("\n")
@@ -170,7 +182,7 @@ def record_seed(out):
                 args["rwsem_down_write_slowpath"] = [blocked["blocked_address"]]
                 rec["truth"] = {"pid": ruby, "comm": "ruby", "args": args,
                                 "thread_sp": sp, "inactive_task_frame": regs}
-            _write(out, name, rec)
+            _write(out, name, rec, d)
     finally:
         crash.close()
 
@@ -202,7 +214,7 @@ def record_holds(out):
                          "lab_global_sem_a_owners": [o["pid"] for o in sem["owners"]],
                          "lab_create_mutex": _sym(crash, "lab_create_mutex"),
                          "pcpu_drain_mutex": _sym(crash, "pcpu_drain_mutex")}}
-        _write(out, "lab61_holds.json", rec)
+        _write(out, "lab61_holds.json", rec, d)
     finally:
         crash.close()
 
@@ -263,7 +275,7 @@ def record_gdbdis(out):
                                     "their addresses need"),
                "symbols": _symbols_needed(crash.command("sym -l"), texts),
                "cases": cases}
-        _write(out, "lab61_gdbdis.json", rec)
+        _write(out, "lab61_gdbdis.json", rec, d)
     finally:
         crash.close()
 
@@ -340,7 +352,7 @@ def record_flushwork(out):
                          "worker_size": _size(structs["worker"]),
                          "wq_barrier": "%#x" % barrier, "completion": "%#x" % comp,
                          "swait_record": "%#x" % record}}
-        _write(out, "lab61_flushwork.json", rec)
+        _write(out, "lab61_flushwork.json", rec, d)
     finally:
         crash.close()
 

@@ -10,14 +10,14 @@ a function at the same address as ``__noinstr_text_start``.
 """
 
 import json
-import os
 
 import pytest
 
 from crash_ext.models.disasm import gdb_as_dis, join_dis, parse_dis
 from crash_ext.models.symtab import SymbolTable
+from tests.unit.data import fixture
 
-with open(os.path.join(os.path.dirname(__file__), "data", "lab61_gdbdis.json")) as f:
+with open(fixture("lab61_gdbdis.json")) as f:
     DATA = json.load(f)
 TABLE = SymbolTable("\n".join(DATA["symbols"]))
 

@@ -14,7 +14,6 @@ Also lockdep's held_locks read through a fake port with a held_lock layout.
 """
 
 import json
-import os
 
 import pytest
 
@@ -24,8 +23,10 @@ from crash_ext.code import lockdep as LD
 from crash_ext.code import mustheld as MH
 from crash_ext.code.argrecords import parsed
 from crash_ext.models import lockcalls as LC
+from tests.unit.data import fixture
 
-DATA = json.load(open(os.path.join(os.path.dirname(__file__), "data", "lab61_holds.json")))
+with open(fixture("lab61_holds.json")) as _f:
+    DATA = json.load(_f)
 DIS = DATA["dis"]
 TRUTH = DATA["truth"]
 

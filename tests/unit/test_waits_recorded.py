@@ -11,7 +11,6 @@ swait_queue record on it).
 """
 
 import json
-import os
 import re
 
 from crash_ext.waits import completions as WT
@@ -20,9 +19,10 @@ from crash_ext.session.snapshot import Snapshot
 from crash_ext.models.stack import parse_backtrace
 from crash_ext.core.errors import CrashCommandError, MemoryReadError
 from crash_ext.core.port import Port
+from tests.unit.data import fixture
 from tests.unit.fakecrash import ps_lookup
 
-with open(os.path.join(os.path.dirname(__file__), "data", "lab61_flushwork.json")) as _f:
+with open(fixture("lab61_flushwork.json")) as _f:
     R = json.load(_f)
 T = R["truth"]
 RESET, KWORKER = int(T["waiter_task"], 16), int(T["worker_task"], 16)
