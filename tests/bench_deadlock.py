@@ -14,10 +14,12 @@ target: at most 1.3, growing linearly in N).  The first run of each session is p
 beside it.  Then the same ratio inside crash with the real pykdump
 (``tests/incrash_bench.py``), with the type store and without it.
 
-Type facts are kept on disk per vmlinux (``crash_ext/ports/typestore.py``); this
-benchmark starts from an empty store of its own, and first prints the one session that
-fills it: ``deadlock`` on a vmlinux never seen before, when gdb answers about fifteen
-type look-ups (tens of ms each).  Every later session -- what a user gets from the second
+Type facts are kept on disk per vmlinux (``crash_ext/ports/typestore.py``), and so are
+the facts of the kernel image's code (disassembly, prototypes, holds summaries and call
+sites: ``crash_ext/core/codestore.py``, in the store directory's ``code/``); this
+benchmark starts from empty stores of its own, and first prints the one session that
+fills them: ``deadlock`` on a vmlinux never seen before, when gdb answers about fifteen
+type look-ups (tens of ms each) and disassembles every function the analyses read.  Every later session -- what a user gets from the second
 session on that kernel build on -- finds them stored.
 
 A measurement, not a test: nothing is asserted.

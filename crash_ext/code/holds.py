@@ -123,6 +123,12 @@ class HoldsAnalyser:
         key = (addr, depth)
         if key in self.summaries:
             return self.summaries[key]
+        st = self.src.stored()
+        if st is not None:
+            found, got = st.summary(addr, depth)
+            if found:
+                self.summaries[key] = got
+                return got
         self.summaries[key] = None          # recursion guard
         try:
             insns = self._insns(addr)
@@ -133,6 +139,8 @@ class HoldsAnalyser:
         sub = self._summary_fn(depth - 1) if depth > 0 else None
         s = summarise(name, insns, sub, self.src.dis)
         self.summaries[key] = s
+        if st is not None and s is not None:
+            st.keep_summary(addr, depth, s)
         return s
 
     def _summary_fn(self, depth: int) -> SummaryFn:
@@ -152,6 +160,11 @@ class HoldsAnalyser:
         (cached)."""
         if ret_addr in self.sites:
             return self.sites[ret_addr]
+        st = self.src.stored()
+        got = st.site(ret_addr) if st is not None else None
+        if got is not None:
+            self.sites[ret_addr] = got
+            return got
         try:
             insns = self._insns(ret_addr)
         except CrashExtError as e:
@@ -169,6 +182,8 @@ class HoldsAnalyser:
             r = function_site(insns, idx - 1, self._summary_fn(SUMMARY_DEPTH),
                               self.src.dis)
         self.sites[ret_addr] = r
+        if st is not None:
+            st.keep_site(ret_addr, r)
         return r
 
     # -- per task --------------------------------------------------------------------

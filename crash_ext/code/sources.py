@@ -13,6 +13,7 @@ from ..models.stack import Backtrace
 from ..models.symtab import SymbolTable
 from ..core.results import TaskArgs
 from .argrecords import CLONE_PARTS, ReadFn, parsed
+from .stored import StoredCode
 from .templates import Template, build_template, plain_view, task_view
 
 class PortSources:
@@ -41,6 +42,16 @@ class PortSources:
         self._words = {}  # type: Dict[int, Optional[int]]
         self.flows = {}  # type: Dict[tuple, fl.Flow]
         self.templates = {}  # type: Dict[tuple, List[Template]]
+        self._stored = None  # type: Optional[StoredCode]
+        self._stored_asked = False
+
+    def stored(self) -> Optional[StoredCode]:
+        """Return the session's code store (:class:`~.stored.StoredCode`, asked once),
+        None when there is none."""
+        if not self._stored_asked:
+            self._stored_asked = True
+            self._stored = StoredCode.for_port(self.port)
+        return self._stored
 
     def rebind(self, port, fixed: bool) -> None:
         """Read through ``port``, a later port of this one's crash session (see
@@ -53,10 +64,26 @@ class PortSources:
     def _covered(self, addr: int) -> Optional[str]:
         return self._dis.get(addr)
 
-    def _keep(self, text: str) -> str:
-        for ins in parsed(text):
+    def _keep(self, text: str, new: bool = True) -> str:
+        """Keep ``text`` for each of its instructions (``new``: as crash printed it in
+        this session: also in the code store)."""
+        insns = parsed(text)
+        for ins in insns:
             self._dis[ins.addr] = text
+        st = self.stored() if new else None
+        if st is not None:
+            st.keep_dis(text, insns)
         return text
+
+    def _from_store(self, addr: int) -> Optional[str]:
+        """The function around ``addr`` from the code store, when it holds it and
+        ``addr`` is one of its instructions."""
+        st = self.stored()
+        text = st.dis(addr) if st is not None else None
+        if text is None:
+            return None
+        self._keep(text, new=False)
+        return self._covered(addr)
 
     def symbols(self) -> Optional[SymbolTable]:
         """Return crash's symbol table (``sym -l``, read once), None when crash did not
@@ -96,6 +123,9 @@ class PortSources:
         text = self._covered(addr)
         if text is not None:
             return text
+        text = self._from_store(addr)
+        if text is not None:
+            return text
         text = self._gdb_dis(addr)
         if text is not None:
             return text
@@ -106,12 +136,20 @@ class PortSources:
     def whatis(self, name: str) -> str:
         """Return ``whatis NAME`` text, "" when crash has no prototype for it."""
         if name not in self._whatis:
+            st = self.stored()
+            got = st.whatis(name) if st is not None else None
+            if got is not None:
+                self._whatis[name] = got
+                return got
             try:
                 self._whatis[name] = self.port.command("whatis %s" % check_address_word(name))
             except CrashCommandError:
                 self._whatis[name] = ""
             except Exception:  # noqa: BLE001 - names crash will not take
                 self._whatis[name] = ""
+                return ""
+            if st is not None:
+                st.keep_whatis(name, self._whatis[name])
         return self._whatis[name]
 
     def prefetch(self, shapes) -> None:
@@ -130,10 +168,16 @@ class PortSources:
                     rets.setdefault((function, module), ret)
                 m = CLONE_PARTS.match(function)
                 names.add(m.group("base") if m else function)
-        addrs = [a for a in rets.values() if self._covered(a) is None]
+        addrs = [a for a in rets.values()
+                 if self._covered(a) is None and self._from_store(a) is None]
+        st = self.stored()
         words = []  # type: List[str]
         for n in sorted(names):
             if n in self._whatis:
+                continue
+            got = st.whatis(n) if st is not None else None
+            if got is not None:
+                self._whatis[n] = got
                 continue
             try:
                 words.append(check_address_word(n))
@@ -152,6 +196,8 @@ class PortSources:
                 self._gdb_dis(a, out)
         for n, out in zip(words, outs[len(addrs):]):
             self._whatis[n] = out if isinstance(out, str) else ""
+            if st is not None and (isinstance(out, str) or isinstance(out, CrashCommandError)):
+                st.keep_whatis(n, self._whatis[n])
 
     def read(self, addr: int) -> Optional[int]:
         """Return the u64 at ``addr`` or None when unreadable (reads and caches the

@@ -12,8 +12,8 @@ in a table weak in that key, so it ends with it.  The lifetimes:
   (disassembly, prototypes, summaries) stay; facts read from memory stay only while
   memory cannot change (``memory_fixed()``: a dump), else the owner's ``rebind``
   drops them when the next call's port takes it over;
-- ``BUILD``: one vmlinux build: the type store on disk (``adapters/typestore.py``,
-  README "Type store");
+- ``BUILD``: one vmlinux build: the type store on disk (``ports/typestore.py``,
+  README "Type store") and the code store beside it (``core/codestore.py``);
 - ``PURE``: answers of a pure function of its arguments (names, never kernel facts).
 
 :data:`ENTRIES` lists them all; ``tests/unit/test_caches.py`` shows which survive a
@@ -61,6 +61,10 @@ class Cache:
                 self._table.clear()
             self._table[key] = got
         return got
+
+    def values(self) -> List[object]:
+        """Return the values kept (of a table that is not weak: every one)."""
+        return list(self._table.values())
 
     def peek(self, key) -> Optional[object]:
         """Return the value kept for ``key``, None when there is none."""
@@ -181,11 +185,15 @@ STACK_SHAPES = Cache(
 BTF_NAMES = Cache(
     "BTF parameter names", BUILD, "models/btf.read_vmlinux_btf: a vmlinux's BTF "
     "names, per (path, size, mtime)", weak=False)
+CODE_STORES = Cache(
+    "code store", BUILD, "core/codestore.CodeStore: a vmlinux build's disassembly, "
+    "prototypes, holds summaries and call sites on disk, one object per store file",
+    weak=False)
 
 #: every cache, in the order above
 ENTRIES = (SNAPSHOT_FACTS, LOCK_LAYOUTS, MOUNTS, TASK_VIEW, DUMP_IDENTITY, HOLDS,
            SOURCES, SESSION_TYPES, SESSION_FIXED, FRAME_KINDS, PARSED_CODE,
-           PRINTED_LAYOUTS, PRINTED_VIEWS, STACK_SHAPES, BTF_NAMES)  # type: tuple
+           PRINTED_LAYOUTS, PRINTED_VIEWS, STACK_SHAPES, BTF_NAMES, CODE_STORES)  # type: tuple
 
 
 def entries_by_lifetime() -> Dict[str, List[str]]:

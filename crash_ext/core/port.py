@@ -131,6 +131,12 @@ class Port:
         False (a live system, or the adapter cannot tell)."""
         return False
 
+    def code_store(self):
+        """Return the :class:`~crash_ext.core.codestore.CodeStore` of the kernel build
+        crash reads (facts of its code kept on disk), None when there is none (the
+        default; off, or a live system not proven to run that build)."""
+        return None
+
     def crash_version(self) -> Optional[str]:
         """Return the version of the crash in use (``8.0.6``), None when unknown."""
         return None

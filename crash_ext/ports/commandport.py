@@ -10,7 +10,9 @@ import re
 import time
 from ..compat import Dict, Optional, Tuple
 
-from ..core.errors import BadArgument, CrashCommandError
+from ..core.buildid import note_build_id
+from ..core.codestore import CodeStore, save_all
+from ..core.errors import BadArgument, CrashCommandError, MemoryReadError
 from ..core.words import check_address_word, check_member_word, check_pid_word, check_type_word
 from ..models.ps import parse_ps
 
@@ -167,11 +169,44 @@ class CommandTypes:
                 self.flush_types()
 
     def flush_types(self) -> None:
-        """Write the type facts learned since the last write to the store (if any)."""
+        """Write the type facts learned since the last write to the store (if any), and
+        the code store's new facts."""
         if self._type_store is not None and getattr(self, "_types_dirty", False):
             self._type_store.save(self._cache)
             self._types_dirty = False
             self._type_saved_at = time.monotonic()
+        save_all()          # the code stores of the session (one per build)
+
+    def code_store(self):
+        """Return the :class:`~crash_ext.core.codestore.CodeStore` of this session's
+        vmlinux (asked once per port: :meth:`_open_code_store`), None when there is
+        none."""
+        if "_code_store" not in self.__dict__:
+            self._code_store = None
+            try:
+                self._code_store = self._open_code_store()
+            except (CrashCommandError, MemoryReadError, BadArgument):
+                pass
+        return self._code_store
+
+    def _open_code_store(self):
+        """Return the code store of the adapter's ``vmlinux`` file; on a live system only
+        when the running kernel's build-id is the file's."""
+        live = not self.memory_fixed()
+        return CodeStore.for_vmlinux(getattr(self, "vmlinux", None), live=live,
+                                     running_id=self.running_build_id() if live else None)
+
+    def running_build_id(self) -> Optional[str]:
+        """Return the GNU build-id of the kernel crash reads, from its own notes in
+        memory (``__start_notes`` to ``__stop_notes``), None when they cannot be read.
+        Raises CrashTimeout / CrashDied."""
+        lo, hi = self.symbol_address("__start_notes"), self.symbol_address("__stop_notes")
+        if lo is None or hi is None or not 0 < hi - lo <= 1 << 12:
+            return None
+        try:
+            return note_build_id(self.read(lo, hi - lo))
+        except (CrashCommandError, MemoryReadError):
+            return None
 
     def symbol_address(self, name: str) -> Optional[int]:
         """Return the address of symbol ``name`` (``sym NAME``), None if crash knows no

@@ -28,6 +28,7 @@ from ..core.port import Port
 from . import check_command
 from .commandport import SET_C_LANGUAGE, CommandTypes, find_error, language_to_restore
 from .typestore import TypeStore, session_files
+from ..core.codestore import CodeStore
 
 
 class PykdumpPort(CommandTypes, Port):
@@ -85,6 +86,16 @@ class PykdumpPort(CommandTypes, Port):
         except CrashExtError:
             return None
         return TypeStore.for_vmlinux(path, live=live)
+
+    def _open_code_store(self):
+        """The code store of the vmlinux crash reads (from ``sys``); on a live system
+        only when the running kernel's build-id is the vmlinux's."""
+        try:
+            path, live = session_files(self.command("sys"))
+        except CrashExtError:
+            return None
+        return CodeStore.for_vmlinux(path, live=live,
+                                     running_id=self.running_build_id() if live else None)
 
     def command(self, cmd: str) -> str:
         """Return crash's output of ``cmd``; raises CrashCommandError with crash's message."""

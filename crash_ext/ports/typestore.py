@@ -15,10 +15,10 @@ is never used on a live system (nothing is written on the machine being examined
 """
 
 import os
-import struct
-import zlib
 from ..compat import Dict, Optional
 from ..core import jsontext
+from ..core.buildid import build_id, file_identity
+from ..core.codestore import cache_enabled, store_dir
 from ..core.live import reads_running_kernel
 
 __all__ = ["TypeStore", "build_id", "session_files", "PERSISTED"]
@@ -26,64 +26,6 @@ __all__ = ["TypeStore", "build_id", "session_files", "PERSISTED"]
 #: memo keys (first element) that are facts of the debuginfo
 PERSISTED = ("ctype", "size", "off", "mtype", "idents", "struct_o", "enum")
 _VERSION = 2   # 2: answers in gdb language C (1 may hold "list_head" for "struct list_head")
-
-
-def build_id(path: str) -> Optional[str]:
-    """Return the hex GNU build-id of ELF file ``path``, None when it has none or is not
-    a readable 64-bit little-endian ELF file."""
-    try:
-        with open(path, "rb") as f:
-            eh = f.read(64)
-            if len(eh) < 64 or eh[:4] != b"\x7fELF" or eh[4] != 2 or eh[5] != 1:
-                return None
-            shoff, = struct.unpack_from("<Q", eh, 0x28)
-            shentsize, shnum = struct.unpack_from("<HH", eh, 0x3a)
-            if not shoff or shentsize < 64 or not 0 < shnum < 4096:
-                return None
-            f.seek(shoff)
-            sh = f.read(shentsize * shnum)
-            for i in range(shnum):
-                stype, = struct.unpack_from("<I", sh, i * shentsize + 4)
-                if stype != 7:          # SHT_NOTE
-                    continue
-                off, size = struct.unpack_from("<QQ", sh, i * shentsize + 24)
-                if size > 1 << 16:
-                    continue
-                f.seek(off)
-                found = _note_build_id(f.read(size))
-                if found:
-                    return found
-    except (OSError, struct.error):
-        return None
-    return None
-
-
-def _note_build_id(data: bytes) -> Optional[str]:
-    pos = 0
-    while pos + 12 <= len(data):
-        namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
-        name_end = pos + 12 + ((namesz + 3) & ~3)
-        desc_end = name_end + ((descsz + 3) & ~3)
-        if desc_end > len(data):
-            return None
-        if ntype == 3 and data[pos + 12:pos + 12 + namesz].rstrip(b"\0") == b"GNU":
-            return data[name_end:name_end + descsz].hex()
-        pos = desc_end
-    return None
-
-
-def _identity(vmlinux: str) -> Optional[str]:
-    bid = build_id(vmlinux)
-    if bid:
-        return bid
-    try:
-        st = os.stat(vmlinux)
-    except OSError:
-        return None
-    raw = "%s\0%d\0%d" % (os.path.realpath(vmlinux), st.st_size, st.st_mtime_ns)
-    data = raw.encode()
-    # zlib, not hashlib: pykdump's embedded standard library has no hashlib
-    return "path-%08x%08x" % (zlib.crc32(data), zlib.adler32(data))
 
 
 def session_files(sys_text: str):
@@ -123,15 +65,12 @@ class TypeStore:
     def for_vmlinux(cls, vmlinux: Optional[str], live: bool = False) -> Optional["TypeStore"]:
         """Return the store of ``vmlinux``, or None: no vmlinux file, a live system, or
         ``CRASH_EXT_TYPE_CACHE=0``."""
-        if not vmlinux or live or os.environ.get("CRASH_EXT_TYPE_CACHE", "1") == "0":
+        if not vmlinux or live or not cache_enabled():
             return None
-        ident = _identity(vmlinux)
+        ident = file_identity(vmlinux)
         if ident is None:
             return None
-        where = os.environ.get("CRASH_EXT_TYPES") or os.path.join(
-            os.environ.get("CRASH_EXT_CACHE") or os.path.expanduser("~/.cache/crash-ext"),
-            "types")
-        return cls(os.path.join(where, ident + ".json"))
+        return cls(os.path.join(store_dir(), ident + ".json"))
 
     def load(self) -> Dict[tuple, object]:
         """Return the facts stored (an empty dict when there are none or the file is

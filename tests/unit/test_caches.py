@@ -44,7 +44,7 @@ def test_every_cache_declares_its_lifetime():
                     "pykdump memory fixed"],
         C.PURE: ["frame kinds", "parsed code", "printed stack layouts",
                  "printed stack views", "stack shapes"],
-        C.BUILD: ["BTF parameter names"]}
+        C.BUILD: ["BTF parameter names", "code store"]}
 
 
 def test_which_caches_survive_a_call_on_a_live_system():
@@ -57,8 +57,9 @@ def test_which_caches_survive_a_call_on_a_live_system():
     gc.collect()
     second = (session, _LivePort(session), _Snapshot())
     survived = sorted(e.name for e in kept if e.peek(_key(e, second)) is not None)
-    assert survived == ["BTF parameter names", "argument sources", "holds analysers",
-                        "pykdump memory fixed", "pykdump session types"]
+    assert survived == ["BTF parameter names", "argument sources", "code store",
+                        "holds analysers", "pykdump memory fixed", "pykdump session types"]
+    C.CODE_STORES.put(_key(C.CODE_STORES, second), None)   # not a store: not kept
 
 
 def test_a_live_sessions_caches_keep_code_and_drop_memory():
