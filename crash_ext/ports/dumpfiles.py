@@ -106,25 +106,40 @@ def decompressed_copies(path: str) -> List[str]:
             if not p.endswith(".tmp")]
 
 
-def readable_dump(path: str) -> str:
+def _size(n: int) -> str:
+    """Return ``n`` bytes as a short size (``553 MB``)."""
+    for unit, f in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if n >= f:
+            return "%.1f %s" % (n / f, unit) if n < 10 * f else "%d %s" % (n // f, unit)
+    return "%d bytes" % n
+
+
+def readable_dump(path: str, say=None) -> str:
     """Return a path crash can read for dump ``path``: ``path`` itself, or for a zstd or
     gzip file its decompressed copy in the cache (made once; later calls reuse it while
     the compressed file keeps its size and time).
 
+    ``say(line)``, when given, is told about the copy: before it is made (from what,
+    where to), when it is done (its size) or reused, and how to remove it.
     Raises BadArgument when a zstd dump needs the ``zstd`` program and it is missing, or
     when decompressing fails (the message says how to do it by hand).
     """
     kind = compression_of(path)
     if kind is None:
         return path
+    say = say or (lambda line: None)
     st = os.stat(path)
     prefix = _copy_prefix(path)
     dest = prefix + hashlib.sha256(("%d|%d" % (st.st_size, st.st_mtime_ns)).encode()
                                    ).hexdigest()[:8]
     if os.path.exists(dest):
+        say("reading %s's decompressed copy %s (%s, made earlier; rm it to free the "
+            "space)" % (path, dest, _size(os.path.getsize(dest))))
         return dest
     for old in decompressed_copies(path):     # copies of an older version of the file
         os.unlink(old)
+    say("%s is %s-compressed (%s): decompressing it once into %s (later runs reuse "
+        "it)..." % (path, kind, _size(st.st_size), dest))
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     tmp = "%s.%d.tmp" % (dest, os.getpid())
     by_hand = ("zstd -d %s" if kind == "zstd" else "gunzip -k %s") % path
@@ -144,6 +159,8 @@ def readable_dump(path: str) -> str:
             with gzip.open(path, "rb") as src, open(tmp, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
         os.rename(tmp, dest)
+        say("decompressed %s: %s written; remove it with: rm %s" % (
+            path, _size(os.path.getsize(dest)), dest))
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise BadArgument("cannot decompress %s: %s (try: %s)" % (shown(path), e, by_hand))
     finally:

@@ -175,7 +175,7 @@ def test_whoholds_struct_member_on_recorded_rhel6():
     buf = io.StringIO()
     rc = whoholds.main(["inode.i_mutex", "0xffff8808a3dbf588"], port, out=buf)
     out = buf.getvalue()
-    assert rc == 0, out
+    assert rc == 1, out     # two wait behind ruby 4723, itself blocked (UN): exit 1
     assert "OWNER: PID: 4723" in out and "thread_info" in out
     assert "inode.i_mutex of inode ffff8808a3dbf588" in out
 
