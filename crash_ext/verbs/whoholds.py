@@ -25,7 +25,7 @@ from ..core.words import (argtype, check_address_word, check_count_word, check_m
                           check_type_word, shown)
 from . import shell
 from .registry import VerbParser
-from .shell import EXIT_ALARM, EXIT_ANSWERED, EXIT_INPUT, blocked
+from .shell import EXIT_ALARM, EXIT_ANSWERED, blocked
 from .taskword import check_task_word, resolve_task
 from ..waits.build import blocking_caller  # deadlock's 'in vfs_unlink'
 from ..waits.collection import collect, owned_locks
@@ -300,11 +300,9 @@ def _holders(rep: LockReport) -> List[TaskRef]:
 
 
 def lock_exit_code(rep: LockReport) -> int:
-    """Return the exit code of a lock report: 2 when no lock type was detected at the
-    address, 1 when tasks wait and every holder the answer names is itself blocked,
-    else 0."""
-    if rep.type == "unknown":
-        return EXIT_INPUT
+    """Return the exit code of a lock report: 1 when tasks wait and every holder the
+    answer names is itself blocked, else 0 (no lock detected at the address is an
+    input error, raised before)."""
     hs = _holders(rep)
     if rep.waiters and hs and all(blocked(h) for h in hs):
         return EXIT_ALARM
@@ -334,9 +332,10 @@ def main(argv, port: Port, out=None, err=None) -> int:
 
 
 def run(opts, port: Port, out) -> int:
-    """Answer parsed ``opts`` on ``port``, printing to ``out``; return 0, 1 (see
-    :func:`lock_exit_code`, :func:`chain_exit_code`) or 2 (no lock detected at the
-    address).  Raises CrashExtError for a one-line error."""
+    """Answer parsed ``opts`` on ``port``, printing to ``out``; return 0 or 1 (see
+    :func:`lock_exit_code`, :func:`chain_exit_code`).  Raises CrashExtError for a
+    one-line error (BadArgument, exit 2, when no lock type is detected at the address:
+    the input named no lock)."""
     require_task_view(port)
     snap = Snapshot(port)
     if opts.held is not None:
@@ -378,6 +377,13 @@ def run(opts, port: Port, out) -> int:
     addr, kind, cont = _lock_target(port, opts)
     rep = lock_report(port, addr, kind, snapshot=snap, container=cont,
                       candidates=not opts.no_candidates, max_waiters=opts.max_waiters)
+    if rep.type == "unknown":       # the input named no lock: exit 2, said on stderr
+        why = [p for p in rep.problems if p.startswith("lock type not detected; tried: ")]
+        tried = why[0].split("; tried: ", 1)[1].split(". Give it", 1)[0] if why else ""
+        raise BadArgument("no lock at %x: lock type not detected; give it with -t TYPE or "
+                          "as STRUCT.MEMBER ADDR%s%s" % (
+                              addr, " (it is in %s)" % rep.where if rep.where else "",
+                              "; tried: " + tried if tried else ""))
     if live_system(port):
         rep.problems.append("live system: read once, as it was while crash read it; "
                             "the running kernel may have changed it since")
