@@ -41,7 +41,9 @@ whoholds -t mutex my_global_mutex      a lock named by symbol, type given
 whoholds inode.i_rwsem ffff8f518276b4a0   the i_rwsem inside the inode at that address
 whoholds inode.i_mutex ffff8808a3dbf588   (older kernels)
 whoholds -p 5109                       what pid 5109 waits for, who holds it, and on
-whoholds -p 5109 --json                from there, until a running task or a cycle
+whoholds -p rm --json                  from there, until a running task or a cycle
+                                       (a task: pid, task address, or the command
+                                       name of one task)
 whoholds --held 4724                   the locks pid 4724 holds: lockdep's record, or
                                        what its frames' code took and did not release,
                                        and the locks whose owner field names it
@@ -72,9 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--type", dest="lock_type", metavar="TYPE",
                    type=argtype(check_lock_kind_word),
                    help="lock type: mutex, rw_semaphore, semaphore, rt_mutex, spinlock")
-    p.add_argument("-p", "--pid", dest="pid", metavar="PID|TASK",
-                   help="start from a task: what it is blocked on, then follow owners")
-    p.add_argument("--held", dest="held", metavar="PID|TASK",
+    p.add_argument("-p", "--pid", dest="pid", metavar="PID|TASK|COMMAND",
+                   help="start from a task (pid, task_struct address, or a command name "
+                        "one task has): what it is blocked on, then follow owners")
+    p.add_argument("--held", dest="held", metavar="PID|TASK|COMMAND",
                    help="list the locks the task holds (lockdep's record when the kernel "
                         "keeps one, else what its frames' code took and has not released; "
                         "then the locks blocked tasks wait on whose owner field names it), "
