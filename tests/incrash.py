@@ -96,9 +96,8 @@ def run_script(dump, commands, home, pipe=False, preamble=(), env=None, timeout=
                stderr=None):
     """Run ``commands`` in one crash on ``dump`` (its lab module's symbols loaded first);
     returns (list of each command's output, text before the first command: start-up,
-    ~/.crashrc, ``preamble``).  Output goes to a file, or through a pipe when ``pipe``;
-    crash's stderr (the verbs' error lines) is appended to the list ``stderr`` when
-    given."""
+    ~/.crashrc, ``preamble``).  Output goes to a file, or through a pipe when ``pipe``."""
+    # stderr: a list crash's stderr (the verbs' error lines) is appended to, when given
     lines = list(preamble) + ["mod -s crashext_lab %s" % dump.module_ko, "help " + TOKEN]
     for c in commands:
         lines += [c, "help " + TOKEN]
