@@ -97,7 +97,6 @@ def run_script(dump, commands, home, pipe=False, preamble=(), env=None, timeout=
     """Run ``commands`` in one crash on ``dump`` (its lab module's symbols loaded first);
     returns (list of each command's output, text before the first command: start-up,
     ~/.crashrc, ``preamble``).  Output goes to a file, or through a pipe when ``pipe``."""
-    # stderr: a list crash's stderr (the verbs' error lines) is appended to, when given
     lines = list(preamble) + ["mod -s crashext_lab %s" % dump.module_ko, "help " + TOKEN]
     for c in commands:
         lines += [c, "help " + TOKEN]
@@ -118,7 +117,7 @@ def run_script(dump, commands, home, pipe=False, preamble=(), env=None, timeout=
                                    env=_env(home, env), cwd=home, timeout=timeout)
             with open(out_path, "rb") as f:
                 text = f.read().decode("utf-8", "replace")
-    if stderr is not None:
+    if stderr is not None:      # a list: crash's stderr (the verbs' error lines) goes in
         stderr.append(r.stderr.decode("utf-8", "replace"))
     parts = text.split(MARKER + "\n")
     if len(parts) != len(commands) + 2:
