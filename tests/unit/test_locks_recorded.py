@@ -5,7 +5,7 @@ real crash transcript (``struct inode.i_mutex``, ``list -s mutex_waiter.task``,
 ``struct thread_info.task``, ``ps``).  The other old layouts are RECONSTRUCTED from
 the kernel headers of those versions (offsets as gdb would print them for x86_64), not
 captured from a crash session; they pin down layout detection by member type and the
-decoding rules of DESIGN.md.
+decoding rules of docs/locks.md.
 """
 
 import io
