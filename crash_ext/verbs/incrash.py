@@ -89,8 +89,9 @@ def _remember_path() -> None:
 
 def run_verb(name, argv=None, crash_module=None):
     """Run verb ``name`` at the crash prompt through the verb shell (:mod:`.shell`, as
-    ``crash-ext`` does: the same parsing, answers, one-line errors on stderr and exit
-    codes); never raises, never ends crash.
+    ``crash-ext`` does: the same parsing, answers, one-line errors on stderr -- the
+    process's, not crash's output (:func:`_stderr`) -- and exit codes); never raises,
+    never ends crash.
 
     Output is flushed before returning, also after errors (crash's output may be a file
     or a pipe).  Crash's error lines are captured while the verb runs (they are part of
@@ -99,10 +100,11 @@ def run_verb(name, argv=None, crash_module=None):
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     port = None
+    err = _stderr()
     try:
         _remember_path()
         from . import shell
-        opts, rc = shell.prepare(name, argv, sys.stdout, sys.stderr)
+        opts, rc = shell.prepare(name, argv, sys.stdout, err)
         if opts is None:
             return rc
         if crash_module is None:
@@ -111,14 +113,14 @@ def run_verb(name, argv=None, crash_module=None):
             errors.take()       # anything said while setting the language is not ours
             port = PykdumpPort(crash_module, errors)
             try:
-                return shell.execute(name, opts, port, sys.stdout, sys.stderr)
+                return shell.execute(name, opts, port, sys.stdout, err)
             finally:
                 port.keep_session_types()   # the next verb call starts with them
     except BrokenPipeError:          # "deadlock | head -3": the reader has gone
         return 0
     except CrashExtError as e:       # 3: crash cannot read this kernel (or failed)
         from . import shell
-        shell.say(shell.error_line(name, e), sys.stderr)
+        shell.say(shell.error_line(name, e), err)
         return shell.exit_code(e)
     except ImportError as e:
         _err("%s: error: pykdump's crash module is not available (%s); outside crash run "
@@ -141,9 +143,15 @@ def run_verb(name, argv=None, crash_module=None):
                 pass
 
 
+def _stderr():
+    """Return the process's own standard error (file descriptor 2, the terminal crash
+    runs in): pykdump points ``sys.stderr`` at crash's output, so an error written there
+    would land in the verb's ``> FILE`` or ``| pipe`` at the prompt, which must get
+    the answer or nothing, as crash-ext's stdout does."""
+    return sys.__stderr__ if sys.__stderr__ is not None else sys.stderr
+
+
 def _err(line: str) -> None:
-    """Print ``line`` on stderr; nothing when it has gone."""
-    try:
-        print(line, file=sys.stderr)
-    except OSError:
-        pass
+    """Print ``line`` on the process's stderr; nothing when it has gone."""
+    from .shell import say
+    say(line, _stderr())

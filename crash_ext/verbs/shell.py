@@ -14,7 +14,7 @@ cannot drift:
 
 Exit codes (:data:`EXIT_TEXT`, printed in each verb's help): 0 answered, nothing
 alarming; 1 the answer holds a deadlock or a task blocked behind a blocked holder; 2 the
-input named no lock or task, or bad usage; 3 crash itself failed, or an internal error.
+input named no lock or task, or bad usage; 3 crash itself failed, or crash-ext did.
 """
 
 import io
@@ -35,7 +35,8 @@ EXIT CODES
   1  the answer holds a deadlock, or a task blocked behind a holder that is itself
      blocked (a chain that does not move on its own)
   2  the input named no lock or task, or bad usage (one line on stderr)
-  3  crash itself failed (cannot start, cannot read the kernel), or an internal error
+  3  crash itself failed (cannot start, cannot read the kernel), or crash-ext did
+     (a bug: the line asks to report it)
   crash-ext exits with these; errors go to stderr, so with --json stdout is one JSON
   document or nothing."""
 

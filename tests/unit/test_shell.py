@@ -147,15 +147,18 @@ def test_run_time_errors_go_to_stderr(verb, argv):
     assert err.getvalue().startswith(verb + ": error: ")
 
 
-def test_in_crash_entry_point_uses_the_same_shell(capsys):
-    """run_verb (inside crash) answers a usage error as crash-ext does: one line on
-    stderr, exit 2, before any crash module is needed."""
+def test_in_crash_entry_point_uses_the_same_shell(capfd, monkeypatch):
+    """run_verb (inside crash) answers a usage error as crash-ext does: one line on the
+    process's stderr (file descriptor 2: pykdump points sys.stderr at crash's output,
+    which is the verb's > FILE or | pipe), exit 2, before any crash module is needed."""
+    crash_output = io.StringIO()
+    monkeypatch.setattr("sys.stderr", crash_output)       # as pykdump does
     rc = incrash.run_verb("deadlock", ["--limit", "abc"], crash_module=object())
-    cap = capsys.readouterr()
-    assert rc == 2 and cap.out == ""
+    cap = capfd.readouterr()
+    assert rc == 2 and cap.out == "" and crash_output.getvalue() == ""
     assert cap.err.startswith("deadlock: error: ") and cap.err.count("\n") == 1
     rc = incrash.run_verb("whoholds", ["--help"], crash_module=object())
-    cap = capsys.readouterr()
+    cap = capfd.readouterr()
     assert rc == 0 and cap.out == registry.help_text("whoholds")
 
 
