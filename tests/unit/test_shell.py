@@ -177,6 +177,15 @@ def test_compressed_dump_copy_is_said(tmp_path, monkeypatch):
     said.clear()
     assert readable_dump(str(gz), say=said.append) == dest
     assert len(said) == 1 and dest in said[0] and "rm" in said[0]
+    # a large file: progress lines while it is decompressed (every PROGRESS_EVERY s)
+    import crash_ext.ports.dumpfiles as DF
+    monkeypatch.setattr(DF, "PROGRESS_EVERY", 0.0)
+    os.utime(str(gz), (1, 1))                   # a changed file: decompressed again
+    said.clear()
+    readable_dump(str(gz), say=said.append)
+    steps = [l for l in said if l.startswith("... ")]
+    assert steps and all("written" in l and "% of the compressed file read" in l
+                         for l in steps), said
 
 
 def test_exit_code_of_errors():
