@@ -26,11 +26,13 @@ all: test
 deps:
 	@tests/lab/deps.sh
 
-$(VPY): requirements.txt requirements-dev.txt pyproject.toml
+$(VPY): requirements.txt requirements-dev.txt requirements-build.txt pyproject.toml
 	@bash -c '. tests/lab/log.sh; lab_log venv "$(VENV): pinned requirements from PyPI"'
 	@$(PY) -m venv $(VENV)
 	@$(VPY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	@$(VPY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@$(VPY) -m pip download -q --disable-pip-version-check --no-deps -d $(CACHE)/wheels \
+	    -r requirements-build.txt
 	@touch $(VPY)
 
 venv: deps $(VPY)

@@ -96,7 +96,10 @@ def run_script(dump, commands, home, pipe=False, preamble=(), env=None, timeout=
                stderr=None):
     """Run ``commands`` in one crash on ``dump`` (its lab module's symbols loaded first);
     returns (list of each command's output, text before the first command: start-up,
-    ~/.crashrc, ``preamble``).  Output goes to a file, or through a pipe when ``pipe``."""
+    ~/.crashrc, ``preamble``).  Output goes to a file, or through a pipe when ``pipe``.
+    ``dump`` needs ``crash``, ``vmlinux``, ``module_ko`` and ``vmcore``: None is the
+    running kernel (crash with no dump file: the live lab's guest).  Raises RuntimeError
+    when crash exits before every command ran."""
     lines = list(preamble) + ["mod -s crashext_lab %s" % dump.module_ko, "help " + TOKEN]
     for c in commands:
         lines += [c, "help " + TOKEN]
@@ -104,7 +107,7 @@ def run_script(dump, commands, home, pipe=False, preamble=(), env=None, timeout=
     with open(script, "w") as f:
         f.write("\n".join(lines) + "\nq\n")
     out_path = os.path.join(home, "crash.out")
-    argv = [dump.crash, "-s", dump.vmlinux, dump.vmcore]
+    argv = [dump.crash, "-s", dump.vmlinux] + ([dump.vmcore] if dump.vmcore else [])
     with open(script) as stdin:
         if pipe:
             r = subprocess.run(argv, stdin=stdin, stdout=subprocess.PIPE,

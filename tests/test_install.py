@@ -7,12 +7,18 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: the build backend of the console script, pinned (requirements-build.txt; make venv)
+WHEELS = os.path.join(os.environ.get("CRASH_EXT_CACHE") or
+                      os.path.expanduser("~/.cache/crash-ext"), "wheels")
 USER_CRASHRC = "set radix 16\n"
 USER_PROFILE = "export EDITOR=vi\n"
 
 
 def _run(home, *args):
-    env = dict(os.environ, HOME=str(home), PYTHON=sys.executable)
+    # no package index: the console script is built with the pinned setuptools `make venv`
+    # put in WHEELS (requirements-build.txt), not the newest one PyPI has today
+    env = dict(os.environ, HOME=str(home), PYTHON=sys.executable, PIP_NO_INDEX="1",
+               PIP_FIND_LINKS=WHEELS)
     env.pop("CRASH_EXTENSIONS", None)
     return subprocess.run(["bash", os.path.join(ROOT, "install.sh")] + list(args), env=env,
                           capture_output=True, text=True, timeout=600)
@@ -76,6 +82,12 @@ def test_without_pykdump_says_where_to_get_it(home):
 
 
 def test_console_script_installed_and_removed(home):
+    with open(os.path.join(ROOT, "requirements-build.txt")) as f:
+        pins = [l.strip().replace("==", "-") for l in f if l.strip() and l[0] != "#"]
+    have = os.listdir(WHEELS) if os.path.isdir(WHEELS) else []
+    for pin in pins:
+        assert any(n.startswith(pin + "-") for n in have), \
+            "%s not in %s: make venv downloads it" % (pin, WHEELS)
     r = _run(home)
     assert r.returncode == 0, r.stderr
     script = home / ".local" / "bin" / "crash-ext"

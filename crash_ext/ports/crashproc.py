@@ -41,9 +41,8 @@ Errors
 * crash exited (killed, or failed to start) -> :class:`CrashDied` with the exit status
   and crash's last output lines, at once (EOF on its stdout; no waiting for a timeout);
   the next call starts a fresh crash.  Its ``output`` is all crash printed,
-  ``starting`` says whether it died while starting (``adapters/diagnose.py`` explains
-  those in one line).  After :meth:`CrashProcess.close` every call
-  raises CrashDied.
+  ``starting`` says whether it died while starting (``ports/diagnose.py`` explains
+  those in one line).  After :meth:`CrashProcess.close` every call raises CrashDied.
 * a refused command or argument -> :class:`BadArgument`, before anything is sent.
 * anything else interrupting an exchange (KeyboardInterrupt) kills crash too, since its
   unread answers would otherwise be taken for the next command's.
@@ -65,6 +64,7 @@ from ..compat import Callable, Dict, List, Optional, Sequence, Tuple, Union
 from ..core.errors import (BadArgument, CrashCommandError, CrashDied, CrashExtError,
                            CrashTimeout, MemoryReadError)
 from ..core.excluded import explain
+from ..core.live import reads_running_kernel
 from ..core.port import Port
 from . import check_command
 from .commandport import SET_C_LANGUAGE, CommandTypes, find_error
@@ -153,7 +153,7 @@ class CrashProcess(CommandTypes, Port):
     def memory_fixed(self) -> bool:
         """Return True when crash reads a dump file, False on the running kernel (no dump
         file, or ``/proc/kcore`` / a ``/dev`` file given as the dump)."""
-        return self.vmcore is not None and not self.vmcore.startswith(("/dev/", "/proc/"))
+        return not reads_running_kernel(self.vmcore)
 
     def _open_type_store(self):
         """The vmlinux's type store (none on a live system)."""

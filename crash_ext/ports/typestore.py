@@ -19,6 +19,7 @@ import struct
 import zlib
 from ..compat import Dict, Optional
 from ..core import jsontext
+from ..core.live import reads_running_kernel
 
 __all__ = ["TypeStore", "build_id", "session_files", "PERSISTED"]
 
@@ -95,9 +96,8 @@ def session_files(sys_text: str):
         key, colon, rest = line.strip().partition(":")
         if colon and key in ("KERNEL", "DEBUGINFO", "DUMPFILE") and rest.split():
             fields[key] = rest.split()[0]
-    dump = fields.get("DUMPFILE")
-    live = dump is None or dump.startswith(("/dev/", "/proc/"))
-    return fields.get("DEBUGINFO") or fields.get("KERNEL"), live
+    return (fields.get("DEBUGINFO") or fields.get("KERNEL"),
+            reads_running_kernel(fields.get("DUMPFILE")))
 
 
 def _encode(value):

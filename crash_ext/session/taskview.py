@@ -16,6 +16,7 @@ from ..compat import Optional, Tuple
 
 from ..core.caches import TASK_VIEW
 from ..core.errors import CrashCannotRead, CrashCommandError, CrashExtError
+from ..core.live import reads_running_kernel
 from ..core.port import Port
 
 _TASKS = re.compile(r"^\s*TASKS:\s*(\d+)\s*$", re.M)
@@ -31,7 +32,7 @@ def crash_task_count(sys_text: str) -> Optional[int]:
 def is_live(sys_text: str) -> bool:
     """Return True when ``sys`` names no dump file or a device / ``/proc`` file."""
     m = _DUMPFILE.search(sys_text)
-    return m is None or m.group(1).startswith(("/dev/", "/proc/"))
+    return reads_running_kernel(m.group(1) if m else None)
 
 
 def kernel_task_count(port: Port) -> Optional[int]:

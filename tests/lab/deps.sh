@@ -3,7 +3,7 @@
 # apt's output goes to $CRASH_EXT_CACHE/logs/deps.log; on failure its last 30 lines are shown.
 set -euo pipefail
 PKGS="qemu-system-x86 busybox-static zstd gcc make libc6-dev graphviz python3 python3-venv
-      dwarves debootstrap xz-utils ca-certificates git gdb kexec-tools makedumpfile"
+      dwarves debootstrap xz-utils ca-certificates git gdb kexec-tools makedumpfile faketime"
 missing=""
 for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"; done
 [ -n "$missing" ] || exit 0

@@ -15,7 +15,9 @@ it then mounts the host's root read-only over 9p, chroots into it and runs
 (``crash VMLINUX``, no dump file).  ``churn=N`` adds 5*N busy loops of real lock traffic
 (``guest/live.sh``).  With ``compare=True`` the same verbs also run, in the same guest,
 on the snapshot dump of the same scenario (the ratio of their times is the measurement
-TCG allows: absolute times under emulation say little).
+TCG allows: absolute times under emulation say little).  With ``mpykdump`` (a user's
+mpykdump.so) the same verbs run a third time, typed at the prompt of crash on the running
+kernel with the real pykdump (session ``incrash``).
 
 Nothing is cached: every run boots a guest (a live system is not a fact to keep).
 Raises mklab.LabError when the guest fails; the console is kept under
@@ -44,10 +46,10 @@ APPLETS = ["mkfifo", "head", "basename", "chroot", "poweroff", "rmdir"]
 
 class LiveRun:
     """One live guest's results: ``truth`` (the module's), ``outputs`` {label: [(rc,
-    stdout, seconds)]} per session label (``live``, ``dump``), ``argvs`` {label: [argv as
-    run, placeholders resolved]}, ``start`` {label: crash
-    start-up seconds}, ``console`` (the whole console text) and ``seconds`` (the guest's
-    wall time)."""
+    stdout, seconds)]} per session label (``live``, ``dump``, ``incrash``: rc None, a verb
+    inside crash has no exit code), ``argvs`` {label: [argv as run, placeholders
+    resolved]}, ``start`` {label: crash start-up seconds}, ``console`` (the whole console
+    text) and ``seconds`` (the guest's wall time)."""
 
     def __init__(self, console, seconds):
         self.console = console
@@ -59,11 +61,11 @@ class LiveRun:
         self.argvs = {}
         for m in re.finditer(r"^LIVE-ARGV (\S+) (\d+) (.*)$", console, re.M):
             self.argvs.setdefault(m.group(1), []).append(json.loads(m.group(3)))
-        pat = re.compile(r"^LIVE-OUT-BEGIN (\S+) (\d+)\n(.*?)^LIVE-OUT-END \1 \2 rc=(\d+) "
+        pat = re.compile(r"^LIVE-OUT-BEGIN (\S+) (\d+)\n(.*?)^LIVE-OUT-END \1 \2 rc=(\d+|-) "
                          r"seconds=([\d.]+)$", re.M | re.S)
         for m in pat.finditer(console):
-            self.outputs.setdefault(m.group(1), []).append(
-                (int(m.group(4)), m.group(3), float(m.group(5))))
+            rc = None if m.group(4) == "-" else int(m.group(4))
+            self.outputs.setdefault(m.group(1), []).append((rc, m.group(3), float(m.group(5))))
 
 
 def _live_entries(kdir, job_sh):
@@ -95,11 +97,13 @@ def _keep_console(text, scenario):
 
 
 def run_live(scenario, argvs, kernel=mklab.DEFAULT_KERNEL, churn=0, compare=None,
-             crash=None, timeout=3600):
+             crash=None, timeout=3600, mpykdump=None):
     """Boot a live guest staging ``scenario`` (plus ``churn`` loop pairs), run ``argvs``
     (crash-ext verb argv lists) on its running kernel, and, when ``compare`` is a LabDump
-    of the same scenario, on that dump in the same guest.  ``crash``: the crash binary
-    (default: the lab's newest).  Returns a LiveRun; raises mklab.LabError."""
+    of the same scenario, on that dump in the same guest; with ``mpykdump`` (a path),
+    once more inside crash with that pykdump (in the crash the in-crash tests use:
+    ``$CRASH`` or the lab's oldest, which the user's build is for).  ``crash``: the crash binary (default: the
+    lab's newest).  Returns a LiveRun; raises mklab.LabError."""
     from tests.lab.labdumps import crash_binary, crash_for
     mklab.check_tools()
     kdir = mklab.fetch_kernel(kernel)
@@ -121,6 +125,12 @@ def run_live(scenario, argvs, kernel=mklab.DEFAULT_KERNEL, churn=0, compare=None
         if compare is not None:
             sessions.append({"label": "dump", "vmcore": compare.vmcore,
                              "truth": os.path.join(compare.directory, "truth.json")})
+        if mpykdump:
+            # a copy beside the job: the guest's /tmp (where a user's build may be) is its own
+            shutil.copy(mpykdump, os.path.join(work, "mpykdump.so"))
+            # the crash the in-crash tests use (the user's pykdump is built for one crash)
+            sessions.append({"label": "incrash", "vmcore": None, "crash": crash_binary(),
+                             "mpykdump": os.path.join(work, "mpykdump.so")})
         job = {"vmlinux": os.path.join(kdir, "vmlinux"), "crash": crash, "module_ko": ko,
                "argvs": argvs, "sessions": sessions}
         with open(os.path.join(work, "job.json"), "w") as f:
@@ -172,6 +182,43 @@ def run_live(scenario, argvs, kernel=mklab.DEFAULT_KERNEL, churn=0, compare=None
         shutil.rmtree(work, ignore_errors=True)
 
 
+def truth_cycle(truth):
+    """Return (pids, lock addresses) of the truth's one cycle: the waiters that, following
+    "waits on a lock owned by", come back to themselves (empty sets when there is none)."""
+    waits = {w["pid"]: l for l in truth["locks"] for w in l["waiters"]}
+    succ = {p: l["owners"][0]["pid"] for p, l in waits.items() if l["owners"]}
+
+    def returns(p):
+        q = succ.get(p)
+        for _ in range(len(succ)):
+            if q == p:
+                return True
+            q = succ.get(q)
+        return False
+    pids = {p for p in succ if returns(p)}
+    return pids, {int(waits[p]["address"], 16) for p in pids}
+
+
+def tally(runs):
+    """Return one line counting, over every ``deadlock --json`` answer of ``runs`` (the
+    live sessions of LiveRuns), the cycles that are the truth's (same tasks) and those
+    that are not (false), and the convoys."""
+    calls = truth_found = false = convoys = 0
+    for run in runs:
+        pids = truth_cycle(run.truth)[0]
+        for (_, text, _), argv in zip(run.outputs.get("live", []), run.argvs.get("live", [])):
+            if argv[:1] != ["deadlock"] or "--json" not in argv:
+                continue
+            doc = json.loads(text)
+            calls += 1
+            found = [set(c["pids"]) for c in doc["cycles"]]
+            truth_found += pids in found
+            false += sum(1 for f in found if f != pids)
+            convoys += len(doc["convoys"])
+    return ("%d deadlock calls in %d boots: the truth's cycle in %d, false cycles %d, "
+            "convoys %d" % (calls, len(runs), truth_found, false, convoys))
+
+
 def _read(path):
     """The console text with the tty's carriage returns removed ('' when missing)."""
     try:
@@ -190,8 +237,13 @@ def main(argv=None):
                    "newest that reads the kernel)")
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run the verb N times in the guest's one crash session")
+    p.add_argument("--boots", type=int, default=1, metavar="N",
+                   help="boot N guests one after another (a new staging each); with "
+                   "deadlock --json, a closing line counts true and false cycles")
     p.add_argument("--compare", action="store_true",
                    help="also run the verbs on the scenario's snapshot dump, in the guest")
+    p.add_argument("--mpykdump", metavar="PATH", help="also run the verbs inside crash on "
+                   "the running kernel, with this mpykdump.so")
     p.add_argument("verb", nargs=argparse.REMAINDER)
     a = p.parse_args(argv)
     argvs = [a.verb[1:] if a.verb[:1] == ["--"] else a.verb] if a.verb else [["deadlock"]]
@@ -200,19 +252,25 @@ def main(argv=None):
     if a.compare:
         from tests.lab.labdumps import get_dump
         compare = get_dump(a.scenario, kernel=a.kernel)
-    try:
-        from tests.lab.labdumps import crash_binary
-        run = run_live(a.scenario, argvs, a.kernel, a.churn, compare,
-                       crash=crash_binary(a.crash) if a.crash else None)
-    except mklab.LabError as e:
-        print("live: error: %s" % e, file=sys.stderr)
-        return 1
-    for label, outs in run.outputs.items():
-        for (rc, text, secs), argv in zip(outs, argvs):
-            print("== %s: %s (rc %d, %.1fs; crash start %.1fs)" % (
-                label, " ".join(argv), rc, secs, run.start.get(label, -1)))
-            sys.stdout.write(text)
-    print("guest wall time %.0fs" % run.seconds)
+    from tests.lab.labdumps import crash_binary
+    runs = []
+    for boot in range(max(1, a.boots)):
+        try:
+            run = run_live(a.scenario, argvs, a.kernel, a.churn, compare,
+                           crash=crash_binary(a.crash) if a.crash else None,
+                           mpykdump=a.mpykdump)
+        except mklab.LabError as e:
+            print("live: error: %s" % e, file=sys.stderr)
+            return 1
+        runs.append(run)
+        for label, outs in run.outputs.items():
+            for (rc, text, secs), argv in zip(outs, argvs):
+                print("== boot %d %s: %s (rc %s, %.1fs; crash start %.1fs)" % (
+                    boot + 1, label, " ".join(argv), "-" if rc is None else rc, secs,
+                    run.start.get(label, -1)))
+                sys.stdout.write(text)
+        print("guest wall time %.0fs" % run.seconds, flush=True)
+    print(tally(runs))
     return 0
 
 

@@ -7,14 +7,21 @@ Run by the guest (``tests/lab/guest/live.sh``) chrooted into the host's root, wh
 sees read-only over 9p.  JOB.json (written by ``tests/lab/live.py``) names the crash, the
 vmlinux, the lab module and the sessions: ``{"label": "live", "vmcore": null}`` is the
 running kernel (crash with no dump file, as ``crash-ext`` without ``--vmcore``), a
-``vmcore`` path a dump read in the same guest for comparison.  Each session runs every
-argv of ``argvs`` through the verbs as ``crash-ext`` does, and prints, for the host:
+``vmcore`` path a dump read in the same guest for comparison, ``{"label": "incrash",
+"mpykdump": PATH}`` the running kernel again, the verbs typed at crash's prompt with the
+real pykdump (``install.sh --mpykdump PATH`` into a HOME on the guest's tmpfs, then one
+``crash VMLINUX`` fed the verbs on stdin: ``tests/incrash.run_script``).  Each session
+runs every argv of ``argvs`` through the verbs as ``crash-ext`` does, and prints, for the
+host:
 
     LIVE-SESSION LABEL start SECONDS
     LIVE-ARGV LABEL I ["whoholds", "0xffff..."]
     LIVE-OUT-BEGIN LABEL I
     ...the verb's standard output...
     LIVE-OUT-END LABEL I rc=RC seconds=SECONDS
+
+(inside crash a verb has no exit code and crash runs the whole script at once: ``rc=-``
+and the script's seconds divided among its verbs).
 
 Pids and addresses differ from boot to boot, so an argv names them through the truth
 the module publishes (``/proc/crashext_lab`` of the session's kernel: the live one, or
@@ -29,6 +36,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -62,7 +70,9 @@ def session(job, label, vmcore, truth_path):
     their outputs between markers.  Returns nothing; crash failures print as
     LIVE-FAILED."""
     t0 = time.time()
-    port = CrashProcess(job["vmlinux"], vmcore, crash=job["crash"], timeout=1800)
+    # an emulated guest under churn on a shared host: crash's start-up took over 300 s
+    port = CrashProcess(job["vmlinux"], vmcore, crash=job["crash"], timeout=1800,
+                        startup_timeout=1800)
     try:
         require_task_view(port)
         port.command("mod -s crashext_lab %s" % job["module_ko"])
@@ -87,12 +97,38 @@ def session(job, label, vmcore, truth_path):
         port.close()
 
 
+def incrash_session(job, label, mpykdump, crash=None):
+    """Install crash-ext for crash with ``mpykdump`` into a HOME on the guest's tmpfs,
+    run the job's verbs at the prompt of one crash (``crash``, default the job's) on the
+    running kernel, print their outputs between markers.  Raises RuntimeError when install.sh or crash fails."""
+    from types import SimpleNamespace
+    from tests import incrash
+    home = incrash.installed_home(tempfile.mkdtemp(prefix="incrash-"), mpykdump)
+    target = SimpleNamespace(crash=crash or job["crash"], vmlinux=job["vmlinux"], vmcore=None,
+                             module_ko=job["module_ko"])
+    truth = truth_of(None)
+    argvs = [[resolve(w, truth) for w in template] for template in job["argvs"]]
+    t = time.time()
+    outs, startup = incrash.run_script(target, [" ".join(a) for a in argvs], home)
+    if "crash-ext: registered" not in startup:
+        raise RuntimeError("crash did not register the verbs: %s" % startup[-500:])
+    each = (time.time() - t) / max(1, len(argvs))
+    for i, (argv, text) in enumerate(zip(argvs, outs)):
+        print("LIVE-ARGV %s %d %s" % (label, i, json.dumps(argv)), flush=True)
+        print("LIVE-OUT-BEGIN %s %d" % (label, i), flush=True)
+        sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+        print("LIVE-OUT-END %s %d rc=- seconds=%.2f" % (label, i, each), flush=True)
+
+
 def main(argv):
     with open(argv[0]) as f:
         job = json.load(f)
     for s in job["sessions"]:
         try:
-            session(job, s["label"], s["vmcore"], s.get("truth"))
+            if s.get("mpykdump"):
+                incrash_session(job, s["label"], s["mpykdump"], s.get("crash"))
+            else:
+                session(job, s["label"], s["vmcore"], s.get("truth"))
         except Exception as e:  # noqa: BLE001
             print("LIVE-FAILED: session %s: %s: %s" % (s["label"], type(e).__name__, e),
                   flush=True)

@@ -18,7 +18,7 @@ from crash_ext.code.templates import recover
 from crash_ext.models.stack import parse_backtrace
 from tests.unit.data import seed_rhel6 as S
 
-DATA = os.path.join(os.path.dirname(__file__), "data")
+from tests.unit.data import DIR as DATA     # the lab61_* recordings
 
 
 def _dis_table(*texts):

@@ -1,7 +1,7 @@
 """gdb's ``disassemble`` renamed with crash's symbol table reads as crash's own ``dis``.
 
-Recorded on a lab dump (tests/unit/data/lab61_gdbdis.json: crash 8.0.6, Debian's 6.1):
-for each case gdb's answer, crash's ``dis -r ADDR`` and ``dis -f ADDR``, and the
+Recorded on the lab's cycle3 dump of the pinned 6.1 kernel by tests/lab/record_fixtures.py
+(tests/unit/data/lab61_gdbdis.json; its ``source`` says which crash and dump): for each case gdb's answer, crash's ``dis -r ADDR`` and ``dis -f ADDR``, and the
 ``sym -l`` lines the addresses in them need.  The cases: a module function and one
 called at +32, a function with a ``.cold`` part (gdb's "Address range"), an assembly
 label inside a function (entry_SYSCALL_64_after_hwframe), a call to ``__memcpy`` (gdb
@@ -10,14 +10,14 @@ a function at the same address as ``__noinstr_text_start``.
 """
 
 import json
-import os
 
 import pytest
 
 from crash_ext.models.disasm import gdb_as_dis, join_dis, parse_dis
 from crash_ext.models.symtab import SymbolTable
+from tests.unit.data import fixture
 
-with open(os.path.join(os.path.dirname(__file__), "data", "lab61_gdbdis.json")) as f:
+with open(fixture("lab61_gdbdis.json")) as f:
     DATA = json.load(f)
 TABLE = SymbolTable("\n".join(DATA["symbols"]))
 

@@ -1,5 +1,6 @@
-"""The holds analysis on recorded crash output (``dis FUNC`` by crash 8.0.6 on the lab's
-Debian 6.1 dumps, tests/unit/data/lab61_holds.json; its ``source`` says which).
+"""The holds analysis on recorded crash output (``dis FUNC`` on the lab's global-sems dump
+of the pinned 6.1 kernel, tests/unit/data/lab61_holds.json, recorded by
+tests/lab/record_fixtures.py; its ``source`` says which crash and dump).
 
 Patterns: a lock taken and released around calls (held at the calls between, not after
 the release); a trylock held only on its success branch; a wrapper summarised once
@@ -7,11 +8,12 @@ the release); a trylock held only on its success branch; a wrapper summarised on
 object; the release wrapper's summary.  Expected offsets come from the module's C source
 (tests/lab/module/crashext_lab.c: struct lab_xnode's x_iolock, struct lab_mm's
 mmap_lock), checked against the struct layout crash printed (``struct -o``) in the data.
+The locks' addresses are checked against the recording's truth: the module's (the
+address of g:lab_global_sem_a) and crash's ``sym`` (lab_create_mutex, pcpu_drain_mutex).
 Also lockdep's held_locks read through a fake port with a held_lock layout.
 """
 
 import json
-import os
 
 import pytest
 
@@ -21,9 +23,12 @@ from crash_ext.code import lockdep as LD
 from crash_ext.code import mustheld as MH
 from crash_ext.code.argrecords import parsed
 from crash_ext.models import lockcalls as LC
+from tests.unit.data import fixture
 
-DATA = json.load(open(os.path.join(os.path.dirname(__file__), "data", "lab61_holds.json")))
+with open(fixture("lab61_holds.json")) as _f:
+    DATA = json.load(_f)
 DIS = DATA["dis"]
+TRUTH = DATA["truth"]
 
 
 def _insns(name):
@@ -85,6 +90,7 @@ def test_global_semaphore_held_between_down_and_up():
     insns = _insns(name)
     down = _call_index(name, "down")
     want = insns[down - 2].operands[0].imm & HR.MASK     # mov $lab_global_sem_a,%rdi
+    assert want == int(TRUTH["lab_global_sem_a"], 16)    # the module's truth
     for callee in ("lab_book_owned", "lab_run", "up"):
         locks, problem = MH.function_holds(insns, _call_index(name, callee))
         assert problem is None
@@ -103,6 +109,7 @@ def test_mutex_held_across_the_calls_it_guards_and_released_at_the_end():
     insns = _insns(name)
     want = [i for i in insns[:_call_index(name, "mutex_lock")] if i.mnemonic == "mov"
             and i.operands[-1].reg == "rdi"][-1].operands[0].imm & HR.MASK
+    assert want == int(TRUTH["lab_create_mutex"], 16)    # crash's sym lab_create_mutex
     guarded = [i for i, ins in enumerate(insns) if ins.mnemonic == "call" and
                (ins.branch_target_sym() or "").split("+")[0] in
                ("strcmp", "kmalloc_trace", "__mutex_init", "__init_rwsem", "kern_path",
@@ -131,6 +138,7 @@ def test_trylock_held_only_on_its_success_branch():
     t = _call_index(name, prim)
     lock = [i for i in insns[:t] if i.mnemonic == "mov" and i.operands[-1].reg == "rdi"][-1]
     want = lock.operands[0].imm & HR.MASK                 # $pcpu_drain_mutex
+    assert want == int(TRUTH["pcpu_drain_mutex"], 16)     # crash's sym pcpu_drain_mutex
     (ok_name, ok_n), (fail_name, fail_n) = DATA["trylock"]["calls"]
     ok_call, fail_call = _call_index(name, ok_name, ok_n), _call_index(name, fail_name, fail_n)
     held, problem = MH.function_holds(insns, ok_call)

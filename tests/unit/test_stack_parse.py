@@ -14,7 +14,7 @@ import pytest
 from crash_ext.models.stack import parse_backtrace, parse_backtraces
 from tests.unit.data import seed_rhel6 as S
 
-DATA = os.path.join(os.path.dirname(__file__), "data")
+from tests.unit.data import DIR as DATA     # the lab61_* recordings
 
 # crash 8.0.6 `help bt`: `bt -c 0,1` (NMI exception frame, stack marker after the
 # register block, two tasks, help-text indentation kept).

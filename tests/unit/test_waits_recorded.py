@@ -1,11 +1,16 @@
-"""Completion waits on recorded crash output: the lab's flush-work dump on 6.1.0-57.
+"""Completion waits on recorded crash output: the lab's flush-work dump on the pinned 6.1.
 
-The port answers only from what crash printed (``tests/unit/data/lab61_flushwork.py``):
-the stack words of ``bt -f 97``, ``rd`` of the kworker's struct worker and of its
-kthread.data, ``struct -o`` layouts, ``sym`` and ``ps``.  A read of anything else fails,
-as crash would for an address it cannot read, and the analysis must cope.
+The port answers only from what crash printed (``tests/unit/data/lab61_flushwork.json``,
+recorded by tests/lab/record_fixtures.py): the stack words of the waiter's ``bt -f``,
+``rd`` of the kworker's struct worker and of its kthread.data, ``struct -o`` layouts,
+``sym`` and ``ps``.  A read of anything else fails, as crash would for an address it
+cannot read, and the analysis must cope.  Expected values are the recording's truth: the
+module's (waiter, kworker, work item, work function) and crash's (the worker, the
+wq_barrier on its ``scheduled`` list, that barrier's completion, the sleeper's
+swait_queue record on it).
 """
 
+import json
 import re
 
 from crash_ext.waits import completions as WT
@@ -14,10 +19,13 @@ from crash_ext.session.snapshot import Snapshot
 from crash_ext.models.stack import parse_backtrace
 from crash_ext.core.errors import CrashCommandError, MemoryReadError
 from crash_ext.core.port import Port
-from tests.unit.data import lab61_flushwork as R
+from tests.unit.data import fixture
 from tests.unit.fakecrash import ps_lookup
 
-RESET, KWORKER = 0xffff8c60c27fe100, 0xffff8c60c1288000
+with open(fixture("lab61_flushwork.json")) as _f:
+    R = json.load(_f)
+T = R["truth"]
+RESET, KWORKER = int(T["waiter_task"], 16), int(T["worker_task"], 16)
 
 
 def _structs(text):
@@ -56,26 +64,26 @@ def _words(*texts):
 
 class RecordedPort(Port):
     def __init__(self):
-        self.types = _structs(R.STRUCTS + R.TASK_STRUCT_O)
-        self.words = _words(R.BT_97, R.RD)
-        for line in R.TASK_22.splitlines():      # struct task_struct.MEMBER,... 22
+        self.types = _structs(R["structs"] + R["task_struct_o"])
+        self.words = _words(R["bt"], R["rd"])
+        for line in R["worker_task_struct"].splitlines():  # struct task_struct.M,... KWORKER
             m = re.match(r"^\s*(\w+) = 0x([0-9a-f]+),$", line)
             self.words[KWORKER + self.member_offset("task_struct", m.group(1))] = \
                 int(m.group(2), 16)
         self.syms = {}
-        for line in R.SYMS.splitlines():
+        for line in R["syms"].splitlines():
             t = line.split()
             self.syms[t[2]] = int(t[0], 16)
 
     def command(self, cmd):
         if cmd == "ps":
-            return R.PS
+            return R["ps"]
         if cmd.startswith("ps ") and cmd.split()[1][0] != "-":
-            return ps_lookup(R.PS, cmd)
+            return ps_lookup(R["ps"], cmd)
         if cmd == "help -m":
-            return R.HELP_M
+            return R["help_m"]
         if cmd.startswith("bt -f "):
-            return R.BT_97
+            return R["bt"]
         raise CrashCommandError("%s: not recorded" % cmd.split()[0])
 
     def read(self, addr, size):
@@ -110,7 +118,7 @@ class RecordedPort(Port):
 
 
 def test_struct_o_is_read_as_recorded():
-    types = _structs(R.STRUCTS)
+    types = _structs(R["structs"])
     assert types["completion"][1]["wait"] == (8, "struct swait_queue_head")
     assert types["wq_barrier"][1]["done"][0] == 32
     assert types["worker"][1]["scheduled"][0] == 48
@@ -119,24 +127,25 @@ def test_struct_o_is_read_as_recorded():
 def test_completion_found_from_the_sleepers_own_record():
     port = RecordedPort()
     snap = Snapshot(port)
-    bt = parse_backtrace(R.BT_97)
+    bt = parse_backtrace(R["bt"])
     comp, how = WT.find_completion(port, snap, RESET, bt, 3)
-    # the barrier on its stack: wq_barrier at ...3950, its done at +32
-    assert comp == 0xffffd320c03f3970
-    assert "swait_queue record at ffffd320c03f38f0" in how
+    # the barrier on its stack (the one on the worker's scheduled list), its done
+    assert comp == int(T["completion"], 16)
+    assert "swait_queue record at %x" % int(T["swait_record"], 16) in how
 
 
 def test_flush_work_resolves_to_the_kworker_running_the_item():
     port = RecordedPort()
     snap = Snapshot(port)
-    w = WT.completion_wait(port, snap, RESET, parse_backtrace(R.BT_97), 3)
-    assert w.kind == "work" and w.container == "wq_barrier ffffd320c03f3950"
-    assert w.object == 0xffff8c60c280b770          # the truth's work item
-    assert [t.pid for t in w.must_act] == [22]      # the truth's kworker
-    assert w.what.startswith("work item lab_dev_work_fn")
+    w = WT.completion_wait(port, snap, RESET, parse_backtrace(R["bt"]), 3)
+    assert w.kind == "work" and w.container == "wq_barrier %x" % int(T["wq_barrier"], 16)
+    assert w.object == int(T["work"], 16)                  # the module's work item
+    assert [t.pid for t in w.must_act] == [T["worker_pid"]]  # the module's kworker
+    assert w.what.startswith("work item %s" % T["work_func"])
     assert "its kthread.data, through task_struct.worker_private, is this worker" in \
         w.evidence[-1]
-    # task_struct.stack of PID 97 is not recorded (PID 22's is, and does not hold it):
+    # the waiter's task_struct.stack is not recorded (the kworker's is, and does not
+    # hold it):
     # where says so, it does not claim the completion is nowhere
     assert w.where == ("not in a slab object or at a symbol, and on none of the task "
                        "stacks read (1 could not be read)")
@@ -146,13 +155,14 @@ def test_blocked_on_fills_the_wait():
     port = RecordedPort()
     b = blocked_on(port, RESET)
     assert b.kind == "completion" and b.function == "__wait_for_common"
-    assert b.wait is not None and [t.pid for t in b.wait.must_act] == [22]
+    assert b.wait is not None and [t.pid for t in b.wait.must_act] == [T["worker_pid"]]
 
 
 def test_unreadable_worker_leaves_the_item_unknown_not_a_guess():
     port = RecordedPort()
-    for a in [a for a in port.words if 0xffff8c60c11c3900 <= a < 0xffff8c60c11c39a0]:
+    worker = int(T["worker"], 16)
+    for a in [a for a in port.words if worker <= a < worker + T["worker_size"]]:
         del port.words[a]
-    w = WT.completion_wait(port, Snapshot(port), RESET, parse_backtrace(R.BT_97), 3)
+    w = WT.completion_wait(port, Snapshot(port), RESET, parse_backtrace(R["bt"]), 3)
     assert w.kind == "work" and not w.must_act and w.object is None
     assert "neither a worker's scheduled list nor a work item" in w.evidence[-1]
