@@ -98,7 +98,7 @@ unit: venv
 explore: venv
 	CRASH_EXT_HYPOTHESIS=explore $(VPY) -m pytest -q tests/unit/test_words.py
 
-# hostile words and damaged copies of the convoy dump, counted (README, "Reliability")
+# hostile words and damaged copies of the convoy dump, counted (docs/reliability.md)
 fuzz: crash venv
 	$(VPY) -m tests.fuzz_hostile
 

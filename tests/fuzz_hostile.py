@@ -113,10 +113,8 @@ def parser_fuzz(runs, seed=17):
                     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                         if main is None:
                             rc = cli.main(argv)
-                        elif main is D.main:
-                            rc = main(argv, EmptyCrash(), out=out, err=err)
                         else:
-                            rc = main(argv, EmptyCrash(), out=out)
+                            rc = main(argv, EmptyCrash(), out=out, err=err)
                 except BaseException as e:   # noqa: BLE001 - counted
                     t.add("tracebacks", (name, _short(argv), "%s: %s" % (
                         type(e).__name__, _short(str(e)))))

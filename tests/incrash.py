@@ -92,7 +92,8 @@ def _env(home, extra=None):
     return env
 
 
-def run_script(dump, commands, home, pipe=False, preamble=(), env=None, timeout=1800):
+def run_script(dump, commands, home, pipe=False, preamble=(), env=None, timeout=1800,
+               stderr=None):
     """Run ``commands`` in one crash on ``dump`` (its lab module's symbols loaded first);
     returns (list of each command's output, text before the first command: start-up,
     ~/.crashrc, ``preamble``).  Output goes to a file, or through a pipe when ``pipe``.
@@ -119,6 +120,8 @@ def run_script(dump, commands, home, pipe=False, preamble=(), env=None, timeout=
                                    env=_env(home, env), cwd=home, timeout=timeout)
             with open(out_path, "rb") as f:
                 text = f.read().decode("utf-8", "replace")
+    if stderr is not None:      # a list: crash's stderr (the verbs' error lines) goes in
+        stderr.append(r.stderr.decode("utf-8", "replace"))
     parts = text.split(MARKER + "\n")
     if len(parts) != len(commands) + 2:
         raise RuntimeError("crash exited %d after %d of %d commands; stderr: %s\n%s" % (

@@ -107,7 +107,10 @@ def test_seed_vfs_unlink_dentry_is_fire_js(lab, target):
     (["99999"], "invalid task or pid value"),
     (["{pid}", "99"], "no frame #99"),
     (["{pid}", "no_such_function"], "no frame of function"),
-    (["not-a-pid"], "not a pid (decimal digits 0-9) or task address"),
+    (["not-a-pid"], "no task named 'not-a-pid'"),
+    (["1\u00b2"], "not a pid (decimal digits 0-9 only)"),
+    (["ruby"], "2 tasks are named 'ruby'"),
+    (["{pid}", "no_such_function", "--json"], "no frame of function"),
     (["{running}"], "is running"),
     ([], "give a pid"),
 ])
@@ -116,10 +119,22 @@ def test_bad_input_is_one_line(lab, argv, message):
     running = next(t for t in Snapshot(crash).tasks() if t.state == "RU")
     argv = [a.format(pid=dump.truth["tasks"][0]["pid"], running="%x" % running.task)
             for a in argv]
-    out = io.StringIO()
-    assert argrecover.main(argv, crash, out=out) == 2
-    text = out.getvalue().strip()
+    out, err = io.StringIO(), io.StringIO()
+    assert argrecover.main(argv, crash, out=out, err=err) == 2
+    assert out.getvalue() == ""            # errors go to stderr, with --json too
+    text = err.getvalue().strip()
     assert text.count("\n") == 0 and text.startswith("argrecover: error:") and message in text
+
+
+def test_task_given_by_command_name(lab):
+    """argrecover rm: the one task named rm, the same answer as by its pid (truth)."""
+    dump, crash = lab("seed")
+    rm = next(t["pid"] for t in dump.truth["tasks"] if t["comm"] == "rm")
+    by_name, by_pid = io.StringIO(), io.StringIO()
+    assert argrecover.main(["rm", "vfs_unlink"], crash, out=by_name) == 0
+    assert argrecover.main([str(rm), "vfs_unlink"], crash, out=by_pid) == 0
+    assert by_name.getvalue() == by_pid.getvalue()
+    assert "PID: %d " % rm in by_name.getvalue()
 
 
 @pytest.mark.parametrize("scenario", SMALL)

@@ -221,6 +221,23 @@ def test_small_convoys_name_their_root_tasks(lab, scenario, target):
 
 # ---------------------------------------------------------------- the verb
 
+@pytest.mark.parametrize("scenario,target", [m for m in MATRIX if m[0] != "scale"])
+def test_exit_code_matches_truth(lab, scenario, target):
+    """``deadlock`` exits 1 exactly when the truth has a cycle or a task waiting on a
+    lock every holder of which is itself blocked, else 0."""
+    dump, crash = lab(scenario, target=target)
+    tr = Truth(dump.truth)
+    stuck = {t["pid"] for t in dump.truth["tasks"]
+             if t["blocked_kind"] not in (None, "running")}
+    behind_blocked = any(l["waiters"] and l["owners"] and
+                         all(o["pid"] in stuck for o in l["owners"])
+                         for l in dump.truth["locks"])
+    want = 1 if tr.cycles() or behind_blocked else 0
+    out = io.StringIO()
+    assert D.main(["--json"], crash, out=out) == want
+    json.loads(out.getvalue())
+
+
 @pytest.mark.parametrize("target", SEEDS)
 def test_seed_text_story(lab, target):
     dump, crash = lab("seed", target=target)
@@ -275,9 +292,18 @@ def test_seed_json_and_pid_filter(lab, target):
     out = io.StringIO()
     assert D.main(["-p", str(rm), "--json"], crash, out=out) == 1
     assert len(json.loads(out.getvalue())["cycles"]) == 1
-    err = io.StringIO()
-    assert D.main(["-p", "99999"], crash, out=io.StringIO(), err=err) == 2
-    assert err.getvalue().startswith("deadlock: error: PID 99999")
+    # one task word: the same part of the graph by command name and by task address
+    task = [r.task for r in parse_ps(crash.command("ps")) if r.pid == rm][0]
+    for word in ("rm", "%x" % task):
+        again = io.StringIO()
+        assert D.main(["-p", word, "--json"], crash, out=again) == 1
+        assert again.getvalue() == out.getvalue(), word
+    for word, said in (("99999", "no task with pid 99999"), ("ruby", "2 tasks are named"),
+                       ("\u00b2", "not a pid")):
+        err, out = io.StringIO(), io.StringIO()
+        assert D.main(["-p", word, "--json"], crash, out=out, err=err) == 2
+        assert out.getvalue() == "" and err.getvalue().count("\n") == 1
+        assert err.getvalue().startswith("deadlock: error: ") and said in err.getvalue()
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz not installed")

@@ -81,6 +81,17 @@ def test_deadlock_edges_from_code(lab, scenario, target):
             assert s.held_by.evidence[0].startswith("its code holds it"), s.held_by
 
 
+def _held_rc(truth, pid):
+    """The exit code ``whoholds --held PID`` owes by the truth: 1 when the task is
+    blocked and holds a lock others wait on (they are blocked behind a blocked holder),
+    else 0."""
+    me = [t for t in truth["tasks"] if t["pid"] == pid]
+    stuck = bool(me) and me[0]["blocked_kind"] not in (None, "running")
+    waited = any(lk["waiters"] for lk in truth["locks"]
+                 if pid in [o["pid"] for o in lk["owners"]])
+    return 1 if stuck and waited else 0
+
+
 @pytest.mark.parametrize("scenario,target", MATRIX)
 def test_held_pid_lists_what_the_truth_says(lab, scenario, target):
     dump, crash = lab(scenario, target=target)
@@ -89,7 +100,8 @@ def test_held_pid_lists_what_the_truth_says(lab, scenario, target):
     assert pids
     for pid in pids:
         buf = io.StringIO()
-        assert whoholds.main(["--held", str(pid), "--json"], crash, out=buf) == 0
+        assert whoholds.main(["--held", str(pid), "--json"], crash, out=buf) == \
+            _held_rc(dump.truth, pid)
         js = json.loads(buf.getvalue())
         got = {int(h["address"], 16) for h in js["held"]}
         assert got == holds.get(pid, set()), (pid, js)
@@ -97,7 +109,8 @@ def test_held_pid_lists_what_the_truth_says(lab, scenario, target):
             assert h["source"] == "code" and h["evidence"] and "acquired by" in h["evidence"][0]
     owner = min(holds)
     buf = io.StringIO()
-    assert whoholds.main(["--held", str(owner)], crash, out=buf) == 0
+    assert whoholds.main(["--held", str(owner)], crash, out=buf) == _held_rc(dump.truth,
+                                                                             owner)
     text = buf.getvalue()
     assert "HOLDS (inferred from its frames' code" in text
     for a in holds[owner]:
@@ -122,7 +135,8 @@ def test_held_pid_on_the_seed_names_each_rubys_lock(lab, scenario, target):
                                    if t["comm"] == "ruby")
     for pid, want in holds.items():
         buf = io.StringIO()
-        assert whoholds.main(["--held", str(pid), "--json"], crash, out=buf) == 0
+        assert whoholds.main(["--held", str(pid), "--json"], crash, out=buf) == \
+            _held_rc(dump.truth, pid) == 1          # a ruby of the cycle: others wait
         held = json.loads(buf.getvalue())["held"]
         assert {int(h["address"], 16) for h in held} == want, (pid, held)
         for h in held:
@@ -132,7 +146,7 @@ def test_held_pid_on_the_seed_names_each_rubys_lock(lab, scenario, target):
             assert "acquired by lab_take" in h["evidence"][0], h
             assert "locked in the dump" in h["evidence"][0], h
         buf = io.StringIO()
-        assert whoholds.main(["--held", str(pid)], crash, out=buf) == 0
+        assert whoholds.main(["--held", str(pid)], crash, out=buf) == 1
         text = buf.getvalue()
         assert re.match(r'PID: %d  TASK: [0-9a-f]+  CPU: \d+  COMMAND: "ruby"' % pid, text)
         for a in want:

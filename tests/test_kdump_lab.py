@@ -47,11 +47,9 @@ def _console(dump):
 
 
 def _run(verb, argv, crash):
+    """Return (exit code, what the verb printed: its answer, or its error line)."""
     out = io.StringIO()
-    if verb is deadlock:
-        rc = verb.main(argv, crash, out=out, err=out)
-    else:
-        rc = verb.main(argv, crash, out=out)
+    rc = verb.main(argv, crash, out=out, err=out)
     return rc, out.getvalue()
 
 

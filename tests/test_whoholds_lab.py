@@ -34,9 +34,31 @@ def _session(lab, scenario, target=None):
 
 
 def _run(crash, argv):
-    buf = io.StringIO()
-    rc = whoholds.main(argv, crash, out=buf)
-    return rc, buf.getvalue()
+    """Return (exit code, stdout) of ``whoholds ARGV``; stderr must stay empty."""
+    rc, out, err = _run3(crash, argv)
+    assert err == "", err
+    return rc, out
+
+
+def _run3(crash, argv):
+    """Return (exit code, stdout, stderr) of ``whoholds ARGV``."""
+    out, err = io.StringIO(), io.StringIO()
+    rc = whoholds.main(argv, crash, out=out, err=err)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def _truth_blocked(dump, pid):
+    """True when the truth has task ``pid`` blocked (on a lock or anything else)."""
+    return any(t["pid"] == pid and t["blocked_kind"] not in (None, "running")
+               for t in dump.truth["tasks"])
+
+
+def truth_lock_rc(dump, lk):
+    """The exit code ``whoholds ADDR`` owes lock ``lk`` by the module's truth: 1 when
+    tasks wait on it and every holder is itself blocked, else 0."""
+    owners = [o["pid"] for o in lk["owners"]]
+    return 1 if lk["waiters"] and owners and all(_truth_blocked(dump, p)
+                                                 for p in owners) else 0
 
 
 def _check_lock(crash, snap, lk, lock_type):
@@ -133,11 +155,62 @@ def test_seed_chain_from_rm(lab, target):
         l["owners"][0]["pid"] for l in dump.truth["locks"])
 
 
+@pytest.mark.parametrize("scenario,target", MATRIX)
+def test_exit_codes_match_truth(lab, scenario, target):
+    """Exit codes a runbook branches on, against the module's truth: ``whoholds ADDR``
+    is 1 exactly when tasks wait on the lock and every holder is itself blocked (else
+    0); ``whoholds -p WAITER`` is 1 when the waiter's lock's holders are blocked (a
+    cycle, or a holder stuck elsewhere: the readers that never finish included)."""
+    dump, crash, _ = _session(lab, scenario, target)
+    for lk in dump.truth["locks"]:
+        rc, out = _run(crash, [lk["address"]])
+        assert rc == truth_lock_rc(dump, lk), (lk["name"], out[-1500:])
+        for w in lk["waiters"][-1:]:
+            rc, out = _run(crash, ["-p", str(w["pid"])])
+            assert rc == truth_lock_rc(dump, lk), (lk["name"], w, out[-1500:])
+
+
+def test_readers_that_never_finish_exit_1(lab):
+    """readers: a writer waits on an rw_semaphore three readers hold, each stuck on a
+    completion; whoholds -p on the writer (by command name) exits 1, though the lock
+    records no owner; with --no-candidates the answer says candidates were not
+    searched (not that none was found)."""
+    dump, crash, _ = _session(lab, "readers")
+    lk = [l for l in dump.truth["locks"] if len(l["owners"]) > 1][0]
+    writer = [t for t in dump.truth["tasks"] if t["comm"] == "writer"][0]
+    assert writer["blocked_on"] == lk["name"]
+    assert all(_truth_blocked(dump, o["pid"]) for o in lk["owners"])
+    rc, out = _run(crash, ["-p", "writer"])
+    assert rc == 1, out
+    rc, out = _run(crash, ["-p", "writer", "--no-candidates"])
+    assert "not searched" in out and "no candidate holder was found" not in out, out
+    rc, js = _run(crash, ["-p", str(writer["pid"]), "--no-candidates", "--json"])
+    d = json.loads(js)
+    assert d["outcome"]["kind"] == "no_owner"
+    assert d["outcome"]["candidates_searched"] is False
+
+
+def test_task_word_is_a_command_name(lab):
+    """-p rm names the one task called rm; -p ruby names two: refused, both listed,
+    exit 2; --held and -p take a task address as well (the truth's pids)."""
+    dump, crash, snap = _session(lab, "seed")
+    rm = [t for t in dump.truth["tasks"] if t["comm"] == "rm"][0]
+    by_name = _run(crash, ["-p", "rm", "--json"])
+    by_pid = _run(crash, ["-p", str(rm["pid"]), "--json"])
+    addr = "%x" % snap.by_pid(rm["pid"]).task
+    by_addr = _run(crash, ["-p", addr, "--json"])
+    assert by_name == by_pid == by_addr and by_name[0] == 1
+    rubies = sorted(t["pid"] for t in dump.truth["tasks"] if t["comm"] == "ruby")
+    rc, out, err = _run3(crash, ["-p", "ruby"])
+    assert rc == 2 and out == ""
+    assert "2 tasks are named 'ruby'" in err and all(str(p) in err for p in rubies), err
+
+
 def test_struct_member_form(lab):
     dump, crash, _ = _session(lab, "seed")
     fire = [l for l in dump.truth["locks"] if l["name"].startswith("i:")][0]
     rc, js = _run(crash, ["inode.i_rwsem", fire["container"]["address"], "--json"])
-    assert rc == 0, js
+    assert rc == truth_lock_rc(dump, fire) == 1, js     # its owner ruby waits too
     d = json.loads(js)
     assert d["verb"] == "whoholds" and d["mode"] == "lock"
     d = d["lock"]
@@ -146,7 +219,7 @@ def test_struct_member_form(lab):
     assert d["owner"]["pid"] == fire["owners"][0]["pid"]
     assert [w["task"]["pid"] for w in d["waiters"]] == [w["pid"] for w in fire["waiters"]]
     rc, out = _run(crash, ["inode.i_rwsem", fire["container"]["address"]])
-    assert rc == 0 and "WAITERS: %d" % len(fire["waiters"]) in out
+    assert rc == 1 and "WAITERS: %d" % len(fire["waiters"]) in out
 
 
 def test_symbol_address(lab):
@@ -179,20 +252,26 @@ def _free_object(crash, lk_addr):
     (["-p", "99999"], r"no task with pid 99999"),
     (["-p", "ffff888000001000"], r"no task"),
     (["no_such_symbol_xyz"], r"no such symbol"),
+    (["-p", "nosuchcommand"], r"no task named 'nosuchcommand'"),
+    (["--held", "99999"], r"no task with pid 99999"),
+    (["-p", "99999", "--json"], r"no task with pid 99999"),
     (["inode.i_size", "ffff888000000000"], r"not a lock type"),
     (["inode.no_member", "ffff888000000000"], r"no member"),
     (["inode.i_rwsem", "0"], r"NULL"),
     (["ffff;rm"], r"not an address"),
-    ([], r"expected ADDR"),
+    ([], r"give a lock"),
 ])
 def test_bad_inputs_one_line(lab, argv, pattern):
+    """Bad input, found before or while reading the dump: one line on stderr, nothing
+    on stdout (with --json too: stdout is one document or nothing), exit 2."""
     dump, crash, _ = _session(lab, "seed")
-    rc, out = _run(crash, argv)
-    assert rc == 2, out
-    lines = out.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("whoholds: error: "), out
-    assert re.search(pattern, out), out
-    assert "Traceback" not in out
+    rc, out, err = _run3(crash, argv)
+    assert rc == 2, out + err
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("whoholds: error: "), err
+    assert re.search(pattern, err), err
+    assert "Traceback" not in err
 
 
 def test_not_a_lock_of_stated_type(lab):
@@ -219,9 +298,11 @@ def test_type_not_detected_says_what_was_tried(lab):
     dump, crash, snap = _session(lab, "seed")
     # the seed's first task's task_struct: readable, not a lock
     t = snap.by_pid(dump.truth["tasks"][0]["pid"]).task
-    rc, out = _run(crash, ["%x" % (t + 0x400)])
-    assert rc == 0, out
-    assert "TYPE: unknown" in out and "tried" in out and "-t TYPE" in out
+    for extra in ([], ["--json"]):
+        rc, out, err = _run3(crash, ["%x" % (t + 0x400)] + extra)
+        assert rc == 2 and out == "", out      # the input named no lock: exit 2
+        assert err.count("\n") == 1 and err.startswith("whoholds: error: no lock at ")
+        assert "not detected" in err and "tried" in err and "-t TYPE" in err
 
 
 def test_scale(lab):

@@ -1,6 +1,6 @@
 """Argument recovery for a sleeping task's frames (the ``argrecover`` analysis).
 
-How (DESIGN.md, "Argument recovery on x86-64"):
+How (docs/argrecover.md):
 
 1. Every frame's function is run symbolically from its entry to its call site (the
    instruction before the frame's return address) -- :mod:`.flow`.

@@ -13,7 +13,7 @@ in a table weak in that key, so it ends with it.  The lifetimes:
   memory cannot change (``memory_fixed()``: a dump), else the owner's ``rebind``
   drops them when the next call's port takes it over;
 - ``BUILD``: one vmlinux build: the type store on disk (``ports/typestore.py``,
-  README "Type store") and the code store beside it (``core/codestore.py``);
+  docs/design.md "The type store") and the code store beside it (``core/codestore.py``);
 - ``PURE``: answers of a pure function of its arguments (names, never kernel facts).
 
 :data:`ENTRIES` lists them all; ``tests/unit/test_caches.py`` shows which survive a

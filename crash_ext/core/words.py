@@ -283,6 +283,34 @@ def pid_or_task_word(word) -> Tuple[str, Union[int, str]]:
                           % shown(word))
 
 
+#: a command name as ``ps`` prints it: 1-15 printable ASCII characters, no blank
+#: (TASK_COMM_LEN is 16 with its NUL)
+_COMM = re.compile(r"[\x21-\x7e]{1,15}\Z")
+
+
+def task_word(word) -> Tuple[str, Union[int, str]]:
+    """Return what a task word names: ('pid', N) for ASCII digits (checked by
+    :func:`check_pid_word`), ('name', word) for a word that may be a command name
+    (printable ASCII, 1-15 characters, no blank) and may also be a task address or
+    symbol, or ('address', word) for a hex task address or symbol too long to be a
+    command name.  Raises BadArgument for anything else (other digits such as
+    ``\u00b2``, blanks inside, non-ASCII, overlong words), naming the three forms."""
+    w = _text(word, "pid, task address or command name")
+    if _ASCII_DIGITS.match(w):
+        return "pid", check_pid_word(w)
+    if w[:1].isdigit() and not _HEX.match(w):
+        # a word that starts like a number is read as one: 1_0, 1\u00b2, \u0663
+        raise BadArgument("not a pid (decimal digits 0-9 only) or task address (hex): %s"
+                          % shown(word))
+    if _COMM.match(w):
+        return "name", w
+    try:
+        return "address", check_address_word(w)
+    except BadArgument:
+        raise BadArgument("not a pid (decimal digits 0-9), task address (hex) or "
+                          "command name: %s" % shown(word))
+
+
 def argtype(check, *args):
     """Return an argparse ``type=`` callable running ``check(word, *args)``: a refused
     word becomes argparse's one-line usage error with the validator's message."""

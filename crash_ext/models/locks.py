@@ -7,7 +7,7 @@ walking its wait list (bounded, loop-checked) :mod:`.lockwalk`'s.
 
 Kinds: ``mutex``, ``rw_semaphore``, ``semaphore``, ``rt_mutex``, ``spinlock``.
 
-Layouts recognised (DESIGN.md, "Lock layouts"):
+Layouts recognised (docs/locks.md):
 
 * mutex: ``struct thread_info *owner`` (2.6.32; owner task is ``owner->task``),
   ``struct task_struct *owner`` (3.x), ``atomic_long_t owner`` with flag bits WAITERS,

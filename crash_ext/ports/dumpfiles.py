@@ -18,6 +18,8 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
+import time
 from typing import List, NamedTuple, Optional, Tuple
 
 from ..core.errors import BadArgument, CrashDied
@@ -106,25 +108,57 @@ def decompressed_copies(path: str) -> List[str]:
             if not p.endswith(".tmp")]
 
 
-def readable_dump(path: str) -> str:
+def _size(n: int) -> str:
+    """Return ``n`` bytes as a short size (``553 MB``)."""
+    for unit, f in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if n >= f:
+            return "%.1f %s" % (n / f, unit) if n < 10 * f else "%d %s" % (n // f, unit)
+    return "%d bytes" % n
+
+
+#: seconds between two progress lines while a compressed dump is decompressed
+PROGRESS_EVERY = 5.0
+
+
+def _progress(say, tmp: str, read) -> None:
+    """Tell ``say`` how far decompressing into ``tmp`` has come: the size written, and
+    with ``read`` = (compressed bytes read, compressed size) the share done."""
+    try:
+        done = os.path.getsize(tmp)
+    except OSError:
+        return
+    share = " (%d%% of the compressed file read)" % (100 * read[0] // read[1]) \
+        if read and read[1] else ""
+    say("... %s written%s" % (_size(done), share))
+
+
+def readable_dump(path: str, say=None) -> str:
     """Return a path crash can read for dump ``path``: ``path`` itself, or for a zstd or
     gzip file its decompressed copy in the cache (made once; later calls reuse it while
     the compressed file keeps its size and time).
 
+    ``say(line)``, when given, is told about the copy: before it is made (from what,
+    where to), how far it has come every :data:`PROGRESS_EVERY` seconds, when it is
+    done (its size) or reused, and how to remove it.
     Raises BadArgument when a zstd dump needs the ``zstd`` program and it is missing, or
     when decompressing fails (the message says how to do it by hand).
     """
     kind = compression_of(path)
     if kind is None:
         return path
+    say = say or (lambda line: None)
     st = os.stat(path)
     prefix = _copy_prefix(path)
     dest = prefix + hashlib.sha256(("%d|%d" % (st.st_size, st.st_mtime_ns)).encode()
                                    ).hexdigest()[:8]
     if os.path.exists(dest):
+        say("reading %s's decompressed copy %s (%s, made earlier; rm it to free the "
+            "space)" % (path, dest, _size(os.path.getsize(dest))))
         return dest
     for old in decompressed_copies(path):     # copies of an older version of the file
         os.unlink(old)
+    say("%s is %s-compressed (%s): decompressing it once into %s (later runs reuse "
+        "it)..." % (path, kind, _size(st.st_size), dest))
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     tmp = "%s.%d.tmp" % (dest, os.getpid())
     by_hand = ("zstd -d %s" if kind == "zstd" else "gunzip -k %s") % path
@@ -134,16 +168,35 @@ def readable_dump(path: str) -> str:
                 raise BadArgument("%s is zstd-compressed and the zstd program is missing: "
                                   "apt-get install zstd, or decompress it yourself (%s)"
                                   % (shown(path), by_hand))
-            r = subprocess.run(["zstd", "-dqf", path, "-o", tmp], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            if r.returncode != 0:
-                raise BadArgument("cannot decompress %s: %s (try: %s)" % (
-                    shown(path), r.stderr.decode("utf-8", "replace").strip()[-200:],
-                    by_hand))
+            with tempfile.TemporaryFile() as errs:
+                proc = subprocess.Popen(["zstd", "-dqf", path, "-o", tmp],
+                                        stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=errs)
+                while True:
+                    try:
+                        proc.wait(timeout=PROGRESS_EVERY)
+                        break
+                    except subprocess.TimeoutExpired:
+                        _progress(say, tmp, None)
+                if proc.returncode != 0:
+                    errs.seek(0)
+                    raise BadArgument("cannot decompress %s: %s (try: %s)" % (
+                        shown(path), errs.read().decode("utf-8", "replace").strip()[-200:],
+                        by_hand))
         else:
+            last = time.monotonic()
             with gzip.open(path, "rb") as src, open(tmp, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+                while True:
+                    chunk = src.read(1 << 20)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    if time.monotonic() - last >= PROGRESS_EVERY:
+                        last = time.monotonic()
+                        _progress(say, tmp, (src.fileobj.tell(), st.st_size))
         os.rename(tmp, dest)
+        say("decompressed %s: %s written; remove it with: rm %s" % (
+            path, _size(os.path.getsize(dest)), dest))
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise BadArgument("cannot decompress %s: %s (try: %s)" % (shown(path), e, by_hand))
     finally:

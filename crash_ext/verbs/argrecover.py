@@ -7,16 +7,15 @@ Thin: parsing arguments, choosing tasks and frames, printing.  The recovery itse
 
 import argparse
 import re
-import sys
 from ..compat import Dict, List, Optional
 
 from ..code.sources import recover_all, recover_with_port
 from ..code.templates import plain_view
 from ..core import jsontext
-from ..core.errors import BadArgument, CrashExtError
+from ..core.errors import BadArgument
 from ..core.port import Port
 from ..core.results import FrameArgs, TaskArgs, TaskRef
-from ..core.words import check_frame_word, check_hex_word, pid_or_task_word, shown
+from ..core.words import check_frame_word, shown, task_word
 from ..models.btf import param_names, read_vmlinux_btf
 from ..models.stack import parse_backtraces
 from ..render.argrecover import frames_json, task_text
@@ -27,12 +26,16 @@ from ..session.panic import is_panic_task
 from ..session.snapshot import Snapshot, no_gc
 from ..session.taskview import require_task_view
 from ..waits.decode import decode_pointer
-from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
+from . import shell
+from .registry import VerbParser
+from .shell import EXIT_ANSWERED
+from .taskword import check_task_word, resolve_task
 
 EXAMPLES = """
-Arguments of every frame of the stuck rm, then only vfs_unlink's:
-  crash> argrecover 5109
-  crash> argrecover 5109 vfs_unlink
+Arguments of every frame of the stuck rm (its pid, task address or command name),
+then only vfs_unlink's:
+  crash> argrecover rm
+  crash> argrecover rm vfs_unlink
 Frame #4 of a task given by its task_struct address, as JSON:
   crash> argrecover ffff8802d0e5a080 4 --json
 Every task in TASK_UNINTERRUPTIBLE:
@@ -49,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "register, value, a decode of well-known pointer types and a short "
                     "tag saying where the value came from), or 'unknown'; -v prints the "
                     "whole chain of evidence behind each value, or why it is unknown.")
-    p.add_argument("task", nargs="?", help="pid, or task_struct address (hex)")
+    p.add_argument("task", nargs="?", metavar="PID|TASK|COMMAND",
+                   help="pid, task_struct address (hex), or a command name that one task "
+                        "has")
     p.add_argument("frame", nargs="?",
                    help="one frame: its number (#N in bt) or its function's name")
     p.add_argument("-u", "--uninterruptible", action="store_true",
@@ -64,16 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _task_text(port: Port, word: str) -> str:
-    """Return ``bt -f`` text for a pid (ASCII digits) or a task address (hex, at most
-    16 digits); raises BadArgument for any other word, CrashExtError when crash fails."""
-    kind, v = pid_or_task_word(word)
+    """Return ``bt -f`` text for the task ``word`` names: a pid (asked of crash as
+    such), a command name one task has or a task address
+    (:func:`~crash_ext.verbs.taskword.resolve_task`).  Raises BadArgument for a word
+    that names no task, CrashExtError when crash fails."""
+    kind, v = task_word(word)
     if kind == "pid":
         return port.command("bt -f %d" % v)
-    try:
-        addr = check_hex_word(v)
-    except BadArgument:
-        raise BadArgument("not a pid or task address: %s" % shown(word))
-    return port.command("bt -f %#x" % addr)
+    return port.command("bt -f %#x" % resolve_task(port, Snapshot(port), word))
 
 
 def _check_sleeping(port: Port, bt) -> Snapshot:
@@ -184,50 +187,54 @@ def _one_task(port: Port, text: str, opts, out) -> Optional[dict]:
     return _render(port, ta, _select(ta, opts.frame), opts, not opts.no_decode, out, snap)
 
 
-def main(argv, port: Port, out=None) -> int:
-    """Run ``argrecover`` with ``argv``; print to ``out``.  Returns 0, or 2 for usage
-    and input errors (printed as one line).  Raises CrashDied/CrashTimeout when crash
-    itself fails (``crash-ext`` exits 3)."""
-    out = out or sys.stdout
-    opts, rc = parse_verb_args(build_parser(), argv, out)
-    if opts is None:
-        return rc
-    try:
-        if opts.uninterruptible:
-            if opts.task or opts.frame:
-                raise BadArgument("-u takes no task or frame")
-            require_task_view(port)
-            snap = Snapshot(port)
-            views = {}  # type: dict
-            # decoding every pointer of every task would cost a crash command each;
-            # tasks of one stack shape share one recovery (code.templates.Template)
-            docs = []
-            memo = {}  # type: dict
-            with no_gc():
-                # each task's shape and words are read while crash prints the next ones
-                bts = snap.backtraces("UN", on_task=lambda bt: _view(views, bt))
-                for ta in recover_all(port, list(bts.values()), views=views):
-                    doc = _render(port, ta, ta.frames, opts, False, out, snap, memo)
-                    if opts.json:
-                        docs.append(doc)
-            if opts.json:
-                print(jsontext.dumps(document("argrecover", dump_identity(port), {"tasks": docs}),
-                                     indent=1), file=out)
-            elif not bts:
-                print("argrecover: no task in state UN", file=out)
-            return 0
-        if not opts.task:
-            raise BadArgument("give a pid or task address (or -u)")
-        if opts.frame is not None:
-            check_frame_word(opts.frame)      # a bad word is refused before crash is asked
+def check(opts) -> None:
+    """Check what needs no dump (run before crash starts); raises BadArgument."""
+    if opts.uninterruptible:
+        if opts.task or opts.frame:
+            raise BadArgument("-u takes no task or frame")
+        return
+    if not opts.task:
+        raise BadArgument("give a pid, task address or command name (or -u)")
+    check_task_word(opts.task)
+    if opts.frame is not None:
+        check_frame_word(opts.frame)
+
+
+def main(argv, port: Port, out=None, err=None) -> int:
+    """Run ``argrecover`` with ``argv`` on ``port`` through the verb shell
+    (:func:`~crash_ext.verbs.shell.main`): the answer on ``out`` (stdout), errors as one
+    line on ``err`` (stderr).  Returns 0, 2 for usage and input errors, 3 when crash
+    failed."""
+    return shell.main("argrecover", argv, port, out, err)
+
+
+def run(opts, port: Port, out) -> int:
+    """Answer parsed ``opts`` on ``port``, printing to ``out``; return 0.  Raises
+    CrashExtError for a one-line error."""
+    if opts.uninterruptible:
         require_task_view(port)
-        doc = _one_task(port, _task_text(port, opts.task), opts, out)
+        snap = Snapshot(port)
+        views = {}  # type: dict
+        # decoding every pointer of every task would cost a crash command each;
+        # tasks of one stack shape share one recovery (code.templates.Template)
+        docs = []
+        memo = {}  # type: dict
+        with no_gc():
+            # each task's shape and words are read while crash prints the next ones
+            bts = snap.backtraces("UN", on_task=lambda bt: _view(views, bt))
+            for ta in recover_all(port, list(bts.values()), views=views):
+                doc = _render(port, ta, ta.frames, opts, False, out, snap, memo)
+                if opts.json:
+                    docs.append(doc)
         if opts.json:
-            print(jsontext.dumps(document("argrecover", dump_identity(port), {"tasks": [doc]}), indent=1),
-                  file=out)
-        return 0
-    except CRASH_FAILURES:
-        raise                         # crash itself failed: crash-ext says so, exit 3
-    except CrashExtError as e:
-        print(error_line("argrecover", e), file=out)
-        return 2
+            print(jsontext.dumps(document("argrecover", dump_identity(port),
+                                          {"tasks": docs}), indent=1), file=out)
+        elif not bts:
+            print("argrecover: no task in state UN", file=out)
+        return EXIT_ANSWERED
+    require_task_view(port)
+    doc = _one_task(port, _task_text(port, opts.task), opts, out)
+    if opts.json:
+        print(jsontext.dumps(document("argrecover", dump_identity(port), {"tasks": [doc]}),
+                             indent=1), file=out)
+    return EXIT_ANSWERED

@@ -4,8 +4,11 @@
     crash-ext help VERB      what crash's `help VERB` prints (no crash needed)
 
 Without --vmlinux/--vmcore crash opens the running system (as root), as crash does.
-Exit codes: the verb's (0 nothing found, 1 deadlock/hang found), 2 usage or input error,
-3 crash itself failed (cannot be run, cannot open the dump, cannot read the kernel).
+Exit codes (the same for every verb, stated in each verb's help): 0 answered, nothing
+alarming; 1 the answer holds a deadlock or a task blocked behind a blocked holder; 2 usage
+or input error (the input named no lock or task); 3 crash itself failed (cannot be run,
+cannot open the dump, cannot read the kernel).  Errors are one line on stderr; the verb's
+words are checked before crash starts.
 """
 
 import argparse
@@ -15,9 +18,8 @@ from ..ports.crashproc import CrashProcess
 from ..ports.diagnose import explain_start_failure, startup_warning
 from ..session.taskview import require_task_view
 from ..ports.dumpfiles import find_crash, find_lab_dump, readable_dump
-from ..core.errors import (BadArgument, CrashCannotRead, CrashDied, CrashExtError,
-                           CrashTimeout)
-from . import registry
+from ..core.errors import BadArgument, CrashCannotRead, CrashDied, CrashExtError, CrashTimeout
+from . import registry, shell
 from ..core.words import (argtype, check_module_spec, check_path_word, check_timeout_word,
                           shorten_message, shown)
 
@@ -39,11 +41,12 @@ examples:
   crash-ext deadlock --vmlinux /usr/lib/debug/lib/modules/$(uname -r)/vmlinux \\
             --vmcore /var/crash/127.0.0.1-2026-12-01/vmcore
   crash-ext deadlock --json --lab seed        # the lab's seed dump (make demo builds it)
-  crash-ext whoholds -p 98 --lab seed
-  crash-ext argrecover 98 vfs_unlink --lab seed
+  crash-ext whoholds -p rm --lab seed         # a task by its command name (or pid)
+  crash-ext argrecover rm vfs_unlink --lab seed
 
-exit codes: 0 nothing found, 1 deadlock or hang found, 2 usage or input error,
-3 crash itself failed (cannot be run, cannot open the dump, cannot read the kernel)."""
+exit codes: 0 answered, nothing alarming; 1 a deadlock, or a task blocked behind a
+blocked holder; 2 usage or input error; 3 crash itself failed (cannot be run, cannot
+open the dump, cannot read the kernel)."""
 
 
 def _split(argv):
@@ -109,8 +112,10 @@ def build_parser():
 
 def main(argv=None):
     """Run ``crash-ext`` with ``argv`` (sys.argv[1:] by default); return the exit code
-    (0 nothing found, 1 deadlock/hang found, 2 usage or input error, 3 crash failed).
-    Every error is one line on stderr (the verbs print their own)."""
+    (:data:`~crash_ext.verbs.shell.EXIT_TEXT`: 0 answered, 1 deadlock or task blocked
+    behind a blocked holder, 2 usage or input error, 3 crash failed).  The verb's words
+    are checked before crash starts (:func:`~crash_ext.verbs.shell.prepare`); every
+    error is one line on stderr."""
     argv = sys.argv[1:] if argv is None else argv
     ours, rest = _split(argv)
     p = build_parser()
@@ -126,21 +131,22 @@ def main(argv=None):
         if rest:
             p.print_help()
             return 0
-        print("crash-ext: error: no verb given (one of %s; crash-ext --help)"
-              % ", ".join(registry.VERBS), file=sys.stderr)
-        return 2
+        shell.say("crash-ext: error: no verb given (one of %s; crash-ext --help)"
+                  % ", ".join(registry.VERBS), sys.stderr)
+        return shell.EXIT_INPUT
     if rest[0] not in registry.VERBS:
-        print("crash-ext: error: unknown verb %s (one of %s; crash-ext --help)"
-              % (shown(rest[0]), ", ".join(registry.VERBS)), file=sys.stderr)
-        return 2
+        shell.say("crash-ext: error: unknown verb %s (one of %s; crash-ext --help)"
+                  % (shown(rest[0]), ", ".join(registry.VERBS)), sys.stderr)
+        return shell.EXIT_INPUT
     try:
         opts = p.parse_args(ours)
     except BadArgument as e:
-        print("crash-ext: error: %s" % e, file=sys.stderr)
-        return 2
-    verb = registry.load(rest[0])
-    if any(a in ("-h", "--help") for a in rest[1:]):
-        return verb.main(rest[1:], None)
+        shell.say(shell.error_line("crash-ext", e), sys.stderr)
+        return shell.EXIT_INPUT
+    name = rest[0]
+    vopts, rc = shell.prepare(name, rest[1:], sys.stdout, sys.stderr)
+    if vopts is None:
+        return rc               # help, or a usage error: no crash started
     crash = opts.crash
     try:
         vmlinux, vmcore, mods = opts.vmlinux, opts.vmcore, list(opts.mod)
@@ -153,31 +159,32 @@ def main(argv=None):
             opts.vmlinux, opts.vmcore = vmlinux, vmcore
         crash = find_crash(opts.crash, lab=bool(opts.lab))
         if vmcore:
-            vmcore = readable_dump(vmcore)
+            vmcore = readable_dump(vmcore, say=lambda line: shell.say(
+                "crash-ext: %s" % line, sys.stderr))
     except CrashExtError as e:
-        print(registry.error_line("crash-ext", e), file=sys.stderr)
-        return registry.exit_code(e)
+        shell.say(shell.error_line("crash-ext", e), sys.stderr)
+        return shell.exit_code(e)
     port = CrashProcess(vmlinux, vmcore, crash=crash, timeout=opts.timeout)
     port.module_files = [ko for _, ko in mods]      # never an output file
+
+    def crash_failed(e):
+        return "crash-ext: %s" % _crash_failed(e, opts, crash)
     try:
-        require_task_view(port)       # before mod -s: a crash that cannot read says so
-        for name, ko in mods:
-            port.command("mod -s %s %s" % (name, ko))
-        return verb.main(rest[1:], port)
-    except registry.CRASH_FAILURES as e:
-        print("crash-ext: %s" % _crash_failed(e, opts, crash), file=sys.stderr)
-        return 3
-    except CrashExtError as e:
-        print(registry.error_line("crash-ext", e), file=sys.stderr)
-        return 2
-    except Exception as e:   # noqa: BLE001 - a bug: one line, not a traceback
-        print("crash-ext: internal error: %s: %s (please report it with the command "
-              "line)" % (type(e).__name__, shorten_message(str(e)[:200])), file=sys.stderr)
-        return 3
+        try:
+            require_task_view(port)       # before mod -s: a crash that cannot read says so
+            for mod, ko in mods:
+                port.command("mod -s %s %s" % (mod, ko))
+        except shell.CRASH_FAILURES as e:
+            shell.say(crash_failed(e), sys.stderr)
+            return shell.EXIT_CRASH
+        except CrashExtError as e:
+            shell.say(shell.error_line("crash-ext", e), sys.stderr)
+            return shell.EXIT_INPUT
+        return shell.execute(name, vopts, port, sys.stdout, sys.stderr, crash_failed)
     finally:
         warn = startup_warning(port.startup_output, opts.vmcore)
         if warn:
-            print("crash-ext: warning: %s" % warn, file=sys.stderr)
+            shell.say("crash-ext: warning: %s" % warn, sys.stderr)
         port.close()
 
 

@@ -87,51 +87,47 @@ def _remember_path() -> None:
         sys.path.insert(0, _LIB_DIR)
 
 
-def _say(line: str) -> None:
-    """Print ``line``; nothing when the output has gone (a closed pipe)."""
-    try:
-        print(line)
-    except OSError:
-        pass
-
-
 def run_verb(name, argv=None, crash_module=None):
-    """Run verb ``name`` at the crash prompt; never raises, never ends crash.
+    """Run verb ``name`` at the crash prompt through the verb shell (:mod:`.shell`, as
+    ``crash-ext`` does: the same parsing, answers, one-line errors on stderr -- the
+    process's, not crash's output (:func:`_stderr`) -- and exit codes); never raises,
+    never ends crash.
 
     Output is flushed before returning, also after errors (crash's output may be a file
     or a pipe).  Crash's error lines are captured while the verb runs (they are part of
     the command answers, not printed).  Type facts stay known for the rest of the crash
-    session.  Returns the verb's exit code (2 for usage or input errors, 3 when crash
-    cannot read the kernel and for internal errors).
+    session.  Returns the verb's exit code.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     port = None
+    err = _stderr()
     try:
         _remember_path()
-        from . import registry
+        from . import shell
+        opts, rc = shell.prepare(name, argv, sys.stdout, err)
+        if opts is None:
+            return rc
         if crash_module is None:
             import crash as crash_module  # pykdump's C module: only inside crash
         with ErrorCapture(crash_module) as errors, CLanguage(crash_module):
             errors.take()       # anything said while setting the language is not ours
             port = PykdumpPort(crash_module, errors)
             try:
-                return registry.load(name).main(argv, port)
+                return shell.execute(name, opts, port, sys.stdout, err)
             finally:
                 port.keep_session_types()   # the next verb call starts with them
-    except SystemExit as e:          # argparse: -h or a usage error
-        return e.code if isinstance(e.code, int) else 2
     except BrokenPipeError:          # "deadlock | head -3": the reader has gone
         return 0
     except CrashExtError as e:       # 3: crash cannot read this kernel (or failed)
-        from . import registry
-        _say(registry.error_line(name, e))
-        return registry.exit_code(e)
+        from . import shell
+        shell.say(shell.error_line(name, e), err)
+        return shell.exit_code(e)
     except ImportError as e:
-        _say("%s: error: pykdump's crash module is not available (%s); outside crash run "
+        _err("%s: error: pykdump's crash module is not available (%s); outside crash run "
              "'crash-ext %s ... --vmlinux V --vmcore C'" % (name, e, name))
         return 2
     except Exception as e:           # never a traceback at the crash> prompt
-        _say("%s: internal error: %s: %s (please report it with the command line)"
+        _err("%s: internal error: %s: %s (please report it with the command line)"
              % (name, type(e).__name__, e))
         return 3
     finally:
@@ -145,3 +141,17 @@ def run_verb(name, argv=None, crash_module=None):
                 stream.flush()
             except Exception:   # noqa: BLE001 - a closed pipe (| head): nothing to do
                 pass
+
+
+def _stderr():
+    """Return the process's own standard error (file descriptor 2, the terminal crash
+    runs in): pykdump points ``sys.stderr`` at crash's output, so an error written there
+    would land in the verb's ``> FILE`` or ``| pipe`` at the prompt, which must get
+    the answer or nothing, as crash-ext's stdout does."""
+    return sys.__stderr__ if sys.__stderr__ is not None else sys.stderr
+
+
+def _err(line: str) -> None:
+    """Print ``line`` on the process's stderr; nothing when it has gone."""
+    from .shell import say
+    say(line, _stderr())

@@ -1,12 +1,14 @@
 """The verbs crash-ext offers, by name: their module and one-line summary.
 
-Each verb module has ``main(argv, port) -> int`` and ``build_parser() -> ArgumentParser``.
+Each verb module has ``build_parser() -> ArgumentParser``, ``check(opts)`` (what needs no
+dump), ``run(opts, port, out) -> exit code`` and ``main(argv, port, out, err) -> exit
+code``; :mod:`.shell` runs them (parsing, errors, exit codes) for both entry points.
 """
 
 import argparse
 import importlib
 
-from ..core.errors import BadArgument, CrashCannotRead, CrashDied, CrashTimeout
+from ..core.errors import BadArgument
 from ..core.words import shorten_message
 
 VERBS = {
@@ -52,40 +54,6 @@ def _options_help(parser) -> str:
     return argparse.ArgumentParser.format_help(parser)
 
 
-def error_line(prog, e) -> str:
-    """Return the one-line message ``PROG: error: ...`` for exception ``e`` (crash's
-    multi-line answers joined, overlong words cut).  Never raises."""
-    msg = shorten_message(" ".join(str(e).split())) or type(e).__name__
-    return "%s: error: %s" % (prog, msg)
-
-
-#: errors of crash itself: verbs let them through, so that ``crash-ext`` exits 3
-CRASH_FAILURES = (CrashDied, CrashTimeout, CrashCannotRead)
-
-
-def parse_verb_args(parser, argv, err):
-    """Return (options, None), or (None, exit code) when ``argv`` asked for help (0,
-    printed by argparse) or is a usage error (2, one line ``PROG: error: ...`` on
-    ``err``)."""
-    try:
-        return parser.parse_args(list(argv)), None
-    except SystemExit as e:       # -h / --help
-        return None, (0 if not e.code else 2)
-    except BadArgument as e:
-        print(error_line(parser.prog, e), file=err)
-        return None, 2
-
-
-#: The exit codes every verb and ``crash-ext`` use (README "Exit codes").
-EXIT_NOTHING, EXIT_FOUND, EXIT_INPUT, EXIT_CRASH = 0, 1, 2, 3
-
-
-def exit_code(exc) -> int:
-    """Return the exit code for an error a verb reports: 3 when crash itself failed
-    (died, timed out, cannot read the kernel), else 2 (usage or input error)."""
-    return EXIT_CRASH if isinstance(exc, CRASH_FAILURES) else EXIT_INPUT
-
-
 def load(name):
     """Return the verb module ``name``; raises KeyError for an unknown verb."""
     return importlib.import_module(VERBS[name][0])
@@ -110,6 +78,8 @@ def crash_help(name):
     examples = getattr(mod, "EXAMPLES", "").strip("\n")
     if examples:
         out += ["", "EXAMPLES"] + ["  " + line if line else "" for line in examples.splitlines()]
+    from .shell import EXIT_TEXT
+    out += [""] + EXIT_TEXT.splitlines()
     return VERBS[name][1], synopsis, "\n".join(out)
 
 

@@ -9,7 +9,6 @@
 
 import argparse
 import re
-import sys
 from ..compat import Dict, List, Optional, Tuple
 
 from ..waits.blockedon import blocked_on
@@ -22,9 +21,12 @@ from ..session.taskview import require_task_view
 from ..models import locks as L
 from ..core.errors import BadArgument, CrashExtError
 from ..core.port import Port
-from ..core.words import (argtype, check_count_word, check_member_word, check_type_word,
-                          pid_or_task_word, shown)
-from .registry import CRASH_FAILURES, VerbParser, error_line, parse_verb_args
+from ..core.words import (argtype, check_address_word, check_count_word, check_member_word,
+                          check_type_word, shown)
+from . import shell
+from .registry import VerbParser
+from .shell import EXIT_ALARM, EXIT_ANSWERED, blocked
+from .taskword import check_task_word, resolve_task
 from ..waits.build import blocking_caller  # deadlock's 'in vfs_unlink'
 from ..waits.collection import collect, owned_locks
 from ..core import jsontext
@@ -39,7 +41,9 @@ whoholds -t mutex my_global_mutex      a lock named by symbol, type given
 whoholds inode.i_rwsem ffff8f518276b4a0   the i_rwsem inside the inode at that address
 whoholds inode.i_mutex ffff8808a3dbf588   (older kernels)
 whoholds -p 5109                       what pid 5109 waits for, who holds it, and on
-whoholds -p 5109 --json                from there, until a running task or a cycle
+whoholds -p rm --json                  from there, until a running task or a cycle
+                                       (a task: pid, task address, or the command
+                                       name of one task)
 whoholds --held 4724                   the locks pid 4724 holds: lockdep's record, or
                                        what its frames' code took and did not release,
                                        and the locks whose owner field names it
@@ -70,9 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--type", dest="lock_type", metavar="TYPE",
                    type=argtype(check_lock_kind_word),
                    help="lock type: mutex, rw_semaphore, semaphore, rt_mutex, spinlock")
-    p.add_argument("-p", "--pid", dest="pid", metavar="PID|TASK",
-                   help="start from a task: what it is blocked on, then follow owners")
-    p.add_argument("--held", dest="held", metavar="PID|TASK",
+    p.add_argument("-p", "--pid", dest="pid", metavar="PID|TASK|COMMAND",
+                   help="start from a task (pid, task_struct address, or a command name "
+                        "one task has): what it is blocked on, then follow owners")
+    p.add_argument("--held", dest="held", metavar="PID|TASK|COMMAND",
                    help="list the locks the task holds (lockdep's record when the kernel "
                         "keeps one, else what its frames' code took and has not released; "
                         "then the locks blocked tasks wait on whose owner field names it), "
@@ -113,21 +118,6 @@ def held_report(port: Port, snap: Snapshot, task: int) -> Dict:
             except CrashExtError as e:
                 th.notes.append("lock %x: %s" % (h.address, e))
     return {"blocked": b, "holds": th, "locks": reps}
-
-
-def _task_arg(port: Port, snap: Snapshot, word: str) -> int:
-    """Return the task_struct address ``word`` names: a pid (ASCII digits) or a task
-    address/symbol.  Raises BadArgument when it is neither or no such task exists."""
-    kind, v = pid_or_task_word(word)
-    if kind == "pid":
-        e = snap.by_pid(v)
-        if e is None:
-            raise BadArgument("no task with pid %d" % v)
-        return e.task
-    a = resolve_address(port, v)
-    if snap.by_task(a) is None:
-        raise BadArgument("no task at %#x (not a pid, not a task_struct address)" % a)
-    return a
 
 
 def _lock_target(port: Port, opts) -> Tuple[int, Optional[str], Optional[tuple]]:
@@ -188,8 +178,8 @@ def _live_outcome(outcome: Dict, before, after, start: int, snap: Snapshot) -> D
     return dict(outcome, live_moved=ran, text=outcome["text"] + note)
 
 
-def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], Dict, int]:
-    """Follow task -> lock -> owner hops; return (hops, outcome, exit code).
+def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], Dict]:
+    """Follow task -> lock -> owner hops; return (hops, outcome).
 
     The outcome's ``kind``: ``cycle`` (``pids`` in wait order), ``running``,
     ``unknown`` (not confirmed to wait on any lock), ``not_a_lock`` (``waits_on``:
@@ -208,7 +198,7 @@ def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], Di
                 "cycle", cyc[0], "DEADLOCK: %s: each waits for a lock the next holds%s; "
                 "run `deadlock` for the whole wait-for graph." % (
                     desc, " or for what the next must do" if acts else ""),
-                pids=[t.pid for t in cyc]), 1
+                pids=[t.pid for t in cyc])
         seen.append(task)
         b = blocked_on(port, task, snapshot=snap, use_args=opts.args)
         hop = {"blocked": b, "lock": None, "caller": None}  # type: Dict
@@ -227,14 +217,14 @@ def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], Di
                 "must_act", b.task, "%s waits for %s; %d tasks must act: %s." % (
                     task_short(b.task), w.what or w.kind, len(w.must_act),
                     ", ".join(task_short(t) for t in w.must_act)),
-                pids=[t.pid for t in w.must_act]), 0
+                pids=[t.pid for t in w.must_act])
         if b.kind != "lock":
             if b.kind == "running":
                 return hops, _end("running", b.task, "%s is running or runnable: it is "
-                                  "not waiting." % task_short(b.task)), 0
+                                  "not waiting." % task_short(b.task))
             if b.kind == "unknown":
                 return hops, _end("unknown", b.task, "%s is not confirmed to wait on any "
-                                  "lock." % task_short(b.task)), 0
+                                  "lock." % task_short(b.task))
             addr = wait_address(b)
             if w is not None and w.completion is not None:
                 return hops, _end(
@@ -243,14 +233,14 @@ def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], Di
                         ", for %s" % w.what if w.what else "",
                         ", %s" % w.pending if w.pending else
                         ", no task is known to complete it"),
-                    waits_on=b.kind, address=hexaddr(addr), function=b.function), 0
+                    waits_on=b.kind, address=hexaddr(addr), function=b.function)
             what = "a %s" % b.kind if b.kind != "io" else "I/O"
             return hops, _end(
                 "not_a_lock", b.task, "%s waits on %s%s in %s, not on a lock." % (
                     task_short(b.task), what,
                     " at %x" % addr if addr is not None else " (address unknown)",
                     b.function or "?"),
-                waits_on=b.kind, address=hexaddr(addr), function=b.function), 0
+                waits_on=b.kind, address=hexaddr(addr), function=b.function)
         rep = lock_report(port, b.lock_address, b.lock_type, snapshot=snap,
                           candidates=not opts.no_candidates, max_waiters=opts.max_waiters)
         rep.state["type_from"] = "blocking frame #%s %s" % (b.frame, b.function)
@@ -265,81 +255,144 @@ def _chain(port: Port, snap: Snapshot, start: int, opts) -> Tuple[List[Dict], Di
                 return hops, _end(
                     "tied_candidates", b.task, "the %s %x records no owner and its top "
                     "candidate holders are tied; not following a guess." % (
-                        rep.type, rep.address), lock=hexaddr(rep.address)), 0
+                        rep.type, rep.address), lock=hexaddr(rep.address))
             hop["followed_candidate"] = True
             task = top.task.task
             continue
+        if opts.no_candidates:
+            return hops, _end("no_owner", b.task, "the %s %x records no owner; candidate "
+                              "holders were not searched (--no-candidates)."
+                              % (rep.type, rep.address), lock=hexaddr(rep.address),
+                              candidates_searched=False)
         return hops, _end("no_owner", b.task, "the %s %x records no owner and no "
                           "candidate holder was found." % (rep.type, rep.address),
-                          lock=hexaddr(rep.address)), 0
-    return hops, _end("hop_limit", None, "stopped after %d hops." % MAX_HOPS), 0
+                          lock=hexaddr(rep.address), candidates_searched=True)
+    return hops, _end("hop_limit", None, "stopped after %d hops." % MAX_HOPS)
 
 
-def main(argv, port: Port, out=None) -> int:
-    """Run ``whoholds`` with ``argv`` on ``port``; print to ``out`` (stdout).
+def check(opts) -> None:
+    """Check what needs no dump (run before crash starts); raises BadArgument."""
+    if opts.held is not None:
+        if opts.target or opts.pid is not None:
+            raise BadArgument("give --held PID|TASK|COMMAND alone (not with -p or a lock)")
+        check_task_word(opts.held)
+    elif opts.pid is not None:
+        if opts.target:
+            raise BadArgument("give either -p PID|TASK|COMMAND or a lock, not both")
+        check_task_word(opts.pid)
+    elif not opts.target:
+        raise BadArgument("give a lock (ADDR or STRUCT.MEMBER ADDR), -p PID|TASK|COMMAND "
+                          "or --held PID|TASK|COMMAND")
+    elif len(opts.target) > 2:
+        raise BadArgument("expected ADDR or STRUCT.MEMBER ADDR (or -p PID), got %d words"
+                          % len(opts.target))
+    else:
+        for w in opts.target:
+            check_address_word(w)
 
-    Returns 0 (report printed), 1 (``-p`` found a cycle), 2 (bad input or a crash
-    command's error: one line ``whoholds: error: ...``).  Raises CrashDied/CrashTimeout
-    when crash itself fails (``crash-ext`` exits 3).
-    """
-    out = out or sys.stdout
-    opts, rc = parse_verb_args(build_parser(), argv, out)
-    if opts is None:
-        return rc
-    try:
-        require_task_view(port)
-        snap = Snapshot(port)
-        if opts.held is not None:
-            if opts.target or opts.pid is not None:
-                raise BadArgument("give --held PID alone (not with -p or a lock)")
-            r = held_report(port, snap, _task_arg(port, snap, opts.held))
-            if opts.json:
-                js = document("whoholds", dump_identity(port), {
-                    "mode": "held", "blocked": to_json(r["blocked"]),
-                    "held": [dict(to_json(h), where=(
-                        r["locks"][h.address].where if h.address in r["locks"] else None))
-                        for h in r["holds"].held],
-                    "notes": list(r["holds"].notes)})
-                print(jsontext.dumps(js, indent=1), file=out)
-            else:
-                print(format_held(r, width(out)), file=out)
-            return 0
-        if opts.pid is not None:
-            if opts.target:
-                raise BadArgument("give either -p PID or a lock, not both")
-            start = _task_arg(port, snap, opts.pid)
-            live = live_system(port)
-            before = progress_counters(port, [start]) if live else None
-            hops, outcome, rc = _chain(port, snap, start, opts)
-            if live:
-                outcome = _live_outcome(outcome, before, progress_counters(port, [start]),
-                                        start, snap)
-            if opts.json:
-                js = document("whoholds", dump_identity(port), {
-                    "mode": "chain", "outcome": outcome,
-                    "chain": [{"blocked": to_json(h["blocked"]), "caller": h["caller"],
-                               "lock": to_json(h["lock"]) if h["lock"] else None,
-                               "followed_candidate": bool(h.get("followed_candidate")),
-                               "followed_must_act": bool(h.get("must_act"))}
-                              for h in hops]})
-                print(jsontext.dumps(js, indent=1), file=out)
-                return rc
-            out.write(format_chain(hops, outcome, width(out)))
-            return rc
-        addr, kind, cont = _lock_target(port, opts)
-        rep = lock_report(port, addr, kind, snapshot=snap, container=cont,
-                          candidates=not opts.no_candidates, max_waiters=opts.max_waiters)
-        if live_system(port):
-            rep.problems.append("live system: read once, as it was while crash read it; "
-                                "the running kernel may have changed it since")
+
+def _holders(rep: LockReport) -> List[TaskRef]:
+    """Return who holds the lock of ``rep`` as far as the answer says: its recorded
+    owner, else its top-ranked candidates (several when tied)."""
+    if rep.owner is not None:
+        return [rep.owner]
+    if rep.candidates:
+        top = rep.candidates[0].score
+        return [c.task for c in rep.candidates if c.score == top]
+    return []
+
+
+def lock_exit_code(rep: LockReport) -> int:
+    """Return the exit code of a lock report: 1 when tasks wait and every holder the
+    answer names is itself blocked, else 0 (no lock detected at the address is an
+    input error, raised before)."""
+    hs = _holders(rep)
+    if rep.waiters and hs and all(blocked(h) for h in hs):
+        return EXIT_ALARM
+    return EXIT_ANSWERED
+
+
+def chain_exit_code(hops: List[Dict], outcome: Dict) -> int:
+    """Return the exit code of a ``-p`` chain: 1 for a cycle, or when the task waits
+    behind a holder that is itself blocked (a later hop that is not running, or tied
+    top candidates that are all blocked), else 0."""
+    if outcome["kind"] == "cycle":
+        return EXIT_ALARM
+    if any(h["blocked"].kind != "running" for h in hops[1:]):
+        return EXIT_ALARM
+    if outcome["kind"] == "tied_candidates" and hops and hops[-1]["lock"] is not None:
+        hs = _holders(hops[-1]["lock"])
+        if hs and all(blocked(h) for h in hs):
+            return EXIT_ALARM
+    return EXIT_ANSWERED
+
+
+def main(argv, port: Port, out=None, err=None) -> int:
+    """Run ``whoholds`` with ``argv`` on ``port`` through the verb shell
+    (:func:`~crash_ext.verbs.shell.main`): the answer on ``out`` (stdout), errors as one
+    line on ``err`` (stderr).  Returns the exit code (:data:`~crash_ext.verbs.shell.EXIT_TEXT`)."""
+    return shell.main("whoholds", argv, port, out, err)
+
+
+def run(opts, port: Port, out) -> int:
+    """Answer parsed ``opts`` on ``port``, printing to ``out``; return 0 or 1 (see
+    :func:`lock_exit_code`, :func:`chain_exit_code`).  Raises CrashExtError for a
+    one-line error (BadArgument, exit 2, when no lock type is detected at the address:
+    the input named no lock)."""
+    require_task_view(port)
+    snap = Snapshot(port)
+    if opts.held is not None:
+        r = held_report(port, snap, resolve_task(port, snap, opts.held))
         if opts.json:
-            print(jsontext.dumps(document("whoholds", dump_identity(port), {
-                "mode": "lock", "lock": to_json(rep)}), indent=1), file=out)
+            js = document("whoholds", dump_identity(port), {
+                "mode": "held", "blocked": to_json(r["blocked"]),
+                "held": [dict(to_json(h), where=(
+                    r["locks"][h.address].where if h.address in r["locks"] else None))
+                    for h in r["holds"].held],
+                "notes": list(r["holds"].notes)})
+            print(jsontext.dumps(js, indent=1), file=out)
         else:
-            print(format_report(rep, width(out)), file=out)
-        return 0
-    except CRASH_FAILURES:
-        raise                         # crash itself failed: crash-ext says so, exit 3
-    except CrashExtError as e:
-        print(error_line("whoholds", e), file=out)
-        return 2
+            print(format_held(r, width(out)), file=out)
+        stuck = r["blocked"].kind != "running" and any(
+            rep.waiters for rep in r["locks"].values())
+        return EXIT_ALARM if stuck else EXIT_ANSWERED
+    if opts.pid is not None:
+        start = resolve_task(port, snap, opts.pid)
+        live = live_system(port)
+        before = progress_counters(port, [start]) if live else None
+        hops, outcome = _chain(port, snap, start, opts)
+        rc = chain_exit_code(hops, outcome)
+        if live:
+            outcome = _live_outcome(outcome, before, progress_counters(port, [start]),
+                                    start, snap)
+        if opts.json:
+            js = document("whoholds", dump_identity(port), {
+                "mode": "chain", "outcome": outcome,
+                "chain": [{"blocked": to_json(h["blocked"]), "caller": h["caller"],
+                           "lock": to_json(h["lock"]) if h["lock"] else None,
+                           "followed_candidate": bool(h.get("followed_candidate")),
+                           "followed_must_act": bool(h.get("must_act"))}
+                          for h in hops]})
+            print(jsontext.dumps(js, indent=1), file=out)
+            return rc
+        out.write(format_chain(hops, outcome, width(out)))
+        return rc
+    addr, kind, cont = _lock_target(port, opts)
+    rep = lock_report(port, addr, kind, snapshot=snap, container=cont,
+                      candidates=not opts.no_candidates, max_waiters=opts.max_waiters)
+    if rep.type == "unknown":       # the input named no lock: exit 2, said on stderr
+        why = [p for p in rep.problems if p.startswith("lock type not detected; tried: ")]
+        tried = why[0].split("; tried: ", 1)[1].split(". Give it", 1)[0] if why else ""
+        raise BadArgument("no lock at %x: lock type not detected; give it with -t TYPE or "
+                          "as STRUCT.MEMBER ADDR%s%s" % (
+                              addr, " (it is in %s)" % rep.where if rep.where else "",
+                              "; tried: " + tried if tried else ""))
+    if live_system(port):
+        rep.problems.append("live system: read once, as it was while crash read it; "
+                            "the running kernel may have changed it since")
+    if opts.json:
+        print(jsontext.dumps(document("whoholds", dump_identity(port), {
+            "mode": "lock", "lock": to_json(rep)}), indent=1), file=out)
+    else:
+        print(format_report(rep, width(out)), file=out)
+    return lock_exit_code(rep)

@@ -28,10 +28,8 @@ import struct
 import time
 
 from crash_ext.ports.crashproc import CrashProcess
-from crash_ext.core.errors import CrashDied, CrashTimeout
-from crash_ext.verbs import argrecover as A
-from crash_ext.verbs import deadlock as D
-from crash_ext.verbs import whoholds as W
+from crash_ext.core.errors import CrashTimeout
+from crash_ext.verbs import shell
 
 VERB_TIMEOUT = 300      # seconds a crash command may take before it counts as a hang
 
@@ -281,25 +279,23 @@ class Outcome:
                                           else "")
 
 
-MAINS = {"deadlock": D.main, "whoholds": W.main, "argrecover": A.main}
-
-
 def run_verb(cp, verb, argv):
-    """Run ``verb`` with ``argv`` on CrashProcess ``cp`` as crash-ext would; return its
-    :class:`Outcome` (rc 3 when crash died or timed out, as crash-ext exits)."""
+    """Run ``verb`` with ``argv`` on CrashProcess ``cp`` through the verb shell, as
+    crash-ext does; return its :class:`Outcome` (rc 3 when crash died or timed out,
+    ``timed_out`` then said)."""
     o = Outcome(verb, list(argv))
     out, err = io.StringIO(), io.StringIO()
+    o.escaped = None
+    o.timed_out = False
+
+    def crash_failed(e):        # the verb shell's exit 3: crash died or timed out
+        o.timed_out = isinstance(e, CrashTimeout)
+        return "crash-ext: crash failed: %s" % e
     t0 = time.monotonic()
     try:
-        if verb == "deadlock":
-            o.rc = D.main(list(argv), cp, out=out, err=err)
-        else:
-            o.rc = MAINS[verb](list(argv), cp, out=out)
-    except (CrashDied, CrashTimeout) as e:
-        o.rc = 3
-        o.escaped = None
-        err.write("crash-ext: crash failed: %s\n" % e)
-        o.timed_out = isinstance(e, CrashTimeout)
+        opts, rc = shell.prepare(verb, list(argv), out, err)
+        o.rc = rc if opts is None else shell.execute(verb, opts, cp, out, err,
+                                                     crash_failed)
     except Exception as e:   # noqa: BLE001 - counted: the one thing that must not happen
         o.escaped = e
         o.rc = None

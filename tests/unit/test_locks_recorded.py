@@ -5,7 +5,7 @@ real crash transcript (``struct inode.i_mutex``, ``list -s mutex_waiter.task``,
 ``struct thread_info.task``, ``ps``).  The other old layouts are RECONSTRUCTED from
 the kernel headers of those versions (offsets as gdb would print them for x86_64), not
 captured from a crash session; they pin down layout detection by member type and the
-decoding rules of DESIGN.md.
+decoding rules of docs/locks.md.
 """
 
 import io
@@ -175,7 +175,7 @@ def test_whoholds_struct_member_on_recorded_rhel6():
     buf = io.StringIO()
     rc = whoholds.main(["inode.i_mutex", "0xffff8808a3dbf588"], port, out=buf)
     out = buf.getvalue()
-    assert rc == 0, out
+    assert rc == 1, out     # two wait behind ruby 4723, itself blocked (UN): exit 1
     assert "OWNER: PID: 4723" in out and "thread_info" in out
     assert "inode.i_mutex of inode ffff8808a3dbf588" in out
 

@@ -196,15 +196,16 @@ def _one_line_error(text, prog):
     assert len(lines[0]) < 400 and lines[0].isascii(), lines[0]
 
 
-def _run_verb(main, prog, argv, err_on_out=True):
+def _run_verb(main, prog, argv):
+    """Run a verb through its shell; an error is one line on err and nothing on out
+    (issue 27: errors go to stderr, for every verb)."""
     out, err = io.StringIO(), io.StringIO()
-    if main is D.main:
-        rc = main(argv, EmptyCrash(), out=out, err=err)
-    else:
-        rc = main(argv, EmptyCrash(), out=out)
+    rc = main(argv, EmptyCrash(), out=out, err=err)
     assert rc in (0, 1, 2, 3), rc
     if rc == 2 and "-h" not in argv and "--help" not in argv:
-        _one_line_error((out if err_on_out else err).getvalue(), prog)
+        _one_line_error(err.getvalue(), prog)
+        if "--json" in argv:
+            assert out.getvalue() == "", out.getvalue()
     return rc
 
 
@@ -226,7 +227,7 @@ def test_argrecover_parser_never_raises(argv):
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ARGV)
 def test_deadlock_parser_never_raises(argv):
-    _run_verb(D.main, "deadlock", argv, err_on_out=False)
+    _run_verb(D.main, "deadlock", argv)
 
 
 @pytest.mark.parametrize("verb,main,prog", [("whoholds", W.main, "whoholds"),
@@ -238,19 +239,20 @@ def test_issue_17_words_exit_2_and_ask_crash_nothing(verb, main, prog, w):
     argv = {"whoholds": ["-p", w], "argrecover": [w], "deadlock": ["-p", w]}[verb]
     port = EmptyCrash()
     out, err = io.StringIO(), io.StringIO()
-    rc = main(argv, port, out=out, err=err) if main is D.main else main(argv, port, out=out)
+    rc = main(argv, port, out=out, err=err)
     assert rc == 2
-    _one_line_error((err if main is D.main else out).getvalue(), prog)
-    assert not any(c.startswith("bt") for c in port.commands), port.commands
+    _one_line_error(err.getvalue(), prog)
+    assert out.getvalue() == ""
+    assert port.commands == [], port.commands       # refused before crash is asked
 
 
 def test_argrecover_frame_word_refused_before_crash():
     for w in ["\u00b2", "9" * 5000, "1_0", "#\u0663"]:
         port = EmptyCrash()
-        out = io.StringIO()
-        assert A.main(["97", w], port, out=out) == 2
-        _one_line_error(out.getvalue(), "argrecover")
-        assert port.commands == [], port.commands
+        out, err = io.StringIO(), io.StringIO()
+        assert A.main(["97", w], port, out=out, err=err) == 2
+        _one_line_error(err.getvalue(), "argrecover")
+        assert out.getvalue() == "" and port.commands == [], port.commands
 
 
 # ------------------------------------------------------------------ crash-ext's options
