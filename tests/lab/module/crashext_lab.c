@@ -1288,22 +1288,20 @@ static int lab_wgate(const char *name)
 	if (l->kind != LAB_RWSEM && l->kind != LAB_INODE)
 		return -EINVAL;
 	s = lab_lock_addr(l);
-	spin_lock(&lab_truth_lock);
-	list_for_each_entry(r, &l->pending, node) {
-		npending++;
-		found = r;
-	}
-	spin_unlock(&lab_truth_lock);
-	if (npending != 1 || found->mode != 'w' || l->drainer) {
-		pr_err("crashext_lab: wgate %s: %d tasks pending, need exactly 1 writer\n",
-		       name, npending);
-		return -EPROTO;
-	}
+	/* the writer is spawned just before: wait for it to declare itself, then to sleep */
 	for (waited = 0; waited < GATE_TIMEOUT_MS; waited += 2) {
 		unsigned long o = (unsigned long)READ_ONCE(s->rwbase.rtmutex.owner) & ~1UL;
 
+		npending = 0;
+		spin_lock(&lab_truth_lock);
+		list_for_each_entry(r, &l->pending, node) {
+			npending++;
+			found = r;
+		}
+		spin_unlock(&lab_truth_lock);
 		readers = atomic_read(&s->rwbase.readers);
-		if (o == (unsigned long)found->task && readers > 0 &&
+		if (npending == 1 && found->mode == 'w' && !l->drainer &&
+		    o == (unsigned long)found->task && readers > 0 &&
 		    readers < (int)WRITER_BIAS && lab_task_sleeps_un(found->task)) {
 			ok = true;
 			break;
@@ -1311,8 +1309,8 @@ static int lab_wgate(const char *name)
 		msleep(2);
 	}
 	if (!ok) {
-		pr_err("crashext_lab: wgate %s: writer not waiting for readers (readers %#x)\n",
-		       name, readers);
+		pr_err("crashext_lab: wgate %s: %d tasks pending, no writer waiting for readers "
+		       "(readers %#x)\n", name, npending, readers);
 		return -ETIMEDOUT;
 	}
 	spin_lock(&lab_truth_lock);
