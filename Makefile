@@ -12,8 +12,8 @@ export CRASH_EXT_T0 ?= $(shell date +%s)
 # demo's and scale's kernel); `make test-all` also stages sid's 7.x, which no crash here
 # reads yet (labdumps.UNREADABLE).  The exact kernels and crash sources are pinned in
 # tests/lab/lab.lock; `make lab-update` moves them forward and remakes the docs.
-KERNELS      ?= 5.10 6.1 6.12 6.12-rt 7
-TEST_KERNELS ?= 5.10,6.1,6.12,6.12-rt
+KERNELS      ?= 5.10 6.1 6.1-rt 6.12 6.12-rt 7
+TEST_KERNELS ?= 5.10,6.1,6.1-rt,6.12,6.12-rt
 CRASHES      ?= 8.0.6 9.0.2
 comma        := ,
 LAB_KERNELS   = $(if $(filter all,$(TEST_KERNELS)),$(KERNELS),$(subst $(comma), ,$(TEST_KERNELS)))

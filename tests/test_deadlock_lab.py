@@ -24,6 +24,13 @@ SEEDS = [t for s, t in MATRIX if s == "seed"]
 NO_OWNER_FIELD = {"semaphore"}     # lock types that record no owner on the lab's kernels
 
 
+def _records_no_owner(lock):
+    """True for a truth lock whose holder the lock itself does not record: a semaphore,
+    or an rw_semaphore its owners hold for read (reader-owned: only a count)."""
+    return lock["type"] in NO_OWNER_FIELD or (
+        lock["owners"] and all(o["mode"] == "r" for o in lock["owners"]))
+
+
 # ---------------------------------------------------------------- truth model
 
 class Truth:
@@ -124,11 +131,11 @@ def test_cycles_match_truth(lab, scenario, target):
             assert s.held_by.task.pid in {o["pid"] for o in t["owners"]}
             assert s.held_by.task.pid == pids[(i + 1) % len(pids)]
             # inferred exactly where the lock records no owner
-            assert s.held_by.inferred == (t["type"] in NO_OWNER_FIELD), (
+            assert s.held_by.inferred == _records_no_owner(t), (
                 s.lock.address, s.held_by)
             assert s.held_by.evidence
             assert s.lock.type == t["type"]
-        assert c.inferred == any(tr.locks[s.lock.address]["type"] in NO_OWNER_FIELD
+        assert c.inferred == any(_records_no_owner(tr.locks[s.lock.address])
                                  for s in c.steps)
         # the tasks behind this cycle: the truth's, and on PREEMPT_RT the kernel's own
         # RCU booster (rcub/N), queued on an rt_mutex the cycle's spinlock_t holder owns

@@ -43,6 +43,7 @@ def test_truth_is_verified_and_shaped(lab, scenario, target):
         "global-sems": {"g:lab_global_sem_a": 1, "g:lab_global_sem_b": 1},
         "wrapper": {"x:ino_a": 2, "x:ino_b": 1},
         "rwsem-readers": {"mm:mm_a": 2},
+        "rw-abba": {"mm:mm_b": 1, "m:rw_mutex": 1},
     }
     if scenario == "scale":
         assert len(t["tasks"]) == dump.meta["n"] == 2000
@@ -140,8 +141,16 @@ def _check_rt_lock(crash, ps, lock, addr, typ, base):
     b = addr + crash.member_offset(ctype, base)
     owner = crash.read_u64(b + crash.member_offset("rt_mutex_base", "owner"))
     root = crash.read_u64(b + crash.member_offset("rt_mutex_base", "waiters"))
-    assert owner & 1 == (1 if lock["waiters"] else 0), "HAS_WAITERS bit"
-    if typ == "rw_semaphore" and len(lock["owners"]) > 1:
+    writer = lock.get("writer_waits_for_readers")
+    queued = [w for w in lock["waiters"] if w["pid"] != writer]
+    assert owner & 1 == (1 if queued else 0), "HAS_WAITERS bit"
+    if writer:
+        # the writer owns the rtmutex and waits, on no list, for the readers to leave:
+        # READER_BIAS is out of the count, which is the readers alone
+        assert owner & ~1 == ps[writer].task and lock["waiters"][0]["pid"] == writer
+        readers = crash.read_u32(addr + crash.member_offset("rw_semaphore", "rwbase.readers"))
+        assert readers == len(lock["owners"]) and all(o["mode"] == "r" for o in lock["owners"])
+    elif typ == "rw_semaphore" and len(lock["owners"]) > 1:
         assert owner == 0           # readers leave the rtmutex unowned
     else:
         assert owner & ~1 == ps[lock["owners"][0]["pid"]].task, lock["name"]
@@ -158,7 +167,7 @@ def _check_rt_lock(crash, ps, lock, addr, typ, base):
         node = stack.pop()
         walked.append(crash.read_u64(node - entry + task_off))
         node = crash.read_u64(node + right)
-    assert walked == [ps[w["pid"]].task for w in lock["waiters"]], lock["name"]
+    assert walked == [ps[w["pid"]].task for w in queued], lock["name"]
 
 
 @pytest.mark.parametrize("target", SEEDS)

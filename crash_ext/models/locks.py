@@ -134,7 +134,8 @@ class LockLayout:
 class LockState:
     """A decoded lock.  ``owner_task`` is set only when the lock records its owner
     (``owner_source`` names the field); ``hint_task`` is a recorded but unreliable owner
-    (``hint_why`` says why); ``mode``: 'writer'/'reader'/None for who holds it;
+    (``hint_why`` says why); ``pending_writer`` a writer the lock records as waiting
+    for its readers (PREEMPT_RT's rwbase_rt); ``mode``: 'writer'/'reader'/None for who holds it;
     ``fields``: raw values as read, for the user; ``problems``: what looked wrong."""
     locked: Optional[bool] = None
     flags: List[str] = field(default_factory=list)
@@ -144,6 +145,9 @@ class LockState:
     owner_source: Optional[str] = None
     hint_task: Optional[int] = None
     hint_why: Optional[str] = None
+    #: PREEMPT_RT rw_semaphore: the writer that owns the inner rtmutex and waits for the
+    #: readers to leave (a waiter on no wait list, not a holder)
+    pending_writer: Optional[int] = None
     fields: Dict[str, object] = field(default_factory=dict)
     problems: List[str] = field(default_factory=list)
 

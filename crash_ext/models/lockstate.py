@@ -123,13 +123,15 @@ def _decode_rwbase(lay, raw, st):
         else:
             st.problems.append("WRITER_BIAS but rtmutex.owner is NULL")
         return
-    # a writer took the rtmutex and waits for ``readers`` readers to leave
+    # a writer took the rtmutex (rwbase_write_lock), took READER_BIAS out of the count
+    # and sleeps until ``readers`` readers leave: a waiter the lock records, not a holder
     st.locked, st.mode, st.readers = True, "reader", readers
     st.flags.append("WRITER_WAITING")
     if writer:
-        st.hint_task = writer
-        st.hint_why = ("rtmutex.owner is the writer waiting for %d reader(s) to leave; it "
-                       "does not hold the rwsem yet" % readers)
+        st.pending_writer = writer
+    else:
+        st.problems.append("readers count %#x has no READER_BIAS but rtmutex.owner is "
+                           "NULL" % readers)
 
 
 def _decode_rwsem(lay, raw, st):

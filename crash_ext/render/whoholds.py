@@ -77,6 +77,9 @@ def format_report(rep: LockReport, cols: int = DEFAULT_WIDTH) -> str:
             hdr = ["#", "PID", "COMM", "TASK", "ST", "WAITS AS", "LAST RAN"]
             tbl = table(rows, hdr, "plain")
             out.extend("    " + line for line in tbl.splitlines())
+        if rep.state.get("pending_writer"):
+            out.extend(wrap("(waiter %s)" % rep.state["pending_writer"], cols, "    ",
+                            "     "))
     for p in rep.problems:
         line("  PROBLEM: %s" % p)
     return "\n".join(out)

@@ -11,7 +11,9 @@
 3. The lock address, accepted only when the task is confirmed on that lock's wait list:
    0. for a lock whose waiters are an rbtree of ``rt_mutex_waiter`` (rt_mutex and the
       PREEMPT_RT locks built on it): ``task_struct.pi_blocked_on``, the kernel's own
-      record of the waiter, whose ``lock`` is the lock's ``rt_mutex_base``;
+      record of the waiter, whose ``lock`` is the lock's ``rt_mutex_base``; a
+      PREEMPT_RT rw_semaphore writer waiting for its readers is on no list: the lock
+      its frames hold records it (:mod:`.rtdrain`);
    a. the task's own waiter record (``mutex_waiter``/``rwsem_waiter``/
       ``semaphore_waiter`` live on the sleeper's stack, ``task`` = the task): walk its
       ring and match a stack word that is the lock whose list head is in that ring;
@@ -45,6 +47,7 @@ from ..session.facts import session_cache
 from ..core.results import Blocked, TaskRef
 from ..session.snapshot import Snapshot
 from .completions import completion_wait
+from .rtdrain import draining_writer
 
 __all__ = ["blocked_on", "explain_wait", "rt_lock_waiters", "corrupt_text"]
 
@@ -135,6 +138,8 @@ def _blocked_on(port, snap, ref, ps, use_args) -> Blocked:
         res.evidence.append("cannot decode %s on this kernel: %s" % (kind, e))
         return res
     found = _via_pi_blocked_on(port, snap, task, layout)
+    if found is None and mode == "writer":
+        found = draining_writer(port, bt, task, layout, lock_idx)
     if found is None:
         found = _via_own_waiter(port, snap, bt, task, layout, lock_idx)
     if found is None and use_args:

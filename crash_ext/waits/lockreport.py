@@ -24,6 +24,7 @@ from .blockedon import blocked_on, corrupt_text, rt_lock_waiters
 from .candidates import rank_candidates
 from ..core.results import LockReport, TaskRef, Waiter
 from ..session.facts import session_cache
+from .rtdrain import DRAIN_EVIDENCE, drain_text
 from .slabs import slab_info, slab_infos
 from ..session.snapshot import Snapshot
 
@@ -328,6 +329,10 @@ def _detect_type(port: Port, addr: int, snap: Snapshot, tried: List[str]
         except CrashExtError:
             continue
         if b.kind == "lock" and b.lock_address == addr and b.lock_type:
+            if any(e.startswith(DRAIN_EVIDENCE) for e in b.evidence):
+                return b.lock_type, ("task %s is blocked in %s and this %s records it "
+                                     "as its writer waiting for readers" % (
+                                         b.task.pid, b.function, b.lock_type))
             return b.lock_type, ("task %s is blocked in %s and is on this %s's wait "
                                  "list" % (b.task.pid, b.function, b.lock_type))
     tried.append("blocked tasks: %d stack(s) hold the address, none is confirmed on it "
@@ -437,6 +442,17 @@ def lock_report(port: Port, addr: int, lock_type: Optional[str] = None,
     else:
         rep.problems.extend(walk.problems)
     known = 0
+    if st.pending_writer is not None:
+        # PREEMPT_RT: the writer owning the rtmutex, waiting for the readers: first in
+        # line (the rbtree's waiters queue behind it on the rtmutex it owns)
+        ref = cache.ref(st.pending_writer)
+        if ref.pid is not None:
+            known += 1
+            rep.waiters.append(Waiter(task=ref, mode="writer"))
+            rep.state["pending_writer"] = "PID %d: %s" % (ref.pid, drain_text(st.readers))
+        else:
+            rep.problems.append("rwbase.rtmutex.owner %x (a writer waiting for readers) "
+                                "is not a task crash lists" % st.pending_writer)
     modes = _rbtree_modes(snap, entries) if (
         kind == "rw_semaphore" and layout.wait_kind == "rbtree") else {}
     for e in entries:

@@ -59,7 +59,7 @@ def crash_version(path):
 #: crash versions the lab builds from Debian's sources (build-crash.sh VERSION), oldest first
 CRASH_VERSIONS = ("8.0.6", "9.0.2")
 #: kernel series the lab stages (fetch-kernel.sh SERIES), oldest first
-KERNELS = ("5.10", "6.1", "6.12", "6.12-rt", "7")
+KERNELS = ("5.10", "6.1", "6.1-rt", "6.12", "6.12-rt", "7")
 #: kernels whose dumps run with every crash version, not only the newest that reads them
 EVERY_CRASH = ("6.1", "6.12")
 #: (kernel, crash version) pairs tried and found not to work, with crash's own words
@@ -143,8 +143,11 @@ def targets(kernels=None):
 
 def scenarios_of(kernel, wanted=SMALL):
     """Return the scenarios of ``wanted`` that ``kernel`` stages (mklab.why_not_staged),
-    plus its PREEMPT_RT-only ones (mklab.RT_ONLY) when ``wanted`` is the small set."""
-    extra = list(mklab.RT_ONLY) if tuple(wanted) == SMALL else []
+    plus its PREEMPT_RT-only ones (mklab.RT_ONLY, and mklab.RT_SMALL on PREEMPT_RT) when
+    ``wanted`` is the small set."""
+    extra = []
+    if tuple(wanted) == SMALL:
+        extra = list(mklab.RT_ONLY) + (list(mklab.RT_SMALL) if mklab.is_rt(kernel) else [])
     return [s for s in list(wanted) + extra if not mklab.why_not_staged(kernel, s)]
 
 

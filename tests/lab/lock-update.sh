@@ -14,7 +14,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/log.sh"; log() { lab_log lock-update "$@"; }
 . "$HERE/lablock.sh"
-ALL="5.10 6.1 6.12 6.12-rt 7"
+ALL="5.10 6.1 6.1-rt 6.12 6.12-rt 7"
 SERIES=${*:-$ALL}
 CRASHES="8.0.6 9.0.2"
 MIRROR=$(papt_mirror); SEC=$(papt_security_mirror)

@@ -85,10 +85,13 @@ def test_rwbase_readers_writer_and_writer_waiting():
     assert st.locked is False and st.mode is None
     st = LS.decode_state(lay, _rwsem(L.RWBASE_WRITER_BIAS, T1 | 1))
     assert (st.mode, st.owner_task) == ("writer", T1) and "HAS_WAITERS" in st.flags
-    # a writer took the rtmutex and waits for 2 readers: it is a hint, not the holder
+    # a writer took the rtmutex and waits for 2 readers: a waiter, neither holder nor hint
     st = LS.decode_state(lay, _rwsem(2, T2))
-    assert (st.mode, st.readers, st.owner_task, st.hint_task) == ("reader", 2, None, T2)
-    assert "WRITER_WAITING" in st.flags
+    assert (st.mode, st.readers, st.owner_task, st.hint_task, st.pending_writer) == (
+        "reader", 2, None, None, T2)
+    assert "WRITER_WAITING" in st.flags and not st.problems
+    st = LS.decode_state(lay, _rwsem(2, 0))
+    assert st.pending_writer is None and st.problems
 
 
 def test_rt_spinlock_owner():

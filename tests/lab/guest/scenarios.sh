@@ -47,15 +47,32 @@ scenario_convoy() {
     done
 }
 
+# is_rt: the guest runs a PREEMPT_RT kernel (its release names the -rt flavour)
+is_rt() { case "$(cat /proc/sys/kernel/osrelease)" in *-rt-*|*-rt) return 0;; esac; return 1; }
+
+# writer_waits LOCK N: the declared writer now waits for LOCK.  On PREEMPT_RT it owns the
+# rw_semaphore's rtmutex and sleeps in rwbase_write_lock until the readers leave, on no
+# wait list (wgate); elsewhere it is the N-th on the wait list.
+writer_waits() {
+    if is_rt; then cmd wgate $1; else cmd gate $1 $2; fi
+}
+
+# reader_waits LOCK N: the declared reader queued behind a waiting writer: the N-th on
+# the wait list, or on PREEMPT_RT the (N-1)-th in the rtmutex's rbtree (the writer owns
+# the rtmutex and is on none)
+reader_waits() {
+    if is_rt; then cmd gate $1 $(($2 - 1)); else cmd gate $1 $2; fi
+}
+
 scenario_readers() {
     for i in 1 2 3; do
         spawn "reader_$i" "take r:rd_sem r; signal r$i; wait reader_stuck_$i"
         cmd await r$i
     done
     spawn writer "take r:rd_sem w"
-    cmd gate r:rd_sem 1
+    writer_waits r:rd_sem 1
     spawn reader_4 "take r:rd_sem r"
-    cmd gate r:rd_sem 2
+    reader_waits r:rd_sem 2
 }
 
 scenario_semaphore() {
@@ -164,7 +181,18 @@ scenario_rwsem_readers() {
         cmd await mr$i
     done
     spawn mm_writer "mmwrite mm:mm_a"
-    cmd gate mm:mm_a 1
+    writer_waits mm:mm_a 1
     spawn mm_reader_4 "mmread mm:mm_a"
-    cmd gate mm:mm_a 2
+    reader_waits mm:mm_a 2
+}
+
+# A reader/writer ABBA: rw_reader holds the mmap_lock-style rw_semaphore of a kmalloc'ed
+# lab_mm for read (through lab_mmap_read_lock) and wants a mutex; rw_writer holds that
+# mutex and wants the rw_semaphore for write (lab_mmap_write_lock) -- on PREEMPT_RT
+# owning its rtmutex and waiting for the reader to leave.
+scenario_rw_abba() {
+    spawn rw_reader "mmread mm:mm_b; signal r_held; wait w_held; take m:rw_mutex"
+    spawn rw_writer "wait r_held; take m:rw_mutex; signal w_held; mmwrite mm:mm_b"
+    writer_waits mm:mm_b 1
+    cmd gate m:rw_mutex 1
 }

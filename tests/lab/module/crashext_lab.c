@@ -26,6 +26,8 @@
  *
  *   gate LOCK N            wait until LOCK's wait list holds exactly N tasks, and confirm
  *                          the task that declared it would block there as the N-th waiter
+ *   wgate LOCK             (PREEMPT_RT rw_semaphore) wait until the declared writer owns
+ *                          its rtmutex and sleeps until the readers leave (on no list)
  *   expect LOCK PID MODE   declare that task PID (not ours, e.g. rm) is about to wait on LOCK
  *   await EVENT            wait (bounded) until EVENT has been signalled
  *   run signal EVENT       signal EVENT from the orchestrator
@@ -113,6 +115,9 @@ struct lab_lock {
 	struct list_head waiters;	/* confirmed, queue order */
 	struct list_head pending;	/* declared, not yet confirmed by a gate */
 	int nowners;
+	struct lab_ref *drainer;	/* PREEMPT_RT rwsem: the waiter (in waiters, first)
+					 * that owns the rtmutex and sleeps until the readers
+					 * leave; on no wait list (confirmed by wgate) */
 };
 
 struct lab_event {
@@ -1262,6 +1267,63 @@ static int lab_gate(const char *name, int want)
 	return 0;
 }
 
+/*
+ * PREEMPT_RT rw_semaphore: wait until the one declared writer of @name owns its rtmutex,
+ * has taken READER_BIAS out of the readers count (new readers now take the slow path)
+ * and sleeps in TASK_UNINTERRUPTIBLE until the readers leave -- rwbase_write_lock's
+ * wait, on no wait list.  It becomes the lock's first waiter in the truth (drainer).
+ */
+static int lab_wgate(const char *name)
+{
+#ifdef CONFIG_PREEMPT_RT
+	struct lab_lock *l;
+	struct lab_ref *r, *found = NULL;
+	struct rw_semaphore *s;
+	int err, waited, npending = 0, readers = 0;
+	bool ok = false;
+
+	l = lab_lock_get(name, &err);
+	if (!l)
+		return err;
+	if (l->kind != LAB_RWSEM && l->kind != LAB_INODE)
+		return -EINVAL;
+	s = lab_lock_addr(l);
+	/* the writer is spawned just before: wait for it to declare itself, then to sleep */
+	for (waited = 0; waited < GATE_TIMEOUT_MS; waited += 2) {
+		unsigned long o = (unsigned long)READ_ONCE(s->rwbase.rtmutex.owner) & ~1UL;
+
+		npending = 0;
+		spin_lock(&lab_truth_lock);
+		list_for_each_entry(r, &l->pending, node) {
+			npending++;
+			found = r;
+		}
+		spin_unlock(&lab_truth_lock);
+		readers = atomic_read(&s->rwbase.readers);
+		if (npending == 1 && found->mode == 'w' && !l->drainer &&
+		    o == (unsigned long)found->task && readers > 0 &&
+		    readers < (int)WRITER_BIAS && lab_task_sleeps_un(found->task)) {
+			ok = true;
+			break;
+		}
+		msleep(2);
+	}
+	if (!ok) {
+		pr_err("crashext_lab: wgate %s: %d tasks pending, no writer waiting for readers "
+		       "(readers %#x)\n", name, npending, readers);
+		return -ETIMEDOUT;
+	}
+	spin_lock(&lab_truth_lock);
+	list_del(&found->node);
+	list_add(&found->node, &l->waiters);
+	l->drainer = found;
+	spin_unlock(&lab_truth_lock);
+	return 0;
+#else
+	return -EOPNOTSUPP;
+#endif
+}
+
 static int lab_expect(const char *name, const char *pidstr, const char *mode)
 {
 	struct lab_lock *l;
@@ -1330,6 +1392,8 @@ static int lab_verify(void)
 			bad = 1;
 		}
 		list_for_each_entry(r, &l->waiters, node) {
+			if (r == l->drainer)
+				continue;	/* on no wait list: checked below */
 			if (i >= n || i >= LAB_MAX_WALK || walked[i] != r->task) {
 				snprintf(lab_verify_msg, sizeof(lab_verify_msg),
 					 "%s: waiter %d is not pid %d", l->name, i, r->pid);
@@ -1342,6 +1406,19 @@ static int lab_verify(void)
 				 "%s: %d waiters on the list, %d recorded", l->name, n, i);
 			bad = 1;
 		}
+#ifdef CONFIG_PREEMPT_RT
+		if (l->drainer) {
+			struct rw_semaphore *s = lab_lock_addr(l);
+
+			if (lab_field_owner(l) != l->drainer->task ||
+			    atomic_read(&s->rwbase.readers) != l->nowners) {
+				snprintf(lab_verify_msg, sizeof(lab_verify_msg),
+					 "%s: the writer waiting for readers does not own the "
+					 "rtmutex, or the readers count is not the readers", l->name);
+				bad = 1;
+			}
+		} else
+#endif
 		if (lab_field_owner(l) && (l->nowners != 1 ||
 		    list_first_entry(&l->owners, struct lab_ref, node)->task != lab_field_owner(l))) {
 			snprintf(lab_verify_msg, sizeof(lab_verify_msg),
@@ -1380,6 +1457,8 @@ static ssize_t lab_proc_write(struct file *file, const char __user *ubuf, size_t
 		a1 = strsep(&cmd, " ");
 		if (a1 && cmd && !kstrtoint(strim(cmd), 10, &want))
 			err = lab_gate(a1, want);
+	} else if (!strcmp(verb, "wgate") && cmd) {
+		err = lab_wgate(strim(cmd));
 	} else if (!strcmp(verb, "expect")) {
 		a1 = strsep(&cmd, " ");
 		a2 = strsep(&cmd, " ");
@@ -1467,6 +1546,8 @@ static int lab_proc_show(struct seq_file *m, void *v)
 		lab_show_refs(m, &l->owners);
 		seq_puts(m, ", \"waiters\": ");
 		lab_show_refs(m, &l->waiters);
+		if (l->drainer)
+			seq_printf(m, ", \"writer_waits_for_readers\": %d", l->drainer->pid);
 		seq_puts(m, "}");
 		first = false;
 	}
