@@ -91,7 +91,9 @@ def _which(cmd):
 
 
 def tool_versions():
-    """Return the host's kexec and makedumpfile versions (they go into the guest)."""
+    """Return the host's kexec and makedumpfile versions (they go into the guest);
+    KdumpError naming the packages when one is missing."""
+    check_tools()
     out = {}
     for cmd in ("kexec", "makedumpfile"):
         r = subprocess.run([_which(cmd), "-v"], capture_output=True, text=True)

@@ -203,7 +203,10 @@ def get_dump(scenario, n=mklab.DEFAULT_N, kernel=mklab.DEFAULT_KERNEL, crash=Non
     """
     if crash not in _crash:
         _crash[crash] = crash_binary(crash)
-    directory = mklab.build([scenario], n, kernel, made)[scenario]
+    try:
+        directory = mklab.build([scenario], n, kernel, made)[scenario]
+    except mklab.kdump.KdumpError as e:
+        raise mklab.LabError(str(e))
     return LabDump(scenario, directory, _crash[crash])
 
 
