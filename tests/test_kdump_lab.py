@@ -5,7 +5,7 @@ Expected values come from the guest's own console (``console.log``, saved by mkl
 the kernel printed it: the panic line, ``CPU: N PID: P Comm: C``, the hung-task
 detector's ``INFO: task NAME:PID blocked ...`` reports), from the lab module's truth, and from crash's own commands (``bt`` of the
 panic task, ``ps``, ``vtop``) -- never from crash-ext's output.  One scenario per panic kind
-(labdumps.PANIC_KINDS), on every target of the kdump kernels.
+(labdumps.panic_kinds), on every target of the kdump kernels (6.1, 6.12, 5.10, 6.12-rt).
 """
 
 import io
@@ -17,8 +17,8 @@ import pytest
 from crash_ext.verbs import argrecover, deadlock, whoholds
 from tests.lab import labdumps
 
-CASES = [(kind, s, t) for kind, s in sorted(labdumps.PANIC_KINDS.items())
-         for t in labdumps.targets([k for k in labdumps.kdump_kernels()])]
+CASES = [(kind, s, t) for t in labdumps.targets(labdumps.kdump_kernels())
+         for kind, s in sorted(labdumps.panic_kinds(t.split("@")[0]).items())]
 #: what the kernel's panic() says for each kind, and the task that panics
 PANIC_WORDS = {"hung_task": "hung_task: blocked tasks", "sysrq": "sysrq triggered crash"}
 
