@@ -48,6 +48,8 @@ class SessionCache:
         self.slabs = {}  # type: Dict[int, Optional[Dict[str, object]]]
         #: {task: why the wait list of one of its lock frames is corrupt before it}
         self.damaged_for = {}  # type: Dict[int, str]
+        #: {task: stack words tried as its lock that are on pages not in the dump}
+        self.excluded_for = {}  # type: Dict[int, List[int]]
         #: waits.py's completion facts (record layouts, lists walked)
         self.completion_waits = {}  # type: Dict[object, object]
         #: blockedon.rt_lock_waiters' answer, None until asked

@@ -41,6 +41,7 @@ from ..models import lockwalk as LW
 from ..models.stack import Backtrace
 from ..models.waitframes import classify_function, classify_stack
 from ..core.errors import BadArgument, CrashExtError
+from ..core.excluded import EXCLUDED, is_excluded
 from ..core.port import Port
 from ..code import sources as A
 from ..session.facts import session_cache
@@ -148,12 +149,18 @@ def _blocked_on(port, snap, ref, ps, use_args) -> Blocked:
         found = _via_scan(port, snap, bt, task, layout, lock_idx)
     if found is None:
         damaged = session_cache(snap).damaged_for.get(task)
+        excluded = session_cache(snap).excluded_for.get(task)
         if damaged:
             res.evidence.append("no lock confirmed: %s, and this task's own waiter record "
                                 "is not reached before the damage" % damaged)
         else:
             res.evidence.append("no lock confirmed: no stack word is a %s whose wait list "
                                 "holds this task" % kind)
+        if excluded:
+            res.evidence.append("the lock may be on a page left out: stack word%s %s %s "
+                                "%s" % ("s" if len(excluded) > 1 else "",
+                                        ", ".join("%x" % v for v in excluded[:4]),
+                                        "are" if len(excluded) > 1 else "is", EXCLUDED))
         return res
     lock, wmode, how = found
     res.kind = "lock"
@@ -497,8 +504,11 @@ def _via_scan(port, snap, bt, task, layout, lock_idx, limit: int = 64):
             break
         try:
             wk = cache.walk(port, layout, v, cap=4096)
-        except CrashExtError:
+        except CrashExtError as e:
+            _note_excluded(cache, task, v, [str(e)])
             continue
+        if not wk.entries:
+            _note_excluded(cache, task, v, wk.problems)
         i = _soundly_listed(wk, task, stack=(lo, hi))
         if i is not None:
             e = wk.entries[i]
@@ -509,6 +519,14 @@ def _via_scan(port, snap, bt, task, layout, lock_idx, limit: int = 64):
         if wk.damaged is not None and _plausible_lock(wk, snap):
             _note_damaged(snap, task, layout, v, wk)
     return None
+
+
+def _note_excluded(cache, task: int, word: int, problems) -> None:
+    """Note stack ``word`` for ``task`` when ``problems`` (crash's errors reading it as
+    a lock) say its page was left out of the dump."""
+    words = cache.excluded_for.setdefault(task, [])
+    if word not in words and any(is_excluded(p) for p in problems):
+        words.append(word)
 
 
 def _plausible_lock(wk, snap) -> bool:

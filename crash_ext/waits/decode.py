@@ -7,6 +7,7 @@ the value does not read as that type (the caller then prints the bare value).
 from ..compat import Optional
 
 from ..core.errors import CrashExtError
+from ..core.excluded import EXCLUDED, is_excluded
 from ..core.port import Port
 from .lockreport import lock_report
 
@@ -92,9 +93,20 @@ _DECODERS = {
 
 def decode_pointer(port: Port, type_text: str, value: int) -> Optional[str]:
     """Return a one-line decode of ``value`` as ``type_text`` (e.g. ``struct dentry *``),
-    or None for types without a decoder, NULL, or values that do not read as the type."""
+    :data:`~crash_ext.core.excluded.EXCLUDED` when the object's page is one makedumpfile
+    left out of the dump (crash says so), or None for types without a decoder, NULL, or
+    values that do not read as the type."""
     t = type_text.replace("const ", "").strip()
     if not t.startswith("struct ") or not t.endswith("*") or t.endswith("**") or not value:
         return None
     dec = _DECODERS.get(t[len("struct "):-1].strip())
-    return dec(port, value) if dec else None
+    if dec is None:
+        return None
+    text = dec(port, value)
+    if text is None:
+        try:
+            port.read(value, 8)
+        except CrashExtError as e:
+            if is_excluded(e):
+                return EXCLUDED
+    return text

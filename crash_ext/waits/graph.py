@@ -19,6 +19,7 @@ from ..core.record import dataclass, field
 from ..compat import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from ..core.results import Blocked, Candidate, LockReport, TaskRef, Wait, task_label
+from ..core.excluded import EXCLUDED
 
 __all__ = ["HeldBy", "LockNode", "Step", "Cycle", "BehindTask", "Convoy", "WaitForGraph",
            "WaitFor", "Node", "waits_at", "wait_node", "WAIT_TYPES", "analyse",
@@ -373,8 +374,10 @@ def _root_what(g: WaitForGraph, task: int) -> str:
         return "running (%s)" % "; ".join(b.evidence[:1])
     if b.kind == "unknown":
         if b.lock_type:
-            return "waits on a %s it could not be tied to (%s)" % (
-                b.lock_type, b.function or "?")
+            # a stack word on a page makedumpfile left out may be the lock: say so
+            gone = [e for e in b.evidence if EXCLUDED in e]
+            return "waits on a %s it could not be tied to (%s%s)" % (
+                b.lock_type, b.function or "?", "; %s" % gone[0] if gone else "")
         return "unknown (%s)" % "; ".join(b.evidence[:1])
     what = {"completion": "a completion", "io": "I/O"}.get(b.kind, b.kind)
     w = b.wait

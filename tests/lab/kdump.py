@@ -5,13 +5,17 @@ kernel) with Debian's ``kexec -p``, stages the scenario and prints the module's 
 the snapshot path does, then panics by itself: through the hung-task detector
 (``hung_task_panic=1`` on the command line; ``hung_task_timeout_secs`` is 0 while the
 scenario is staged, then small) or through an admin's ``echo c > /proc/sysrq-trigger``.
-The capture kernel runs Debian's ``makedumpfile -F -d 31`` with a compression on
+The capture kernel runs trixie's ``makedumpfile -F -d 31`` with a compression on
 ``/proc/vmcore``, flattened (``-F``) onto a virtio disk (a sparse raw file on the host;
 the capture initramfs carries the kernel's virtio block modules); the host turns that
-flattened stream into a kdump-compressed file with ``makedumpfile -R``.  (A second serial
-port works too, but moved 18 MB in 71 s under TCG: a byte per emulated I/O.)
-Debian 12's makedumpfile 1.7.2 has zlib (``-c``) and lzo (``-l``) only: snappy and zstd
-are disabled in its build, so the lab rotates zlib and lzo.
+flattened stream into a kdump-compressed file with the same ``makedumpfile -R``.  (A
+second serial port works too, but moved 18 MB in 71 s under TCG: a byte per emulated
+I/O.)  The makedumpfile is trixie's 1.7.6 (fetch-makedumpfile.sh, pinned in lab.lock),
+not Debian 12's 1.7.2: 1.7.2 says "The kernel version is not supported" for 6.12 and
+leaves its slab pages out as free (6.12 keeps PageSlab in page_type), and crash 8.0.6
+then fails at start-up on 10 of 12 such dumps.  1.7.6 has zstd (``-z``) too, so the lab
+rotates zlib, lzo and zstd (snappy is disabled in Debian's build).  It runs on Debian 12's
+libraries (those ldd lists go into the capture initramfs).
 
 The dump is filtered (zero, cache, user and free pages left out) and compressed page by
 page: it stays as it is in the cache (already compressed at rest).
@@ -25,25 +29,25 @@ import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-#: makedumpfile's compression options in Debian 12's 1.7.2 (snappy, zstd: disabled there)
-COMPRESSIONS = {"zlib": "-c", "lzo": "-l"}
+#: makedumpfile's compression options in trixie's 1.7.6 (snappy: disabled there)
+COMPRESSIONS = {"zlib": "-c", "lzo": "-l", "zstd": "-z"}
 #: how each scenario's guest panics and compresses its dump: mostly the hung-task
-#: detector (what a production hang turns into), the admin's sysrq-c for some, the two
-#: compressions alternating
+#: detector (what a production hang turns into), the admin's sysrq-c for some, the three
+#: compressions in turn
 PLAN = {
     "seed": ("hung_task", "zlib"),
     "abba-mutex": ("sysrq", "lzo"),
-    "cycle3": ("hung_task", "lzo"),
+    "cycle3": ("hung_task", "zstd"),
     "convoy": ("hung_task", "zlib"),
     "readers": ("hung_task", "lzo"),
-    "semaphore": ("sysrq", "zlib"),
+    "semaphore": ("sysrq", "zstd"),
     "global-sems": ("hung_task", "zlib"),
     "wrapper": ("hung_task", "lzo"),
-    "rwsem-readers": ("sysrq", "lzo"),
-    "rt-spin": ("hung_task", "zlib"),
+    "rwsem-readers": ("sysrq", "zstd"),
+    "rt-spin": ("hung_task", "zstd"),
     "flush-work": ("hung_task", "lzo"),
     "kthread-stop": ("sysrq", "zlib"),
-    "flush-wq": ("hung_task", "zlib"),
+    "flush-wq": ("hung_task", "zstd"),
 }
 #: guest memory and the capture kernel's reservation out of it
 MEMORY = "1G"
@@ -78,7 +82,8 @@ def plan(scenario):
 
 
 def check_tools():
-    """Raise KdumpError naming the packages when kexec or makedumpfile is missing."""
+    """Raise KdumpError naming the packages when kexec or Debian 12's makedumpfile is
+    missing (the lab runs trixie's makedumpfile, on the libraries Debian 12's brings)."""
     missing = [pkg for cmd, pkg in (("kexec", "kexec-tools"), ("makedumpfile", "makedumpfile"))
                if not _which(cmd)]
     if missing:
@@ -90,11 +95,31 @@ def _which(cmd):
     return shutil.which(cmd) or shutil.which(cmd, path="/usr/sbin:/sbin")
 
 
+_makedumpfile = []  # trixie's binary, found once per process
+
+
+def makedumpfile():
+    """Return the path of the makedumpfile the guests and ``-R`` run: trixie's, as
+    lab.lock pins it (fetch-makedumpfile.sh fetches it once); KdumpError when it cannot
+    be fetched."""
+    if not _makedumpfile:
+        r = subprocess.run([os.path.join(HERE, "fetch-makedumpfile.sh")],
+                           stdout=subprocess.PIPE, text=True)
+        path = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+        if r.returncode != 0 or not os.access(path, os.X_OK):
+            raise KdumpError("fetching trixie's makedumpfile failed (see "
+                             "fetch-makedumpfile's output above)")
+        _makedumpfile.append(path)
+    return _makedumpfile[0]
+
+
 def tool_versions():
-    """Return the host's kexec and makedumpfile versions (they go into the guest)."""
+    """Return the kexec and makedumpfile versions that go into the guest; KdumpError
+    naming the packages when one is missing."""
+    check_tools()
     out = {}
-    for cmd in ("kexec", "makedumpfile"):
-        r = subprocess.run([_which(cmd), "-v"], capture_output=True, text=True)
+    for cmd, path in (("kexec", _which("kexec")), ("makedumpfile", makedumpfile())):
+        r = subprocess.run([path, "-v"], capture_output=True, text=True)
         out[cmd] = (r.stdout + r.stderr).strip().splitlines()[0] if (r.stdout + r.stderr) \
             else "?"
     return out
@@ -187,7 +212,7 @@ def build_capture_initramfs(kdir, dest):
         files.append(entry("bin/busybox", stat.S_IFREG | 0o755, f.read()))
     for a in CAPTURE_APPLETS:
         files.append(entry("bin/" + a, stat.S_IFLNK | 0o777, b"busybox"))
-    files += program_entries(_which("makedumpfile"), "bin/makedumpfile", seen)
+    files += program_entries(makedumpfile(), "bin/makedumpfile", seen)
     mods = module_order(os.path.join(kdir, "modules"), DISK_MODULES)
     for m in mods:
         with open(os.path.join(kdir, "modules", m + ".ko"), "rb") as f:
@@ -245,7 +270,7 @@ def unflatten(flat, dest):
         raise KdumpError("the capture kernel's output is not a flattened makedumpfile "
                          "stream")
     with open(flat, "rb", buffering=0) as f:
-        r = subprocess.run([_which("makedumpfile"), "-R", dest], stdin=f,
+        r = subprocess.run([makedumpfile(), "-R", dest], stdin=f,
                            capture_output=True, text=True)
     if r.returncode != 0 or not os.path.exists(dest):
         raise KdumpError("makedumpfile -R failed: %s" % (r.stdout + r.stderr).strip()[-1500:])

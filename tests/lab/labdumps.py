@@ -157,14 +157,19 @@ def matrix(wanted=SMALL, kernels=None):
     return [(s, t) for t in targets(kernels) for s in scenarios_of(t.split("@")[0], wanted)]
 
 
-#: a small scenario per panic kind of the kdump-made dumps (tests/lab/kdump.py PLAN)
-PANIC_KINDS = {}
-for _s in SMALL:
-    PANIC_KINDS.setdefault(mklab.kdump.plan(_s)[0], _s)
+def panic_kinds(kernel):
+    """Return {panic kind: scenario}: the first small scenario ``kernel`` stages by
+    kdump for each panic kind of tests/lab/kdump.py PLAN (empty when none is
+    kdump-made there)."""
+    out = {}
+    for s in scenarios_of(kernel):
+        if mklab.made_by(kernel, s) == "kdump":
+            out.setdefault(mklab.kdump.plan(s)[0], s)
+    return out
 
 
 def kdump_kernels():
-    """Return the selected kernels whose small scenarios are kdump-made."""
+    """Return the selected kernels some of whose scenarios are kdump-made."""
     return [k for k in selected_kernels() if k in mklab.KDUMP_KERNELS]
 
 
@@ -206,7 +211,10 @@ def get_dump(scenario, n=mklab.DEFAULT_N, kernel=mklab.DEFAULT_KERNEL, crash=Non
     """
     if crash not in _crash:
         _crash[crash] = crash_binary(crash)
-    directory = mklab.build([scenario], n, kernel, made)[scenario]
+    try:
+        directory = mklab.build([scenario], n, kernel, made)[scenario]
+    except mklab.kdump.KdumpError as e:
+        raise mklab.LabError(str(e))
     return LabDump(scenario, directory, _crash[crash])
 
 

@@ -12,9 +12,11 @@
 #   kernel SERIES ABI
 #   crash VERSION DEBIAN-SOURCE-VERSION
 #   crash-deb SUITE VERSION
+#   makedumpfile SUITE VERSION
 #   file KEY ROLE NAME URI SHA256
-# KEY is an ABI, crash-VERSION or crash-deb-SUITE; ROLE says what the file is for
-# (kernel: image, headers, dbg, libc; crash: source; crash-deb: deb).  A URI starts with
+# KEY is an ABI, crash-VERSION, crash-deb-SUITE or makedumpfile-SUITE; ROLE says what the
+# file is for (kernel: image, headers, dbg, libc; crash: source; crash-deb and
+# makedumpfile: deb).  A URI starts with
 # @debian/ or @security/: the host's mirror (tests/lab/papt.sh) is put in its place.
 
 LAB_LOCK=${CRASH_EXT_LAB_LOCK:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lab.lock}

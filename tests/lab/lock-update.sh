@@ -3,7 +3,8 @@
 # package indexes (refreshed now) and write tests/lab/lab.lock: for each kernel series
 # the newest generic amd64 ABI of its suite and the exact files the lab takes from it
 # (image, -dbg, headers; sid's libc6), for each crash version the Debian source
-# files build-crash.sh builds, and Debian 12's packaged crash (fetch-crash-deb.sh); each
+# files build-crash.sh builds, Debian 12's packaged crash (fetch-crash-deb.sh) and
+# trixie's makedumpfile for the kdump guests (fetch-makedumpfile.sh); each
 # file with its URI and sha256 as the index gives them.
 #
 #   tests/lab/lock-update.sh [SERIES...]     # default every series of the lab
@@ -103,11 +104,25 @@ crashdeb_lines() {
     uris "crash=$ver" | lines "crash-deb-$suite" deb
 }
 
+# makedumpfile_lines: the makedumpfile the kdump guests run (fetch-makedumpfile.sh):
+# trixie's newest (Debian 12's 1.7.2 does not know 6.12's slab pages)
+makedumpfile_lines() {
+    local suite=trixie ver
+    fresh "$suite"
+    ver=$(papt apt-cache show makedumpfile 2>/dev/null | awk '/^Version:/ {print $2}' | sort -V | tail -1)
+    [ -n "$ver" ] || { log "no makedumpfile in $suite's index"; exit 1; }
+    log "makedumpfile for the kdump guests: $ver ($suite)"
+    echo "makedumpfile $suite $ver"
+    uris "makedumpfile=$ver" | lines "makedumpfile-$suite" deb \
+        | sed 's/ makedumpfile_[0-9]*%3a/ makedumpfile_/'
+}
+
 new=$(mktemp)
 {
     echo "# The lab's pinned inputs: written by tests/lab/lock-update.sh (make lab-update) on"
     echo "# $(date -u +%Y-%m-%d) from Debian's indexes; read by fetch-kernel.sh, build-crash.sh,"
-    echo "# fetch-crash-deb.sh (tests/lab/lablock.sh describes the lines).  Do not edit by hand."
+    echo "# fetch-crash-deb.sh, fetch-makedumpfile.sh (tests/lab/lablock.sh describes the lines)."
+    echo "# Do not edit by hand."
     for s in $ALL; do
         if [[ " $SERIES " == *" $s "* ]]; then
             kernel_lines "$s"
@@ -120,6 +135,7 @@ new=$(mktemp)
     done
     for v in $CRASHES; do crash_lines "$v"; done
     crashdeb_lines
+    makedumpfile_lines
 } > "$new"
 mv "$new" "$LAB_LOCK"
 log "wrote $LAB_LOCK"

@@ -69,12 +69,12 @@ TOOLS = {  # command -> Debian package that provides it
 }
 
 
-#: kernel series whose small scenarios (and waits) are made by kdump (:func:`made_by`).
-#: Not 6.12 yet: Debian 12's makedumpfile 1.7.2 ("The kernel version is not supported")
-#: leaves slab pages of a 6.12 kernel out as if free (6.12 keeps PageSlab in page_type):
-#: crash 8.0.6 then fails at start-up on 10 of the 12 dumps (``page excluded: ...
-#: type: "fill_task_struct"``, ``"xa_node shift"``).  ``--made kdump`` still makes them.
-KDUMP_KERNELS = ("6.1",)
+#: kernel series whose dumps are made by kdump (:func:`made_by`), and which scenarios:
+#: None for every one of kdump.PLAN (the small scenarios and the waits), else those named
+#: (a scenario per panic kind).  6.12 needs trixie's makedumpfile (kdump.py): Debian 12's
+#: 1.7.2 leaves 6.12's slab pages out as if free.
+KDUMP_KERNELS = {"6.1": None, "6.12": None, "5.10": ("seed", "abba-mutex"),
+                 "6.12-rt": ("cycle3", "semaphore")}
 #: how a dump is made
 MADE = ("kdump", "snapshot")
 
@@ -95,10 +95,13 @@ def series_of(kernel):
 
 def made_by(kernel, scenario):
     """Return how the lab makes ``scenario``'s dump on ``kernel`` by default: ``kdump``
-    for the scenarios of kdump.PLAN on KDUMP_KERNELS (dumps as users get them: a panic,
-    the capture kernel, makedumpfile), ``snapshot`` otherwise (scale: 2,000 tasks for the
-    hung-task detector to report and a 512 MB guest; kernels not yet moved to kdump)."""
-    if series_of(kernel) in KDUMP_KERNELS and scenario in kdump.PLAN:
+    for the scenarios of kdump.PLAN that KDUMP_KERNELS names on its kernels (dumps as
+    users get them: a panic, the capture kernel, makedumpfile), ``snapshot`` otherwise
+    (scale: 2,000 tasks for the hung-task detector to report and a 512 MB guest; the
+    other scenarios of 5.10, 6.12-rt and 7)."""
+    series = series_of(kernel)
+    if series in KDUMP_KERNELS and scenario in kdump.PLAN and (
+            KDUMP_KERNELS[series] is None or scenario in KDUMP_KERNELS[series]):
         return "kdump"
     return "snapshot"
 
@@ -577,7 +580,9 @@ def main(argv=None):
                         "6.1.0-56-amd64 (default: %(default)s)")
     p.add_argument("--made", choices=MADE,
                    help="make every dump this way (default: kdump for the small scenarios "
-                        "on %s, snapshot otherwise)" % ", ".join(KDUMP_KERNELS))
+                        "on %s and some on %s, snapshot otherwise)" % (
+                            ", ".join(k for k, v in KDUMP_KERNELS.items() if v is None),
+                            ", ".join(k for k, v in KDUMP_KERNELS.items() if v)))
     a = p.parse_args(argv)
     if a.n < 30:
         p.error("--n must be at least 30")
