@@ -134,8 +134,13 @@ def test_flush_work_resolves_to_the_kworker_running_the_item():
     assert w.object == 0xffff8c60c280b770          # the truth's work item
     assert [t.pid for t in w.must_act] == [22]      # the truth's kworker
     assert w.what.startswith("work item lab_dev_work_fn")
-    assert "its kthread.data, through task_struct.worker_private, is this worker" in \
-        w.evidence[-1]
+    assert "the kworker's kthread.data, through task_struct.worker_private, is this " \
+        "worker" in w.evidence[-1]
+    # each line names whose record it is: the waiter's (PID 97), never "this task",
+    # which under MUST ACT would read as the kworker
+    assert w.evidence[0].startswith("the waiter PID 97 (lab_reset)'s own swait_queue record")
+    assert "task = the waiter PID 97 (lab_reset)" in w.evidence[1]
+    assert not any("this task" in e or "its own" in e for e in w.evidence)
     # task_struct.stack of PID 97 is not recorded (PID 22's is, and does not hold it):
     # where says so, it does not claim the completion is nowhere
     assert w.where == ("not in a slab object or at a symbol, and on none of the task "
