@@ -10,11 +10,20 @@ from .shape import hexaddr, task_json
 from .text import DEFAULT_WIDTH, task_header, wrap
 
 
+#: integer values that mean a constant in arguments whose name ends so:
+#: {name suffix: {value: constant}}
+_CONSTANTS = {"dfd": {-100: "AT_FDCWD"}}
+
+
 def _show(a: Arg) -> str:
-    """Return the value in hex, plus signed decimal for integer (non-pointer) types."""
+    """Return the value in hex, plus signed decimal for integer (non-pointer) types, and
+    the constant it stands for (``dfd`` -100: ``AT_FDCWD``)."""
     if a.type and "*" not in a.type and "[" not in a.type:
         bits = 32 if a.value < 1 << 32 else 64
         signed = a.value - (1 << bits) if a.value >> (bits - 1) & 1 else a.value
+        for suffix, names in _CONSTANTS.items():
+            if (a.name or "").rstrip("?").endswith(suffix) and signed in names:
+                return "%x (%d = %s)" % (a.value, signed, names[signed])
         return "%x (%d)" % (a.value, signed)
     return "%x" % a.value
 
