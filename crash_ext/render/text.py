@@ -78,13 +78,15 @@ def task_header(t: TaskRef, state: bool = True) -> str:
 def header_lines(t: TaskRef, cols: int, indent: str = "", tail: str = "") -> List[str]:
     """Return crash's task header (:func:`task_header`, with state and last ran) after
     ``indent`` and followed by ``tail``, as one line when it fits ``cols``, else crash's
-    header on its own line and the rest under it (indented 2 more, wrapped)."""
+    header on its own line and the rest under it (2 columns in from where ``indent``
+    starts, wrapped)."""
     full = indent + task_header(t) + tail
     if len(full) <= cols:
         return [full]
-    rest = task_header(t)[len(task_header(t, state=False)):].strip() + tail
+    rest = (task_header(t)[len(task_header(t, state=False)):].strip() + tail).strip()
+    under = " " * (len(indent) - len(indent.lstrip())) + "  "   # under the label
     return [indent + task_header(t, state=False)] + (
-        wrap(rest.strip(), cols, indent + "  ", indent + "    ") if rest.strip() else [])
+        wrap(rest, cols, under, under + "  ") if rest else [])
 
 
 def task_short(t: TaskRef) -> str:

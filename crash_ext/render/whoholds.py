@@ -55,7 +55,8 @@ def why_first(cands: List[Candidate]) -> str:
 
 def _candidates(rep: LockReport, cols: int, all_candidates: bool) -> List[str]:
     """Return the candidate holders' lines: those with evidence tying them to the lock
-    (all with ``all_candidates``), why #1 ranks first, and one line for the rest."""
+    and that evidence (all, weak reasons too, with ``all_candidates``), why #1 ranks
+    first, and one line for the rest."""
     out = ["  CANDIDATE HOLDERS (inferred, NOT certain; most evidence first):"]
     shown = [c for c in rep.candidates if all_candidates or has_evidence(c)]
     rest = [c for c in rep.candidates if c not in shown]
@@ -63,22 +64,25 @@ def _candidates(rep: LockReport, cols: int, all_candidates: bool) -> List[str]:
         tie = [j for j, o in enumerate(shown, 1) if j != i and o.score == c.score]
         out.extend(header_lines(c.task, cols, "    %d. " % i, "  (tied with %s)" % (
             ", ".join("#%d" % j for j in tie)) if tie else ""))
-        out.extend(bullets(c.evidence, cols, "       "))
+        out.extend(bullets([e for e in c.evidence if all_candidates or not
+                            weak_evidence(e)], cols, "       "))
     if not shown:
         out.append("    none with evidence tying it to this lock")
     why = why_first(shown)
     if why:
         out.extend(wrap(why, cols, "    ", "      "))
     if rest:
-        out.extend(wrap("%d other task%s: no evidence tying %s to this lock (only "
-                        "blocked elsewhere, running, or in the waiters' functions: %s; "
-                        "%s lists %s)" % (
+        out.extend(wrap("%d other task%s: no evidence tying %s to this lock: %s (%s "
+                        "lists %s)" % (
                             len(rest), "" if len(rest) == 1 else "s",
                             "it" if len(rest) == 1 else "them",
                             ", ".join(task_short(c.task) for c in rest[:4]) +
                             (" and %d more" % (len(rest) - 4) if len(rest) > 4 else ""),
                             ALL_CANDIDATES, "it" if len(rest) == 1 else "them"),
                         cols, "    ", "      "))
+    if not all_candidates and any(weak_evidence(e) for c in shown for e in c.evidence):
+        out.extend(wrap("(weak reasons, such as being blocked elsewhere, not shown: %s)"
+                        % ALL_CANDIDATES, cols, "    ", "      "))
     return out
 
 
