@@ -192,7 +192,8 @@ def test_pointers_into_module_data_are_named(lab, scenario):
 @pytest.mark.parametrize("scenario", SMALL)
 def test_struct_file_arguments_decode_to_crash_files_path(lab, scenario):
     """A recovered ``struct file *`` is decoded to its path, the one crash's own
-    ``files PID`` prints for the open file at that address."""
+    ``files PID`` prints for the open file at that address; every task's text fits 80
+    columns."""
     dump, crash = lab(scenario)
     checked = 0
     for t in dump.truth["tasks"]:
@@ -202,6 +203,10 @@ def test_struct_file_arguments_decode_to_crash_files_path(lab, scenario):
                          line)
             if m:
                 files[int(m.group(1), 16)] = m.group(2).strip()
+        out = io.StringIO()                   # the text: 80 columns (not a terminal)
+        assert argrecover.main([str(t["pid"])], crash, out=out) == 0
+        for line in out.getvalue().splitlines():
+            assert len(line) <= 80, line
         for f, a in _decoded_args(crash, t["pid"]):
             if a["type"] != "struct file *" or int(a["value"], 16) not in files:
                 continue

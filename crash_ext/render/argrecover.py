@@ -7,7 +7,7 @@ from ..compat import Dict, List, Optional
 
 from ..core.results import Arg, FrameArgs, TaskArgs, TaskRef
 from .shape import hexaddr, task_json
-from .text import DEFAULT_WIDTH, task_header, wrap
+from .text import DEFAULT_WIDTH, header_lines, wrap
 
 
 #: integer values that mean a constant in arguments whose name ends so:
@@ -180,8 +180,9 @@ def task_text(ref: TaskRef, ta: TaskArgs, frames: List[FrameArgs],
               memo: Optional[dict] = None) -> str:
     """Return the text of ``frames`` of task ``ta``: crash's task header, the task's
     notes, each frame (:func:`frame_lines`), a blank line."""
-    lines = [task_header(ref)]
-    lines.extend("  note: %s" % w for w in ta.warnings)
+    lines = header_lines(ref, cols)
+    for w in ta.warnings:
+        lines.extend(wrap("note: %s" % w, cols, "  ", "    "))
     for f in frames:
         frame_lines(f, decoded, lines, evidence, cols, memo)
     lines.append("")
