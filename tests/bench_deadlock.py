@@ -62,7 +62,8 @@ def session(d, pairs=PAIRS):
     def ours():
         out = io.StringIO()
         state["rc"] = deadlock.main([], crash, out=out)
-        state["summary"] = out.getvalue().strip().splitlines()[-1]
+        text = out.getvalue()       # the summary: last, from "deadlock: ", wrapped
+        state["summary"] = " ".join(text[text.rfind("\ndeadlock: ") + 1:].split())
 
     try:
         crash.command("mod -s crashext_lab %s" % d.module_ko)

@@ -46,7 +46,10 @@ def inside(pairs, verb=("deadlock",)):
         t = time.perf_counter()
         with contextlib.redirect_stdout(buf):
             run_verb(verb[0], list(verb[1:]))
-        return time.perf_counter() - t, buf.getvalue().strip().splitlines()[-1]
+        text = buf.getvalue()       # deadlock's summary: last, from "deadlock: ", wrapped
+        return time.perf_counter() - t, " ".join(text[text.rfind("\ndeadlock: ") + 1:]
+                                                 .split()) if "\ndeadlock: " in text \
+            else text.strip().splitlines()[-1]
 
     times = [foreach(), ours()[0]]
     summary = ""

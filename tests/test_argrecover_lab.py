@@ -169,3 +169,64 @@ def test_vmlinux_parameter_names_are_the_dwarf_names(lab, target):
     dentry = frame["args"][names.index("dentry")]
     assert dentry["type"] == "struct dentry *"
     assert int(dentry["value"], 16) == int(fire["container"]["dentry"], 16)
+
+
+# ---------------------------------------------------------------- decodes
+
+def _decoded_args(crash, pid):
+    out = io.StringIO()
+    assert argrecover.main([str(pid), "--json"], crash, out=out) == 0
+    (task,) = json.loads(out.getvalue())["tasks"]
+    return [(f, a) for f in task["frames"] for a in f["args"]
+            if a["status"] == "recovered"]
+
+
+@pytest.mark.parametrize("scenario", ["global-sems", "seed"])
+def test_pointers_into_module_data_are_named(lab, scenario):
+    """A recovered pointer to a module's global (global-sems: the semaphores are
+    module globals, the truth names them) is decoded to its symbol, then as the lock
+    it is."""
+    dump, crash = lab(scenario)
+    globals_ = {int(l["address"], 16): l["name"].split(":", 1)[1]
+                for l in dump.truth["locks"] if l["name"].startswith("g:")}
+    seen = 0
+    for t in dump.truth["tasks"]:
+        for f, a in _decoded_args(crash, t["pid"]):
+            v = int(a["value"], 16)
+            if v in globals_:
+                assert a["decoded"] and a["decoded"].startswith(
+                    "symbol %s" % globals_[v]), (f["function"], a)
+                seen += 1
+            elif a["decoded"] and a["decoded"].startswith("symbol "):
+                # any other symbol named is crash's own answer for that address
+                sym = a["decoded"][len("symbol "):].split(":")[0]
+                assert sym.split("+")[0] in crash.command("sym %x" % v), (a, sym)
+    assert seen or not globals_
+
+
+@pytest.mark.parametrize("scenario", SMALL)
+def test_struct_file_arguments_decode_to_crash_files_path(lab, scenario):
+    """A recovered ``struct file *`` is decoded to its path, the one crash's own
+    ``files PID`` prints for the open file at that address; every task's text fits 80
+    columns."""
+    dump, crash = lab(scenario)
+    checked = 0
+    for t in dump.truth["tasks"]:
+        files = {}
+        for line in crash.command("files %d" % t["pid"]).splitlines():
+            m = re.match(r"\s*\d+\s+([0-9a-f]+)\s+[0-9a-f]+\s+[0-9a-f]+\s+\S+\s+(\S.*)$",
+                         line)
+            if m:
+                files[int(m.group(1), 16)] = m.group(2).strip()
+        out = io.StringIO()                   # the text: 80 columns (not a terminal)
+        assert argrecover.main([str(t["pid"])], crash, out=out) == 0
+        for line in out.getvalue().splitlines():
+            assert len(line) <= 80, line
+        for f, a in _decoded_args(crash, t["pid"]):
+            if a["type"] != "struct file *" or int(a["value"], 16) not in files:
+                continue
+            path = files[int(a["value"], 16)]
+            assert a["decoded"] and 'file "%s" (decoded' % path in a["decoded"], (a, path)
+            checked += 1
+    if not checked:
+        pytest.skip("no recovered struct file * argument is an open file of its task")

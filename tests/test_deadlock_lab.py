@@ -268,7 +268,8 @@ def test_seed_text_story(lab, target):
     iolock = [l for l in dump.truth["locks"] if l is not fire][0]
     answer = " ".join(text.split("EVIDENCE")[0].split())
     # a kdump-made dump: the panic comes first (tests/test_kdump_lab.py), then the answer
-    assert text[text.index("ANSWER\n"):].startswith("ANSWER\n1. rm %d in vfs_unlink -> " % rm)
+    assert text[text.index("ANSWER\n"):].startswith("ANSWER\nDEADLOCK 1: rm %d in vfs_unlink "
+                                                     "-> " % rm)
     assert re.search(r"rm %d in vfs_unlink -> rw_semaphore %x \(inode.i_rwsem of %s\) -> "
                      r"held by ruby %d -> waits in \S+ for rw_semaphore %x .* -> held by "
                      r"ruby %d -> waits in \S+ for inode.i_rwsem of %s: DEADLOCK \(ABBA\)" % (
@@ -278,10 +279,11 @@ def test_seed_text_story(lab, target):
     behind = text.split("Stuck behind this cycle: 1 task")[1]
     assert " rm " in behind.splitlines()[3] and str(rm) in behind.splitlines()[3]
     assert "vfs_unlink" in behind
-    for line in text.splitlines()[:-1]:
+    for line in text.splitlines():
         assert len(line) <= 80, line        # not a terminal: 80 columns
-    assert text.strip().splitlines()[-1].startswith("deadlock: 3 tasks analysed (UN): 1 "
-                                                    "cycle")
+    # the summary: last, from "deadlock: ", wrapped as every line
+    assert text[text.rindex("\ndeadlock: ") + 1:].startswith("deadlock: 3 tasks analysed "
+                                                             "(UN): 1 cycle")
 
 
 @pytest.mark.parametrize("target", SEEDS)
@@ -363,3 +365,84 @@ def test_include_in_keeps_the_cycle(lab):
             assert tr.waits_on[s["task"]["pid"]] == int(s["lock"]["address"], 16)
             assert s["held_by"]["task"]["pid"] == nxt
     assert js["counts"]["cycles"] == len(js["cycles"]) == 1
+
+
+# ---------------------------------------------------------------- what a reader sees
+
+def _unrecorded(lock):
+    """True when the truth's lock keeps no owner field naming its holder: a semaphore,
+    or a rw_semaphore held by readers."""
+    return lock["type"] in NO_OWNER_FIELD or any(o["mode"] == "r" for o in lock["owners"])
+
+
+def _items(answer):
+    """{"DEADLOCK 1": text, "CONVOY 1": text, ...}: the ANSWER's items, lines joined."""
+    out, key = {}, None
+    for line in answer.splitlines()[1:]:
+        m = re.match(r"(DEADLOCK|CONVOY) (\d+): ", line)
+        if m:
+            key = "%s %s" % (m.group(1), m.group(2))
+            out[key] = line[m.end():]
+        elif key and line.startswith(" "):
+            out[key] += " " + line.strip()
+        else:
+            key = None
+    return out
+
+
+@pytest.mark.parametrize("scenario,target", MATRIX)
+def test_text_tags_every_inferred_edge_names_members_and_fits(lab, scenario, target):
+    """The ANSWER, checked against the truth: each cycle item tags exactly as many
+    'held by' as the truth's cycle has locks that record no owner; each convoy item
+    tags its root holder(s) when the lock records none, names the tasks behind it
+    (the first few, then "and N more": as many as the truth puts behind the root), and
+    says "1 task waits"; items are numbered as the evidence numbers them; no line is
+    wider than 80 columns (not a terminal)."""
+    dump, crash = lab(scenario, target=target)
+    tr = Truth(dump.truth)
+    out = io.StringIO()
+    D.main([], crash, out=out)
+    text = out.getvalue()
+    for line in text.splitlines():
+        assert len(line) <= 80, line
+    if "ANSWER\n" not in text:
+        return
+    answer = text[text.index("ANSWER\n"):text.index("\nEVIDENCE")]
+    evidence = text[text.index("\nEVIDENCE"):]
+    items = _items(answer)
+    cycles = tr.cycles()
+    for key, item in items.items():
+        if key.startswith("DEADLOCK"):
+            (pids, locks), = [c for c in cycles
+                              if all(re.search(r"\b%s %d\b" % (re.escape(tr.comm[p]), p), item)
+                                     for p in c[0])]
+            want = sum(1 for a in locks if _unrecorded(tr.locks[a]))
+            assert item.count("(INFERRED)") == want, item
+            assert "\n  %s: " % key in evidence           # DEADLOCK N of the evidence
+            continue
+        # a convoy: the truth's lock it names first is the one its root holds
+        named = [a for a in tr.locks if "%x" % a in item.split(", held by")[0]]
+        if not named:
+            continue                                   # RT's own locks (see above)
+        lk = tr.locks[named[0]]
+        owners = {o["pid"] for o in lk["owners"]}
+        behind = tr.upstream(owners)
+        m = re.match(r"(\d+) tasks? \((.*?)\) (waits?|behind) ", item)
+        assert m, item
+        n = int(m.group(1))
+        assert n == len(behind), (item, behind)
+        assert m.group(3) in ("behind", "waits" if n == 1 else "wait"), item
+        shown = re.findall(r"(\S+) (\d+)(?:,| and|$)", m.group(2))
+        assert {int(p) for _, p in shown} <= behind
+        assert all(tr.comm[int(p)] == c for c, p in shown)
+        more = re.search(r" and (\d+) more$", m.group(2))
+        assert len(shown) + (int(more.group(1)) if more else 0) == n, item
+        roots = item.split(", held by ")[1] if ", held by " in item else ""
+        for p in owners:
+            tag = "%s %d (INFERRED)" % (tr.comm[p], p)
+            if "%s %d" % (tr.comm[p], p) in roots:
+                assert (tag in roots) == _unrecorded(lk), (item, p)
+        # the same number in the evidence names the same tasks
+        who = re.search(r"(?m)^      %s: (.*(?:\n        .*)*)" % key,
+                        evidence[evidence.index("Who waits in each convoy:"):])
+        assert who and " ".join(who.group(1).split()) == m.group(2), key

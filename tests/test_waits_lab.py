@@ -15,9 +15,11 @@ object.
 
 import io
 import re
+import shutil
 
 import pytest
 
+from crash_ext.models.ps import parse_ps
 from crash_ext.waits.collection import collect
 from crash_ext.render import deadlock as RD
 from crash_ext.verbs import deadlock as D
@@ -142,6 +144,47 @@ def test_whoholds_follows_the_task_that_must_act(lab, scenario, target):
     assert "or for what the next must do" in answer
     assert "must act: %s (recorded by the kernel)" % actor in answer
     assert "following the task that MUST ACT" in text
+    # under MUST ACT each evidence line names whose record it is: the waiter's, by its
+    # PID (the truth's), never "this task" or "its own", which would read as the actor's
+    block = text.split("  MUST ACT: ")[1].split("  -> following")[0]
+    bullets = [" ".join(b.split()) for b in re.split(r"\n    - ", block)[1:]]
+    assert bullets
+    for b in bullets:
+        assert "this task" not in b and "its own" not in b, b
+        if "record" in b or "task = " in b:
+            assert "PID %d (%s)" % (t["pid"], t["comm"]) in b, b
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz not installed")
+@pytest.mark.parametrize("scenario,target", WAITS)
+def test_dot_draws_the_cycle_closed(lab, scenario, target, tmp_path):
+    """deadlock --dot: the cycle through the wait that is not a lock is a closed loop of
+    red edges: each truth task -> what it waits on (the truth's object: a lock, a work
+    item, a workqueue, a kthread) -> the next task (its holder, or the task that must
+    act); following the red edges from any node comes back to it through every node."""
+    dump, crash = lab(scenario, target=target)
+    dot = tmp_path / "g.dot"
+    assert D.main(["--dot", str(dot)], crash, out=io.StringIO()) == 1
+    text = dot.read_text()
+    task_of = {r.pid: r.task for r in parse_ps(crash.command("ps")) if r.pid}
+    want = set()
+    for pid, (nxt, t) in _truth_edges(dump.truth).items():
+        obj = "l%x" % int(t["object"], 16)
+        want |= {("t%x" % task_of[pid], obj), (obj, "t%x" % task_of[nxt])}
+    red = set(re.findall(r"(?m)^  ([tl][0-9a-f]+) -> ([tl][0-9a-f]+) \[.*color=red", text))
+    assert red == want, (red, want)
+    succ = dict(red)
+    assert len(succ) == len(red)                  # one red edge out of each node
+    start = next(iter(succ))
+    node, seen = succ[start], [start]
+    while node != start:
+        assert node not in seen, (node, seen)
+        seen.append(node)
+        node = succ[node]
+    assert len(seen) == len(succ)
+    (t,) = [w for w in dump.truth["waits"] if "must_act_pid" in w]
+    assert re.search(r'(?m)^  l%x -> t%x \[label="must act"' % (
+        int(t["object"], 16), task_of[t["must_act_pid"]]), text)
 
 
 @pytest.mark.parametrize("scenario,target", COMPLETIONS)

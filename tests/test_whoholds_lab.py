@@ -408,3 +408,62 @@ def test_pi_blocked_on_is_the_evidence_on_rt(lab, scenario, target):
         assert "PREEMPT_RT" in rep.layout and "rbtree" in rep.layout
         n += 1
     assert n
+
+
+# ---------------------------------------------------------------- what a reader sees
+
+def _truth_owner_not_recorded(lk):
+    """True when the truth's lock keeps no owner field naming its holder."""
+    return lk["type"] == "semaphore" or any(o["mode"] == "r" for o in lk["owners"])
+
+
+@pytest.mark.parametrize("scenario,target", MATRIX)
+def test_text_fits_and_lists_candidates_with_evidence(lab, scenario, target):
+    """Every lock of the truth and every blocked task's chain: no line wider than 80
+    columns (not a terminal).  A lock that records no owner lists its true holders as
+    numbered candidates (from the truth), each with evidence that is not only weak;
+    the rest are one line; with two or more shown, why #1 ranks above #2."""
+    dump, crash, snap = _session(lab, scenario, target)
+    for lk in dump.truth["locks"]:
+        rc, text = _run(crash, [lk["address"]])
+        for line in text.splitlines():
+            assert len(line) <= 80, line
+        if not _truth_owner_not_recorded(lk) or not lk["waiters"]:
+            continue
+        cands = text.split("CANDIDATE HOLDERS")[1].split("  WAITERS:")[0]
+        numbered = [int(p) for p in re.findall(r"(?m)^    \d+\. PID: (\d+) ", cands)]
+        assert {o["pid"] for o in lk["owners"]} <= set(numbered), (lk["name"], cands)
+        for block in re.split(r"(?m)^    \d+\. ", cands)[1:]:
+            bullets = re.findall(r"(?m)^       - (.*)", block)
+            assert any(not b.endswith("(weak)") and not b.startswith("running on")
+                       for b in bullets), block
+        if len(numbered) > 1:
+            assert re.search(r"#1 (ranks above #2: |and #2 tie)", cands), cands
+        rest = re.search(r"(\d+) other tasks?: no evidence tying", cands)
+        rep = lock_report(crash, int(lk["address"], 16), lk["type"], snapshot=snap)
+        assert len(numbered) + (int(rest.group(1)) if rest else 0) == len(rep.candidates)
+    for t in dump.truth["tasks"]:
+        if t["blocked_kind"] != "lock":
+            continue
+        rc, text = _run(crash, ["-p", str(t["pid"])])
+        for line in text.splitlines():
+            assert len(line) <= 80, line
+
+
+@pytest.mark.parametrize("scenario", ["abba-mutex", "global-sems"])
+def test_chain_of_a_two_task_abba_is_short(lab, scenario):
+    """whoholds -p on a 2-task ABBA: the answer and two hops, each hop its task and its
+    lock (no padding with candidates that have no evidence, or with weak reasons): at
+    most 10 lines of answer and 30 a hop (it was 118 lines in all)."""
+    dump, crash, _ = _session(lab, scenario)
+    pid = dump.truth["locks"][0]["waiters"][0]["pid"]
+    rc, text = _run(crash, ["-p", str(pid)])
+    assert rc == 1 and "ANSWER: DEADLOCK" in text
+    assert text.count("\nHOP ") == 2
+    assert len(text.splitlines()) <= 70, text
+    assert "(weak)" not in text
+    for lk in dump.truth["locks"]:
+        if _truth_owner_not_recorded(lk):
+            (o,) = lk["owners"]
+            assert re.search(r"held by %s %d \(INFERRED" % (re.escape(o["comm"]), o["pid"]),
+                             " ".join(text.split()))

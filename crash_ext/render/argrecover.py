@@ -7,14 +7,23 @@ from ..compat import Dict, List, Optional
 
 from ..core.results import Arg, FrameArgs, TaskArgs, TaskRef
 from .shape import hexaddr, task_json
-from .text import DEFAULT_WIDTH, task_header, wrap
+from .text import DEFAULT_WIDTH, header_lines, wrap
+
+
+#: integer values that mean a constant in arguments whose name ends so:
+#: {name suffix: {value: constant}}
+_CONSTANTS = {"dfd": {-100: "AT_FDCWD"}}
 
 
 def _show(a: Arg) -> str:
-    """Return the value in hex, plus signed decimal for integer (non-pointer) types."""
+    """Return the value in hex, plus signed decimal for integer (non-pointer) types, and
+    the constant it stands for (``dfd`` -100: ``AT_FDCWD``)."""
     if a.type and "*" not in a.type and "[" not in a.type:
         bits = 32 if a.value < 1 << 32 else 64
         signed = a.value - (1 << bits) if a.value >> (bits - 1) & 1 else a.value
+        for suffix, names in _CONSTANTS.items():
+            if (a.name or "").rstrip("?").endswith(suffix) and signed in names:
+                return "%x (%d = %s)" % (a.value, signed, names[signed])
         return "%x (%d)" % (a.value, signed)
     return "%x" % a.value
 
@@ -171,8 +180,9 @@ def task_text(ref: TaskRef, ta: TaskArgs, frames: List[FrameArgs],
               memo: Optional[dict] = None) -> str:
     """Return the text of ``frames`` of task ``ta``: crash's task header, the task's
     notes, each frame (:func:`frame_lines`), a blank line."""
-    lines = [task_header(ref)]
-    lines.extend("  note: %s" % w for w in ta.warnings)
+    lines = header_lines(ref, cols)
+    for w in ta.warnings:
+        lines.extend(wrap("note: %s" % w, cols, "  ", "    "))
     for f in frames:
         frame_lines(f, decoded, lines, evidence, cols, memo)
     lines.append("")

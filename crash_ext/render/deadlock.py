@@ -11,6 +11,7 @@ from .shape import hexaddr, task_json
 from .shape import to_json as shape_json
 from .table import table
 from .text import DEFAULT_WIDTH, bullets, task_header, task_short, wait_address, wrap
+from .whoholds import has_evidence
 
 #: what DEPTH means, said once in the text and in ``help deadlock``
 DEPTH_TEXT = ("DEPTH: how many 'waits for a lock held by' steps separate a task from what "
@@ -80,8 +81,10 @@ def _where_blocked(step_caller: Optional[str], function: Optional[str]) -> str:
     return step_caller or function or "?"
 
 
-def _table(rows: List[List], headers: List[str]) -> str:
-    return table(rows, headers, "simple")
+def _table(rows: List[List], headers: List[str], cols: int = DEFAULT_WIDTH) -> str:
+    """Return tabulate's ``simple`` table of ``rows``, its widest text cells wrapped
+    onto more lines where the table would be wider than ``cols``."""
+    return table(rows, headers, "simple", cols)
 
 
 def _indent(text: str, n: int = 4) -> str:
@@ -151,8 +154,9 @@ def cycle_answer(res: WaitFor, c: Cycle) -> str:
         parts[-1] += " -> %s" % _lock_name(res, steps[0].lock.address)
         steps, edges = steps[1:] + steps[:1], edges[1:] + edges[:1]
     for st, held in zip(steps, edges):
-        parts.append("held by %s%s" % (task_short(st.task), " (INFERRED)" if held.inferred
-                                       else ""))
+        parts.append("%s %s%s" % ("must act:" if held.relation == "must act" else
+                                  "held by", task_short(st.task),
+                                  " (INFERRED)" if held.inferred else ""))
         parts.append("waits in %s for %s" % (st.caller or st.blocked.function or "?",
                                             _lock_name(res, st.lock.address)))
     return " -> ".join(parts) + ": DEADLOCK (%s)" % _kind(c)
@@ -187,12 +191,12 @@ def format_cycle(res: WaitFor, i: int, c: Cycle, limit: int,
     if len(set(names.values())) < len(names):       # not telling the locks apart
         names = {s.lock.address: "%s %x" % (s.lock.type, s.lock.address)
                  for s in c.steps}
-    out.append("  Lock order (each task holds the first lock, then wants the second):"
-               if not waits else
-               "  Lock order, through %d wait%s that %s not a lock (each task holds or "
-               "must act for the first, then waits for the second):" % (
-                   len(waits), "" if len(waits) == 1 else "s",
-                   "is" if len(waits) == 1 else "are"))
+    out.extend(wrap("Lock order (each task holds the first lock, then wants the second):"
+                    if not waits else
+                    "Lock order, through %d wait%s that %s not a lock (each task holds or "
+                    "must act for the first, then waits for the second):" % (
+                        len(waits), "" if len(waits) == 1 else "s",
+                        "is" if len(waits) == 1 else "are"), cols, "  ", "    "))
     for s, (held, wanted) in zip(c.steps, c.orders):
         hs = res.graph.locks.get(held)
         holds = ("must act for %s" if hs is not None and hs.wait is not None
@@ -221,8 +225,8 @@ def format_cycle(res: WaitFor, i: int, c: Cycle, limit: int,
         rows, more = _cut(c.behind, limit)
         tab = [[b.task.pid, b.task.comm, b.caller or b.function or "?",
                 "%x" % b.lock if b.lock is not None else "?", b.depth] for b in rows]
-        out.append(_indent(_table(tab, ["PID", "COMM", "BLOCKED IN", "ON LOCK", "DEPTH"]),
-                           4))
+        out.append(_indent(_table(tab, ["PID", "COMM", "BLOCKED IN", "ON LOCK", "DEPTH"],
+                                  cols - 4), 4))
         if more:
             out.append("    ... %d more (--limit 0 shows all)" % more)
     else:
@@ -241,26 +245,70 @@ def _root_waits(res: WaitFor, cv) -> str:
     return what
 
 
+#: tasks a convoy names before "and N more"
+NAMED_MEMBERS = 4
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return "%d %s" % (n, one if n == 1 else many)
+
+
+def _members(tasks, named: int = NAMED_MEMBERS) -> str:
+    """Return the first ``named`` tasks (``comm pid``), then ``and N more``; all of
+    them when only one more would be left out."""
+    tasks = list(tasks)
+    if len(tasks) <= named + 1:
+        shown, more = tasks, 0
+    else:
+        shown, more = tasks[:named], len(tasks) - named
+    text = ", ".join(task_short(t) for t in shown)
+    return text + (" and %d more" % more if more else "")
+
+
+def _root_holds(res: WaitFor, cv, r: TaskRef) -> Optional[HeldBy]:
+    """Return the held-by edge through which root ``r`` of convoy ``cv`` holds one of
+    the convoy's locks (an inferred one when any is), or None."""
+    found = None
+    for a in cv.via:
+        ln = res.graph.locks.get(a)
+        for h in (ln.holders if ln is not None else []):
+            if h.task.task == r.task and (found is None or h.inferred):
+                found = h
+    return found
+
+
+def _roots_text(res: WaitFor, cv, named: int = 3) -> str:
+    """Return a convoy's roots, each tagged ``(INFERRED)`` when the lock does not
+    record that it holds it."""
+    parts = []
+    for r in cv.roots[:named]:
+        h = _root_holds(res, cv, r)
+        parts.append(task_short(r) + (" (INFERRED)" if h is not None and h.inferred
+                                      else ""))
+    if len(cv.roots) > named:
+        parts.append("and %d more" % (len(cv.roots) - named))
+    return ", ".join(parts)
+
+
 def convoy_answer(res: WaitFor, cv) -> str:
-    """Return one convoy in one sentence: how many wait behind whom, and what that
-    root waits on."""
+    """Return one convoy in one sentence: how many wait, the first few named, behind
+    whom (an inferred holder tagged ``(INFERRED)``), and what that root waits on."""
     n = len(cv.behind)
+    who = "%s (%s)" % (_plural(n, "task", "tasks"), _members(b.task for b in cv.behind))
     if cv.roots:
-        root = ", ".join(task_short(r) for r in cv.roots[:3]) + (
-            " +%d" % (len(cv.roots) - 3) if len(cv.roots) > 3 else "")
+        root = _roots_text(res, cv)
         if len(cv.via) == 1:
-            return "%d task%s wait for %s, held by %s, which %s" % (
-                n, "" if n == 1 else "s", _lock_name_full(res, cv.via[0]), root,
+            return "%s %s for %s, held by %s, which %s" % (
+                who, "waits" if n == 1 else "wait", _lock_name_full(res, cv.via[0]), root,
                 _root_waits(res, cv))
-        return "%d task%s behind %s, which %s" % (
-            n, "" if n == 1 else "s", root, _root_waits(res, cv))
-    return "%d task%s behind %s: %s" % (n, "" if n == 1 else "s",
-                                        _lock_name_full(res, cv.root_lock), cv.what)
+        return "%s behind %s, which %s" % (who, root, _root_waits(res, cv))
+    return "%s behind %s: %s" % (who, _lock_name_full(res, cv.root_lock), cv.what)
 
 
 def format_convoys(res: WaitFor, limit: int, cols: int = DEFAULT_WIDTH) -> str:
-    """Return the convoy table and, under it, what each root waits on (roots that wait
-    on the same kind of thing grouped)."""
+    """Return the convoy table, under it each convoy's members and what its root waits
+    on (roots that wait on the same kind of thing grouped), then how each inferred
+    root is known to hold its lock."""
     if not res.convoys:
         return "No convoys: no blocked task waits behind another outside the cycles."
     out = ["CONVOYS (chains without a cycle), most tasks behind first: %d" %
@@ -278,10 +326,16 @@ def format_convoys(res: WaitFor, limit: int, cols: int = DEFAULT_WIDTH) -> str:
             via += " +%d" % (len(cv.via) - 3)
         tab.append([i + 1, root, len(cv.behind), max([b.depth for b in cv.behind] or [0]),
                     via])
-    out.append(_indent(_table(tab, ["#", "ROOT", "BEHIND", "DEPTH", "VIA LOCK(S)"]), 2))
+    out.append(_indent(_table(tab, ["CONVOY", "ROOT", "BEHIND", "DEPTH", "VIA LOCK(S)"],
+                              cols - 2), 2))
     if more:
         out.append("  ... %d more convoys (--limit 0 shows all)" % more)
-    out.append("  DEPTH here: the largest DEPTH of the tasks behind the root.")
+    out.extend(wrap("DEPTH here: the largest DEPTH of the tasks behind the root.", cols,
+                    "  ", "    "))
+    out.append("  Who waits in each convoy:")
+    for i, cv in enumerate(rows):
+        out.extend(wrap("CONVOY %d: %s" % (i + 1, _members(b.task for b in cv.behind)),
+                        cols, "    ", "      "))
     out.append("  What each root waits on:")
     groups = []  # type: List[List]
     for i, cv in enumerate(rows):
@@ -291,8 +345,10 @@ def format_convoys(res: WaitFor, limit: int, cols: int = DEFAULT_WIDTH) -> str:
         else:
             groups.append([[i + 1], w])
     for nums, w in groups:
-        label = "%d" % nums[0] if len(nums) == 1 else "%d-%d" % (nums[0], nums[-1])
-        out.extend(wrap("%s. %s" % (label, w), cols, "  ", "      "))
+        label = "CONVOY %d" % nums[0] if len(nums) == 1 else "CONVOYS %d-%d" % (
+            nums[0], nums[-1])
+        out.extend(wrap("%s: %s" % (label, w), cols, "    ", "      "))
+    inferred = []  # type: List[str]
     for i, cv in enumerate(rows):
         if not cv.roots:
             continue
@@ -302,9 +358,12 @@ def format_convoys(res: WaitFor, limit: int, cols: int = DEFAULT_WIDTH) -> str:
                 continue
             for h in ln.holders:
                 if h.inferred and any(h.task.task == r.task for r in cv.roots):
-                    out.extend(wrap("%d. %s" % (i + 1, _lock_text(ln)), cols, "  ",
-                                    "      "))
-                    out.extend(_held_lines(h, cols, "      "))
+                    inferred.extend(wrap("CONVOY %d: %s" % (i + 1, _lock_text(ln)), cols,
+                                         "    ", "      "))
+                    inferred.extend(_held_lines(h, cols, "      "))
+    if inferred:
+        out.append("  How each root is known to hold its lock (INFERRED):")
+        out.extend(inferred)
     return "\n".join(out)
 
 
@@ -334,10 +393,12 @@ ANSWER_CONVOYS = 5
 
 def format_answer(res: WaitFor, cols: int = DEFAULT_WIDTH) -> List[str]:
     """Return the one-screen answer: each cycle in the victims' order, the biggest
-    convoys in one line each."""
+    convoys in one sentence each, numbered as the evidence numbers them (``DEADLOCK
+    N``, ``CONVOY N``)."""
     out = []  # type: List[str]
     for i, c in enumerate(res.cycles):
-        out.extend(wrap("%d. %s" % (i + 1, cycle_answer(res, c)), cols, "", "     "))
+        out.extend(wrap("DEADLOCK %d: %s" % (i + 1, cycle_answer(res, c)), cols, "",
+                        "     "))
         others = [b for b in c.behind if b.depth == 1][1:]
         deeper = [b for b in c.behind if b.depth > 1]
         if others or deeper:
@@ -347,8 +408,8 @@ def format_answer(res: WaitFor, cols: int = DEFAULT_WIDTH) -> List[str]:
                 "%s%d more further back" % ("; " if others else "", len(deeper))
                 if deeper else ""), cols, "     ", "       "))
     for j, cv in enumerate(res.convoys[:ANSWER_CONVOYS]):
-        out.extend(wrap("%s. convoy: %s" % (len(res.cycles) + j + 1,
-                                            convoy_answer(res, cv)), cols, "", "     "))
+        out.extend(wrap("CONVOY %d: %s" % (j + 1, convoy_answer(res, cv)), cols, "",
+                        "     "))
     if len(res.convoys) > ANSWER_CONVOYS:
         out.append("   ... %d more convoys below" % (len(res.convoys) - ANSWER_CONVOYS))
     return out
@@ -397,6 +458,7 @@ def format_text(res: WaitFor, limit: int = 20, cols: int = DEFAULT_WIDTH) -> str
         out.append("EVIDENCE")
     evidence = []
     indented = out[-1] == "EVIDENCE"         # the evidence is indented under its title
+    full = cols
     if indented:
         cols -= 2
     for i, c in enumerate(res.cycles):
@@ -421,7 +483,8 @@ def format_text(res: WaitFor, limit: int = 20, cols: int = DEFAULT_WIDTH) -> str
                 what = "unknown: %s" % b.evidence[-1]
             tab.append([t.pid, t.comm, what, _where_blocked(
                 res.graph.callers.get(t.task), b.function if b else None)])
-        evidence.append(_indent(_table(tab, ["PID", "COMM", "WAITS ON", "IN"]), 2))
+        evidence.append(_indent(_table(tab, ["PID", "COMM", "WAITS ON", "IN"], cols - 2),
+                                2))
         if more:
             evidence.append("  ... %d more (--limit 0 shows all)" % more)
     unresolved = [ln for ln in res.graph.locks.values() if not ln.holders]
@@ -431,10 +494,18 @@ def format_text(res: WaitFor, limit: int = 20, cols: int = DEFAULT_WIDTH) -> str
         for ln in unresolved[: limit or None]:
             evidence.extend(wrap("%s: %s" % (_lock_text(ln), ln.unresolved or
                                              "no owner recorded"), cols, "  ", "    "))
-            for k, c in enumerate(ln.candidates[:3]):
+            strong = [c for c in ln.candidates if has_evidence(c)]
+            for k, c in enumerate(strong[:3]):
                 evidence.extend(wrap("candidate %d (INFERRED): %s" % (k + 1, task_short(
                     c.task)), cols, "    "))
                 evidence.extend(bullets(c.evidence[:3], cols, "      "))
+            if len(ln.candidates) > len(strong[:3]):
+                evidence.extend(wrap("%d other candidate%s: %s" % (
+                    len(ln.candidates) - len(strong[:3]),
+                    "" if len(ln.candidates) - len(strong[:3]) == 1 else "s",
+                    "no evidence tying them to this lock" if len(strong) <= 3 else
+                    "not shown (--json lists every candidate with its score)"),
+                    cols, "    ", "      "))
     if res.problems:
         evidence.append("")
         evidence.append("Problems (%d):" % len(res.problems))
@@ -448,7 +519,8 @@ def format_text(res: WaitFor, limit: int = 20, cols: int = DEFAULT_WIDTH) -> str
         evidence.extend(wrap(DEPTH_TEXT, cols))
     out.extend(_indent("\n".join(evidence), 2).split("\n") if indented else evidence)
     out.append("")
-    out.append(summary_line(res))        # one line, always last: for grep and scripts
+    # always last, starting "deadlock: ": for grep and scripts (wrapped, as all is)
+    out.extend(wrap(summary_line(res), full, "", "  "))
     return "\n".join(out) + "\n"
 
 
@@ -514,7 +586,9 @@ def to_json(res: WaitFor) -> Dict[str, object]:
             "behind": [_bj(res, b) for b in c.behind]})
     convoys = []
     for cv in res.convoys:
+        edges = [(r, _root_holds(res, cv, r)) for r in cv.roots]
         convoys.append({"roots": [task_json(r) for r in cv.roots],
+                        "roots_held_by": [_hj(h) for _, h in edges if h is not None],
                         "root_lock": hexaddr(cv.root_lock) if cv.root_lock else None,
                         "what": cv.what, "via": [hexaddr(a) for a in cv.via],
                         "behind_count": len(cv.behind),

@@ -1,8 +1,10 @@
 """Graphviz pictures of a wait-for graph (:func:`to_dot`) and SVG through ``dot``.
 
 Tasks are ellipses, locks boxes; "waits for" edges run task -> lock, "held by" edges
-lock -> task (dashed and labelled ``inferred`` when the lock does not record it).  Cycle
-nodes and edges are red and thick.  Long queues of waiters that nobody waits behind are
+lock -> task (dashed and labelled ``inferred`` when the lock does not record it).  A
+wait that is not a lock (a work item flushed, a kthread stopped) is a box too: the
+waiting task's edge runs to it, its "must act" edges to the tasks that must act.  Cycle
+nodes and edges are red and thick: every cycle is a closed loop in the picture.  Long queues of waiters that nobody waits behind are
 folded into one "+N more" node per lock so that a 2,000-task picture stays readable.
 """
 
@@ -13,6 +15,7 @@ from ..compat import Dict, List, Optional, Set, Tuple
 
 from ..core.results import short_lock_name, task_label
 from ..core.errors import CrashExtError
+from ..waits.graph import waits_at
 
 __all__ = ["to_dot", "render_svg", "write_svg", "dot_available", "FOLD_AFTER"]
 
@@ -45,8 +48,9 @@ def to_dot(res, title: str = "wait-for graph") -> str:
     folded = {}  # type: Dict[int, int]
     by_lock = {}  # type: Dict[int, List[int]]
     for a, b in sorted(g.blocked.items(), key=lambda kv: (kv[1].task.pid or 0, kv[0])):
-        if b.kind == "lock" and b.lock_address in g.locks:
-            by_lock.setdefault(b.lock_address, []).append(a)
+        at = waits_at(b)
+        if at is not None and at in g.locks:
+            by_lock.setdefault(at, []).append(a)
     fold_out = set()  # type: Set[int]
     for lk, ws in by_lock.items():
         leaves = [a for a in ws if ("t", a) not in has_in and ("t", a) not in cyc_nodes]
@@ -89,17 +93,20 @@ def to_dot(res, title: str = "wait-for graph") -> str:
             lines.append("  more%x -> l%x [label=%s, style=bold];" % (
                 a, a, _q("waits for")))
     for a, b in sorted(g.blocked.items()):
-        if a not in shown_tasks or b.kind != "lock" or b.lock_address not in g.locks:
+        at = waits_at(b)
+        if a not in shown_tasks or at is None or at not in g.locks:
             continue
-        e = (("t", a), ("l", b.lock_address))
-        attrs = ["label=%s" % _q("waits for")]
+        e = (("t", a), ("l", at))
+        attrs = ["label=%s" % _q("waits for" if b.kind == "lock" else
+                                 "waits for (%s)" % (b.function or b.kind))]
         if e in cyc_edges:
             attrs += ["color=red", "penwidth=2", "fontcolor=red"]
-        lines.append("  t%x -> l%x [%s];" % (a, b.lock_address, ", ".join(attrs)))
+        lines.append("  t%x -> l%x [%s];" % (a, at, ", ".join(attrs)))
     for a, ln in sorted(g.locks.items()):
         for h in ln.holders:
             e = (("l", a), ("t", h.task.task))
-            attrs = ["label=%s" % _q("held by (inferred)" if h.inferred else "held by")]
+            label = "must act" if h.relation == "must act" else "held by"
+            attrs = ["label=%s" % _q(label + " (inferred)" if h.inferred else label)]
             if h.inferred:
                 attrs.append("style=dashed")
             if e in cyc_edges:

@@ -13,10 +13,15 @@ escape codes:
 - int cells print as they are, float cells with ``format(x, "g")``, None as "";
 - a column is at least its header's width + 2; columns are joined by two spaces and
   lines right-stripped; ``simple`` puts a dashed line under the headers.
+
+Given ``cols``, a table wider than that has its widest text columns' cells wrapped onto
+continuation lines (the other cells of those lines empty) until it fits, or no text
+column can be narrowed further (a column keeps at least its header's width and 8).
 """
 
 import itertools
 import math
+import textwrap
 
 __all__ = ["table"]
 
@@ -100,11 +105,72 @@ def _column(cells, numeric: bool, minwidth: int):
     return [s.ljust(width) for s in cells], width
 
 
-def table(rows, headers=(), fmt: str = "simple") -> str:
+#: the narrowest a wrapped text column becomes
+_MIN_WRAP = 8
+
+
+def table(rows, headers=(), fmt: str = "simple", cols: int = 0) -> str:
     """Return ``rows`` (a list of cell lists) as a table under ``headers`` in tabulate's
-    ``fmt`` (``"simple"`` or ``"plain"``); raises ValueError for another format."""
+    ``fmt`` (``"simple"`` or ``"plain"``), no wider than ``cols`` where wrapping text
+    cells can make it so (``cols`` 0: as wide as it comes); raises ValueError for
+    another format."""
     if fmt not in ("simple", "plain"):
         raise ValueError("table format %r: only 'simple' and 'plain'" % (fmt,))
+    text = _table(rows, headers, fmt)
+    tried = set()
+    while cols and max([len(x) for x in text.split("\n")] or [0]) > cols:
+        widest = _widest_text_column(rows, headers, tried)
+        if widest is None:
+            break
+        col, width = widest
+        over = max(len(x) for x in text.split("\n")) - cols
+        target = max(width - over, _MIN_WRAP, len(str(headers[col])) if col < len(headers)
+                     else 0)
+        if target >= width:
+            tried.add(col)
+            continue
+        rows = _wrapped(rows, col, target)
+        tried.add(col)
+        text = _table(rows, headers, fmt)
+    return text
+
+
+def _widest_text_column(rows, headers, skip):
+    """Return (index, width of its widest cell) of the text column with the widest
+    cell among those not in ``skip``, or None."""
+    best = None
+    for c, col in enumerate(itertools.zip_longest(*[list(r) for r in rows])):
+        if c in skip:
+            continue
+        kind = max([_BOOL] + [_kind(v) for v in col])
+        if kind in (_INT, _FLOAT):
+            continue
+        w = max(len(_format(v, kind).strip()) for v in col)
+        if best is None or w > best[1]:
+            best = (c, w)
+    return best
+
+
+def _wrapped(rows, col: int, width: int):
+    """Return ``rows`` with column ``col``'s cells wrapped to ``width``: each extra
+    line a row of its own whose other cells are None."""
+    out = []
+    for r in rows:
+        r = list(r)
+        cell = r[col] if col < len(r) else None
+        if cell is None or len(str(cell).strip()) <= width:
+            out.append(r)
+            continue
+        parts = textwrap.wrap(str(cell).strip(), width=width, break_long_words=True,
+                              break_on_hyphens=False) or [""]
+        out.append(r[:col] + [parts[0]] + r[col + 1:])
+        for p in parts[1:]:
+            out.append([None] * col + [p] + [None] * (len(r) - col - 1))
+    return out
+
+
+def _table(rows, headers, fmt: str) -> str:
+    """tabulate's text of ``rows`` under ``headers`` (:func:`table` without a width)."""
     rows = [list(r) for r in rows]
     headers = [str(h) for h in headers]
     if headers and rows and len(headers) < len(rows[0]):

@@ -16,8 +16,8 @@ from ..compat import List, Optional
 
 from ..core.results import TaskRef
 
-__all__ = ["DEFAULT_WIDTH", "width", "wrap", "bullets", "task_header", "task_short",
-           "wait_address"]
+__all__ = ["DEFAULT_WIDTH", "width", "wrap", "bullets", "task_header", "header_lines",
+           "task_short", "wait_address"]
 
 #: columns when the output is not a terminal
 DEFAULT_WIDTH = 80
@@ -73,6 +73,20 @@ def task_header(t: TaskRef, state: bool = True) -> str:
     if state and t.last_ran:
         s += "  last ran %s ago" % t.last_ran
     return s
+
+
+def header_lines(t: TaskRef, cols: int, indent: str = "", tail: str = "") -> List[str]:
+    """Return crash's task header (:func:`task_header`, with state and last ran) after
+    ``indent`` and followed by ``tail``, as one line when it fits ``cols``, else crash's
+    header on its own line and the rest under it (2 columns in from where ``indent``
+    starts, wrapped)."""
+    full = indent + task_header(t) + tail
+    if len(full) <= cols:
+        return [full]
+    rest = (task_header(t)[len(task_header(t, state=False)):].strip() + tail).strip()
+    under = " " * (len(indent) - len(indent.lstrip())) + "  "   # under the label
+    return [indent + task_header(t, state=False)] + (
+        wrap(rest, cols, under, under + "  ") if rest else [])
 
 
 def task_short(t: TaskRef) -> str:

@@ -1,20 +1,96 @@
 """``whoholds``'s text: a lock report, a blocked task, what a task holds, the chain of
 hops of ``whoholds -p``; records in, text out.  Reads nothing from crash."""
 
+import re
 from ..compat import Dict, List
 
-from ..core.results import Blocked, LockReport, TaskRef, short_lock_name
+from ..core.results import Blocked, Candidate, LockReport, short_lock_name
 from .table import table
-from .text import DEFAULT_WIDTH, bullets, task_header, task_short, wait_address, wrap
+from .text import DEFAULT_WIDTH, bullets, header_lines, task_short, wait_address, wrap
+
+#: how the text names the option that lists every candidate (the verb's shell adds it)
+ALL_CANDIDATES = "--all-candidates"
 
 
-def _task_line(t: TaskRef) -> str:
-    return task_header(t)
+def weak_evidence(e: str) -> bool:
+    """Return True when candidate evidence ``e`` says nothing about this lock: being
+    blocked elsewhere or sharing a function with the waiters (``(weak)``), running on
+    a CPU, a tie."""
+    return e.endswith("(weak)") or e.startswith(("running on CPU", "tied at the top"))
 
 
-def format_report(rep: LockReport, cols: int = DEFAULT_WIDTH) -> str:
+def has_evidence(c: Candidate) -> bool:
+    """Return True when candidate ``c`` has a reason that ties it to the lock itself
+    (its code holds it, its stack refers to it, the owner hint names it)."""
+    return any(not weak_evidence(e) for e in c.evidence)
+
+
+def _kind_of(e: str) -> str:
+    """Return the kind of reason evidence ``e`` gives, without its addresses and frames
+    (``its code holds the lock``, ``stack frame holds the lock's address``)."""
+    k = re.sub(r"frame #\d+ \S+ ", "frame ", e)
+    return re.split(r"[:(;]", k)[0].strip()
+
+
+def why_first(cands: List[Candidate]) -> str:
+    """Return why candidate #1 ranks above #2, from their evidence: the kinds of reason
+    #1 has that #2 lacks (each kind adds a fixed weight, docs/locks.md), or that they
+    tie.  Empty with fewer than two candidates."""
+    if len(cands) < 2:
+        return ""
+    a, b = cands[0], cands[1]
+    if a.score == b.score:
+        return "#1 and #2 tie: the dump does not tell them apart"
+    kb = {_kind_of(e) for e in b.evidence}
+    extra = []  # type: List[str]
+    for e in a.evidence:
+        k = _kind_of(e)
+        if k not in kb and k not in extra and not weak_evidence(e):
+            extra.append(k)
+    if extra:
+        return "#1 ranks above #2: %s, which #2 has not" % "; ".join(extra)
+    return ("#1 ranks above #2: the same kinds of reason, more of them (each adds a "
+            "fixed weight, docs/locks.md)")
+
+
+def _candidates(rep: LockReport, cols: int, all_candidates: bool) -> List[str]:
+    """Return the candidate holders' lines: those with evidence tying them to the lock
+    and that evidence (all, weak reasons too, with ``all_candidates``), why #1 ranks
+    first, and one line for the rest."""
+    out = ["  CANDIDATE HOLDERS (inferred, NOT certain; most evidence first):"]
+    shown = [c for c in rep.candidates if all_candidates or has_evidence(c)]
+    rest = [c for c in rep.candidates if c not in shown]
+    for i, c in enumerate(shown, 1):
+        tie = [j for j, o in enumerate(shown, 1) if j != i and o.score == c.score]
+        out.extend(header_lines(c.task, cols, "    %d. " % i, "  (tied with %s)" % (
+            ", ".join("#%d" % j for j in tie)) if tie else ""))
+        out.extend(bullets([e for e in c.evidence if all_candidates or not
+                            weak_evidence(e)], cols, "       "))
+    if not shown:
+        out.append("    none with evidence tying it to this lock")
+    why = why_first(shown)
+    if why:
+        out.extend(wrap(why, cols, "    ", "      "))
+    if rest:
+        out.extend(wrap("%d other task%s: no evidence tying %s to this lock: %s (%s "
+                        "lists %s)" % (
+                            len(rest), "" if len(rest) == 1 else "s",
+                            "it" if len(rest) == 1 else "them",
+                            ", ".join(task_short(c.task) for c in rest[:4]) +
+                            (" and %d more" % (len(rest) - 4) if len(rest) > 4 else ""),
+                            ALL_CANDIDATES, "it" if len(rest) == 1 else "them"),
+                        cols, "    ", "      "))
+    if not all_candidates and any(weak_evidence(e) for c in shown for e in c.evidence):
+        out.extend(wrap("(weak reasons, such as being blocked elsewhere, not shown: %s)"
+                        % ALL_CANDIDATES, cols, "    ", "      "))
+    return out
+
+
+def format_report(rep: LockReport, cols: int = DEFAULT_WIDTH,
+                  all_candidates: bool = False) -> str:
     """Return the crash-like text of a lock report, waiters as a table, long lines
-    wrapped to ``cols``."""
+    wrapped to ``cols``; candidate holders without evidence tying them to the lock in
+    one line, unless ``all_candidates``."""
     out = []  # type: List[str]
 
     def line(text: str, hang: str = "      ") -> None:
@@ -41,7 +117,7 @@ def format_report(rep: LockReport, cols: int = DEFAULT_WIDTH) -> str:
                                         "  flags: " + " ".join(rep.flags) if rep.flags
                                         else ""))
         if rep.owner is not None:
-            out.append("  OWNER: %s" % _task_line(rep.owner))
+            out.extend(header_lines(rep.owner, cols, "  OWNER: "))
             out.append("         (recorded in %s)" % rep.owner_source)
         elif rep.locked:
             if rep.type == "rw_semaphore" and rep.state.get("held_as") == "reader":
@@ -50,16 +126,11 @@ def format_report(rep: LockReport, cols: int = DEFAULT_WIDTH) -> str:
             else:
                 out.append("  OWNER: not recorded by this %s" % rep.type)
         if rep.owner_hint is not None:
-            out.append("  OWNER HINT (not proof): %s" % _task_line(rep.owner_hint))
+            out.append("  OWNER HINT (not proof):")
+            out.extend(header_lines(rep.owner_hint, cols, "    "))
             out.extend(wrap(rep.owner_hint_why or "", cols, "         "))
         if rep.candidates:
-            out.append("  CANDIDATE HOLDERS (inferred, NOT certain; most evidence first):")
-            for i, c in enumerate(rep.candidates, 1):
-                tie = [j for j, o in enumerate(rep.candidates, 1)
-                       if j != i and o.score == c.score]
-                out.append("    %d. %s%s" % (i, _task_line(c.task), "  (tied with %s)" % (
-                    ", ".join("#%d" % j for j in tie)) if tie else ""))
-                out.extend(bullets(c.evidence, cols, "       "))
+            out.extend(_candidates(rep, cols, all_candidates))
             note = rep.state.get("candidates_note")
             if note:
                 out.append("    (%s)" % note)
@@ -75,7 +146,7 @@ def format_report(rep: LockReport, cols: int = DEFAULT_WIDTH) -> str:
                              "%x" % t.task, t.state or "?", w.mode or "-",
                              t.last_ran or "?"])
             hdr = ["#", "PID", "COMM", "TASK", "ST", "WAITS AS", "LAST RAN"]
-            tbl = table(rows, hdr, "plain")
+            tbl = table(rows, hdr, "plain", cols - 4)
             out.extend("    " + line for line in tbl.splitlines())
         if rep.state.get("pending_writer"):
             out.extend(wrap("(waiter %s)" % rep.state["pending_writer"], cols, "    ",
@@ -88,12 +159,12 @@ def format_report(rep: LockReport, cols: int = DEFAULT_WIDTH) -> str:
 def format_blocked(b: Blocked, cols: int = DEFAULT_WIDTH) -> str:
     """Return the text of what a task is blocked on (crash's task header first), its
     evidence wrapped to ``cols``."""
-    out = [task_header(b.task)]
+    out = header_lines(b.task, cols)
     addr = wait_address(b)
     if b.kind == "lock":
-        out.append("  BLOCKED ON: %s %x%s, in #%s %s" % (
+        out.extend(wrap("BLOCKED ON: %s %x%s, in #%s %s" % (
             b.lock_type, b.lock_address, " as %s" % b.mode if b.mode else "", b.frame,
-            b.function))
+            b.function), cols, "  ", "    "))
     elif b.kind == "running":
         out.append("  NOT BLOCKED: running/runnable")
     elif b.kind == "unknown":
@@ -101,9 +172,9 @@ def format_blocked(b: Blocked, cols: int = DEFAULT_WIDTH) -> str:
             " (in #%s %s, a %s slow path)" % (b.frame, b.function, b.lock_type)
             if b.lock_type else ""))
     else:
-        out.append("  BLOCKED ON: not a lock: %s%s, in #%s %s" % (
+        out.extend(wrap("BLOCKED ON: not a lock: %s%s, in #%s %s" % (
             b.kind, " %x" % addr if addr is not None else " (address unknown)", b.frame,
-            b.function))
+            b.function), cols, "  ", "    "))
     out.extend(bullets(b.evidence, cols, "    "))
     w = b.wait
     if w is not None:
@@ -117,7 +188,7 @@ def format_blocked(b: Blocked, cols: int = DEFAULT_WIDTH) -> str:
                 else "", " (%s)" % w.object_where if w.object_where else ""), cols, "  ",
                 "    "))
         for t in w.must_act:
-            out.append("  MUST ACT: %s" % _task_line(t))
+            out.extend(header_lines(t, cols, "  MUST ACT: "))
         if w.pending:
             out.extend(wrap("PENDING: %s" % w.pending, cols, "  ", "    "))
         out.extend(bullets(w.evidence, cols, "    "))
@@ -130,7 +201,7 @@ def format_blocked(b: Blocked, cols: int = DEFAULT_WIDTH) -> str:
 def format_held(r: Dict, cols: int = DEFAULT_WIDTH) -> str:
     """Return the text of :func:`held_report`'s answer, wrapped to ``cols``."""
     b, th, reps = r["blocked"], r["holds"], r["locks"]
-    out = [format_blocked(b).split("\n")[0]]
+    out = header_lines(b.task, cols)
     if b.kind == "running":
         out.append("  (running or runnable: its stack is moving; frames may be stale)")
     src = {h.source for h in th.held}
@@ -190,9 +261,11 @@ def _hop_line(h: Dict, first: bool) -> str:
     return s
 
 
-def format_chain(hops: List[Dict], outcome: Dict, cols: int = DEFAULT_WIDTH) -> str:
+def format_chain(hops: List[Dict], outcome: Dict, cols: int = DEFAULT_WIDTH,
+                 all_candidates: bool = False) -> str:
     """Return ``whoholds -p``'s text: the answer (outcome and the hops in one line
-    each), then each hop's task and lock report."""
+    each), then each hop's task and lock report (``all_candidates``: as
+    :func:`format_report`)."""
     out = wrap("ANSWER: %s" % outcome["text"], cols, "", "  ")
     for i, h in enumerate(hops):
         out.extend(wrap(_hop_line(h, i == 0), cols, "  ", "       "))
@@ -208,7 +281,7 @@ def format_chain(hops: List[Dict], outcome: Dict, cols: int = DEFAULT_WIDTH) -> 
         elif rep is not None:
             shown_locks.add(rep.address)
             out.append("")
-            out.append(format_report(rep, cols))
+            out.append(format_report(rep, cols, all_candidates))
             if h.get("followed_candidate"):
                 out.append("  -> following the top CANDIDATE (inferred, not recorded)")
         if h.get("must_act"):

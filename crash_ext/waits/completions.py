@@ -99,6 +99,16 @@ def _all_words(bt) -> Dict[int, int]:
     return bt.words
 
 
+def _whose(snap, task: int) -> str:
+    """Return how evidence names the waiting task ``task`` (``PID 101 (lab_reset)``):
+    its lines are also read under the task that must act, where "this task" or "its
+    own" would name the wrong one."""
+    ref = snap.ref(task)
+    if ref.pid is None:
+        return "task %x" % task
+    return "PID %s (%s)" % (ref.pid, ref.comm or "?")
+
+
 def find_completion(port: Port, snap, task: int, bt, frame: int
                     ) -> Tuple[Optional[int], str]:
     """Return (completion address, evidence) of the completion ``task`` sleeps on, or
@@ -112,7 +122,8 @@ def find_completion(port: Port, snap, task: int, bt, frame: int
     recs = list(LW.own_records(_words_near(bt, frame), task, rec)) or \
         list(LW.own_records(_all_words(bt), task, rec))
     if not recs:
-        return None, "no %s record naming this task on its stack" % rec.type_name
+        return None, "no %s record naming %s on its stack" % (rec.type_name,
+                                                              _whose(snap, task))
     why = ""
     for addr, node, _, _ in recs:
         nodes, probs = cache.ring(port, node)
@@ -139,10 +150,11 @@ def find_completion(port: Port, snap, task: int, bt, frame: int
                        rec.type_name, addr, len(heads)))
             continue
         comp = heads[0] - head_off
-        return comp, ("its own %s record at %x (on its stack, task = this task) is linked "
-                      "into the wait list of the completion at %x (the list's only node "
-                      "that is no task's record%s)" % (
-                          rec.type_name, addr, comp,
+        who = _whose(snap, task)
+        return comp, ("the waiter %s's own %s record at %x (on its stack, task = %s) is "
+                      "linked into the wait list of the completion at %x (the list's only "
+                      "node that is no task's record%s)" % (
+                          who, rec.type_name, addr, who.split(" (")[0], comp,
                           "; %d other waiter%s" % (others, "" if others == 1 else "s")
                           if others else "; no other waiter"))
     return None, why or "no completion confirmed"
@@ -310,8 +322,8 @@ def _as_barrier(port: Port, snap, comp: int, task: int) -> Optional[Wait]:
         return None
     w = Wait(kind="work", completion=comp, container="wq_barrier %x" % barr)
     w.evidence.append("the completion is done of the struct wq_barrier at %x (work.func "
-                      "= wq_barrier_func, task = this task): a flush of a work item"
-                      % barr)
+                      "= wq_barrier_func, task = the waiter %s): a flush of a work item"
+                      % (barr, _whose(snap, task)))
     prev = _u64(port, barr + off_entry + 8)
     if prev is None or not L.is_kernel_pointer(prev):
         w.evidence.append("the barrier's work.entry.prev cannot be read: the work item "
@@ -376,7 +388,7 @@ def _worker_running(port: Port, snap, head: int):
     kt, field_name = _kthread_of(port, wtask)
     doff = port.member_offset("kthread", "data")
     if kt and doff is not None and _u64(port, kt + doff) == wk:
-        ev = " (its kthread.data, through %s, is this worker)" % field_name
+        ev = " (the kworker's kthread.data, through %s, is this worker)" % field_name
     return wk, wtask, u("current_work"), u("current_func"), u("pool"), \
         u("current_pwq"), ev
 
@@ -488,8 +500,9 @@ def _as_kthread(port: Port, snap, comp: int, task: int, bt) -> Optional[Wait]:
                      what="kthread PID %s (%s) %s" % (ref.pid, ref.comm, verb))
             w.evidence.append(
                 "the completion is %s of the struct kthread at %x, PID %s (%s)'s (its %s, "
-                "a task its stack names): it waits for that kthread %s" % (
-                    member, kt, ref.pid, ref.comm, field_name, verb))
+                "a task the stack of the waiter %s names): the waiter waits for that "
+                "kthread %s" % (member, kt, ref.pid, ref.comm, field_name,
+                                _whose(snap, task), verb))
             return w
     return None
 

@@ -174,3 +174,26 @@ def test_wrap_short_cut_is_textwrap():
         hang = rnd.choice([None, "", "        "])
         assert wrap(text, cols, indent, hang) == _textwrap_wrap(text, cols, indent, hang), \
             (text, cols, indent, hang)
+
+
+def test_at_fdcwd_is_named():
+    """dfd = -100 is AT_FDCWD (include/uapi/linux/fcntl.h); another int is not."""
+    from crash_ext.core.results import Arg
+    from crash_ext.render.argrecover import _arg_lines
+    a = Arg(name="dfd", type="int", register="rdi", status="recovered", value=0xffffff9c)
+    (line,) = _arg_lines(a, None, False, 80)
+    assert "dfd (int) %rdi = ffffff9c (-100 = AT_FDCWD)" in line
+    b = Arg(name="count", type="int", register="rdi", status="recovered", value=0xffffff9c)
+    assert "AT_FDCWD" not in _arg_lines(b, None, False, 80)[0]
+
+
+def test_table_fits_its_width():
+    """A table wider than its width wraps its widest text cells onto more lines."""
+    rows = [[1, "PID 101 (mm_reader_1), PID 102 (mm_reader_2), PID 103 (mm_reader_3)", 2,
+             "rw_semaphore ffff892fbfface50"]]
+    text = table(rows, ["#", "ROOT", "BEHIND", "VIA"], "simple", 60)
+    assert max(len(l) for l in text.splitlines()) <= 60
+    assert "mm_reader_3" in text and text == table(rows, ["#", "ROOT", "BEHIND", "VIA"],
+                                                   "simple", 60)
+    assert table(rows, ["#", "ROOT", "BEHIND", "VIA"], "simple") == _tabulated(
+        rows, ["#", "ROOT", "BEHIND", "VIA"], "simple")

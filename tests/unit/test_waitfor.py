@@ -298,12 +298,15 @@ def test_text_tells_the_story():
     assert "\n        - frame #5 holds it" in text
     assert "score" not in text
     # the answer first: rm, behind the cycle, then the cycle from the holder of its lock
-    assert text.startswith("ANSWER\n1. rm 99 in ")
+    assert text.startswith("ANSWER\nDEADLOCK 1: rm 99 in ")
     assert "recorded by the lock (rw_semaphore.owner)" in text
     assert "back to the start" in text and "ABBA" in text
     assert "Stuck behind this cycle: 1 task" in text and " rm " in text
-    assert text.strip().splitlines()[-1].startswith("deadlock: 3 tasks analysed (UN): 1 "
-                                                    "cycle [1 inferred]")
+    # the summary comes last, wrapped to 80 columns as every line
+    summary = " ".join(text[text.rindex("\ndeadlock: ") + 1:].split())
+    assert summary == RD.summary_line(_abba())
+    assert summary.startswith("deadlock: 3 tasks analysed (UN): 1 cycle [1 inferred]")
+    assert all(len(line) <= 80 for line in text.splitlines())
 
 
 def test_json_carries_the_same_facts():

@@ -142,8 +142,14 @@ def test_flush_work_resolves_to_the_kworker_running_the_item():
     assert w.object == int(T["work"], 16)                  # the module's work item
     assert [t.pid for t in w.must_act] == [T["worker_pid"]]  # the module's kworker
     assert w.what.startswith("work item %s" % T["work_func"])
-    assert "its kthread.data, through task_struct.worker_private, is this worker" in \
-        w.evidence[-1]
+    assert "the kworker's kthread.data, through task_struct.worker_private, is this " \
+        "worker" in w.evidence[-1]
+    # each line names whose record it is: the waiter's, never "this task", which under
+    # MUST ACT would read as the kworker
+    waiter = "the waiter PID %d (%s)" % (T["waiter_pid"], T["waiter_comm"])
+    assert w.evidence[0].startswith(waiter + "'s own swait_queue record")
+    assert "task = " + waiter in w.evidence[1]
+    assert not any("this task" in e or "its own" in e for e in w.evidence)
     # the waiter's task_struct.stack is not recorded (the kworker's is, and does not
     # hold it):
     # where says so, it does not claim the completion is nowhere
