@@ -442,6 +442,12 @@ def test_text_fits_and_lists_candidates_with_evidence(lab, scenario, target):
         rest = re.search(r"(\d+) other tasks?: no evidence tying", cands)
         rep = lock_report(crash, int(lk["address"], 16), lk["type"], snapshot=snap)
         assert len(numbered) + (int(rest.group(1)) if rest else 0) == len(rep.candidates)
+        # --all-candidates: every candidate numbered, none folded into the count line
+        _, every = _run(crash, ["--all-candidates", lk["address"]])
+        every = every.split("CANDIDATE HOLDERS")[1].split("  WAITERS:")[0]
+        assert sorted(int(p) for p in re.findall(r"(?m)^    \d+\. PID: (\d+) ", every)) \
+            == sorted(c.task.pid for c in rep.candidates), every
+        assert "no evidence tying" not in every
     for t in dump.truth["tasks"]:
         if t["blocked_kind"] != "lock":
             continue

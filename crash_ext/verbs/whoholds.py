@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop walking a wait list after N waiters (default %(default)s)")
     p.add_argument("--no-candidates", action="store_true",
                    help="do not rank candidate holders for ownerless locks")
+    p.add_argument("--all-candidates", action="store_true",
+                   help="list every candidate holder, also those with no evidence tying "
+                   "them to the lock (by default counted in one line)")
     p.add_argument("--args", action="store_true",
                    help="with -p: also try argument recovery to find the lock")
     return p
@@ -375,7 +378,7 @@ def run(opts, port: Port, out) -> int:
                           for h in hops]})
             print(jsontext.dumps(js, indent=1), file=out)
             return rc
-        out.write(format_chain(hops, outcome, width(out)))
+        out.write(format_chain(hops, outcome, width(out), opts.all_candidates))
         return rc
     addr, kind, cont = _lock_target(port, opts)
     rep = lock_report(port, addr, kind, snapshot=snap, container=cont,
@@ -394,5 +397,5 @@ def run(opts, port: Port, out) -> int:
         print(jsontext.dumps(document("whoholds", dump_identity(port), {
             "mode": "lock", "lock": to_json(rep)}), indent=1), file=out)
     else:
-        print(format_report(rep, width(out)), file=out)
+        print(format_report(rep, width(out), opts.all_candidates), file=out)
     return lock_exit_code(rep)
