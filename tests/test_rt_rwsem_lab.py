@@ -22,11 +22,11 @@ from crash_ext.waits.blockedon import blocked_on
 from crash_ext.waits.collection import collect
 from crash_ext.waits.lockreport import lock_report
 from crash_ext.waits.rtdrain import DRAIN_EVIDENCE
+from tests.truthcheck import CODE, top_candidates_from_code
 from tests.lab import labdumps, mklab
 from tests.test_deadlock_lab import Truth, _pids_of_cycle
 
 SCENARIOS = ("readers", "rwsem-readers", "rw-abba")
-CODE = "its code holds the lock: "
 MODE = {"w": "writer", "r": "reader", "-": None}
 
 
@@ -72,15 +72,10 @@ def test_readers_ranked_first_from_code_writer_first_waiter(lab, scenario, targe
             (w["pid"], MODE[w["mode"]]) for w in lk["waiters"]], lk["name"]
         assert rep.waiters[0].task.pid == lk["writer_waits_for_readers"]
         assert "not a holder" in rep.state["pending_writer"]
-        owners = sorted(o["pid"] for o in lk["owners"])
-        n = len(owners)
-        top = rep.candidates[:n]
-        assert sorted(c.task.pid for c in top) == owners, (
-            lk["name"], [(c.task.pid, c.score) for c in rep.candidates])
+        top = top_candidates_from_code(rep, lk)
         for c in top:
-            assert c.evidence[0].startswith(CODE) and lk["address"][2:] in c.evidence[0]
             assert "for reading" in c.evidence[0], c.evidence[0]
-        for c in rep.candidates[n:]:
+        for c in rep.candidates[len(top):]:
             assert c.score < min(x.score for x in top), lk["name"]
             assert not any(e.startswith(CODE) for e in c.evidence), c
 

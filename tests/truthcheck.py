@@ -18,3 +18,21 @@ def check_lock_doc(got, lk):
             lk["name"], [(c["task"]["pid"], c["score"]) for c in got["candidates"]])
     assert [w["task"]["pid"] for w in got["waiters"]] == [w["pid"] for w in lk["waiters"]], (
         lk["name"], got["waiters"])
+
+
+#: how the holds analysis's evidence from a candidate's code begins
+CODE = "its code holds the lock: "
+
+
+def top_candidates_from_code(rep, lk):
+    """Check that the truth's holders of ``lk`` are ``rep``'s first candidates (as many as
+    the truth has), each with evidence from its code naming the lock's address first.
+    Returns those candidates."""
+    owners = sorted(o["pid"] for o in lk["owners"])
+    top = rep.candidates[:len(owners)]
+    assert sorted(c.task.pid for c in top) == owners, (
+        lk["name"], [(c.task.pid, c.score) for c in rep.candidates])
+    for c in top:
+        assert c.evidence[0].startswith(CODE) and lk["address"][2:] in c.evidence[0], (
+            lk["name"], c.evidence)
+    return top
