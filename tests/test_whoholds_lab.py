@@ -188,6 +188,10 @@ def test_readers_that_never_finish_exit_1(lab):
     d = json.loads(js)
     assert d["outcome"]["kind"] == "no_owner"
     assert d["outcome"]["candidates_searched"] is False
+    # the lock itself: the same words, no candidate listed
+    rc, out = _run(crash, ["--no-candidates", lk["address"]])
+    assert "CANDIDATE HOLDERS: not searched (--no-candidates)" in out, out
+    assert not re.search(r"(?m)^    \d+\. PID: ", out), out
 
 
 def test_task_word_is_a_command_name(lab):

@@ -136,6 +136,8 @@ def format_report(rep: LockReport, cols: int = DEFAULT_WIDTH,
                 out.append("    (%s)" % note)
         elif rep.locked and rep.owner is None and "candidates_considered" in rep.state:
             out.append("  CANDIDATE HOLDERS: none with any evidence")
+        elif rep.state.get("candidates_searched") is False:
+            out.append("  CANDIDATE HOLDERS: not searched (--no-candidates)")
         out.append("  WAITERS: %d%s" % (len(rep.waiters), " (queue order)" if rep.waiters
                                         else ""))
         if rep.waiters:

@@ -485,8 +485,10 @@ def lock_report(port: Port, addr: int, lock_type: Optional[str] = None,
     if kind == "mutex" and st.locked is False and entries:
         rep.problems.append("unlocked mutex with waiters: caught between release and "
                             "wake-up, or not a mutex")
-    need_cands = (candidates and st.locked and rep.owner is None and
+    need_cands = (st.locked and rep.owner is None and
                   kind in ("semaphore", "rw_semaphore", "mutex", "spinlock"))
-    if need_cands:
+    if need_cands and candidates:
         rep.candidates = rank_candidates(port, snap, rep, cont_addr)
+    elif need_cands:
+        rep.state["candidates_searched"] = False
     return rep
