@@ -61,7 +61,7 @@ def test_errors_map_to_port_exceptions(standin):
     assert port.command("foreach RU bt -f") is not None
 
 
-def test_run_verb_never_raises(standin, capsys):
+def test_run_verb_never_raises(standin, capfd):
     _, _, mod = standin("seed")
     assert run_verb("whoholds", ["-p", "99999"], crash_module=mod) == 2
     assert run_verb("whoholds", ["0"], crash_module=mod) == 2
@@ -72,9 +72,11 @@ def test_run_verb_never_raises(standin, capsys):
             raise RuntimeError("simulated bug")
 
     rc = run_verb("deadlock", [], crash_module=Broken(mod._proc))
-    out = capsys.readouterr().out
-    assert rc == 3 and "internal error" in out and "Traceback" not in out
-    for line in out.strip().splitlines():
+    # errors go to the process's stderr (fd 2: inside crash sys.stderr is crash's output)
+    out, err = capfd.readouterr()
+    assert rc == 3 and "internal error" in err and "Traceback" not in out + err
+    assert "error" not in out, out
+    for line in err.strip().splitlines():
         assert line.startswith(("whoholds:", "deadlock:", "usage:")), line
 
 

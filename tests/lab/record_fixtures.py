@@ -371,8 +371,18 @@ def main(argv=None):
     p.add_argument("--only", action="append", choices=sorted(RECORDERS),
                    help="record only these fixtures (repeatable; default all)")
     a = p.parse_args(argv)
-    for name in a.only or RECORDERS:
-        RECORDERS[name](a.out)
+    # crash's own answers, not crash-ext's per-build stores: a stored disassembly may have
+    # come by another of crash's paths (gdb's or crash's dis) in an earlier session
+    was = os.environ.get("CRASH_EXT_TYPE_CACHE")
+    os.environ["CRASH_EXT_TYPE_CACHE"] = "0"
+    try:
+        for name in a.only or RECORDERS:
+            RECORDERS[name](a.out)
+    finally:
+        if was is None:
+            del os.environ["CRASH_EXT_TYPE_CACHE"]
+        else:
+            os.environ["CRASH_EXT_TYPE_CACHE"] = was
     return 0
 
 
