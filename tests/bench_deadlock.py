@@ -9,18 +9,20 @@ of SESSIONS fresh crash sessions (default 3; crash's start-up is not timed): cra
 first run in the session), then five pairs of the two, side by side.  The session's
 ratio is the median of its five ``deadlock`` times over the median of its five
 ``foreach`` times (this VM's bursts of slowness last a few runs: three pairs let one
-burst decide a session); the HEADLINE is the median of the sessions' ratios (the issue's
-target: at most 1.3, growing linearly in N).  The first run of each session is printed
+burst decide a session); the HEADLINE is the median of the sessions' ratios (issue
+29's target for a second call: at most 1.8, growing linearly in N).  The first run of each session is printed
 beside it.  Then the same ratio inside crash with the real pykdump
 (``tests/incrash_bench.py``), with the type store and without it.
 
 Type facts are kept on disk per vmlinux (``crash_ext/ports/typestore.py``), and so are
 the facts of the kernel image's code (disassembly, prototypes, holds summaries and call
 sites: ``crash_ext/core/codestore.py``, in the store directory's ``code/``); this
-benchmark starts from empty stores of its own, and first prints the one session that
-fills them: ``deadlock`` on a vmlinux never seen before, when gdb answers about fifteen
+benchmark starts from empty stores of its own, and first prints SESSIONS sessions that
+each fill an empty one: ``deadlock`` on a vmlinux never seen before, when gdb answers about fifteen
 type look-ups (tens of ms each) and disassembles every function the analyses read.  Every later session -- what a user gets from the second
-session on that kernel build on -- finds them stored.
+session on that kernel build on -- finds them stored.  The last lines put the largest
+N's medians beside issue 29's targets: the first call of a session with the stores
+warm, on a vmlinux never seen, and a second call.
 
 A measurement, not a test: nothing is asserted.
 """
@@ -41,7 +43,9 @@ from crash_ext.verbs import deadlock  # noqa: E402
 from tests import incrash_bench  # noqa: E402
 from tests.lab.labdumps import get_dump  # noqa: E402
 
-TARGET = 1.3
+TARGET = 1.8          # a later call of the session (issue 29)
+FIRST_TARGET = 2.5    # the first call of a session, stores warm
+NEVER_TARGET = 8.0    # the first call on a vmlinux never seen (stores empty)
 PAIRS = 5      # foreach / deadlock pairs timed per session
 
 
@@ -83,6 +87,9 @@ def bench(n, sessions):
     med = statistics.median
     nat, dls, side, first = [], [], [], []
     rc, summary = None, ""
+    # a session not counted: the stores hold this dump's code (a module's is kept per
+    # dump) before the first session counted, as for a user's second session
+    session(d, pairs=0)
     for i in range(sessions):
         n0, d0, ns, ds, kb, rc, summary = session(d)
         r = med(ds) / med(ns)
@@ -107,16 +114,32 @@ def bench(n, sessions):
     incrash_bench.bench(n, sessions)
     incrash_bench.bench(n, sessions, env={"CRASH_EXT_TYPE_CACHE": "0"},
                         label="type store off")
-    return med(nat), med(dls)
+    return med(nat), med(dls), first, side
 
 
-def never_seen(n):
-    """The session that fills the (empty) type store: deadlock on a new vmlinux."""
+def never_seen(n, sessions):
+    """Sessions that each fill an empty type and code store: deadlock on a vmlinux
+    never seen.  Returns their first calls' ratios to foreach."""
     d = get_dump("scale", n=n)
-    n0, d0, ns, ds, kb, rc, summary = session(d, pairs=1)
-    print("N=%-5d vmlinux never seen (empty type store): foreach UN bt -f %.3fs; first "
-          "deadlock %.3fs (%.2fx), then %.3fs (%.2fx)" % (
-              n, ns[0], d0, d0 / ns[0], ds[0], ds[0] / ns[0]), flush=True)
+    ratios = []
+    for i in range(sessions):
+        os.environ["CRASH_EXT_TYPES"] = tempfile.mkdtemp(prefix="crash-ext-types-")
+        try:
+            n0, d0, ns, ds, kb, rc, summary = session(d, pairs=1)
+        finally:
+            shutil.rmtree(os.environ["CRASH_EXT_TYPES"], ignore_errors=True)
+        ratios.append(d0 / ns[0])
+        print("N=%-5d session %d, vmlinux never seen (empty stores): foreach UN bt -f "
+              "%.3fs; first deadlock %.3fs (%.2fx), then %.3fs (%.2fx)" % (
+                  n, i + 1, ns[0], d0, d0 / ns[0], ds[0], ds[0] / ns[0]), flush=True)
+    return ratios
+
+
+def _verdict(name, values, target):
+    med = statistics.median(values)
+    return "  %-46s median %.2fx (%s)  target <= %.1fx: %s" % (
+        name, med, " ".join("%.2f" % v for v in values), target,
+        "met" if med <= target else "NOT met")
 
 
 def main(argv):
@@ -126,15 +149,21 @@ def main(argv):
     p.add_argument("n", type=int, nargs="*", help="blocked tasks (default 500 1000 2000)")
     a = p.parse_args(argv)
     ns = a.n or [500, 1000, 2000]
+    sessions = max(1, a.sessions)
+    never = never_seen(ns[-1], sessions)
     store = tempfile.mkdtemp(prefix="crash-ext-types-")
     os.environ["CRASH_EXT_TYPES"] = store
     try:
-        never_seen(ns[-1])
-        rows = [(n,) + bench(n, max(1, a.sessions)) for n in ns]
+        rows = [(n,) + bench(n, sessions) for n in ns]
         if len(rows) > 1:
             print("Growth (median seconds per 1000 tasks): " + ", ".join(
                 "N=%d: foreach %.3f deadlock %.3f" % (n, 1000 * x / n, 1000 * y / n)
-                for n, x, y in rows))
+                for n, x, y, _f, _s in rows))
+        n, _x, _y, first, side = rows[-1]
+        print("Issue 29 at N=%d, deadlock / crash's foreach UN bt -f, per session:" % n)
+        print(_verdict("first call of a session, stores warm", first, FIRST_TARGET))
+        print(_verdict("first call, vmlinux never seen", never, NEVER_TARGET))
+        print(_verdict("a later call of the session", side, TARGET), flush=True)
     finally:
         shutil.rmtree(store, ignore_errors=True)
     return 0

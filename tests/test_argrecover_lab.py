@@ -22,14 +22,19 @@ def test_module_pointer_arguments_recovered_exactly(lab, scenario, target):
     """Every pointer the module passed to a noinline function whose frame is still on
     the stack is recovered with the exact value the module recorded: per task and per
     function, as many frames as crash's own ``bt`` shows of that function, each checked
-    against the module's notes of its call (the n live frames are the last n calls);
-    every task the module noted calls of has at least one such frame checked."""
+    against the module's notes of its call (the n live frames are the last n calls),
+    under the parameter's name as the module's notes give it (from the module's
+    debuginfo: gdb's prototype names none); every task the module noted calls of has
+    at least one such frame checked."""
     dump, crash = lab(scenario, target=target)
     snap = Snapshot(crash)
     for task in dump.truth["tasks"]:
         pid = task["pid"]
         calls = [c for c in dump.truth["calls"] if c["pid"] == pid]
         ta = recover_with_port(crash, snap.backtrace(snap.by_pid(pid).task))
+        # the module's debuginfo is loaded (mod -s): its frames' parameters are named
+        # from it, as the module's notes name them (argrecover --mod)
+        argrecover.name_params(crash, ta.frames)
         on_stack = _bt_functions(crash.command("bt %d" % pid))
         checked = 0
         for func in sorted({c["function"] for c in calls}):
@@ -48,8 +53,8 @@ def test_module_pointer_arguments_recovered_exactly(lab, scenario, target):
             for f, want in zip(frames, reversed(per_call)):
                 got = {a.name: a for a in f.args}
                 for name, value in want.items():
-                    arg = got.get(name) or next(
-                        a for i, a in enumerate(f.args) if _param_index(f, name) == i)
+                    assert name in got, (pid, func, name, [a.name for a in f.args])
+                    arg = got[name]
                     assert arg.status == "recovered", (pid, func, name, arg.reason)
                     assert arg.value == value, (pid, func, name)
                     checked += 1
@@ -61,18 +66,6 @@ def _bt_functions(text):
     """The functions of crash's ``bt`` frames, innermost first (module ones without
     their ``[module]`` tag)."""
     return re.findall(r"(?m)^\s*#\d+ \[[0-9a-f]+\] (\S+) at ", text)
-
-
-def _param_index(frame, name):
-    """Position of parameter ``name`` in the module's own prototypes (whatis omits names)."""
-    protos = {"lab_hold": ["l", "lock", "mode", "rest"], "lab_take": ["l", "mode"],
-              "lab_inode_lock": ["dentry", "inode"], "lab_mutex_lock": ["lock"],
-              "lab_rwsem_down_write": ["sem"], "lab_rwsem_down_read": ["sem"],
-              "lab_sem_down": ["sem"], "lab_wait_event": ["done"],
-              "lab_spin_lock": ["lock"], "lab_gsem_a_section": ["rest"],
-              "lab_gsem_b_section": ["rest"], "lab_xnode_ilock": ["xn"],
-              "lab_mmap_read_lock": ["mm"], "lab_mmap_write_lock": ["mm"]}
-    return protos[frame.function].index(name)
 
 
 @pytest.mark.parametrize("target", SEEDS)

@@ -3,8 +3,10 @@
 (``CRASH_EXT_TYPE_CACHE=0``), while a store fills, and from a warm store, on 6.1 lab dumps
 (the seed, an ABBA mutex deadlock, a convoy).  The store is shared across the dumps, so
 each later dump reads facts an earlier one (another boot: KASLR moved the kernel) wrote.
+The lab module's code is kept too, per load (one dump), and read back by the warm runs.
 Each run is its own ``crash-ext`` process and crash session.  No timing is checked."""
 
+import glob
 import json
 import os
 import subprocess
@@ -66,6 +68,13 @@ def test_answers_are_the_same_with_the_code_store_off_filling_and_warm(scenario,
     filling = _verbs(dump, {"CRASH_EXT_TYPES": store})
     path = os.path.join(store, "code", build_id(dump.vmlinux) + ".json")
     assert os.path.exists(path), "the code store was not written"
+    # the lab module's code, kept for this dump's load of it (crash loaded its .ko)
+    mods = glob.glob(os.path.join(store, "code", "mod-crashext_lab-*.json"))
+    kept = set()
+    for m in mods:
+        with open(m) as f:
+            kept.update(e[1] for e in json.load(f)["dis"].values())
+    assert any(n.startswith("lab_") for n in kept), (mods, sorted(kept))
     warm = _verbs(dump, {"CRASH_EXT_TYPES": store})
     assert any(k.startswith("whoholds") for k in off), "no blocked task to follow"
     for verb in off:

@@ -6,14 +6,15 @@ one recovery per stack shape)."""
 from ..compat import Dict, Iterator, List, Optional, Sequence, Set
 
 from ..core.caches import SOURCES, HeldWeakly
-from ..core.errors import CrashCommandError, CrashExtError
+from ..core.errors import BadArgument, CrashCommandError, CrashExtError
 from ..core.words import check_address_word
 from ..models.disasm import gdb_as_dis, join_dis
+from ..models.proto import parse_scope
 from ..models.stack import Backtrace
 from ..models.symtab import SymbolTable
 from ..core.results import TaskArgs
 from .argrecords import CLONE_PARTS, ReadFn, parsed
-from .stored import StoredCode
+from .stored import StoredCode, StoredParts
 from .templates import Template, build_template, plain_view, task_view
 
 class PortSources:
@@ -39,15 +40,16 @@ class PortSources:
         self._dis = {}  # type: Dict[int, str]     # {instruction address: its function's text}
         self._symtab = None  # type: Optional[SymbolTable]
         self._whatis = {}  # type: Dict[str, str]
+        self._scope = {}  # type: Dict[str, List[str]]
         self._words = {}  # type: Dict[int, Optional[int]]
         self.flows = {}  # type: Dict[tuple, fl.Flow]
         self.templates = {}  # type: Dict[tuple, List[Template]]
-        self._stored = None  # type: Optional[StoredCode]
+        self._stored = None  # type: Optional[StoredParts]
         self._stored_asked = False
 
-    def stored(self) -> Optional[StoredCode]:
-        """Return the session's code store (:class:`~.stored.StoredCode`, asked once),
-        None when there is none."""
+    def stored(self) -> Optional[StoredParts]:
+        """Return the session's code store (:class:`~.stored.StoredParts`: the kernel
+        image's and the loaded modules', asked once), None when there is none."""
         if not self._stored_asked:
             self._stored_asked = True
             self._stored = StoredCode.for_port(self.port)
@@ -151,6 +153,31 @@ class PortSources:
             if st is not None:
                 st.keep_whatis(name, self._whatis[name])
         return self._whatis[name]
+
+    def scope_names(self, name: str) -> List[str]:
+        """Return the names of the symbols of function ``name``'s outermost block as
+        its debuginfo lists them (parameters first: :func:`~..models.proto.parse_scope`),
+        from gdb's ``info scope`` at the function's first instruction; [] when gdb has
+        no debuginfo there (a module whose object file crash did not load) or crash
+        knows no such function.  Asked once per name and session; raises only what the
+        port raises for crash dying or timing out."""
+        if name not in self._scope:
+            st = self.stored()
+            kept = st.scope(name) if st is not None else None
+            if kept is not None:
+                self._scope[name] = kept
+                return kept
+            names = []  # type: List[str]
+            try:
+                addr = self.port.symbol_address(check_address_word(name))
+                if addr is not None:
+                    names = parse_scope(self.port.command("gdb info scope *%#x" % addr))
+            except (CrashCommandError, BadArgument):   # no such function, odd name
+                names = []
+            self._scope[name] = names
+            if st is not None:
+                st.keep_scope(name, names)
+        return self._scope[name]
 
     def prefetch(self, shapes) -> None:
         """Fetch the code and prototypes of the functions in ``shapes`` (of

@@ -1,29 +1,46 @@
 """The code store (:mod:`crash_ext.core.codestore`) as the analyses read and write it:
 a function's disassembly text, prototypes, holds summaries and call sites of one crash
-session's kernel image, moved to where KASLR put the image in this session.
+session's kernel image, moved to where KASLR put the image in this session, and of the
+modules of a dump whose object files crash loaded (with their functions' names from
+gdb's ``info scope``).
 
-A fact is kept only for code of the kernel image (``_text`` to ``_end``): a module's
-functions are asked of gdb in every session.  Disassembly is keyed by the function's
-offset in the image and stored relative to its first instruction; a summary by the
-function's offset (relative to its start); a call site by its return address's offset
-(relative to that address); a prototype by the function's name, for functions the
-store has the code of.
+Code of the kernel image (``_text`` to ``_end``) is kept per vmlinux build: disassembly
+is keyed by the function's offset in the image and stored relative to its first
+instruction; a summary by the function's offset (relative to its start); a call site by
+its return address's offset (relative to that address); a prototype by the function's
+name, for functions the store has the code of.
+
+A module's code calls into the kernel image and reaches its own data, which move apart
+from it between loads (and, from 6.4 on, apart from each other): a module's facts are
+kept for one load of one object file -- the module's name, text base and size and
+``struct module`` address as ``mod`` lists them, its object file's build-id, the
+kernel build and the dump's ``sys`` DATE -- so that a dump read again (a second crash
+session on it) finds its modules' code; never on a live system, whose modules can be
+unloaded and loaded again.  A module whose object file crash did not load (no ``mod
+-s``) is asked of crash in every session.
 """
 
 import bisect
+import os
 import re
+import zlib
 from ..compat import Dict, List, Optional, Set, Tuple
 
-from ..core.codestore import Relocation
+from ..core.buildid import file_identity
+from ..core.codestore import CodeStore, Relocation, store_dir
 from ..core.errors import CrashExtError
 from ..models.disasm import Insn
 from .argrecords import CLONE_PARTS
 from .holdrecords import Acq, ArgExpr, SiteLock, Summary
 from .mustheld import SiteRelease
 
-__all__ = ["StoredCode"]
+__all__ = ["StoredCode", "StoredParts"]
 
 _FIRST = re.compile(r"^0x[0-9a-f]+ <([^>+]+)>:")
+#: a line of crash's ``mod``: MODULE NAME (TEXT_)BASE SIZE OBJECT-FILE (a loaded one)
+_MOD_LOADED = re.compile(r"^\s*([0-9a-f]+)\s+(\S+)\s+([0-9a-f]+)\s+(\d+)\s+(/\S+)\s*$",
+                         re.M)
+_DATE = re.compile(r"^\s*DATE:\s+(.+?)\s*$", re.M)
 
 
 class StoredCode:
@@ -36,10 +53,11 @@ class StoredCode:
         self._names = set()  # type: Set[str]
 
     @classmethod
-    def for_port(cls, port) -> Optional["StoredCode"]:
-        """Return the stored code of ``port``'s session, None when its port keeps no
-        code store or crash does not name the image's ``_text`` and ``_end``.  Raises
-        only what the port raises for crash dying or timing out."""
+    def for_port(cls, port) -> Optional["StoredParts"]:
+        """Return the stored code of ``port``'s session (:class:`StoredParts`: the
+        kernel image's, then its modules'), None when its port keeps no code store or
+        crash does not name the image's ``_text`` and ``_end``.  Raises only what the
+        port raises for crash dying or timing out."""
         store = port.base_port.code_store()
         if store is None:
             return None
@@ -49,7 +67,8 @@ class StoredCode:
             return None
         if lo is None or hi is None or not lo < hi:
             return None
-        return cls(store, Relocation(lo, hi))
+        image = cls(store, Relocation(lo, hi))
+        return StoredParts([image] + _module_parts(port, store, lo))
 
     # -------------------------------------------------------------- disassembly
     def _index(self) -> List[int]:
@@ -129,6 +148,22 @@ class StoredCode:
         if name in self._names:
             self.store.put("whatis", name, text)
 
+    def scope(self, name: str) -> Optional[List[str]]:
+        """Return the stored names of function ``name``'s outermost block (gdb's ``info
+        scope``: :meth:`~.sources.PortSources.scope_names`), None when none are."""
+        self._index()
+        if name not in self._names:
+            return None
+        got = self.store.get("scope", name)
+        return list(got) if isinstance(got, list) and all(
+            isinstance(n, str) for n in got) else None
+
+    def keep_scope(self, name: str, names: List[str]) -> None:
+        """Keep ``names`` for function ``name`` when this part holds its code."""
+        self._index()
+        if name in self._names:
+            self.store.put("scope", name, list(names))
+
     # -------------------------------------------------------------- holds
     def summary(self, addr: int, depth: int) -> Tuple[bool, Optional[Summary]]:
         """Return (found, the stored Summary of the function starting at ``addr``,
@@ -188,3 +223,108 @@ class StoredCode:
         except ValueError:
             return
         self.store.put("site", "%x" % (ret - self.reloc.lo), rel)
+
+
+class StoredParts:
+    """The stored code of one crash session, in parts (:class:`StoredCode` each: the
+    kernel image's first, then each module's); each part answers and keeps only what
+    lies in its own code (an address in its range, a name of a function it holds), so
+    every call goes to the first part that has an answer."""
+
+    def __init__(self, parts: List[StoredCode]):
+        self.parts = parts
+
+    def dis(self, addr: int) -> Optional[str]:
+        """Return the stored text of the function spanning ``addr`` (see
+        :meth:`StoredCode.dis`), None when no part holds it."""
+        for p in self.parts:
+            got = p.dis(addr)
+            if got is not None:
+                return got
+        return None
+
+    def keep_dis(self, text: str, insns: List[Insn]) -> None:
+        """Keep one function's disassembly in the part whose code it is."""
+        for p in self.parts:
+            p.keep_dis(text, insns)
+
+    def whatis(self, name: str) -> Optional[str]:
+        """Return the stored ``whatis`` text of function ``name``, None when none is."""
+        for p in self.parts:
+            got = p.whatis(name)
+            if got is not None:
+                return got
+        return None
+
+    def keep_whatis(self, name: str, text: str) -> None:
+        """Keep crash's ``whatis`` text of ``name`` in the part holding its code."""
+        for p in self.parts:
+            p.keep_whatis(name, text)
+
+    def scope(self, name: str) -> Optional[List[str]]:
+        """Return the stored ``info scope`` names of ``name``, None when none are."""
+        for p in self.parts:
+            got = p.scope(name)
+            if got is not None:
+                return got
+        return None
+
+    def keep_scope(self, name: str, names: List[str]) -> None:
+        """Keep the ``info scope`` names of ``name`` in the part holding its code."""
+        for p in self.parts:
+            p.keep_scope(name, names)
+
+    def summary(self, addr: int, depth: int) -> Tuple[bool, Optional[Summary]]:
+        """Return (found, the stored Summary): see :meth:`StoredCode.summary`."""
+        for p in self.parts:
+            got = p.summary(addr, depth)
+            if got[0]:
+                return got
+        return False, None
+
+    def keep_summary(self, addr: int, depth: int, s: Summary) -> None:
+        """Keep Summary ``s`` in the part whose code starts at ``addr``."""
+        for p in self.parts:
+            p.keep_summary(addr, depth, s)
+
+    def site(self, ret: int):
+        """Return the stored call site before ``ret`` (see :meth:`StoredCode.site`)."""
+        for p in self.parts:
+            got = p.site(ret)
+            if got is not None:
+                return got
+        return None
+
+    def keep_site(self, ret: int, site) -> None:
+        """Keep the call site before ``ret`` in the part whose code it is."""
+        for p in self.parts:
+            p.keep_site(ret, site)
+
+
+def _module_parts(port, image: CodeStore, text: int) -> List[StoredCode]:
+    """Return a StoredCode for each module of ``port``'s dump whose object file crash
+    loaded (``mod``), keyed by that load (see the module's text); [] on a live system,
+    when crash names no DATE in ``sys``, or when ``mod`` fails.  Raises only what the
+    port raises for crash dying or timing out."""
+    if not port.memory_fixed():
+        return []
+    try:
+        mods = _MOD_LOADED.findall(port.command("mod"))
+        date = _DATE.search(port.command("sys")) if mods else None
+    except CrashExtError:
+        return []
+    if date is None:
+        return []
+    image_id = os.path.splitext(os.path.basename(image.path))[0]
+    out = []
+    for addr, name, base, size, objfile in mods:
+        obj = file_identity(objfile)
+        lo, n = int(base, 16), int(size)
+        if obj is None or not n:
+            continue
+        raw = "\0".join((image_id, "%x" % text, date.group(1), addr, name, base, size,
+                         obj)).encode()
+        path = os.path.join(store_dir(), "code", "mod-%s-%08x%08x.json" % (
+            name, zlib.crc32(raw), zlib.adler32(raw)))
+        out.append(StoredCode(CodeStore.at(path), Relocation(lo, lo + n)))
+    return out

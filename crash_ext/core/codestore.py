@@ -7,8 +7,9 @@ build.  gdb takes seconds to answer it for the functions of a large dump; a
 :class:`CodeStore` keeps it in ``<type store dir>/code/<build-id>.json`` beside the type
 store (:mod:`crash_ext.ports.typestore`), so a later session reads it instead.
 
-Only functions of the kernel image itself are kept (never a module's: a module's code
-and the kernel it calls move apart between loads), and KASLR moves the whole image
+Per build, only functions of the kernel image itself are kept (a module's code and the
+kernel it calls move apart between loads: a module's facts are kept per load, for one
+dump, in ``code/mod-*.json``: :mod:`crash_ext.code.stored`), and KASLR moves the whole image
 between boots: every address in a kept fact is stored relative to the start of the
 function it belongs to (:class:`Relocation`), never as an absolute address, and its key
 is the function's offset in the image.  ``CRASH_EXT_TYPE_CACHE=0`` turns the store off
@@ -28,8 +29,9 @@ from .caches import CODE_STORES
 __all__ = ["CodeStore", "Relocation", "store_dir", "cache_enabled", "save_all"]
 
 #: 1: dis/whatis/site/summary sections, addresses relative to the function's start
+#: (and scope: a module function's names from its debuginfo; a file without it has none)
 FORMAT_VERSION = 1
-SECTIONS = ("dis", "whatis", "site", "summary")
+SECTIONS = ("dis", "whatis", "site", "summary", "scope")
 MASK = (1 << 64) - 1
 
 
@@ -148,7 +150,11 @@ class CodeStore:
         ident = file_identity(vmlinux)
         if ident is None or (live and (running_id is None or running_id != ident)):
             return None
-        path = os.path.join(store_dir(), "code", ident + ".json")
+        return cls.at(os.path.join(store_dir(), "code", ident + ".json"))
+
+    @classmethod
+    def at(cls, path: str) -> "CodeStore":
+        """Return the store kept in file ``path`` (one object per file in the process)."""
         return CODE_STORES.get(path, lambda: cls(path))
 
     def _load(self) -> Dict[str, Dict[str, object]]:

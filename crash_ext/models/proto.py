@@ -147,3 +147,17 @@ def parse_whatis(text: str, function: Optional[str] = None) -> Optional[Prototyp
             proto.text = "%s%s%s(%s);" % (ret, "" if ret.endswith("*") else " ", function,
                                            inner.replace(slot, "(*)"))
     return proto
+
+
+_SCOPE_SYMBOL = re.compile(r"^Symbol ([A-Za-z_]\w*) is ", re.M)
+
+
+def parse_scope(text: str) -> List[str]:
+    """Return the names of the symbols gdb's ``info scope *ADDR`` lists, in its order:
+    at a function's entry, the symbols of its outermost block as its debuginfo lists
+    them (its parameters first, then that block's locals).  Returns [] when gdb lists
+    none (no debuginfo for the address: "No function contains specified address.").
+    Never raises."""
+    if not text.lstrip().startswith("Scope for "):
+        return []
+    return _SCOPE_SYMBOL.findall(text)

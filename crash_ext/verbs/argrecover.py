@@ -9,7 +9,7 @@ import argparse
 import re
 from ..compat import Dict, List, Optional
 
-from ..code.sources import recover_all, recover_with_port
+from ..code.sources import recover_all, recover_with_port, sources_for
 from ..code.templates import plain_view
 from ..core import jsontext
 from ..core.errors import BadArgument
@@ -113,18 +113,27 @@ _ARGN = re.compile(r"arg[0-9]+\??\Z")
 
 def name_params(port: Port, frames: List[FrameArgs]) -> None:
     """Give the arguments of ``frames`` that gdb's prototype left unnamed (``argN``)
-    their names from the vmlinux's BTF (:mod:`crash_ext.models.btf`: the DWARF names,
-    as pahole copied them), when BTF describes the function with as many parameters;
-    a GCC clone's names keep their ``?``.  Module functions keep ``argN`` (a module's
-    BTF, when it has one, is not read).  Never raises."""
+    their names: a kernel function's from the vmlinux's BTF
+    (:mod:`crash_ext.models.btf`: the DWARF names, as pahole copied them) when BTF
+    describes it with as many parameters, a GCC clone's keeping their ``?``; a module
+    function's from the module's debuginfo when crash loaded it (``mod -s``,
+    ``--mod``): gdb's ``info scope`` at the function's entry
+    (:meth:`~crash_ext.code.sources.PortSources.scope_names`).  A module's clone (its
+    parameters may have been dropped) and a module without debuginfo keep ``argN``.
+    Raises only what the port raises for crash dying or timing out."""
     btf, loaded = None, False
     for f in frames:
-        if f.module or not f.prototype or not f.args or not any(
-                _ARGN.match(a.name) for a in f.args):
+        if not f.prototype or not f.args or not any(_ARGN.match(a.name) for a in f.args):
             continue
-        if not loaded:
-            btf, loaded = read_vmlinux_btf(dump_identity(port).get("vmlinux")), True
-        names = param_names(btf, f.function, len(f.args))
+        if f.module:
+            if f.clone:
+                continue
+            listed = sources_for(port).scope_names(f.function)
+            names = tuple(listed[:len(f.args)]) if len(listed) >= len(f.args) else None
+        else:
+            if not loaded:
+                btf, loaded = read_vmlinux_btf(dump_identity(port).get("vmlinux")), True
+            names = param_names(btf, f.function, len(f.args))
         if names is None:
             continue
         for a, n in zip(f.args, names):

@@ -83,6 +83,57 @@ def test_truncated_gzip_is_one_error(cache, tmp_path):
     assert D.decompressed_copies(str(src)) == []
 
 
+def _slow_zstd(bindir, pieces, pause):
+    """A ``zstd`` on PATH that writes its output (``-o FILE``) in ``pieces`` chunks of
+    1 MiB with ``pause`` seconds between them, as a large dump's decompression does."""
+    bindir.mkdir(parents=True, exist_ok=True)
+    exe = bindir / "zstd"
+    exe.write_text("#!/bin/sh\nwhile [ \"$1\" != -o ]; do shift; done\n"
+                   "for i in $(seq %d); do head -c 1048576 /dev/zero >> \"$2\"; "
+                   "sleep %s; done\n" % (pieces, pause))
+    exe.chmod(0o755)
+
+
+def test_zstd_dump_says_how_far_it_has_come(cache, tmp_path, monkeypatch):
+    """A zstd dump's decompression is announced, then reported every PROGRESS_EVERY
+    seconds with the size written so far (growing), then its end with the copy's size
+    and how to remove it; a second call reuses the copy and says so."""
+    src = tmp_path / "vmcore.zst"
+    src.write_bytes(D.ZSTD_MAGIC + b"\0" * 64)
+    _slow_zstd(tmp_path / "bin", 6, 0.3)
+    monkeypatch.setenv("PATH", "%s:%s" % (tmp_path / "bin", os.environ["PATH"]))
+    monkeypatch.setattr(D, "PROGRESS_EVERY", 0.2)
+    said = []
+    out = D.readable_dump(str(src), say=said.append)
+    assert os.path.getsize(out) == 6 << 20
+    assert "zstd-compressed" in said[0] and out in said[0], said
+    progress = [float(line.split()[1]) for line in said[1:-1]]
+    assert len(progress) >= 3 and all(line.startswith("... ") and " MB written" in line
+                                      for line in said[1:-1]), said
+    assert progress == sorted(progress) and progress[-1] > progress[0], said
+    assert said[-1] == "decompressed %s: 6.0 MB written; remove it with: rm %s" % (
+        src, out), said
+    again = []
+    assert D.readable_dump(str(src), say=again.append) == out
+    assert again == ["reading %s's decompressed copy %s (6.0 MB, made earlier; rm it to "
+                     "free the space)" % (src, out)]
+
+
+def test_real_zstd_round_trip(cache, tmp_path):
+    """With Debian's zstd (a lab dependency): the copy is the original's bytes."""
+    import shutil
+    import subprocess
+    if not shutil.which("zstd"):
+        pytest.fail("zstd is missing: make lab installs it (tests/lab/deps.sh)")
+    raw = b"\x7fELF" + os.urandom(200000)
+    plain = tmp_path / "vmcore"
+    plain.write_bytes(raw)
+    subprocess.run(["zstd", "-q", str(plain), "-o", str(tmp_path / "vmcore.zst")],
+                   check=True)
+    out = D.readable_dump(str(tmp_path / "vmcore.zst"))
+    assert open(out, "rb").read() == raw
+
+
 def _lab(cache, abi, scenario, built):
     d = cache / "lab" / abi / ("%s-0123456789abcdef" % scenario)
     d.mkdir(parents=True)
