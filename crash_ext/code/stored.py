@@ -229,76 +229,63 @@ class StoredParts:
     """The stored code of one crash session, in parts (:class:`StoredCode` each: the
     kernel image's first, then each module's); each part answers and keeps only what
     lies in its own code (an address in its range, a name of a function it holds), so
-    every call goes to the first part that has an answer."""
+    every question goes to the first part that has an answer and every fact is
+    offered to all."""
 
     def __init__(self, parts: List[StoredCode]):
         self.parts = parts
 
+    def _first(self, how: str, *args):
+        for p in self.parts:
+            got = getattr(p, how)(*args)
+            if got is not None and got != (False, None):
+                return got
+        return None
+
+    def _offer(self, how: str, *args) -> None:
+        for p in self.parts:
+            getattr(p, how)(*args)
+
     def dis(self, addr: int) -> Optional[str]:
         """Return the stored text of the function spanning ``addr`` (see
         :meth:`StoredCode.dis`), None when no part holds it."""
-        for p in self.parts:
-            got = p.dis(addr)
-            if got is not None:
-                return got
-        return None
+        return self._first("dis", addr)
 
     def keep_dis(self, text: str, insns: List[Insn]) -> None:
         """Keep one function's disassembly in the part whose code it is."""
-        for p in self.parts:
-            p.keep_dis(text, insns)
+        self._offer("keep_dis", text, insns)
 
     def whatis(self, name: str) -> Optional[str]:
         """Return the stored ``whatis`` text of function ``name``, None when none is."""
-        for p in self.parts:
-            got = p.whatis(name)
-            if got is not None:
-                return got
-        return None
+        return self._first("whatis", name)
 
     def keep_whatis(self, name: str, text: str) -> None:
         """Keep crash's ``whatis`` text of ``name`` in the part holding its code."""
-        for p in self.parts:
-            p.keep_whatis(name, text)
+        self._offer("keep_whatis", name, text)
 
     def scope(self, name: str) -> Optional[List[str]]:
         """Return the stored ``info scope`` names of ``name``, None when none are."""
-        for p in self.parts:
-            got = p.scope(name)
-            if got is not None:
-                return got
-        return None
+        return self._first("scope", name)
 
     def keep_scope(self, name: str, names: List[str]) -> None:
         """Keep the ``info scope`` names of ``name`` in the part holding its code."""
-        for p in self.parts:
-            p.keep_scope(name, names)
+        self._offer("keep_scope", name, names)
 
     def summary(self, addr: int, depth: int) -> Tuple[bool, Optional[Summary]]:
         """Return (found, the stored Summary): see :meth:`StoredCode.summary`."""
-        for p in self.parts:
-            got = p.summary(addr, depth)
-            if got[0]:
-                return got
-        return False, None
+        return self._first("summary", addr, depth) or (False, None)
 
     def keep_summary(self, addr: int, depth: int, s: Summary) -> None:
         """Keep Summary ``s`` in the part whose code starts at ``addr``."""
-        for p in self.parts:
-            p.keep_summary(addr, depth, s)
+        self._offer("keep_summary", addr, depth, s)
 
     def site(self, ret: int):
         """Return the stored call site before ``ret`` (see :meth:`StoredCode.site`)."""
-        for p in self.parts:
-            got = p.site(ret)
-            if got is not None:
-                return got
-        return None
+        return self._first("site", ret)
 
     def keep_site(self, ret: int, site) -> None:
         """Keep the call site before ``ret`` in the part whose code it is."""
-        for p in self.parts:
-            p.keep_site(ret, site)
+        self._offer("keep_site", ret, site)
 
 
 def _module_parts(port, image: CodeStore, text: int) -> List[StoredCode]:
