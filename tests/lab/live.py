@@ -156,16 +156,25 @@ def run_live(scenario, argvs, kernel=mklab.DEFAULT_KERNEL, churn=0, compare=None
                "-serial", "file:" + console, "-monitor", "none",
                "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,"
                           "multidevs=remap"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            _, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
+        for attempt in range(mklab.BOOT_RETRIES + 1):
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                _, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+                text = _read(console)
+                raise mklab.LabError("live %s: the guest did not finish within %ds "
+                                     "(console: %s)" % (scenario, timeout,
+                                                        _keep_console(text, scenario)))
             text = _read(console)
-            raise mklab.LabError("live %s: the guest did not finish within %ds (console: %s)"
-                                 % (scenario, timeout, _keep_console(text, scenario)))
-        text = _read(console)
+            why = mklab.died_booting(text)
+            if why is None or attempt == mklab.BOOT_RETRIES:
+                break
+            # the kernel died in its own boot, before anything of the lab ran
+            mklab.log("live %s: the guest's kernel died while booting (%s): booting it "
+                      "again (console kept: %s)" % (scenario, why,
+                                                    _keep_console(text, scenario)))
         ended = re.search(r"^LIVE-RUN-END rc=(\d+)$", text, re.M)
         if "LIVE-DONE" not in text or "LIVE-FAILED" in text or "LAB-FAILED" in text \
                 or not ended or ended.group(1) != "0":

@@ -461,13 +461,48 @@ def build_scenario(abi, kdir, scenario, n, shared, made="snapshot"):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if os.path.exists(os.path.join(dest, "meta.json")):
             return dest
-        # no failure is retried: none is known to be transient (issue 24's flush-wq
-        # "QEMU exited (0)" lost its console; every failed staging's console is kept)
-        try:
-            return _build_scenario_locked(abi, kdir, scenario, n, shared, dest, made)
-        except LabError as e:
-            raise LabError("%s (console kept: %s)" % (
-                e, _keep_failed_console(dest, abi, scenario, made, e)))
+        # every failed staging's console is kept; only a guest whose kernel died while
+        # booting, before anything of the lab ran, is staged again (died_booting)
+        for attempt in range(BOOT_RETRIES + 1):
+            try:
+                return _build_scenario_locked(abi, kdir, scenario, n, shared, dest, made)
+            except LabError as e:
+                text = _console(os.path.join(dest + ".tmp", "console.log"))
+                kept = _keep_failed_console(dest, abi, scenario, made, e)
+                why = died_booting(text)
+                if why is None or attempt == BOOT_RETRIES:
+                    raise LabError("%s (console kept: %s)" % (e, kept))
+                log("%s: the guest's kernel died while booting, before the lab's init "
+                    "loaded a module (%s): staging it again (console kept: %s)"
+                    % (scenario, why, kept))
+
+
+#: stagings of one scenario retried after a guest died while booting (died_booting)
+BOOT_RETRIES = 2
+_OOPS = re.compile(r"^\[\s*\d+\.\d+\] (Oops: .*|BUG: .*|Kernel panic - not syncing: .*)$",
+                   re.M)
+_MODULES = re.compile(r"^\[\s*\d+\.\d+\] Modules linked in:(.*)$", re.M)
+
+
+def died_booting(console_text):
+    """Return the first oops or panic line of a guest whose kernel died while booting,
+    before the lab's init loaded any module (the oops's "Modules linked in:" is empty):
+    nothing of the lab had run, so staging again is sound.  None for any other console
+    (a failure of the lab's own making is never retried).
+
+    Seen on QEMU TCG with two vCPUs (6.12.95, a loaded 2-core host): ``Oops: int3`` in
+    ``sched_clock_cpu`` at 1.4 s, while the kernel patched a static branch with its
+    int3 breakpoint protocol (text_poke_bp) and the other vCPU still ran the int3 that
+    the patching had already removed: the emulator's cross-modifying code, not the
+    kernel (it does not happen on hardware or KVM).  QEMU then exits 0 (panic=-1,
+    -no-reboot) before LAB-DONE."""
+    oops = _OOPS.search(console_text)
+    if oops is None:
+        return None
+    mods = _MODULES.search(console_text)
+    if mods is None or mods.group(1).strip():
+        return None
+    return oops.group(1)
 
 
 def _keep_failed_console(dest, abi, scenario, made, err):
