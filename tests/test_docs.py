@@ -129,7 +129,9 @@ def _value_map(blocks, here):
 
 
 _NUMBER = re.compile(r"(?:0x)?[0-9a-f]{8,16}|\d+")
-_TOKEN = re.compile(r"\[\d+ \d\d:\d\d:\d\d\.\d+\]|\b(?:0x)?[0-9a-f]{8,16}\b|\b\d+\b")
+#: a log time, an address, or a decimal that is not a symbol's offset (``<vfs_unlink+105>``
+#: is the same on every build of the kernel, whatever PIDs a boot gave the tasks)
+_TOKEN = re.compile(r"\[\d+ \d\d:\d\d:\d\d\.\d+\]|\b(?:0x)?[0-9a-f]{8,16}\b|(?<!\+)\b\d+\b")
 _WORDS = re.compile(r"(?m)^ *[0-9a-f]{16}:( [0-9a-f]{16})+ *$")
 
 
