@@ -54,25 +54,29 @@ __all__ = ["HoldsAnalyser", "analyser_for", "code_holders", "held_now"]
 #: directly); each level deeper also summarises the callees' callees (depth 1: a
 #: dispatcher calling wrappers, ``lab_take`` -> ``lab_mutex_lock`` -> ``mutex_lock``)
 SUMMARY_DEPTH = 1
-def held_now(port, addr: int, kind: str, task: int) -> Tuple[bool, str, Optional[str]]:
+def held_now(port, addr: int, kind: str, task: int, memo: Optional[dict] = None
+             ) -> Tuple[bool, str, Optional[str]]:
     """Return (the dump agrees ``task`` may hold it, words why, mode) for the lock of
     ``kind`` at ``addr``: it must decode as locked, with a sound wait list, and an owner
     field that names ``task`` or nobody; a spinning lock only when its owner field
     names ``task`` (a task asleep holds none; PREEMPT_RT's record their owner).
-    ``mode``: 'writer'/'reader' when the lock's state tells.  Never raises."""
-    try:
-        lay = L.probe_layout(port, kind)
-        raw = port.read(addr, lay.size)
-    except CrashExtError as e:
-        return False, "cannot read it as %s: %s" % (article(kind), e), None
-    st = LS.decode_state(lay, raw, read_u64=port.read_u64)
+    ``mode``: 'writer'/'reader' when the lock's state tells.  ``memo``: {(addr, kind):
+    what was read of the lock} shared by the calls that read the same memory (a
+    convoy's lock is asked once per task that may hold it).  Never raises."""
+    got = memo.get((addr, kind)) if memo is not None else None
+    if got is None:
+        got = _lock_now(port, addr, kind)
+        if memo is not None:
+            memo[(addr, kind)] = got
+    cannot, st, ww = got
+    if cannot is not None:
+        return False, cannot, None
     if not st.locked:
         return False, "free in the dump" if st.locked is False else \
             "its state does not say locked", None
     if st.owner_task is not None and st.owner_task != task:
         return False, "its owner field names another task (%x)" % st.owner_task, None
-    if lay.wait_kind is not None:
-        ww = LW.walk_waiters(port, lay, addr, raw, cap=64)
+    if ww is not None:
         if ww.damaged:
             return False, "not %s: %s" % (article(kind), ww.damaged), None
         if any(e.task == task for e in ww.entries):
@@ -83,6 +87,21 @@ def held_now(port, addr: int, kind: str, task: int) -> Tuple[bool, str, Optional
     who = "its owner field names this task" if st.owner_task == task else \
         "it records no owner"
     return True, "locked in the dump (%s; %s)" % (words, who), st.mode
+
+
+def _lock_now(port, addr: int, kind: str):
+    """Return (why it cannot be read or None, its decoded state, the walk of its wait
+    list (None when it is not locked or keeps none)) for :func:`held_now`."""
+    try:
+        lay = L.probe_layout(port, kind)
+        raw = port.read(addr, lay.size)
+    except CrashExtError as e:
+        return "cannot read it as %s: %s" % (article(kind), e), None, None
+    st = LS.decode_state(lay, raw, read_u64=port.read_u64)
+    ww = None
+    if st.locked and lay.wait_kind is not None:
+        ww = LW.walk_waiters(port, lay, addr, raw, cap=64)
+    return None, st, ww
 
 
 # ------------------------------------------------------------------- per port
@@ -103,6 +122,8 @@ class HoldsAnalyser:
         self.sites = {}  # type: Dict[int, Tuple[List[SiteLock], List[SiteRelease], Optional[str]]]
         self.dep_maps = None  # type: Optional[Dict[str, int]]
         self.tasks = {}  # type: Dict[tuple, TaskHolds]
+        self.locks = {}  # type: dict      # held_now's memo: what was read of each lock
+        self.mem = None                     # memory of the task_holds call under way
         self.has_lockdep = None  # type: Optional[bool]
 
     def rebind(self, port, fixed: bool) -> None:
@@ -113,6 +134,7 @@ class HoldsAnalyser:
         self.src = sources_for(port)
         if not fixed:
             self.tasks = {}
+            self.locks = {}
 
     def _insns(self, addr: int) -> List[Insn]:
         return parsed(self.src.dis(addr) or "")
@@ -187,19 +209,27 @@ class HoldsAnalyser:
         return r
 
     # -- per task --------------------------------------------------------------------
-    def task_holds(self, bt, above: Optional[int] = None, args=None) -> TaskHolds:
+    def task_holds(self, bt, above: Optional[int] = None, args=None, reader=None
+                   ) -> TaskHolds:
         """Return what the task of back trace ``bt`` holds: lockdep's record when the
         kernel keeps one, else the locks its frames' code holds (frames with index
         greater than ``above``, the frame it blocks in, when given).  ``args``: its
         TaskArgs when already recovered (recovered here only when a lock's address
-        needs it).  Never raises for unreadable code or memory (they become notes)."""
+        needs it).  ``reader``: the port this call reads memory through (a snapshot's
+        :class:`~crash_ext.session.snapshot.StackReadPort`, which answers stack words
+        from the printed stacks: a lock's waiters live there), default the analyser's
+        port.  Never raises for unreadable code or memory (they become notes)."""
         key = (bt.task, above, args is None,
                tuple((f.sp, f.ret_addr) for f in bt.frames[:2]), len(bt.frames))
         got = self.tasks.get(key)
         if got is None:
             if len(self.tasks) > 65536:
                 self.tasks.clear()
-            got = self.tasks[key] = self._task_holds(bt, above, args)
+            self.mem = reader
+            try:
+                got = self.tasks[key] = self._task_holds(bt, above, args)
+            finally:
+                self.mem = None
         return got
 
     def _task_holds(self, bt, above, args) -> TaskHolds:
@@ -297,7 +327,8 @@ class HoldsAnalyser:
                                              words) is not None:
                     why_not.append("%s (%x): an inner frame may have released it" % (what, val))
                     continue
-                ok, why, mode = held_now(self.port, val, sl.acq.kind, bt.task)
+                ok, why, mode = held_now(self.mem or self.port, val, sl.acq.kind, bt.task,
+                                         self.locks)
                 if not ok:
                     why_not.append("%s (%x): %s" % (what, val, why))
                     continue
@@ -383,7 +414,7 @@ class HoldsAnalyser:
             w = words.get(addr)
             if w is None:
                 try:
-                    w = self.port.read_u64(addr)
+                    w = (self.mem or self.port).read_u64(addr)
                 except CrashExtError:
                     return None, "stack slot %x unreadable" % addr, False
             return (w + loc[2]) & MASK, "stack slot %x = %x" % (addr, w), False
@@ -392,7 +423,7 @@ class HoldsAnalyser:
             if inner is None:
                 return None, how, weak
             try:
-                w = self.port.read_u64(inner)
+                w = (self.mem or self.port).read_u64(inner)
             except CrashExtError:
                 return None, "memory at %x unreadable" % inner, False
             return (w + loc[2]) & MASK, "%s; [%x] = %x read from the dump (assumed " \
@@ -430,7 +461,7 @@ def code_holders(port, backtraces: Dict[int, object], blocked: Dict[int, object]
         if b is None or getattr(b, "kind", None) == "running" or not getattr(bt, "frames", None):
             continue
         try:
-            th = an.task_holds(bt, above=b.frame)
+            th = an.task_holds(bt, above=b.frame, reader=port)
         except CrashExtError:
             continue
         for h in th.held:

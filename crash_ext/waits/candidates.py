@@ -91,7 +91,7 @@ def _code_holds(port: Port, bt, bidx: int, addr: int, kind: str):
     ``addr`` (frames above ``bidx``).  Never raises for crash errors."""
     an = analyser_for(port)
     try:
-        th = an.task_holds(bt, above=bidx if bidx >= 0 else None)
+        th = an.task_holds(bt, above=bidx if bidx >= 0 else None, reader=port)
     except CrashExtError:
         return []
     return [h for h in th.held if h.address == addr or (
