@@ -68,7 +68,10 @@ def require_task_view(port: Port) -> None:
         return
     seen, counted, live = task_view(port)
     if seen is not None and counted is not None:
-        slack = max(4, counted // 20) if live else 0
+        # a live system's tasks come and go between crash's count and nr_threads (a
+        # churning guest: 72 listed, 77 counted); a crash that cannot read the task
+        # list misses nearly all (Debian 12's 8.0.2 on 6.1: 2 of 61)
+        slack = max(8, counted // 4) if live else 0
         if seen + slack < counted:
             version = port.crash_version()
             raise CrashCannotRead(

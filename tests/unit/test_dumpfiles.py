@@ -191,6 +191,9 @@ def test_task_view_refuses_a_crash_that_lists_too_few():
 def test_task_view_accepts_idle_tasks_and_live_slack():
     taskview.require_task_view(SysPort(63, 61))               # + 2 idle tasks
     taskview.require_task_view(SysPort(60, 61, "/proc/kcore"))  # live: moving
+    taskview.require_task_view(SysPort(72, 77, "/proc/kcore"))  # live, churning tasks
+    with pytest.raises(CrashCannotRead):                        # live, 8.0.2 on 6.1
+        taskview.require_task_view(SysPort(2, 61, "/proc/kcore"))
     taskview.require_task_view(SysPort(2, None))              # cannot tell: no refusal
     with pytest.raises(CrashCannotRead):
         taskview.require_task_view(SysPort(60, 61))           # a dump must agree
