@@ -238,7 +238,7 @@ class StoredParts:
     def _first(self, how: str, *args):
         for p in self.parts:
             got = getattr(p, how)(*args)
-            if got is not None and got != (False, None):
+            if got is not None:
                 return got
         return None
 
@@ -273,7 +273,11 @@ class StoredParts:
 
     def summary(self, addr: int, depth: int) -> Tuple[bool, Optional[Summary]]:
         """Return (found, the stored Summary): see :meth:`StoredCode.summary`."""
-        return self._first("summary", addr, depth) or (False, None)
+        for p in self.parts:
+            got = p.summary(addr, depth)
+            if got[0]:
+                return got
+        return False, None
 
     def keep_summary(self, addr: int, depth: int, s: Summary) -> None:
         """Keep Summary ``s`` in the part whose code starts at ``addr``."""
